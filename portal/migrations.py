@@ -1,0 +1,412 @@
+"""Numbered, append-only schema migrations, recorded in ``schema_migrations``.
+
+Never edit a migration that has shipped: append a new one. Each migration runs in its own
+``BEGIN IMMEDIATE … COMMIT`` script, so a failure leaves the previous version intact. A database whose recorded
+version is newer than the newest one here is refused (an older binary must not write to a newer schema).
+
+Conventions: ids are UUIDv4 text; times are UTC ISO-8601 text (``2026-11-25T12:00:00.000000Z``, so string order is
+time order); money is integer minor units with an ISO-4217 ``currency``; JSON columns end in ``_json`` or are
+named ``properties``/``meta``/``billing_address``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer Portal than this one."""
+
+
+INITIAL_SCHEMA = """
+CREATE TABLE organizations (
+    id TEXT PRIMARY KEY,
+    slug TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    avatar_url TEXT,
+    website_url TEXT,
+    support_email TEXT,
+    address TEXT,                      -- free text, printed on receipts
+    receipt_prefix TEXT NOT NULL,      -- e.g. ACME -> ACME-0007
+    next_receipt_number INTEGER NOT NULL DEFAULT 1,
+    next_invoice_number INTEGER NOT NULL DEFAULT 1,
+    default_currency TEXT NOT NULL DEFAULT 'usd',
+    default_locale TEXT NOT NULL DEFAULT 'en',
+    accent_color TEXT NOT NULL DEFAULT '#2563eb',
+    allow_plan_change INTEGER NOT NULL DEFAULT 1,
+    allow_seats INTEGER NOT NULL DEFAULT 0,
+    show_usage INTEGER NOT NULL DEFAULT 1,
+    allow_email_change INTEGER NOT NULL DEFAULT 0,
+    settings TEXT NOT NULL DEFAULT '{}',   -- json: further portal/email settings
+    external_id TEXT UNIQUE,
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+
+CREATE TABLE customers (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    email TEXT NOT NULL,
+    email_verified INTEGER NOT NULL DEFAULT 0,
+    name TEXT,
+    external_id TEXT,
+    billing_name TEXT,
+    billing_address TEXT,              -- json Address or NULL
+    tax_id TEXT,
+    locale TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT,
+    deleted_at TEXT
+);
+CREATE UNIQUE INDEX customers_org_email ON customers(organization_id, email COLLATE NOCASE)
+    WHERE deleted_at IS NULL;
+CREATE UNIQUE INDEX customers_org_external_id ON customers(organization_id, external_id)
+    WHERE external_id IS NOT NULL;
+
+CREATE TABLE products (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    description TEXT,
+    is_recurring INTEGER NOT NULL DEFAULT 0,
+    recurring_interval TEXT CHECK (recurring_interval IN ('day', 'week', 'month', 'year')),
+    recurring_interval_count INTEGER NOT NULL DEFAULT 1,
+    is_archived INTEGER NOT NULL DEFAULT 0,
+    visibility TEXT NOT NULL DEFAULT 'public' CHECK (visibility IN ('public', 'private', 'draft')),
+    external_id TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX products_org ON products(organization_id);
+CREATE UNIQUE INDEX products_org_external_id ON products(organization_id, external_id)
+    WHERE external_id IS NOT NULL;
+
+CREATE TABLE product_prices (
+    id TEXT PRIMARY KEY,
+    product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+    amount_type TEXT NOT NULL DEFAULT 'fixed' CHECK (amount_type IN ('fixed', 'free', 'custom')),
+    price_amount INTEGER NOT NULL DEFAULT 0 CHECK (price_amount >= 0),
+    price_currency TEXT NOT NULL,
+    is_archived INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX product_prices_product ON product_prices(product_id);
+
+CREATE TABLE benefits (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    type TEXT NOT NULL CHECK (type IN ('custom', 'license_keys', 'downloadables', 'discord',
+                                       'github_repository', 'meter_credit', 'feature_flag')),
+    description TEXT NOT NULL,
+    properties TEXT NOT NULL DEFAULT '{}',   -- json, shape per type
+    external_id TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT,
+    deleted_at TEXT
+);
+CREATE INDEX benefits_org ON benefits(organization_id);
+CREATE UNIQUE INDEX benefits_org_external_id ON benefits(organization_id, external_id)
+    WHERE external_id IS NOT NULL;
+
+CREATE TABLE product_benefits (
+    product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+    benefit_id TEXT NOT NULL REFERENCES benefits(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (product_id, benefit_id)
+);
+CREATE INDEX product_benefits_benefit ON product_benefits(benefit_id);
+
+CREATE TABLE subscriptions (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    product_id TEXT NOT NULL REFERENCES products(id),
+    price_id TEXT REFERENCES product_prices(id),
+    status TEXT NOT NULL CHECK (status IN ('incomplete', 'incomplete_expired', 'trialing', 'active',
+                                           'past_due', 'canceled', 'unpaid')),
+    amount INTEGER NOT NULL CHECK (amount >= 0),
+    currency TEXT NOT NULL,
+    recurring_interval TEXT NOT NULL CHECK (recurring_interval IN ('day', 'week', 'month', 'year')),
+    recurring_interval_count INTEGER NOT NULL DEFAULT 1,
+    current_period_start TEXT NOT NULL,
+    current_period_end TEXT,
+    trial_start TEXT,
+    trial_end TEXT,
+    cancel_at_period_end INTEGER NOT NULL DEFAULT 0,
+    canceled_at TEXT,
+    started_at TEXT,
+    ends_at TEXT,
+    ended_at TEXT,
+    customer_cancellation_reason TEXT,
+    customer_cancellation_comment TEXT,
+    external_id TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX subscriptions_customer ON subscriptions(customer_id, created_at);
+CREATE INDEX subscriptions_org_status ON subscriptions(organization_id, status);
+CREATE UNIQUE INDEX subscriptions_org_external_id ON subscriptions(organization_id, external_id)
+    WHERE external_id IS NOT NULL;
+
+CREATE TABLE orders (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    product_id TEXT REFERENCES products(id),
+    subscription_id TEXT REFERENCES subscriptions(id),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'paid', 'refunded', 'partially_refunded', 'void')),
+    billing_reason TEXT NOT NULL CHECK (billing_reason IN ('purchase', 'subscription_create',
+                                        'subscription_cycle', 'subscription_update')),
+    subtotal_amount INTEGER NOT NULL CHECK (subtotal_amount >= 0),
+    discount_amount INTEGER NOT NULL DEFAULT 0 CHECK (discount_amount >= 0),
+    tax_amount INTEGER NOT NULL DEFAULT 0 CHECK (tax_amount >= 0),
+    total_amount INTEGER NOT NULL CHECK (total_amount >= 0),
+    refunded_amount INTEGER NOT NULL DEFAULT 0 CHECK (refunded_amount >= 0),
+    refunded_tax_amount INTEGER NOT NULL DEFAULT 0 CHECK (refunded_tax_amount >= 0),
+    currency TEXT NOT NULL,
+    billing_name TEXT,                 -- snapshot at payment time
+    billing_address TEXT,              -- json snapshot at payment time
+    tax_id TEXT,                       -- snapshot at payment time
+    receipt_number TEXT,               -- allocated when paid, inside the write transaction
+    invoice_number TEXT,
+    paid_at TEXT,
+    external_id TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX orders_customer_created ON orders(customer_id, created_at DESC);
+CREATE INDEX orders_subscription ON orders(subscription_id);
+CREATE INDEX orders_org_created ON orders(organization_id, created_at DESC);
+CREATE UNIQUE INDEX orders_org_receipt ON orders(organization_id, receipt_number)
+    WHERE receipt_number IS NOT NULL;
+CREATE UNIQUE INDEX orders_org_invoice ON orders(organization_id, invoice_number)
+    WHERE invoice_number IS NOT NULL;
+CREATE UNIQUE INDEX orders_org_external_id ON orders(organization_id, external_id)
+    WHERE external_id IS NOT NULL;
+
+CREATE TABLE order_items (
+    id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    quantity INTEGER NOT NULL DEFAULT 1 CHECK (quantity >= 1),
+    unit_amount INTEGER NOT NULL CHECK (unit_amount >= 0),
+    amount INTEGER NOT NULL CHECK (amount >= 0),
+    tax_amount INTEGER NOT NULL DEFAULT 0,
+    proration INTEGER NOT NULL DEFAULT 0,
+    product_price_id TEXT REFERENCES product_prices(id),
+    position INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX order_items_order ON order_items(order_id, position);
+
+CREATE TABLE refunds (
+    id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    tax_amount INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX refunds_order ON refunds(order_id, created_at);
+
+CREATE TABLE files (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,                -- relative to <data dir>/files
+    mime_type TEXT NOT NULL,
+    size INTEGER NOT NULL CHECK (size >= 0),
+    checksum_sha256_hex TEXT NOT NULL,
+    version TEXT,
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX files_org ON files(organization_id);
+
+CREATE TABLE benefit_grants (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    benefit_id TEXT NOT NULL REFERENCES benefits(id) ON DELETE CASCADE,
+    order_id TEXT REFERENCES orders(id),
+    subscription_id TEXT REFERENCES subscriptions(id),
+    granted_at TEXT,
+    revoked_at TEXT,
+    properties TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX benefit_grants_customer ON benefit_grants(customer_id, created_at);
+CREATE INDEX benefit_grants_benefit ON benefit_grants(benefit_id);
+CREATE INDEX benefit_grants_order ON benefit_grants(order_id);
+CREATE INDEX benefit_grants_subscription ON benefit_grants(subscription_id);
+
+CREATE TABLE license_keys (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    benefit_id TEXT NOT NULL REFERENCES benefits(id) ON DELETE CASCADE,
+    grant_id TEXT REFERENCES benefit_grants(id) ON DELETE SET NULL,
+    key TEXT NOT NULL,
+    display_key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('granted', 'revoked', 'disabled')),
+    limit_activations INTEGER,
+    usage INTEGER NOT NULL DEFAULT 0,
+    limit_usage INTEGER,
+    validations INTEGER NOT NULL DEFAULT 0,
+    last_validated_at TEXT,
+    expires_at TEXT,
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE UNIQUE INDEX license_keys_org_key ON license_keys(organization_id, key);
+CREATE INDEX license_keys_customer ON license_keys(customer_id);
+CREATE INDEX license_keys_grant ON license_keys(grant_id);
+
+CREATE TABLE license_key_activations (
+    id TEXT PRIMARY KEY,
+    license_key_id TEXT NOT NULL REFERENCES license_keys(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT
+);
+CREATE INDEX license_key_activations_key ON license_key_activations(license_key_id, created_at);
+
+CREATE TABLE login_codes (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    email TEXT NOT NULL COLLATE NOCASE,
+    customer_id TEXT REFERENCES customers(id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,           -- HMAC-SHA256(secret, challenge || code)
+    challenge_hash TEXT NOT NULL,      -- HMAC of the challenge cookie/id the code is bound to
+    expires_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    used_at TEXT,
+    canceled_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX login_codes_challenge ON login_codes(challenge_hash);
+CREATE INDEX login_codes_org_email ON login_codes(organization_id, email, created_at);
+
+CREATE TABLE customer_sessions (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,   -- HMAC-SHA256(secret, token)
+    kind TEXT NOT NULL CHECK (kind IN ('api', 'browser')),
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    return_url TEXT,
+    csrf_secret TEXT,
+    expires_at TEXT NOT NULL,
+    last_seen_at TEXT,
+    revoked_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX customer_sessions_customer ON customer_sessions(customer_id);
+
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('organization', 'admin')),
+    organization_id TEXT REFERENCES organizations(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT,
+    CHECK ((scope = 'admin') = (organization_id IS NULL))
+);
+
+CREATE TABLE rate_limits (
+    key TEXT NOT NULL,
+    window_start INTEGER NOT NULL,     -- unix seconds, start of the fixed window
+    count INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (key, window_start)
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    customer_id TEXT REFERENCES customers(id) ON DELETE SET NULL,
+    name TEXT NOT NULL,                -- e.g. subscription.canceled, license_key.activated, file.downloaded
+    subject_id TEXT,
+    data TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE INDEX events_org_created ON events(organization_id, created_at);
+CREATE INDEX events_customer ON events(customer_id, created_at);
+
+-- Append-only audit: events are never updated or deleted through the app.
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+"""
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", INITIAL_SCHEMA),)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)
+"""
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute(_BOOKKEEPING)
+    row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0])
+
+
+def check_version(conn: sqlite3.Connection) -> int:
+    """Return the recorded version; raise ``SchemaTooNewError`` if this Portal is older than the DB."""
+    version = current_version(conn)
+    if version > LATEST_VERSION:
+        raise SchemaTooNewError(
+            f"database schema is version {version}, this Portal knows up to {LATEST_VERSION}: "
+            "upgrade Portal before serving this data directory"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply every pending migration, each atomically; return the versions applied (empty: no-op)."""
+    version = check_version(conn)
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        # executescript runs the whole script; wrapping it in BEGIN IMMEDIATE/COMMIT makes it atomic.
+        script = (
+            "BEGIN IMMEDIATE;\n"
+            f"{migration.sql}\n;"
+            "INSERT INTO schema_migrations(version, name) VALUES "
+            f"({int(migration.version)}, '{migration.name.replace(chr(39), '')}');\n"
+            "COMMIT;"
+        )
+        try:
+            conn.executescript(script)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
