@@ -196,7 +196,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 continue
             raw[spec.field] = value
         try:
-            return msgspec.convert(raw, cls, strict=False)
+            paths = {
+                spec.field: Path(str(raw.pop(spec.field)))
+                for spec in SETTINGS
+                if spec.kind == "path" and spec.field in raw
+            }
+            return msgspec.structs.replace(msgspec.convert(raw, cls, strict=False), **paths)
         except msgspec.ValidationError as exc:
             # Name the environment variable, not the struct field.
             message = str(exc)

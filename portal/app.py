@@ -1,0 +1,97 @@
+"""``create_app(settings)``: the only place that wires Portal together. Nothing is computed at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from portal import system
+from portal.clock import Clock
+from portal.db import Database, connect_sync
+from portal.migrations import migrate
+from portal.resources import templates_dir
+from portal.sessions import pages as session_pages
+from portal.settings import Settings
+from portal.templating import template_config
+from portal.web import (
+    PortalState,
+    add_security_headers,
+    error_handler,
+    provide_clock,
+    provide_db,
+    provide_settings,
+)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object = None) -> Litestar:
+    """Build the ASGI app for ``settings``; the database is opened (and migrated) on startup."""
+    settings = settings.resolve_secrets()
+    db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.db_readers)
+    state = PortalState(settings=settings, db=db, clock=clock or Clock(), mailer=mailer)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.files_dir.mkdir(parents=True, exist_ok=True)
+        conn = connect_sync(settings.db_path, settings.sqlite_synchronous)
+        try:
+            migrate(conn)  # refuses a newer schema (SchemaTooNewError) before serving anything
+        finally:
+            conn.close()
+        await db.open()
+        try:
+            yield
+        finally:
+            await db.close()
+
+    route_handlers = [
+        system.landing,
+        system.healthz,
+        system.readyz,
+        create_static_files_router(path="/static", directories=[templates_dir() / "static"]),
+        *session_pages.ROUTES,
+    ]
+
+    return Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        state=_state(state),
+        dependencies={
+            "db": Provide(provide_db, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "clock": Provide(provide_clock, sync_to_thread=False),
+        },
+        template_config=template_config(),
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="__Host-csrftoken" if settings.is_https else "csrftoken",
+            cookie_secure=settings.is_https,
+            cookie_httponly=True,
+            cookie_samesite="lax",
+            exclude=["^/v1/"],
+        ),
+        exception_handlers={Exception: error_handler},
+        after_request=add_security_headers,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Portal API",
+            version="1.0.0",
+            description="Polar-compatible customer-portal, customer-session and admin API.",
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+
+
+def _state(state: PortalState):  # type: ignore[no-untyped-def]
+    from litestar.datastructures import State
+
+    return State({"portal": state})

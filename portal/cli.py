@@ -1,0 +1,207 @@
+"""The ``portal`` command: serve, migrate, seed, check (and the subcommands later areas add).
+
+Every subcommand reads settings from ``PORTAL_*`` variables (see the README table); flags only override what a
+subcommand needs (host, port, workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from portal.db import Database, connect_sync
+from portal.migrations import LATEST_VERSION, SchemaTooNewError, check_version, migrate
+from portal.resources import demo_seed_path
+from portal.settings import Settings, SettingsError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env().resolve_secrets()
+    except SettingsError as exc:
+        print(f"portal: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    conn = connect_sync(settings.db_path, settings.sqlite_synchronous)
+    try:
+        applied = migrate(conn)
+    except SchemaTooNewError as exc:
+        print(f"portal: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    if applied:
+        print(f"Applied migrations {', '.join(map(str, applied))}; schema is at version {LATEST_VERSION}.")
+    else:
+        print(f"Nothing to do; schema is at version {LATEST_VERSION}.")
+    return 0
+
+
+async def _load_seed(settings: Settings, path: Path, document: bytes) -> dict[str, int]:
+    from portal.clock import Clock
+    from portal.seeding.loader import load_seed
+
+    db = await Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=1).open()
+    try:
+        result = await load_seed(
+            db,
+            document,
+            seed_dir=path.parent,
+            files_dir=settings.files_dir,
+            now=Clock().now(),
+        )
+    finally:
+        await db.close()
+    return dict(result.counts)
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.seeding.loader import SeedError
+
+    if cmd_migrate(args, settings):
+        return 1
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"portal: no such seed file {path}", file=sys.stderr)
+        return 2
+    try:
+        counts = asyncio.run(_load_seed(settings, path, path.read_bytes()))
+    except SeedError as exc:
+        print(f"portal: the seed document was not loaded ({len(exc.errors)} errors):", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    print("Loaded " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+    return 0
+
+
+def _database_is_empty(settings: Settings) -> bool:
+    conn = connect_sync(settings.db_path, settings.sqlite_synchronous)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM organizations").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
+    conn = connect_sync(settings.db_path, settings.sqlite_synchronous)
+    try:
+        orgs = conn.execute("SELECT slug, name FROM organizations ORDER BY name").fetchall()
+        emails = {
+            row["slug"]: row["email"]
+            for row in conn.execute(
+                "SELECT o.slug, MIN(c.email) AS email FROM customers c "
+                "JOIN organizations o ON o.id = c.organization_id GROUP BY o.slug"
+            )
+        }
+    finally:
+        conn.close()
+    base = settings.public_base_url
+    print("")
+    print("Portal demo is ready.")
+    for org in orgs:
+        hint = f"  (try {emails[org['slug']]})" if org["slug"] in emails else ""
+        print(f"  {org['name']}: {base}/{org['slug']}/portal{hint}")
+    if settings.mail_backend == "outbox":
+        print(f"Login codes are printed here and written as .eml files to {settings.outbox_dir}")
+    else:
+        print(f"Login codes are sent by SMTP via {settings.smtp_host}:{settings.smtp_port}")
+    print(f"Listening on http://{host}:{port}  (API docs at {base}/docs)")
+    print("", flush=True)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    if args.demo and "PORTAL_BASE_URL" not in os.environ:
+        os.environ["PORTAL_BASE_URL"] = f"http://{args.host}:{args.port}"
+        settings = _settings()
+    if cmd_migrate(args, settings):
+        return 1
+    if args.demo:
+        if _database_is_empty(settings):
+            seed_args = argparse.Namespace(path=str(demo_seed_path()))
+            if cmd_seed(seed_args, settings):
+                return 1
+        _print_demo_banner(settings, args.host, args.port)
+    uvicorn.run(
+        "portal.asgi:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,  # client IPs come from PORTAL_TRUSTED_PROXIES, see portal.web.client_ip
+        server_header=False,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        log_level="info",
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    problems = settings.validate()
+    if settings.db_path.exists():
+        conn = connect_sync(settings.db_path, settings.sqlite_synchronous)
+        try:
+            version = check_version(conn)
+            if version < LATEST_VERSION:
+                problems.append(f"database: schema version {version}, run `portal migrate` (latest {LATEST_VERSION})")
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            if result != "ok":
+                problems.append(f"database: integrity_check says {result}")
+        except SchemaTooNewError as exc:
+            problems.append(f"database: {exc}")
+        finally:
+            conn.close()
+    else:
+        problems.append(f"database: {settings.db_path} does not exist yet, run `portal migrate`")
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"ok: settings valid, database {settings.db_path} at schema version {LATEST_VERSION}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description="Self-hosted customer portal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="load seed/demo.json into an empty data dir")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply pending schema migrations").set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="load a seed document (JSON) in one transaction")
+    seed.add_argument("path")
+    seed.set_defaults(func=cmd_seed)
+
+    check = sub.add_parser("check", help="validate settings and the database")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = _settings()
+    func: Command = args.func
+    return func(args, settings)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Customer sign-in: login codes, browser sessions, API customer-session tokens."""

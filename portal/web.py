@@ -1,0 +1,196 @@
+"""HTTP plumbing shared by every area: the app state, dependencies, security headers, client IP, errors.
+
+Error answers: ``/v1/...`` gets JSON in Polar's shapes (``{"error": ..., "detail": ...}``, and for validation
+``{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`` with status 422); every other path gets an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from portal.clock import Clock
+from portal.db import Database
+from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.settings import Settings
+
+log = logging.getLogger("portal")
+
+
+@dataclass
+class PortalState:
+    """Everything a request handler may need, built once by ``create_app``."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    mailer: Any = None
+
+
+def portal_state(state: State) -> PortalState:
+    return state.portal
+
+
+def provide_db(state: State) -> Database:
+    return state.portal.db
+
+
+def provide_settings(state: State) -> Settings:
+    return state.portal.settings
+
+
+def provide_clock(state: State) -> Clock:
+    return state.portal.clock
+
+
+# Content-Security-Policy: no inline script anywhere (the copy-to-clipboard helper is a static file).
+CSP = (
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+HTML_SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+async def add_security_headers(response: Response) -> Response:
+    """``after_request`` hook: security headers on every answer; no-store on everything not static."""
+    for name, value in HTML_SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def client_ip(request: Request[Any, Any, Any], settings: Settings) -> str:
+    """The socket peer, or the first untrusted hop of ``X-Forwarded-For`` when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = settings.trusted_proxy_set
+    if peer not in trusted:
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop
+    return peer
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
+def _validation_detail(exc: ValidationException) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for problem in extra:
+        if not isinstance(problem, dict):
+            continue
+        source = problem.get("source") or "body"
+        key = problem.get("key")
+        loc: list[Any] = [source]
+        if key:
+            loc.extend(str(key).split("."))
+        items.append({"loc": loc, "msg": problem.get("message", "invalid"), "type": "value_error"})
+    if not items:
+        items.append({"loc": ["body"], "msg": exc.detail or "invalid input", "type": "value_error"})
+    return items
+
+
+_ERROR_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "NotPermitted",
+    404: "ResourceNotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "RequestEntityTooLarge",
+    422: "RequestValidationError",
+    429: "TooManyRequests",
+}
+
+
+def api_error(status: int, detail: Any, error: str | None = None, **headers: str) -> Response[Any]:
+    body = {"error": error or _ERROR_NAMES.get(status, "Error"), "detail": detail}
+    return Response(body, status_code=status, headers=headers or None)
+
+
+def domain_error_status(exc: DomainError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, InvalidInput):
+        return 422
+    return 400
+
+
+def error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The one app-level handler: JSON for ``/v1``, an HTML page (in the org's layout if known) otherwise."""
+    status = HTTP_500_INTERNAL_SERVER_ERROR
+    detail: Any = "Internal server error"
+    headers: dict[str, str] = {}
+    if isinstance(exc, DomainError):
+        status = domain_error_status(exc)
+        detail = exc.message
+        if status == 422 and is_api_path(request.url.path):
+            loc = ["body", *(exc.field.split(".") if exc.field else [])]
+            return Response(
+                {"detail": [{"loc": loc, "msg": exc.message, "type": "value_error"}]},
+                status_code=422,
+            )
+    elif isinstance(exc, ValidationException):
+        status = 422 if is_api_path(request.url.path) else 400
+        if is_api_path(request.url.path):
+            return Response({"detail": _validation_detail(exc)}, status_code=422)
+        detail = "; ".join(
+            f"{p.get('key') or 'input'}: {p.get('message')}"
+            for p in (exc.extra if isinstance(exc.extra, list) else [])
+            if isinstance(p, dict)
+        ) or (exc.detail or "Invalid input")
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        detail = exc.detail
+        headers = dict(exc.headers or {})
+        if status == 403 and "CSRF" in str(exc.detail):
+            detail = "Your form expired or was sent from another site. Go back, reload and try again."
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if isinstance(exc, NotFoundException) and not exc.detail:
+        detail = "Not found"
+    if is_api_path(request.url.path):
+        return api_error(status, detail, **headers)
+    org = getattr(request.state, "organization", None) if hasattr(request, "state") else None
+    return _html_error(request, status, detail, org, headers)
+
+
+def _html_error(
+    request: Request[Any, Any, Any], status: int, detail: Any, org: Any, headers: dict[str, str]
+) -> Response[Any]:
+    engine = request.app.template_engine
+    if engine is None:  # pragma: no cover - the app always has one
+        return Response(str(detail), status_code=status, media_type="text/plain")
+    titles = {
+        404: "Page not found",
+        403: "Not allowed",
+        429: "Too many attempts",
+        500: "Something broke",
+    }
+    body = engine.get_template("errors/error.html").render(
+        status=status,
+        title=titles.get(status, "Something went wrong"),
+        detail=detail if status < 500 else "An unexpected error happened. Please try again.",
+        organization=org,
+        request=request,
+    )
+    return Response(body, status_code=status, media_type="text/html", headers=headers or None)

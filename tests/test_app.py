@@ -1,0 +1,66 @@
+"""The app skeleton: health, landing page, error shapes, settings table documented in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+from portal.settings import SETTINGS, Settings, SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_healthz_and_landing(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    page = client.get("/")
+    assert page.status_code == 200
+    soup = BeautifulSoup(page.text, "html.parser")
+    assert soup.h1 is not None and soup.h1.get_text(strip=True) == "Portal is running"
+    assert "@" not in page.text  # nothing private: no emails, no org list
+
+
+def test_readyz_reports_schema(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_unknown_api_path_is_polar_shaped_json(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/v1/does-not-exist")
+    assert response.status_code == 404
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+
+
+def test_unknown_org_portal_is_html_404(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/no-such-org/portal")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    soup = BeautifulSoup(response.text, "html.parser")
+    assert soup.h1 is not None and "not found" in soup.h1.get_text().lower()
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    missing = [spec.env for spec in SETTINGS if f"`{spec.env}`" not in readme]
+    assert missing == []
+
+
+def test_settings_from_env_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="PORTAL_SMTP_PORT"):
+        Settings.from_env({"PORTAL_SMTP_PORT": "not-a-number"})
+    settings = Settings.from_env({"PORTAL_SMTP_PORT": "2525", "PORTAL_DATA_DIR": "/tmp/x"})
+    assert settings.smtp_port == 2525
+    assert settings.data_dir == Path("/tmp/x")
+
+
+def test_secret_key_is_generated_once_and_not_in_repr(tmp_path: Path) -> None:
+    first = Settings(data_dir=tmp_path).resolve_secrets()
+    second = Settings(data_dir=tmp_path).resolve_secrets()
+    assert first.secret_key and first.secret_key == second.secret_key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    assert first.secret_key not in repr(first)

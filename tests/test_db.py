@@ -1,0 +1,194 @@
+"""Database discipline (DESIGN §6): migrations, pragmas on every connection, one serialized writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from portal.db import Database, connect_sync
+from portal.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNewError, migrate
+
+EXPECTED_TABLES = {
+    "organizations",
+    "customers",
+    "products",
+    "product_prices",
+    "product_benefits",
+    "benefits",
+    "orders",
+    "order_items",
+    "refunds",
+    "subscriptions",
+    "benefit_grants",
+    "license_keys",
+    "license_key_activations",
+    "files",
+    "login_codes",
+    "customer_sessions",
+    "api_tokens",
+    "rate_limits",
+    "events",
+    "schema_migrations",
+}
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {row[0] for row in rows}
+
+
+def test_migrations_create_every_table_and_rerun_is_noop(tmp_path: Path) -> None:
+    conn = connect_sync(tmp_path / "fresh.db")
+    assert migrate(conn) == [m.version for m in MIGRATIONS]
+    assert tables(conn) >= EXPECTED_TABLES
+    schema_before = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    assert migrate(conn) == []
+    assert conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema_before
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [m.version for m in MIGRATIONS]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    conn = connect_sync(tmp_path / "newer.db")
+    migrate(conn)
+    conn.execute(
+        "INSERT INTO schema_migrations(version, name) VALUES (?, 'from the future')",
+        (LATEST_VERSION + 1,),
+    )
+    with pytest.raises(SchemaTooNewError):
+        migrate(conn)
+
+
+def test_pragmas_hold_on_every_connection(data_dir: Path) -> None:
+    async def scenario() -> list[tuple[int, str, int, int]]:
+        db = await Database(data_dir / "portal.db", readers=3).open()
+        seen = []
+        try:
+            conns = [db.writer, *db._all_readers]
+            for conn in conns:
+                values = []
+                for pragma in ("busy_timeout", "journal_mode", "synchronous", "foreign_keys"):
+                    async with conn.execute(f"PRAGMA {pragma}") as cur:
+                        values.append((await cur.fetchone())[0])
+                seen.append(tuple(values))
+        finally:
+            await db.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert len(seen) == 4
+    # synchronous=1 is NORMAL; foreign_keys=1 is ON
+    assert all(values == (5000, "wal", 1, 1) for values in seen), seen
+
+
+def test_full_synchronous_setting(data_dir: Path) -> None:
+    async def scenario() -> int:
+        db = await Database(data_dir / "portal.db", synchronous="FULL", readers=1).open()
+        try:
+            async with db.writer.execute("PRAGMA synchronous") as cur:
+                return (await cur.fetchone())[0]
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == 2
+
+
+ORG_SQL = (
+    "INSERT INTO organizations (id, slug, name, receipt_prefix, created_at) "
+    "VALUES (?, ?, ?, 'X', '2026-01-01T00:00:00.000000Z')"
+)
+
+
+async def _two_writers_one_rolls_back(write_a, write_b) -> None:  # type: ignore[no-untyped-def]
+    """A writes, yields, then fails; B writes and commits while A is 'in flight'."""
+    started = asyncio.Event()
+
+    async def failing() -> None:
+        with pytest.raises(RuntimeError):
+            async with write_a() as tx:
+                await tx.execute(ORG_SQL, ("a", "a", "A"))
+                started.set()
+                await asyncio.sleep(0.05)
+                raise RuntimeError("boom")
+
+    async def succeeding() -> None:
+        await started.wait()
+        async with write_b() as tx:
+            await tx.execute(ORG_SQL, ("b", "b", "B"))
+
+    await asyncio.gather(failing(), succeeding())
+
+
+def test_shared_connection_bug_is_real(data_dir: Path) -> None:
+    """Reproduce DESIGN §8: two 'transactions' on one shared connection, the rollback erases the other's write."""
+    from contextlib import asynccontextmanager
+
+    async def scenario() -> set[str]:
+        conn = await aiosqlite.connect(data_dir / "portal.db", isolation_level=None)
+
+        @asynccontextmanager
+        async def naive_write():  # type: ignore[no-untyped-def]
+            # What a naive app does: BEGIN on the shared connection unless a transaction is already open
+            # (SQLite has no nested BEGIN), and only the request that began it commits or rolls back.
+            owner = not conn.in_transaction
+            if owner:
+                await conn.execute("BEGIN")
+
+            class Tx:
+                execute = conn.execute
+
+            try:
+                yield Tx
+            except BaseException:
+                if owner:
+                    await conn.execute("ROLLBACK")
+                raise
+            else:
+                if owner:
+                    await conn.execute("COMMIT")
+
+        await _two_writers_one_rolls_back(naive_write, naive_write)
+        async with conn.execute("SELECT slug FROM organizations") as cur:
+            slugs = {row[0] for row in await cur.fetchall()}
+        await conn.close()
+        return slugs
+
+    # B's committed-looking write is gone: it ran inside A's transaction and A's ROLLBACK erased it.
+    assert asyncio.run(scenario()) == set()
+
+
+def test_database_write_serializes_transactions(data_dir: Path) -> None:
+    async def scenario() -> set[str]:
+        db = await Database(data_dir / "portal.db").open()
+        try:
+            await _two_writers_one_rolls_back(db.write, db.write)
+            return {row[0] for row in await db.fetchall("SELECT slug FROM organizations")}
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == {"b"}
+
+
+def test_many_concurrent_writers_across_two_database_objects(data_dir: Path) -> None:
+    """Two Database objects (as two worker processes would have) writing at once: no 'database is locked'."""
+
+    async def scenario() -> int:
+        dbs = [await Database(data_dir / "portal.db", readers=1).open() for _ in range(2)]
+        try:
+
+            async def write(i: int) -> None:
+                async with dbs[i % 2].write() as tx:
+                    await tx.execute(ORG_SQL, (f"id{i}", f"slug{i}", f"Org {i}"))
+                    await asyncio.sleep(0)
+
+            await asyncio.gather(*(write(i) for i in range(100)))
+            return await dbs[0].fetchval("SELECT COUNT(*) FROM organizations")
+        finally:
+            for db in dbs:
+                await db.close()
+
+    assert asyncio.run(scenario()) == 100
