@@ -18,6 +18,7 @@ from portal.db import Database, connect_sync
 from portal.migrations import migrate
 from portal.resources import templates_dir
 from portal.sessions import pages as session_pages
+from portal.sessions.auth import provide_api_customer, provide_portal_customer
 from portal.settings import Settings
 from portal.templating import template_config
 from portal.web import (
@@ -67,6 +68,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
             "db": Provide(provide_db, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "clock": Provide(provide_clock, sync_to_thread=False),
+            "portal_customer": Provide(provide_portal_customer),
+            "api_customer": Provide(provide_api_customer),
         },
         template_config=template_config(),
         csrf_config=CSRFConfig(

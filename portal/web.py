@@ -13,11 +13,13 @@ from typing import Any
 from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.sessions.auth import SignInRequired
 from portal.settings import Settings
 
 log = logging.getLogger("portal")
@@ -140,6 +142,11 @@ def error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     status = HTTP_500_INTERNAL_SERVER_ERROR
     detail: Any = "Internal server error"
     headers: dict[str, str] = {}
+    if isinstance(exc, SignInRequired):
+        if is_api_path(request.url.path):
+            return api_error(401, exc.message or "Not authenticated")
+        location = f"/{exc.slug}/portal"
+        return Redirect(location, status_code=303)
     if isinstance(exc, DomainError):
         status = domain_error_status(exc)
         detail = exc.message

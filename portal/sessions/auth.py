@@ -1,0 +1,106 @@
+"""Who is asking: dependencies that turn a session cookie (portal pages) or a Bearer customer-session token
+(``/v1/customer-portal/*``) into a ``SessionContext``, and the session cookie's name and flags.
+
+Each organization's portal has its own cookie (``portal_session_<slug>``, ``__Host-`` prefixed over https), so a
+session made for org A is never even sent to org B's pages, and a customer of two sellers can be signed in to both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import Cookie
+from litestar.exceptions import NotAuthorizedException
+
+from portal.clock import Clock
+from portal.db import Database
+from portal.sessions import store
+from portal.sessions.store import SessionContext
+from portal.settings import Settings
+
+
+class SignInRequired(Exception):  # noqa: N818 - reads as what it means
+    """A portal page needs a signed-in customer; answered with a 303 to the org's sign-in page."""
+
+    def __init__(self, slug: str, message: str | None = None) -> None:
+        super().__init__(message or "sign in required")
+        self.slug = slug
+        self.message = message
+
+
+def cookie_name(settings: Settings, slug: str) -> str:
+    return f"{'__Host-' if settings.is_https else ''}portal_session_{slug}"
+
+
+def session_cookie(settings: Settings, slug: str, token: str) -> Cookie:
+    return Cookie(
+        key=cookie_name(settings, slug),
+        value=token,
+        path="/",
+        httponly=True,
+        secure=settings.is_https,
+        samesite="lax",
+        max_age=settings.session_max_age,
+    )
+
+
+def clear_session_cookie(response: Response[Any], settings: Settings, slug: str) -> None:
+    response.delete_cookie(cookie_name(settings, slug), path="/")
+    # delete_cookie does not carry the flags; browsers match by name+path, so this is enough.
+
+
+async def browser_session(
+    request: Request[Any, Any, Any], db: Database, settings: Settings, clock: Clock, slug: str
+) -> SessionContext | None:
+    """The signed-in customer of ``slug``'s portal, or None. Unknown, expired or idle cookies are ignored."""
+    token = request.cookies.get(cookie_name(settings, slug))
+    if not token:
+        return None
+    now = clock.now()
+    context = await store.lookup(
+        db,
+        secret=settings.secret_key,
+        token=token,
+        now=now,
+        kind="browser",
+        idle_timeout_seconds=settings.session_idle_timeout,
+    )
+    if context is None or context.organization.slug != slug:
+        return None
+    if store.needs_touch(context.session, now):
+        await store.touch(db, context.session.id, now)
+    request.state.organization = context.organization
+    return context
+
+
+async def provide_portal_customer(
+    request: Request[Any, Any, Any], db: Database, settings: Settings, clock: Clock, slug: str
+) -> SessionContext:
+    """Dependency for signed-in portal pages: the context, or ``SignInRequired`` (→ 303 to sign-in)."""
+    context = await browser_session(request, db, settings, clock, slug)
+    if context is None:
+        raise SignInRequired(slug)
+    return context
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def provide_api_customer(
+    request: Request[Any, Any, Any], db: Database, settings: Settings, clock: Clock
+) -> SessionContext:
+    """Dependency for ``/v1/customer-portal/*``: a customer-session token as Bearer, else 401."""
+    token = bearer_token(request)
+    if token is None:
+        raise NotAuthorizedException("Missing customer session token (Authorization: Bearer …).")
+    context = await store.lookup(db, secret=settings.secret_key, token=token, now=clock.now(), kind="api")
+    if context is None:
+        raise NotAuthorizedException("Invalid or expired customer session token.")
+    request.state.organization = context.organization
+    return context

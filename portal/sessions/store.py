@@ -1,0 +1,208 @@
+"""The ``customer_sessions`` table: create, look up (one query with customer + org), touch, revoke.
+
+Tokens are 32 random bytes, URL-safe; only HMAC-SHA256(instance secret, token) is stored. ``kind`` is
+``browser`` (cookie; idle + absolute timeout) or ``api`` (Bearer on ``/v1/customer-portal/*`` and the
+``?customer_session_token=`` of pre-authenticated links; absolute expiry only, as Polar).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+from portal.clock import iso, new_id, parse_iso
+from portal.customers.queries import Customer
+from portal.db import Database, Transaction
+from portal.organizations.queries import Organization
+from portal.security import hmac_digest, new_token
+
+SessionKind = Literal["api", "browser"]
+
+# Refresh last_seen_at at most this often: the idle timeout needs minutes, not a write per request.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+class CustomerSession(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    kind: SessionKind
+    organization_id: str
+    customer_id: str
+    return_url: str | None
+    expires_at: str
+    last_seen_at: str | None
+    created_at: str
+
+
+class SessionContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is asking: the session, its customer and the customer's organization."""
+
+    session: CustomerSession
+    customer: Customer
+    organization: Organization
+
+
+def token_digest(secret: str, token: str) -> str:
+    return hmac_digest(secret, token, purpose="customer-session")
+
+
+async def create_session(
+    tx: Transaction,
+    *,
+    secret: str,
+    kind: SessionKind,
+    organization_id: str,
+    customer_id: str,
+    now: datetime,
+    ttl_seconds: int,
+    return_url: str | None = None,
+) -> tuple[str, CustomerSession]:
+    """Insert a new session and return ``(token, session)``; the token is never stored."""
+    token = new_token(32)
+    session = CustomerSession(
+        id=new_id(),
+        kind=kind,
+        organization_id=organization_id,
+        customer_id=customer_id,
+        return_url=return_url,
+        expires_at=iso(now + timedelta(seconds=ttl_seconds)),
+        last_seen_at=iso(now),
+        created_at=iso(now),
+    )
+    await tx.execute(
+        """
+        INSERT INTO customer_sessions (
+            id,
+            token_hash,
+            kind,
+            organization_id,
+            customer_id,
+            return_url,
+            expires_at,
+            last_seen_at,
+            created_at
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            session.id,
+            token_digest(secret, token),
+            kind,
+            organization_id,
+            customer_id,
+            return_url,
+            session.expires_at,
+            session.last_seen_at,
+            session.created_at,
+        ),
+    )
+    return token, session
+
+
+_LOOKUP = """
+SELECT
+    s.id AS s_id,
+    s.kind AS s_kind,
+    s.organization_id AS s_organization_id,
+    s.customer_id AS s_customer_id,
+    s.return_url AS s_return_url,
+    s.expires_at AS s_expires_at,
+    s.last_seen_at AS s_last_seen_at,
+    s.created_at AS s_created_at,
+    c.id AS c_id,
+    c.organization_id AS c_organization_id,
+    c.email AS c_email,
+    c.email_verified AS c_email_verified,
+    c.name AS c_name,
+    c.external_id AS c_external_id,
+    c.billing_name AS c_billing_name,
+    c.billing_address AS c_billing_address,
+    c.tax_id AS c_tax_id,
+    c.locale AS c_locale,
+    c.created_at AS c_created_at,
+    c.modified_at AS c_modified_at,
+    o.id AS o_id,
+    o.slug AS o_slug,
+    o.name AS o_name,
+    o.avatar_url AS o_avatar_url,
+    o.website_url AS o_website_url,
+    o.support_email AS o_support_email,
+    o.address AS o_address,
+    o.receipt_prefix AS o_receipt_prefix,
+    o.default_currency AS o_default_currency,
+    o.default_locale AS o_default_locale,
+    o.accent_color AS o_accent_color,
+    o.allow_plan_change AS o_allow_plan_change,
+    o.allow_seats AS o_allow_seats,
+    o.show_usage AS o_show_usage,
+    o.allow_email_change AS o_allow_email_change,
+    o.settings AS o_settings,
+    o.created_at AS o_created_at,
+    o.modified_at AS o_modified_at
+FROM customer_sessions s
+JOIN customers c ON c.id = s.customer_id AND c.deleted_at IS NULL
+JOIN organizations o ON o.id = s.organization_id AND o.id = c.organization_id
+WHERE s.token_hash = ?
+  AND s.revoked_at IS NULL
+  AND s.expires_at > ?
+"""
+
+
+def _split(row: dict[str, object], prefix: str) -> dict[str, object]:
+    return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
+
+
+async def lookup(
+    db: Database,
+    *,
+    secret: str,
+    token: str,
+    now: datetime,
+    kind: SessionKind | None = None,
+    idle_timeout_seconds: int | None = None,
+) -> SessionContext | None:
+    """The live session for ``token`` (one indexed query), or None: unknown, revoked, expired, idle, wrong kind."""
+    if not token or len(token) > 200:
+        return None
+    row = await db.fetchone(_LOOKUP, (token_digest(secret, token), iso(now)))
+    if row is None:
+        return None
+    data = dict(row)
+    session = msgspec.convert(_split(data, "s_"), CustomerSession, strict=False)
+    if kind is not None and session.kind != kind:
+        return None
+    if (
+        idle_timeout_seconds is not None
+        and session.last_seen_at is not None
+        and parse_iso(session.last_seen_at) + timedelta(seconds=idle_timeout_seconds) <= now
+    ):
+        return None
+    return SessionContext(
+        session=session,
+        customer=msgspec.convert(_split(data, "c_"), Customer, strict=False),
+        organization=msgspec.convert(_split(data, "o_"), Organization, strict=False),
+    )
+
+
+def needs_touch(session: CustomerSession, now: datetime) -> bool:
+    return session.last_seen_at is None or parse_iso(session.last_seen_at) + TOUCH_INTERVAL <= now
+
+
+async def touch(db: Database, session_id: str, now: datetime) -> None:
+    async with db.write() as tx:
+        await tx.execute("UPDATE customer_sessions SET last_seen_at = ? WHERE id = ?", (iso(now), session_id))
+
+
+async def revoke(tx: Transaction, session_id: str, now: datetime) -> None:
+    await tx.execute(
+        "UPDATE customer_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (iso(now), session_id),
+    )
+
+
+async def revoke_token(db: Database, *, secret: str, token: str, now: datetime) -> None:
+    async with db.write() as tx:
+        await tx.execute(
+            "UPDATE customer_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+            (iso(now), token_digest(secret, token)),
+        )
