@@ -20,7 +20,7 @@ from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
 
-class SignInRequired(Exception):  # noqa: N818 - reads as what it means
+class SignInRequired(Exception):
     """A portal page needs a signed-in customer; answered with a 303 to the org's sign-in page."""
 
     def __init__(self, slug: str, message: str | None = None) -> None:
