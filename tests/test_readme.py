@@ -1,0 +1,82 @@
+"""The README's first command, run verbatim on a fresh clone in a fresh virtualenv, serves the demo.
+
+(The second command, ``bash .ci/run``, is what CI runs on a fresh clone: it proves itself.)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    text = (REPO_ROOT / "README.md").read_text()
+    return [block.strip() for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S)]
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    commands = readme_commands()
+    assert len(commands) >= 2
+    assert "portal serve --demo" in commands[0]
+    assert commands[1] == "bash .ci/run"
+    ci_script = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "pytest" in ci_script and "chromium" in ci_script
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed to make a fresh clone")
+def test_readme_demo_command_works_on_a_fresh_clone(tmp_path: Path) -> None:
+    assert port_is_free(8000), "the README command serves on port 8000; something else holds it"
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTAL_", "VIRTUAL_ENV"))}
+    log = (tmp_path / "readme-run.log").open("wb")
+    process = subprocess.Popen(
+        ["bash", "-c", readme_commands()[0]],
+        cwd=clone,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    try:
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "readme-run.log").read_text()[-3000:]
+            try:
+                if httpx.get("http://127.0.0.1:8000/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            raise AssertionError("README command did not serve within 7 minutes")
+        output = (tmp_path / "readme-run.log").read_text()
+        portal_urls = re.findall(r"(http://127\.0\.0\.1:8000/[a-z0-9-]+/portal)", output)
+        assert portal_urls, output[-2000:]
+        page = httpx.get(portal_urls[0])
+        assert page.status_code == 200 and 'type="email"' in page.text
+        assert (clone / "portal-data" / "portal.db").is_file()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
