@@ -1,0 +1,149 @@
+"""License keys issued by ``license_keys`` benefits: key generation, issuing a key for a grant (limits and
+expiry from the benefit's properties), status changes when grants are revoked or restored, and recording
+activations (the seed loader; the public validate/activate API builds on ``record_activation``)."""
+
+from __future__ import annotations
+
+import calendar
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from portal.benefits.service import LicenseKeysProperties
+from portal.clock import iso, new_id
+from portal.db import Transaction
+from portal.errors import Conflict, InvalidInput, NotFound
+
+
+def generate_key(prefix: str | None) -> str:
+    """``ACME-1F0C9A2B-77D3E0C4-9B1A5E6F-0D2C4B8A``: 128 random bits as four groups of upper-case hex."""
+    raw = secrets.token_hex(16).upper()
+    groups = "-".join(raw[i : i + 8] for i in range(0, 32, 8))
+    return f"{prefix.upper()}-{groups}" if prefix else groups
+
+
+def display_key(key: str) -> str:
+    """What lists show instead of the key: ``****-`` and its last six characters (Polar's style)."""
+    return f"****-{key[-6:]}"
+
+
+def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:
+    """``moment`` plus ``count`` days/weeks/months/years; month ends clamp (Jan 31 + 1 month = Feb 28/29)."""
+    if interval == "day":
+        return moment + timedelta(days=count)
+    if interval == "week":
+        return moment + timedelta(weeks=count)
+    if interval not in ("month", "year"):
+        raise ValueError(f"unknown interval {interval!r}")
+    months = count * (12 if interval == "year" else 1)
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+async def issue_license_key(
+    tx: Transaction,
+    *,
+    organization_id: str,
+    customer_id: str,
+    benefit_id: str,
+    grant_id: str,
+    properties: LicenseKeysProperties,
+    now: datetime,
+) -> tuple[str, str]:
+    """Create the key for a new grant; returns (license_key_id, display_key)."""
+    key = generate_key(properties.prefix)
+    expires_at = (
+        None
+        if properties.expires is None
+        else iso(add_interval(now, properties.expires.timeframe, properties.expires.ttl))
+    )
+    license_key_id = new_id()
+    shown = display_key(key)
+    await tx.execute(
+        """
+        INSERT INTO license_keys (
+            id,
+            organization_id,
+            customer_id,
+            benefit_id,
+            grant_id,
+            key,
+            display_key,
+            status,
+            limit_activations,
+            limit_usage,
+            expires_at,
+            created_at
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, 'granted', ?, ?, ?, ?)
+        """,
+        (
+            license_key_id,
+            organization_id,
+            customer_id,
+            benefit_id,
+            grant_id,
+            key,
+            shown,
+            None if properties.activations is None else properties.activations.limit,
+            properties.limit_usage,
+            expires_at,
+            iso(now),
+        ),
+    )
+    return license_key_id, shown
+
+
+async def set_grant_license_keys_status(tx: Transaction, grant_id: str, status: str, *, now: datetime) -> None:
+    """Revoke (``revoked``) or restore (``granted``) the keys of a grant; ``disabled`` keys stay disabled."""
+    await tx.execute(
+        """
+        UPDATE license_keys SET status = ?, modified_at = ?
+        WHERE grant_id = ? AND status != 'disabled' AND status != ?
+        """,
+        (status, iso(now), grant_id, status),
+    )
+
+
+async def get_license_key_row(tx: Transaction, license_key_id: str) -> Any:
+    row = await tx.fetchone("SELECT * FROM license_keys WHERE id = ?", (license_key_id,))
+    if row is None:
+        raise NotFound("license key not found")
+    return row
+
+
+async def record_activation(
+    tx: Transaction,
+    license_key_id: str,
+    *,
+    label: str,
+    meta: dict[str, Any],
+    now: datetime,
+) -> str:
+    """Add an activation to a granted, unexpired key within its activation limit; returns its id."""
+    row = await get_license_key_row(tx, license_key_id)
+    if row["status"] != "granted":
+        raise Conflict("license key is not granted", "status")
+    if row["expires_at"] is not None and row["expires_at"] <= iso(now):
+        raise Conflict("license key has expired", "expires_at")
+    if row["limit_activations"] is None:
+        raise InvalidInput("this license key does not support activations", "license_key_id")
+    if not label.strip():
+        raise InvalidInput("must not be empty", "label")
+    count = await tx.fetchval(
+        "SELECT COUNT(*) FROM license_key_activations WHERE license_key_id = ?", (license_key_id,)
+    )
+    if count >= row["limit_activations"]:
+        raise Conflict("license key activation limit reached", "limit_activations")
+    activation_id = new_id()
+    await tx.execute(
+        """
+        INSERT INTO license_key_activations (id, license_key_id, label, meta, created_at)
+        VALUES (?, ?, ?, ?, ?)
+        """,
+        (activation_id, license_key_id, label.strip(), msgspec.json.encode(meta).decode(), iso(now)),
+    )
+    return activation_id

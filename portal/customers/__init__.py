@@ -1,0 +1,1 @@
+"""Customers of an organization: identity (email), billing details, and everything they bought."""

@@ -1,0 +1,1 @@
+"""Seller organizations: one portal each (slug, branding, receipt numbering, portal settings)."""

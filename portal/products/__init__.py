@@ -1,0 +1,1 @@
+"""Products an organization sells (one-time or recurring), their prices and the benefits they grant."""

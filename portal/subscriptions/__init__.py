@@ -1,0 +1,1 @@
+"""Subscriptions: recurring products a customer holds, their billing periods and cancellation state."""
