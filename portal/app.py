@@ -10,13 +10,22 @@ from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
-from portal import system
+from portal import customer_portal, i18n, portal_pages, system
+from portal.admin import admin_router
 from portal.clock import Clock
 from portal.db import Database, connect_sync
+from portal.limits import BodyLimitMiddleware
+from portal.logging_setup import configure_logging
+from portal.mail import build_mailer
 from portal.migrations import migrate
+from portal.notifications.background import BackgroundTasks
+from portal.request_log import RequestLogMiddleware
 from portal.resources import templates_dir
+from portal.sessions import api as session_api
+from portal.sessions import email_link_pages
 from portal.sessions import pages as session_pages
 from portal.sessions.auth import provide_api_customer, provide_portal_customer
 from portal.settings import Settings
@@ -34,8 +43,9 @@ from portal.web import (
 def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object = None) -> Litestar:
     """Build the ASGI app for ``settings``; the database is opened (and migrated) on startup."""
     settings = settings.resolve_secrets()
+    configure_logging(settings.log_format)
     db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.db_readers)
-    state = PortalState(settings=settings, db=db, clock=clock or Clock(), mailer=mailer)
+    state = PortalState(settings=settings, db=db, clock=clock or Clock(), mailer=mailer or build_mailer(settings))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -47,9 +57,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
         finally:
             conn.close()
         await db.open()
+        # Email outbox, webhook deliveries, renewal reminders; stopped before the database closes.
+        background = BackgroundTasks(db, settings, state.clock, state.mailer)
+        background.start()
         try:
             yield
         finally:
+            await background.stop()
             await db.close()
 
     route_handlers = [
@@ -58,9 +72,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
         system.readyz,
         create_static_files_router(path="/static", directories=[templates_dir() / "static"]),
         *session_pages.ROUTES,
+        *email_link_pages.ROUTES,
+        *session_api.ROUTES,
+        *portal_pages.ROUTES,
+        admin_router(),
+        *customer_portal.routes(),
     ]
 
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers,
         lifespan=[lifespan],
         state=_state(state),
@@ -81,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
             exclude=["^/v1/"],
         ),
         exception_handlers={Exception: error_handler},
+        before_request=i18n.start_request,
         after_request=add_security_headers,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -89,9 +109,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
             description="Polar-compatible customer-portal, customer-session and admin API.",
             path="/docs",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={"bearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="opaque")}
+            ),
         ),
         debug=False,
+        logging_config=None,  # Portal's own (portal.logging_setup): one line per request, text or JSON
     )
+    # Body limits per route (portal.limits); raised inside Litestar's handling, so 413s get the usual error answers.
+    app.asgi_handler = BodyLimitMiddleware(app.asgi_handler, settings)
+    # Outermost, around routing too, so that unmatched paths (404/405) are logged as well.
+    app.asgi_handler = RequestLogMiddleware(app.asgi_handler, settings)
+    return app
 
 
 def _state(state: PortalState):  # type: ignore[no-untyped-def]

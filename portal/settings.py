@@ -25,7 +25,7 @@ class SettingSpec:
     field: str
     default: str
     help: str
-    kind: Literal["str", "int", "bool", "path", "secret"] = "str"
+    kind: Literal["str", "int", "float", "bool", "path", "secret"] = "str"
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -154,6 +154,43 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Largest accepted request body in bytes (uploads included); larger answers 413.",
         "int",
     ),
+    SettingSpec(
+        "PORTAL_WORKER_POLL_INTERVAL",
+        "worker_poll_interval",
+        "1",
+        "Seconds between the background workers' looks for due emails and webhook deliveries.",
+        "float",
+    ),
+    SettingSpec(
+        "PORTAL_RETRY_BACKOFF_BASE",
+        "retry_backoff_base",
+        "30",
+        "Seconds before the first retry of a failed email or webhook delivery; doubles after each failure "
+        "(at most 6 hours apart).",
+        "float",
+    ),
+    SettingSpec(
+        "PORTAL_RETRY_MAX_ATTEMPTS",
+        "retry_max_attempts",
+        "12",
+        "Attempts before an email or webhook delivery is given up as `failed` (`portal outbox --retry ID` "
+        "re-queues an email).",
+        "int",
+    ),
+    SettingSpec(
+        "PORTAL_WEBHOOK_TIMEOUT",
+        "webhook_timeout",
+        "10",
+        "Seconds a webhook endpoint has to answer before the delivery counts as failed.",
+        "float",
+    ),
+    SettingSpec(
+        "PORTAL_RENEWAL_SCAN_INTERVAL",
+        "renewal_scan_interval",
+        "3600",
+        "Seconds between scans for subscriptions due a renewal reminder email.",
+        "float",
+    ),
 )
 
 
@@ -182,6 +219,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: str = ""
     log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = 10 * 1024 * 1024
+    worker_poll_interval: float = 1.0
+    retry_backoff_base: float = 30.0
+    retry_max_attempts: int = 12
+    webhook_timeout: float = 10.0
+    renewal_scan_interval: float = 3600.0
     # Test hooks (not environment settings): argon2 cost profile.
     argon2_profile: Literal["default", "test"] = "default"
 
@@ -243,6 +285,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("PORTAL_LOGIN_CODE_TTL: expected 60..3600 seconds")
         if self.db_readers < 1:
             problems.append("PORTAL_DB_READERS: expected at least 1")
+        if self.worker_poll_interval <= 0 or self.retry_backoff_base <= 0 or self.renewal_scan_interval <= 0:
+            problems.append("PORTAL_WORKER_POLL_INTERVAL, _RETRY_BACKOFF_BASE, _RENEWAL_SCAN_INTERVAL: expected > 0")
+        if self.retry_max_attempts < 1:
+            problems.append("PORTAL_RETRY_MAX_ATTEMPTS: expected at least 1")
         if self.secret_key_file and not self.secret_key_file.is_file():
             problems.append(f"PORTAL_SECRET_KEY_FILE: no such file {self.secret_key_file}")
         if self.smtp_password_file and not self.smtp_password_file.is_file():
@@ -275,9 +321,17 @@ def load_or_create_secret(data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temporary = data_dir / f".secret_key.{os.getpid()}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
+    try:
+        # Atomic and exclusive: when two processes start on a fresh data dir, both end up with the winner's key.
+        os.link(temporary, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        temporary.unlink()
     return key
 
 

@@ -12,13 +12,15 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, SerializationException, ValidationException
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from portal import i18n
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.limits import is_too_deep
 from portal.sessions.auth import SignInRequired
 from portal.settings import Settings
 
@@ -66,12 +68,17 @@ HTML_SECURITY_HEADERS = {
 }
 
 
-async def add_security_headers(response: Response) -> Response:
-    """``after_request`` hook: security headers on every answer; no-store on everything not static."""
+def apply_security_headers(response: Response[Any]) -> Response[Any]:
+    """Security headers on every answer; no-store unless the handler chose a cache policy."""
     for name, value in HTML_SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+async def add_security_headers(response: Response[Any]) -> Response[Any]:
+    """``after_request`` hook (exception-handler answers skip it; ``error_handler`` applies them itself)."""
+    return apply_security_headers(response)
 
 
 def client_ip(request: Request[Any, Any, Any], settings: Settings) -> str:
@@ -139,6 +146,10 @@ def domain_error_status(exc: DomainError) -> int:
 
 def error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """The one app-level handler: JSON for ``/v1``, an HTML page (in the org's layout if known) otherwise."""
+    return apply_security_headers(_error_response(request, exc))
+
+
+def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status = HTTP_500_INTERNAL_SERVER_ERROR
     detail: Any = "Internal server error"
     headers: dict[str, str] = {}
@@ -156,6 +167,14 @@ def error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[A
                 {"detail": [{"loc": loc, "msg": exc.message, "type": "value_error"}]},
                 status_code=422,
             )
+    elif (isinstance(exc.__cause__, SerializationException) or is_too_deep(exc)) and is_api_path(request.url.path):
+        # A body that is not JSON at all (or nested past the decoder's limit): Polar (FastAPI) answers 422
+        # ``json_invalid``, not a bare 400 (nor a 500).
+        message = "JSON is nested too deeply" if is_too_deep(exc) else str(exc.__cause__)
+        problem = {"loc": ["body"], "msg": message, "type": "json_invalid"}
+        return Response({"detail": [problem]}, status_code=422)
+    elif is_too_deep(exc):
+        status, detail = 400, "Invalid input"
     elif isinstance(exc, ValidationException):
         status = 422 if is_api_path(request.url.path) else 400
         if is_api_path(request.url.path):
@@ -170,7 +189,7 @@ def error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[A
         detail = exc.detail
         headers = dict(exc.headers or {})
         if status == 403 and "CSRF" in str(exc.detail):
-            detail = "Your form expired or was sent from another site. Go back, reload and try again."
+            detail = i18n.gettext("Your form expired or was sent from another site. Go back, reload and try again.")
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if isinstance(exc, NotFoundException) and not exc.detail:
@@ -181,22 +200,51 @@ def error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     return _html_error(request, status, detail, org, headers)
 
 
+# Details raised in English by code shared with the JSON API (domain errors, Litestar's own): translated when an
+# HTML page shows them. Listed here (``noop``) so that extraction puts them in the catalogs.
+_GENERIC_DETAILS = frozenset(
+    {
+        i18n.noop("Not found"),
+        i18n.noop("Not Found"),
+        i18n.noop("Internal server error"),
+        i18n.noop("Invalid input"),
+        i18n.noop("Method Not Allowed"),
+        i18n.noop("No portal at this address."),
+        i18n.noop("This download link has expired. Open the Benefits page again for a fresh one."),
+        i18n.noop(
+            "This link has expired or is not valid. Open the order again in the customer portal for a fresh one."
+        ),
+        i18n.noop("Add your billing name and address under Billing details, then generate the invoice."),
+        i18n.noop("this subscription is already canceled or has ended"),
+        i18n.noop("this subscription is not scheduled to cancel"),
+        i18n.noop("only an active subscription that is not canceled can change plan"),
+    }
+)
+
+
 def _html_error(
     request: Request[Any, Any, Any], status: int, detail: Any, org: Any, headers: dict[str, str]
 ) -> Response[Any]:
     engine = request.app.template_engine
     if engine is None:  # pragma: no cover - the app always has one
         return Response(str(detail), status_code=status, media_type="text/plain")
+    # Errors raised before routing never ran the before_request hook: negotiate here, with the org if known.
+    i18n.ensure_request(request)
+    if org is not None:
+        i18n.refine(org_default=org.default_locale)
+    _ = i18n.gettext
     titles = {
-        404: "Page not found",
-        403: "Not allowed",
-        429: "Too many attempts",
-        500: "Something broke",
+        404: _("Page not found"),
+        403: _("Not allowed"),
+        429: _("Too many attempts"),
+        500: _("Something broke"),
     }
+    if isinstance(detail, str) and detail in _GENERIC_DETAILS:
+        detail = _(detail)
     body = engine.get_template("errors/error.html").render(
         status=status,
-        title=titles.get(status, "Something went wrong"),
-        detail=detail if status < 500 else "An unexpected error happened. Please try again.",
+        title=titles.get(status, _("Something went wrong")),
+        detail=detail if status < 500 else _("An unexpected error happened. Please try again."),
         organization=org,
         request=request,
     )

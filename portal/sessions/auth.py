@@ -11,8 +11,11 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
+from litestar.params import FromPath
 
+from portal import i18n
 from portal.clock import Clock
 from portal.db import Database
 from portal.sessions import store
@@ -45,9 +48,40 @@ def session_cookie(settings: Settings, slug: str, token: str) -> Cookie:
     )
 
 
+def expired_cookie(settings: Settings, name: str) -> Cookie:
+    """A Set-Cookie that deletes ``name``. It carries the same flags: browsers refuse a ``__Host-`` cookie (even an
+    expired one) without ``Secure``, so ``Response.delete_cookie`` would leave it in place."""
+    return Cookie(
+        key=name,
+        value="",
+        path="/",
+        max_age=0,
+        expires=0,
+        httponly=True,
+        secure=settings.is_https,
+        samesite="lax",
+    )
+
+
 def clear_session_cookie(response: Response[Any], settings: Settings, slug: str) -> None:
-    response.delete_cookie(cookie_name(settings, slug), path="/")
-    # delete_cookie does not carry the flags; browsers match by name+path, so this is enough.
+    response.set_cookie(expired_cookie(settings, cookie_name(settings, slug)))
+
+
+def challenge_cookie_name(settings: Settings, slug: str) -> str:
+    """The HttpOnly cookie holding the random challenge id a login code is bound to (HTML flow)."""
+    return f"{'__Host-' if settings.is_https else ''}portal_challenge_{slug}"
+
+
+def challenge_cookie(settings: Settings, slug: str, challenge: str) -> Cookie:
+    return Cookie(
+        key=challenge_cookie_name(settings, slug),
+        value=challenge,
+        path="/",
+        httponly=True,
+        secure=settings.is_https,
+        samesite="lax",
+        max_age=settings.login_code_ttl,
+    )
 
 
 async def browser_session(
@@ -71,14 +105,21 @@ async def browser_session(
     if store.needs_touch(context.session, now):
         await store.touch(db, context.session.id, now)
     request.state.organization = context.organization
+    i18n.refine(saved=context.customer.locale or "", org_default=context.organization.default_locale)
     return context
 
 
+# The auth dependencies take settings and clock from the app state (the same objects the ``settings``/``clock``
+# dependencies provide) rather than as dependencies: with only ``db`` below them, Litestar resolves each level
+# directly instead of spawning an anyio task group per request for three trivial providers (bench/README.md).
 async def provide_portal_customer(
-    request: Request[Any, Any, Any], db: Database, settings: Settings, clock: Clock, slug: str
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    slug: FromPath[str],
 ) -> SessionContext:
     """Dependency for signed-in portal pages: the context, or ``SignInRequired`` (→ 303 to sign-in)."""
-    context = await browser_session(request, db, settings, clock, slug)
+    state = request.app.state.portal
+    context = await browser_session(request, db, state.settings, state.clock, slug)
     if context is None:
         raise SignInRequired(slug)
     return context
@@ -92,10 +133,9 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return token.strip()
 
 
-async def provide_api_customer(
-    request: Request[Any, Any, Any], db: Database, settings: Settings, clock: Clock
-) -> SessionContext:
+async def provide_api_customer(request: Request[Any, Any, Any], db: NamedDependency[Database]) -> SessionContext:
     """Dependency for ``/v1/customer-portal/*``: a customer-session token as Bearer, else 401."""
+    settings, clock = request.app.state.portal.settings, request.app.state.portal.clock
     token = bearer_token(request)
     if token is None:
         raise NotAuthorizedException("Missing customer session token (Authorization: Bearer …).")

@@ -1,32 +1,306 @@
-"""Portal sign-in pages per organization (``/<slug>/portal``)."""
+"""Portal sign-in pages per organization: ``/<slug>/portal`` (sign-in form, or the overview once signed in),
+``/request`` (email a code), ``/authenticate`` (enter it), ``/logout``, and pre-authenticated links
+(``/<slug>/portal?customer_session_token=…``).
+
+The signed-in branch of ``/<slug>/portal`` calls ``portal.portal_pages.overview.render_overview(request, context)``
+when that module exists (the portal pages own the overview); until then a minimal signed-in page is shown.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+import inspect
+import re
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from litestar import get
+import msgspec
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, QueryParameter
-from litestar.response import Template
+from litestar.params import Body, FromPath, QueryParameter
+from litestar.response import Redirect, Template
 
+from portal import i18n
+from portal.clock import Clock
 from portal.db import Database
+from portal.i18n import lazy_gettext as _l
 from portal.organizations import queries as org_queries
+from portal.organizations.queries import Organization
+from portal.security import new_token
+from portal.sessions import codes, service
+from portal.sessions.auth import (
+    browser_session,
+    challenge_cookie,
+    challenge_cookie_name,
+    cookie_name,
+    expired_cookie,
+    session_cookie,
+)
+from portal.sessions.emails import send_login_code
+from portal.sessions.rate_limit import RateLimited
+from portal.sessions.store import SessionContext
+from portal.settings import Settings
+from portal.web import client_ip
+
+# Translated when the page is rendered, in the request's language.
+INVALID_CODE_MESSAGE = _l("That code is wrong or has expired. Check the latest email we sent, or ask for a new code.")
+INVALID_LINK_MESSAGE = _l("This sign-in link is invalid or has expired. Enter your email to get a sign-in code.")
+RATE_LIMITED_MESSAGE = _l("Too many sign-in attempts. Please wait a few minutes and try again.")
+INVALID_EMAIL_MESSAGE = _l("Enter a valid email address.")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+# Tokens travel in this URL: keep them out of Referer headers, caches and history-restored pages.
+_TOKEN_URL_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+class EmailForm(msgspec.Struct, kw_only=True):
+    email: str = ""
+
+
+class CodeForm(msgspec.Struct, kw_only=True):
+    code: str = ""
+
+
+def safe_return_url(url: str | None) -> str | None:
+    """The session's ``return_url`` if it is an http(s) URL (never ``javascript:``); for "Back to <org>" links."""
+    if url and re.match(r"^https?://[^\s]+$", url, flags=re.IGNORECASE):
+        return url
+    return None
+
+
+async def _organization(request: Request[Any, Any, Any], db: Database, slug: str) -> Organization:
+    organization = await org_queries.get_by_slug(db, slug)
+    if organization is None:
+        raise NotFoundException(i18n.gettext("No portal at this address."))
+    request.state.organization = organization
+    i18n.refine(org_default=organization.default_locale)
+    return organization
+
+
+def _sign_in_page(
+    organization: Organization,
+    *,
+    email: str = "",
+    message: object | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Template:
+    return Template(
+        template_name="portal/sign_in.html",
+        context={"organization": organization, "email": email, "message": message},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _code_page(
+    organization: Organization, *, email: str, message: object | None = None, status_code: int = 200
+) -> Template:
+    return Template(
+        template_name="portal/authenticate.html",
+        context={"organization": organization, "email": email, "message": message},
+        status_code=status_code,
+    )
+
+
+def _overview_renderer() -> Callable[..., Any] | None:
+    try:
+        module = importlib.import_module("portal.portal_pages.overview")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("portal.portal_pages", "portal.portal_pages.overview"):
+            return None
+        raise
+    return getattr(module, "render_overview", None)
+
+
+async def _signed_in_page(request: Request[Any, Any, Any], context: SessionContext) -> Response[Any]:
+    renderer = _overview_renderer()
+    if renderer is not None:
+        result = renderer(request, context)
+        return await result if inspect.isawaitable(result) else result
+    return Template(
+        template_name="portal/signed_in.html",
+        context={
+            "organization": context.organization,
+            "customer": context.customer,
+            "return_url": safe_return_url(context.session.return_url),
+        },
+    )
+
+
+def _too_many(organization: Organization, exc: RateLimited) -> Template:
+    # Returned, not raised: answers of the exception handler skip the after_request security headers.
+    return Template(
+        template_name="errors/error.html",
+        context={
+            "status": 429,
+            "title": i18n.gettext("Too many attempts"),
+            "detail": RATE_LIMITED_MESSAGE,
+            "organization": organization,
+        },
+        status_code=429,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
 
 
 @get("/{slug:str}/portal", name="portal.home", include_in_schema=False)
 async def portal_home(
+    request: Request[Any, Any, Any],
     db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
     slug: FromPath[str],
     email: Annotated[str | None, QueryParameter(name="email", max_length=320)] = None,
-) -> Template:
-    org = await org_queries.get_by_slug(db, slug)
-    if org is None:
-        raise NotFoundException("No portal at this address.")
-    return Template(
-        template_name="portal/sign_in.html",
-        context={"organization": org, "email": email or ""},
+    customer_session_token: Annotated[str | None, QueryParameter(name="customer_session_token", max_length=200)] = None,
+) -> Response[Any]:
+    """Sign-in form when signed out; the overview when signed in; exchanges a pre-authenticated link."""
+    if customer_session_token is None:
+        # Signed in: the session lookup already joins the organization, so the slug query is not needed.
+        context = await browser_session(request, db, settings, clock, slug)
+        if context is not None:
+            return await _signed_in_page(request, context)
+    organization = await _organization(request, db, slug)
+    if customer_session_token is not None:
+        signed_in = await service.exchange_customer_session_token(
+            db,
+            settings,
+            clock.now(),
+            organization=organization,
+            customer_session_token=customer_session_token,
+            previous_token=request.cookies.get(cookie_name(settings, slug)),
+        )
+        if signed_in is None:
+            return _sign_in_page(organization, message=INVALID_LINK_MESSAGE, headers=_TOKEN_URL_HEADERS)
+        return Redirect(
+            f"/{slug}/portal",
+            status_code=303,
+            cookies=[session_cookie(settings, slug, signed_in.token)],
+            headers=_TOKEN_URL_HEADERS,
+        )
+    return _sign_in_page(organization, email=(email or "").strip())
+
+
+@post("/{slug:str}/portal/request", name="portal.request_code", include_in_schema=False, status_code=303)
+async def request_code(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
+    slug: FromPath[str],
+    data: Annotated[EmailForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """Email a code if the address is a customer's; the answer is the same either way (303 to the code page)."""
+    organization = await _organization(request, db, slug)
+    email = data.email.strip()
+    if len(email) > 320 or not _EMAIL.match(email):
+        return _sign_in_page(organization, email=email[:320], message=INVALID_EMAIL_MESSAGE, status_code=400)
+    challenge = new_token(32)
+    now = clock.now()
+    try:
+        issued = await service.request_code(
+            db,
+            settings,
+            now,
+            organization=organization,
+            email=email,
+            challenge_hash=codes.challenge_digest(settings.secret_key, challenge),
+            ip=client_ip(request, settings),
+        )
+    except RateLimited as exc:
+        return _too_many(organization, exc)
+    if issued is not None:
+        locale = i18n.current_locale()
+        send_login_code(request.app.state.portal.mailer, settings, organization, issued, now, locale=locale)
+    return Redirect(
+        f"/{slug}/portal/authenticate{i18n.locale_param()}",
+        status_code=303,
+        cookies=[challenge_cookie(settings, slug, challenge)],
     )
 
 
-ROUTES = [portal_home]
+@get("/{slug:str}/portal/authenticate", name="portal.authenticate_form", include_in_schema=False)
+async def authenticate_form(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    slug: FromPath[str],
+) -> Response[Any]:
+    """ "Check your email" + the code field; without a challenge cookie, back to the sign-in form."""
+    organization = await _organization(request, db, slug)
+    challenge = request.cookies.get(challenge_cookie_name(settings, slug))
+    email = (
+        await codes.email_for_challenge(db, organization.id, codes.challenge_digest(settings.secret_key, challenge))
+        if challenge
+        else None
+    )
+    if email is None:
+        return Redirect(f"/{slug}/portal{i18n.locale_param()}", status_code=303)
+    return _code_page(organization, email=email)
+
+
+@post("/{slug:str}/portal/authenticate", name="portal.authenticate", include_in_schema=False, status_code=303)
+async def authenticate(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
+    slug: FromPath[str],
+    data: Annotated[CodeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """Redeem the code for a NEW browser session (any session cookie sent along is revoked, never adopted)."""
+    organization = await _organization(request, db, slug)
+    challenge = request.cookies.get(challenge_cookie_name(settings, slug))
+    try:
+        signed_in = await service.authenticate_browser(
+            db,
+            settings,
+            clock.now(),
+            organization=organization,
+            challenge=challenge,
+            code=data.code,
+            ip=client_ip(request, settings),
+            previous_token=request.cookies.get(cookie_name(settings, slug)),
+        )
+    except RateLimited as exc:
+        return _too_many(organization, exc)
+    except service.InvalidCode:
+        email = (
+            await codes.email_for_challenge(db, organization.id, codes.challenge_digest(settings.secret_key, challenge))
+            if challenge
+            else None
+        )
+        return _code_page(organization, email=email or "", message=INVALID_CODE_MESSAGE, status_code=400)
+    if (chosen := i18n.explicit_locale()) is not None:
+        # The language picked on the sign-in pages becomes the customer's saved choice.
+        await i18n.save_customer_locale(db, organization.id, signed_in.session.customer_id, chosen, now=clock.now())
+    return Redirect(
+        f"/{slug}/portal",
+        status_code=303,
+        cookies=[
+            session_cookie(settings, slug, signed_in.token),
+            expired_cookie(settings, challenge_cookie_name(settings, slug)),
+        ],
+    )
+
+
+@post("/{slug:str}/portal/logout", name="portal.logout", include_in_schema=False, status_code=303)
+async def logout(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
+    slug: FromPath[str],
+) -> Response[Any]:
+    """Revoke the session server-side and clear the cookie."""
+    await _organization(request, db, slug)
+    await service.sign_out(db, settings, clock.now(), token=request.cookies.get(cookie_name(settings, slug)))
+    return Redirect(
+        f"/{slug}/portal",
+        status_code=303,
+        cookies=[expired_cookie(settings, cookie_name(settings, slug))],
+    )
+
+
+ROUTES = [portal_home, request_code, authenticate_form, authenticate, logout]

@@ -1,0 +1,168 @@
+"""Outgoing mail: the ``Mailer`` protocol, an SMTP sender, the dev "outbox" sender, and background sending.
+
+Senders never raise: a failed delivery is logged and reported as ``False``, so a mail server that is down never
+breaks a request. Request handlers do not even wait for them: ``send_in_background`` starts a task (kept
+referenced until it finishes) so an answer takes the same time whether or not an email goes out, and sign-in
+pages do not leak which addresses have accounts through their timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import smtplib
+import ssl
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+
+from portal.clock import new_id
+from portal.settings import Settings
+
+log = logging.getLogger("portal.mail")
+
+
+class MailMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One email: a text part, an optional HTML alternative, and a dev-console note (outbox sender only)."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    console_note: str | None = None
+
+
+class Mailer(Protocol):
+    async def send(self, message: MailMessage) -> bool:
+        """Deliver ``message``; ``True`` on success. Never raises for delivery problems."""
+        ...
+
+
+def build_email(message: MailMessage, mail_from: str) -> EmailMessage:
+    """The MIME message: ``text/plain`` first, then ``text/html`` as the preferred alternative."""
+    email = EmailMessage()
+    email["From"] = mail_from
+    email["To"] = message.to
+    email["Subject"] = message.subject
+    email["Date"] = formatdate(localtime=False, usegmt=True)
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
+    email["Message-ID"] = make_msgid(domain=domain)
+    email.set_content(message.text)
+    if message.html is not None:
+        email.add_alternative(message.html, subtype="html")
+    return email
+
+
+class SMTPMailer:
+    """Sends through an SMTP server (STARTTLS, implicit TLS or plain), in a worker thread with a timeout."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.host = settings.smtp_host
+        self.port = settings.smtp_port
+        self.security = settings.smtp_security
+        self.username = settings.smtp_username
+        self.password = settings.smtp_password
+        self.timeout = settings.smtp_timeout
+        self.mail_from = settings.mail_from
+
+    async def send(self, message: MailMessage) -> bool:
+        email = build_email(message, self.mail_from)
+        try:
+            await asyncio.to_thread(self._deliver, email)
+        except (OSError, smtplib.SMTPException) as exc:
+            # The exception text names the server's answer, never the message body (which holds the code).
+            log.warning("mail delivery via %s:%s failed: %s: %s", self.host, self.port, type(exc).__name__, exc)
+            return False
+        return True
+
+    async def deliver(self, message: MailMessage) -> None:
+        """Like ``send`` but raises the delivery error (``OSError``/``SMTPException``): the email outbox worker
+        records it (``portal outbox``) and retries."""
+        await asyncio.to_thread(self._deliver, build_email(message, self.mail_from))
+
+    def _deliver(self, email: EmailMessage) -> None:
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if self.security == "tls":
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        with smtp:
+            if self.security == "starttls":
+                smtp.starttls(context=context)
+            if self.username:
+                smtp.login(self.username, self.password)
+            smtp.send_message(email)
+
+
+class OutboxMailer:
+    """Dev sender: prints a note (recipient and login code) to the console and writes one ``.eml`` per message."""
+
+    def __init__(self, settings: Settings, *, echo: bool = True) -> None:
+        self.directory = settings.outbox_dir
+        self.mail_from = settings.mail_from
+        self.echo = echo
+
+    async def send(self, message: MailMessage) -> bool:
+        email = build_email(message, self.mail_from)
+        try:
+            path = await asyncio.to_thread(self._write, email)
+        except OSError as exc:
+            log.warning("could not write mail to the outbox %s: %s", self.directory, exc)
+            return False
+        if self.echo:
+            note = message.console_note or f"Mail to {message.to}: {message.subject}"
+            print(f"[outbox] {note}  ({path})", file=sys.stdout, flush=True)
+        return True
+
+    def _write(self, email: EmailMessage) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = self.directory / f"{stamp}-{new_id()}.eml"
+        # The outbox holds live login codes: readable by the owner only.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(email.as_bytes())
+        return path
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    """The sender ``settings.mail_backend`` names."""
+    if settings.mail_backend == "smtp":
+        return SMTPMailer(settings)
+    return OutboxMailer(settings)
+
+
+# Tasks started by send_in_background; referenced here so the event loop cannot garbage-collect them mid-send.
+_PENDING: set[asyncio.Task[bool]] = set()
+
+
+def send_in_background(mailer: Mailer, build: Callable[[], MailMessage]) -> asyncio.Task[bool]:
+    """Render (``build()``) and send a message in a task; the caller does not wait. Failures are logged."""
+
+    async def run() -> bool:
+        try:
+            return await mailer.send(build())
+        except Exception:
+            log.exception("sending mail failed")
+            return False
+
+    task = asyncio.get_running_loop().create_task(run())
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+    return task
+
+
+async def drain(limit_seconds: float = 30.0) -> None:
+    """Wait (up to ``limit_seconds``) for background sends started on this loop; used at shutdown."""
+    loop = asyncio.get_running_loop()
+    tasks = [task for task in _PENDING if task.get_loop() is loop and not task.done()]
+    if tasks:
+        await asyncio.wait(tasks, timeout=limit_seconds)

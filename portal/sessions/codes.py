@@ -1,0 +1,190 @@
+"""The ``login_codes`` table: one-time sign-in codes, stored only as HMACs, and the SQL that reads and spends them.
+
+A code is 8 characters of A–Z0–9 from ``secrets`` (≈ 41 bits). ``code_hash`` is HMAC(instance secret, code) so the
+JSON flow can find a code from the code alone (as Polar's ``authenticate`` takes just ``{code}``);
+``challenge_hash`` binds the code to where it was requested:
+
+* HTML flow: HMAC of a random challenge id kept in an HttpOnly cookie of the browser that asked;
+* JSON flow: HMAC of (organization id, email) under a different purpose label, so a code requested in a browser
+  can never be redeemed through the API without that browser's cookie, and vice versa.
+
+Spending is ``UPDATE … SET used_at = ? WHERE id = ? AND used_at IS NULL AND canceled_at IS NULL`` inside the write
+transaction: exactly one concurrent submit can win.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import datetime
+
+import msgspec
+
+from portal.clock import iso
+from portal.db import Database, Transaction
+from portal.security import hmac_digest
+
+CODE_ALPHABET = string.ascii_uppercase + string.digits
+CODE_LENGTH = 8
+MAX_ATTEMPTS = 5
+
+
+class LoginCode(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    organization_id: str
+    email: str
+    customer_id: str | None
+    code_hash: str
+    challenge_hash: str
+    expires_at: str
+    attempts: int
+    used_at: str | None
+    canceled_at: str | None
+    created_at: str
+
+
+_COLUMNS = """
+    id,
+    organization_id,
+    email,
+    customer_id,
+    code_hash,
+    challenge_hash,
+    expires_at,
+    attempts,
+    used_at,
+    canceled_at,
+    created_at
+"""
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalize_code(text: str) -> str:
+    """What a person may type: any case, spaces or dashes between groups."""
+    return "".join(ch for ch in text.upper() if ch in CODE_ALPHABET)[:64]
+
+
+def code_digest(secret: str, code: str) -> str:
+    return hmac_digest(secret, normalize_code(code), purpose="login-code")
+
+
+def challenge_digest(secret: str, challenge: str) -> str:
+    return hmac_digest(secret, challenge, purpose="login-challenge")
+
+
+def api_binding_digest(secret: str, organization_id: str, email: str) -> str:
+    return hmac_digest(secret, f"{organization_id}\n{email.strip().lower()}", purpose="login-api-binding")
+
+
+def email_digest(secret: str, organization_id: str, email: str) -> str:
+    """Rate-limit subject for an address: personal data stays out of ``rate_limits``."""
+    return hmac_digest(secret, f"{organization_id}\n{email.strip().lower()}", purpose="rate-limit-email")
+
+
+async def cancel_live(tx: Transaction, organization_id: str, email: str, now: datetime) -> None:
+    """A new code cancels every older unspent code for the same address in the same organization."""
+    await tx.execute(
+        """
+        UPDATE login_codes
+        SET canceled_at = ?
+        WHERE organization_id = ?
+          AND email = ?
+          AND used_at IS NULL
+          AND canceled_at IS NULL
+        """,
+        (iso(now), organization_id, email),
+    )
+
+
+async def insert(tx: Transaction, code: LoginCode) -> None:
+    await tx.execute(
+        f"INSERT INTO login_codes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            code.id,
+            code.organization_id,
+            code.email,
+            code.customer_id,
+            code.code_hash,
+            code.challenge_hash,
+            code.expires_at,
+            code.attempts,
+            code.used_at,
+            code.canceled_at,
+            code.created_at,
+        ),
+    )
+
+
+async def latest_live_for_challenge(tx: Transaction, organization_id: str, challenge_hash: str) -> LoginCode | None:
+    row = await tx.fetchone(
+        f"""
+        SELECT {_COLUMNS}
+        FROM login_codes
+        WHERE challenge_hash = ?
+          AND organization_id = ?
+          AND used_at IS NULL
+          AND canceled_at IS NULL
+        ORDER BY created_at DESC
+        LIMIT 1
+        """,
+        (challenge_hash, organization_id),
+    )
+    return None if row is None else msgspec.convert(dict(row), LoginCode, strict=False)
+
+
+async def live_by_code_hash(tx: Transaction, code_hash: str) -> list[LoginCode]:
+    rows = await tx.fetchall(
+        f"""
+        SELECT {_COLUMNS}
+        FROM login_codes
+        WHERE code_hash = ?
+          AND used_at IS NULL
+          AND canceled_at IS NULL
+        ORDER BY created_at DESC
+        LIMIT 5
+        """,
+        (code_hash,),
+    )
+    return [msgspec.convert(dict(row), LoginCode, strict=False) for row in rows]
+
+
+async def email_for_challenge(db: Database, organization_id: str, challenge_hash: str) -> str | None:
+    """The address a challenge asked a code for (shown on the code page; exists for unknown addresses too)."""
+    value = await db.fetchval(
+        """
+        SELECT email
+        FROM login_codes
+        WHERE challenge_hash = ?
+          AND organization_id = ?
+        ORDER BY created_at DESC
+        LIMIT 1
+        """,
+        (challenge_hash, organization_id),
+    )
+    return None if value is None else str(value)
+
+
+async def add_attempt(tx: Transaction, code_id: str) -> None:
+    await tx.execute("UPDATE login_codes SET attempts = attempts + 1 WHERE id = ?", (code_id,))
+
+
+async def spend(tx: Transaction, code_id: str, now: datetime) -> bool:
+    """Mark the code used; ``False`` when another submit (or a newer code) got there first."""
+    cursor = await tx.execute(
+        """
+        UPDATE login_codes
+        SET used_at = ?
+        WHERE id = ?
+          AND used_at IS NULL
+          AND canceled_at IS NULL
+        """,
+        (iso(now), code_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def purge_old(tx: Transaction, before: datetime) -> None:
+    await tx.execute("DELETE FROM login_codes WHERE expires_at < ?", (iso(before),))

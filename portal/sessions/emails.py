@@ -1,0 +1,110 @@
+"""The login-code email: text + HTML from ``templates/emails/login_code.*``, in the language of the page the code
+was asked from (``portal.i18n``).
+
+The text part ends with the ``@host #code`` line that WebOTP and mobile keyboards use to offer the code for
+autofill on the portal's own host (from ``PORTAL_BASE_URL``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from math import ceil
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from portal import i18n
+from portal.clock import parse_iso
+from portal.mail import Mailer, MailMessage, send_in_background
+from portal.organizations.queries import Organization
+from portal.resources import templates_dir
+from portal.sessions.service import IssuedCode
+from portal.settings import Settings
+from portal.templating import install_i18n
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    # Escaping on for .html only: the text part must show "R&D Tools", not "R&amp;D Tools".
+    env = Environment(
+        loader=FileSystemLoader(templates_dir()),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return install_i18n(env)
+
+
+def login_code_email(
+    settings: Settings,
+    *,
+    organization: Organization,
+    to: str,
+    code: str,
+    expires_at: str,
+    now: datetime,
+    locale: str | None = None,
+) -> MailMessage:
+    with i18n.use_locale(locale) as active:
+        return _login_code_email(
+            settings, organization=organization, to=to, code=code, expires_at=expires_at, now=now, locale=active
+        )
+
+
+def _login_code_email(
+    settings: Settings,
+    *,
+    organization: Organization,
+    to: str,
+    code: str,
+    expires_at: str,
+    now: datetime,
+    locale: str,
+) -> MailMessage:
+    expires = parse_iso(expires_at)
+    minutes = max(1, ceil((expires - now).total_seconds() / 60))
+    host = urlsplit(settings.base_url).hostname or "localhost"
+    context = {
+        "organization": organization,
+        "code": code,
+        "minutes": minutes,
+        "expires_at": expires.strftime("%Y-%m-%d %H:%M"),
+        "url": f"{settings.public_base_url}/{organization.slug}/portal/authenticate",
+        "host": host,
+        "locale": locale,
+    }
+    env = _environment()
+    text = env.get_template("emails/login_code.txt").render(context).rstrip() + "\n"
+    html = env.get_template("emails/login_code.html").render(context)
+    return MailMessage(
+        to=to,
+        subject=i18n.gettext("Your sign-in code for %(name)s") % {"name": organization.name},
+        text=text,
+        html=html,
+        console_note=f"Login code for {to} at {organization.slug}: {code} (valid {minutes} min)",
+    )
+
+
+def send_login_code(
+    mailer: Mailer,
+    settings: Settings,
+    organization: Organization,
+    issued: IssuedCode,
+    now: datetime,
+    *,
+    locale: str | None = None,
+) -> None:
+    """Render and send in a background task: the answer does not wait for (or depend on) the mail server."""
+    send_in_background(
+        mailer,
+        lambda: login_code_email(
+            settings,
+            organization=organization,
+            to=issued.email,
+            code=issued.code,
+            expires_at=issued.expires_at,
+            now=now,
+            locale=locale,
+        ),
+    )
