@@ -125,6 +125,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.demo and "PORTAL_BASE_URL" not in os.environ:
         os.environ["PORTAL_BASE_URL"] = f"http://{args.host}:{args.port}"
         settings = _settings()
+    from portal import instance_lock
+    from portal.logging_setup import uvicorn_log_config
+
+    try:  # held (shared) while serving, so `portal restore` can tell this data dir is live
+        lock = instance_lock.acquire(settings.data_dir, exclusive=False, wait_seconds=5)
+    except instance_lock.InstanceBusy as exc:
+        print(f"portal: {exc}", file=sys.stderr)
+        return 1
     if cmd_migrate(args, settings):
         return 1
     if args.demo:
@@ -144,7 +152,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         timeout_graceful_shutdown=20,
         log_level="info",
+        log_config=uvicorn_log_config(settings.log_format),
     )
+    lock.release()
     return 0
 
 
@@ -165,6 +175,13 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             conn.close()
     else:
         problems.append(f"database: {settings.db_path} does not exist yet, run `portal migrate`")
+    if getattr(args, "smtp", False):
+        from portal.smtp_check import check_smtp
+
+        smtp_problems = check_smtp(settings)
+        problems.extend(smtp_problems)
+        if not smtp_problems:
+            print(f"ok: SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}) accepted us")
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     if problems:
@@ -191,7 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     seed.set_defaults(func=cmd_seed)
 
     check = sub.add_parser("check", help="validate settings and the database")
+    check.add_argument("--smtp", action="store_true", help="also connect (and log in) to the SMTP server")
     check.set_defaults(func=cmd_check)
+
+    from portal.backup import add_backup_commands
+
+    add_backup_commands(sub)
+
+    from portal.admin.token_cli import add_token_commands
+
+    add_token_commands(sub)
+
+    from portal.notifications.cli import add_outbox_command
+
+    add_outbox_command(sub)
     return parser
 
 

@@ -1,0 +1,126 @@
+"""``/v1/benefit-grants/``: Polar's benefit-grant list, plus Portal's manual grant (``POST``) and revoke
+(``DELETE``) for benefits given outside an order or subscription's own lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from portal.admin import loaders, responses
+from portal.admin.auth import Principal
+from portal.admin.models import BenefitGrantOut
+from portal.benefits import admin_queries
+from portal.benefits.grants import grant_benefit, revoke_grant
+from portal.clock import Clock
+from portal.customers import admin_queries as customer_queries
+from portal.db import Database
+from portal.errors import InvalidInput, NotFound
+from portal.orders import admin_queries as order_queries
+from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.subscriptions import admin_queries as subscription_queries
+
+
+class BenefitGrantCreate(msgspec.Struct, kw_only=True):
+    """Grant ``benefit_id`` to ``customer_id`` on account of exactly one of their orders or subscriptions."""
+
+    customer_id: str
+    benefit_id: str
+    order_id: str | None = None
+    subscription_id: str | None = None
+
+
+class BenefitGrantController(Controller):
+    path = "/benefit-grants"
+    tags = ["benefit-grants"]
+
+    @get("/", summary="List benefit grants", responses=responses.LIST)
+    async def list_grants(
+        self,
+        db: NamedDependency[Database],
+        principal: NamedDependency[Principal],
+        organization_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        customer_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        external_customer_id: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        benefit_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        order_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        subscription_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        is_granted: FromQuery[bool | None] = None,
+        page: PageParam = 1,
+        limit: LimitParam = 10,
+    ) -> ListResource[BenefitGrantOut]:
+        org_filter = principal.list_filter(organization_id)
+        if external_customer_id is not None:
+            found = await customer_queries.find_by_external_id(db, external_customer_id, org_filter)
+            customer_id = found[0].id if len(found) == 1 else "~none~"
+        result = await admin_queries.list_grants(
+            db,
+            organization_id=org_filter,
+            customer_id=customer_id,
+            benefit_id=benefit_id,
+            order_id=order_id,
+            subscription_id=subscription_id,
+            is_granted=is_granted,
+            page=page,
+            limit=limit,
+        )
+        return list_resource([await loaders.grant(db, r) for r in result.records], result.total, limit)
+
+    @post("/", summary="Grant a benefit", responses=responses.WRITE)
+    async def create_grant(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+        data: JSONBody[BenefitGrantCreate],
+    ) -> BenefitGrantOut:
+        if (data.order_id is None) == (data.subscription_id is None):
+            raise InvalidInput("give exactly one of order_id and subscription_id", "order_id")
+        customer = await customer_queries.get_customer(db, data.customer_id)
+        if customer is None or not principal.can_see(customer.organization_id):
+            raise InvalidInput("customer not found", "customer_id")
+        benefit = await admin_queries.get_benefit(db, data.benefit_id)
+        if benefit is None or benefit.organization_id != customer.organization_id:
+            raise InvalidInput("benefit not found", "benefit_id")
+        source = (
+            await order_queries.get_order(db, data.order_id)
+            if data.order_id is not None
+            else await subscription_queries.get_subscription(db, data.subscription_id or "")
+        )
+        if source is None or source.customer_id != customer.id:
+            field = "order_id" if data.order_id is not None else "subscription_id"
+            raise InvalidInput(f"not one of this customer's {field.removesuffix('_id')}s", field)
+        async with db.write() as tx:
+            grant_id = await grant_benefit(
+                tx,
+                customer_id=customer.id,
+                benefit_id=benefit.id,
+                order_id=data.order_id,
+                subscription_id=data.subscription_id,
+                now=clock.now(),
+            )
+        return await loaders.grant_by_id(db, principal, grant_id)
+
+    @get("/{id:str}", summary="Get a benefit grant", responses=responses.READ)
+    async def get_grant(
+        self, db: NamedDependency[Database], principal: NamedDependency[Principal], id: FromPath[str]
+    ) -> BenefitGrantOut:
+        return await loaders.grant_by_id(db, principal, id)
+
+    @delete("/{id:str}", summary="Revoke a benefit grant", status_code=200, responses=responses.READ)
+    async def revoke(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+        id: FromPath[str],
+    ) -> BenefitGrantOut:
+        grant = await loaders.grant_by_id(db, principal, id)
+        if grant is None:  # pragma: no cover - grant_by_id raises
+            raise NotFound("benefit grant not found")
+        async with db.write() as tx:
+            await revoke_grant(tx, id, now=clock.now())
+        return await loaders.grant_by_id(db, principal, id)

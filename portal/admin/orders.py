@@ -1,0 +1,160 @@
+"""``/v1/orders/``: orders with their items. Polar creates orders at checkout; a self-hosted Portal records
+them through this API instead. Status changes go through the domain rules in one transaction each: paying
+allocates the next receipt number (gap-free per organization) and grants the product's benefits; a refund of
+what remains revokes them; a partial refund keeps them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from portal.admin import loaders, responses
+from portal.admin.auth import Principal
+from portal.admin.models import OrderOut
+from portal.clock import Clock
+from portal.db import Database, Transaction
+from portal.errors import InvalidInput
+from portal.orders import admin_queries
+from portal.orders import service as order_service
+from portal.orders.service import BillingReason, OrderItemInput
+from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.products import service as product_service
+
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+
+
+class OrderCreate(msgspec.Struct, kw_only=True):
+    """An order. Without ``items``, one item is made from ``product_id``'s price in ``currency``.
+    ``status`` ``paid`` (the default: Polar orders exist once paid) pays it at once."""
+
+    customer_id: str
+    currency: str = "usd"
+    items: list[OrderItemInput] = []
+    product_id: str | None = None
+    subscription_id: str | None = None
+    billing_reason: BillingReason = "purchase"
+    discount_amount: NonNegative = 0
+    tax_amount: NonNegative | None = None
+    status: Literal["pending", "paid"] = "paid"
+    external_id: str | None = None
+    metadata: dict[str, Any] = {}
+
+
+class OrderUpdate(msgspec.Struct, kw_only=True):
+    """A status change: ``paid`` (pending only), ``void`` (pending only), ``refunded`` (refunds what remains,
+    or ``refund_amount`` if it is all that remains) or ``partially_refunded`` (needs ``refund_amount``).
+    ``refund_amount`` alone refunds that much; the status follows."""
+
+    status: Literal["paid", "void", "refunded", "partially_refunded"] | None = None
+    refund_amount: Positive | None = None
+    refund_reason: str | None = None
+
+
+async def _default_items(tx: Transaction, organization_id: str, data: OrderCreate) -> list[OrderItemInput]:
+    if data.items or data.product_id is None:
+        return data.items
+    product = await product_service.get_product_row(tx, data.product_id, organization_id=organization_id)
+    price = await product_service.get_active_price(tx, data.product_id, data.currency)
+    if price is None:
+        raise InvalidInput(f"the product has no price in {data.currency}", "currency")
+    return [OrderItemInput(label=product["name"], unit_amount=price["price_amount"], product_price_id=price["id"])]
+
+
+class OrderController(Controller):
+    path = "/orders"
+    tags = ["orders"]
+
+    @get("/", summary="List orders", responses=responses.LIST)
+    async def list_orders(
+        self,
+        db: NamedDependency[Database],
+        principal: NamedDependency[Principal],
+        organization_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        customer_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        product_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        subscription_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        status: FromQuery[Literal["pending", "paid", "refunded", "partially_refunded", "void"] | None] = None,
+        page: PageParam = 1,
+        limit: LimitParam = 10,
+    ) -> ListResource[OrderOut]:
+        result = await admin_queries.list_orders(
+            db,
+            organization_id=principal.list_filter(organization_id),
+            customer_id=customer_id,
+            product_id=product_id,
+            subscription_id=subscription_id,
+            status=status,
+            page=page,
+            limit=limit,
+        )
+        return list_resource([await loaders.order(db, r) for r in result.records], result.total, limit)
+
+    @post("/", summary="Record an order (paid by default)", responses=responses.WRITE)
+    async def create_order(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+        data: JSONBody[OrderCreate],
+    ) -> OrderOut:
+        now = clock.now()
+        customer = await loaders.customer_by_id(db, principal, data.customer_id)
+        async with db.write() as tx:
+            organization_id = customer.organization_id
+            order_id = await order_service.create_order(
+                tx,
+                organization_id,
+                order_service.OrderInput(
+                    customer_id=data.customer_id,
+                    currency=data.currency.lower(),
+                    items=await _default_items(tx, organization_id, data),
+                    product_id=data.product_id,
+                    subscription_id=data.subscription_id,
+                    billing_reason=data.billing_reason,
+                    discount_amount=data.discount_amount,
+                    tax_amount=data.tax_amount,
+                    external_id=data.external_id,
+                    metadata=data.metadata,
+                ),
+                now=now,
+            )
+            if data.status == "paid":
+                await order_service.mark_order_paid(tx, order_id, now=now)
+        return await loaders.order_by_id(db, principal, order_id)
+
+    @get("/{id:str}", summary="Get an order", responses=responses.READ)
+    async def get_order(
+        self, db: NamedDependency[Database], principal: NamedDependency[Principal], id: FromPath[str]
+    ) -> OrderOut:
+        return await loaders.order_by_id(db, principal, id)
+
+    @patch("/{id:str}", summary="Pay, void or refund an order", responses=responses.WRITE)
+    async def update_order(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+        id: FromPath[str],
+        data: JSONBody[OrderUpdate],
+    ) -> OrderOut:
+        order = await loaders.order_by_id(db, principal, id)
+        now = clock.now()
+        async with db.write() as tx:
+            if data.status == "paid":
+                await order_service.mark_order_paid(tx, id, now=now)
+            elif data.status == "void":
+                await order_service.void_order(tx, id, now=now)
+            elif data.status is not None or data.refund_amount is not None:
+                remaining = order.total_amount - order.refunded_amount
+                amount = data.refund_amount if data.refund_amount is not None else remaining
+                if data.status == "partially_refunded" and (data.refund_amount is None or amount >= remaining):
+                    raise InvalidInput(f"a partial refund is less than the {remaining} that remains", "refund_amount")
+                if data.status == "refunded" and amount != remaining:
+                    raise InvalidInput(f"a full refund is the {remaining} that remains", "refund_amount")
+                await order_service.refund_order(tx, id, amount, now=now, reason=data.refund_reason)
+        return await loaders.order_by_id(db, principal, id)
