@@ -1,0 +1,99 @@
+"""Downloadable files: short-lived signed links (no cookie needed, so the JSON API can hand them out too) and
+resolving a link back to a file on disk, refusing revoked grants and paths outside the files directory. Each
+download is counted as a ``file.downloaded`` event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import msgspec
+
+from portal.benefits.queries import File, get_live_grant_file
+from portal.clock import iso
+from portal.db import Database
+from portal.errors import NotFound
+from portal.organizations.queries import Organization
+from portal.security import sign, verify_signature
+from portal.settings import Settings
+from portal.subscriptions.actions import record_event
+
+DOWNLOAD_LINK_TTL = 600  # seconds: long enough to start a download, short enough not to be shared around
+
+
+class DownloadLink(msgspec.Struct, frozen=True, kw_only=True):
+    path: str  # site-relative, for pages
+    url: str  # absolute (settings.base_url), for the JSON API
+    expires_at: str
+
+
+def _payload(organization_id: str, grant_id: str, file_id: str) -> str:
+    # The grant identifies the customer; binding the org too keeps a link from working under another slug.
+    return f"download|{organization_id}|{grant_id}|{file_id}"
+
+
+def download_link(
+    settings: Settings,
+    organization: Organization,
+    grant_id: str,
+    file_id: str,
+    *,
+    now: datetime,
+    ttl_seconds: int = DOWNLOAD_LINK_TTL,
+) -> DownloadLink:
+    expires = int(now.timestamp()) + ttl_seconds
+    signature = sign(settings.secret_key, _payload(organization.id, grant_id, file_id), expires)
+    path = f"/{quote(organization.slug)}/portal/downloads/{quote(grant_id)}/{quote(file_id)}?sig={quote(signature)}"
+    return DownloadLink(
+        path=path,
+        url=settings.public_base_url + path,
+        expires_at=iso(datetime.fromtimestamp(expires, tz=now.tzinfo)),
+    )
+
+
+def file_path(settings: Settings, file: File) -> Path:
+    """The file on disk; ``NotFound`` if the stored path escapes the files directory or is gone."""
+    root = settings.files_dir.resolve()
+    path = (root / file.path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotFound("file not found")
+    return path
+
+
+async def open_download(
+    db: Database,
+    settings: Settings,
+    organization: Organization,
+    grant_id: str,
+    file_id: str,
+    signature: str,
+    *,
+    now: datetime,
+) -> tuple[File, Path]:
+    """Check the signed link and the grant (still live, includes the file), count the download, and return the
+    file row with its path. Every failure is ``NotFound``: a stale link and someone else's file look alike."""
+    if not verify_signature(
+        settings.secret_key, _payload(organization.id, grant_id, file_id), signature, now.timestamp()
+    ):
+        raise NotFound("This download link has expired. Open the Benefits page again for a fresh one.")
+    owner = await db.fetchval(
+        "SELECT customer_id FROM benefit_grants WHERE id = ? AND organization_id = ?", (grant_id, organization.id)
+    )
+    if owner is None:
+        raise NotFound("file not found")
+    file = await get_live_grant_file(db, organization.id, owner, grant_id, file_id)
+    if file is None:
+        raise NotFound("file not found")
+    path = file_path(settings, file)
+    async with db.write() as tx:
+        await record_event(
+            tx,
+            organization_id=organization.id,
+            customer_id=owner,
+            name="file.downloaded",
+            subject_id=file.id,
+            now=now,
+            data={"grant_id": grant_id, "name": file.name, "size": file.size},
+        )
+    return file, path

@@ -1,0 +1,219 @@
+"""Read queries for what a customer holds: live benefit grants with their license keys (and activations) and
+downloadable files, in four queries whatever the number of grants. Scoped by organization AND customer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from portal.db import Database, row_to, rows_to
+
+
+class Activation(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    license_key_id: str
+    label: str
+    meta: str
+    created_at: str
+
+
+class LicenseKey(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    grant_id: str | None
+    benefit_id: str
+    key: str
+    display_key: str
+    status: str
+    limit_activations: int | None
+    usage: int
+    limit_usage: int | None
+    validations: int
+    last_validated_at: str | None
+    expires_at: str | None
+    created_at: str
+    activations: list[Activation] = []
+
+
+class File(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    organization_id: str
+    name: str
+    path: str
+    mime_type: str
+    size: int
+    checksum_sha256_hex: str
+    version: str | None
+    created_at: str
+
+
+class Grant(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    benefit_id: str
+    type: str
+    description: str
+    benefit_properties: str
+    grant_properties: str
+    order_id: str | None
+    subscription_id: str | None
+    granted_at: str | None
+    created_at: str
+    license_keys: list[LicenseKey] = []
+    files: list[File] = []
+
+    @property
+    def benefit_props(self) -> dict[str, Any]:
+        return msgspec.json.decode(self.benefit_properties)
+
+    @property
+    def props(self) -> dict[str, Any]:
+        return msgspec.json.decode(self.grant_properties)
+
+    @property
+    def customer_can_deactivate(self) -> bool:
+        activations = self.benefit_props.get("activations") or {}
+        return bool(activations.get("enable_customer_admin"))
+
+    @property
+    def file_ids(self) -> list[str]:
+        files = self.props.get("files")
+        if files is None:
+            files = self.benefit_props.get("files", [])
+        return [str(file_id) for file_id in files]
+
+
+_GRANTS = """
+SELECT
+    g.id,
+    g.benefit_id,
+    b.type,
+    b.description,
+    b.properties AS benefit_properties,
+    g.properties AS grant_properties,
+    g.order_id,
+    g.subscription_id,
+    g.granted_at,
+    g.created_at
+FROM benefit_grants g
+JOIN benefits b ON b.id = g.benefit_id AND b.deleted_at IS NULL
+WHERE g.customer_id = ?
+  AND g.organization_id = ?
+  AND g.granted_at IS NOT NULL
+  AND g.revoked_at IS NULL
+ORDER BY g.granted_at DESC, g.id
+"""
+
+_KEYS = """
+SELECT
+    k.id,
+    k.grant_id,
+    k.benefit_id,
+    k.key,
+    k.display_key,
+    k.status,
+    k.limit_activations,
+    k.usage,
+    k.limit_usage,
+    k.validations,
+    k.last_validated_at,
+    k.expires_at,
+    k.created_at
+FROM license_keys k
+WHERE k.customer_id = ? AND k.organization_id = ?
+ORDER BY k.created_at
+"""
+
+_ACTIVATIONS = """
+SELECT
+    a.id,
+    a.license_key_id,
+    a.label,
+    a.meta,
+    a.created_at
+FROM license_key_activations a
+JOIN license_keys k ON k.id = a.license_key_id
+WHERE k.customer_id = ? AND k.organization_id = ?
+ORDER BY a.created_at, a.id
+"""
+
+_FILE_COLUMNS = """
+    f.id,
+    f.organization_id,
+    f.name,
+    f.path,
+    f.mime_type,
+    f.size,
+    f.checksum_sha256_hex,
+    f.version,
+    f.created_at
+"""
+
+
+async def list_grants(db: Database, organization_id: str, customer_id: str) -> list[Grant]:
+    """Live grants, newest first, each with its license keys (+ activations) and files."""
+    grants = rows_to(Grant, await db.fetchall(_GRANTS, (customer_id, organization_id)))
+    if not grants:
+        return []
+    activations: dict[str, list[Activation]] = {}
+    if any(g.type == "license_keys" for g in grants):
+        for activation in rows_to(Activation, await db.fetchall(_ACTIVATIONS, (customer_id, organization_id))):
+            activations.setdefault(activation.license_key_id, []).append(activation)
+        keys: dict[str, list[LicenseKey]] = {}
+        for key in rows_to(LicenseKey, await db.fetchall(_KEYS, (customer_id, organization_id))):
+            if key.grant_id is not None:
+                keys.setdefault(key.grant_id, []).append(
+                    msgspec.structs.replace(key, activations=activations.get(key.id, []))
+                )
+        grants = [msgspec.structs.replace(g, license_keys=keys.get(g.id, [])) for g in grants]
+    wanted = sorted({file_id for g in grants if g.type == "downloadables" for file_id in g.file_ids})
+    if wanted:
+        marks = ", ".join("?" for _ in wanted)
+        files = {
+            f.id: f
+            for f in rows_to(
+                File,
+                await db.fetchall(
+                    f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.organization_id = ? AND f.id IN ({marks})",
+                    (organization_id, *wanted),
+                ),
+            )
+        }
+        grants = [
+            msgspec.structs.replace(g, files=[files[i] for i in g.file_ids if i in files])
+            if g.type == "downloadables"
+            else g
+            for g in grants
+        ]
+    return grants
+
+
+async def get_live_grant_file(
+    db: Database, organization_id: str, customer_id: str, grant_id: str, file_id: str
+) -> File | None:
+    """The file if ``grant_id`` is a live downloadables grant of this customer that includes it; else None."""
+    grant = await db.fetchone(
+        """
+        SELECT g.properties AS grant_properties, b.properties AS benefit_properties
+        FROM benefit_grants g
+        JOIN benefits b ON b.id = g.benefit_id AND b.type = 'downloadables' AND b.deleted_at IS NULL
+        WHERE g.id = ?
+          AND g.customer_id = ?
+          AND g.organization_id = ?
+          AND g.granted_at IS NOT NULL
+          AND g.revoked_at IS NULL
+        """,
+        (grant_id, customer_id, organization_id),
+    )
+    if grant is None:
+        return None
+    props = msgspec.json.decode(grant["grant_properties"])
+    files = props.get("files")
+    if files is None:
+        files = msgspec.json.decode(grant["benefit_properties"]).get("files", [])
+    if file_id not in files:
+        return None
+    row = await db.fetchone(
+        f"SELECT {_FILE_COLUMNS} FROM files f WHERE f.id = ? AND f.organization_id = ?",
+        (file_id, organization_id),
+    )
+    return row_to(File, row)

@@ -1,0 +1,21 @@
+"""The signed-in portal pages, one Controller per area (overview, orders, receipts, subscriptions, benefits,
+billing details). ``ROUTES`` is what ``create_app`` registers."""
+
+from __future__ import annotations
+
+from portal.portal_pages.benefits import BenefitsController, DownloadsController
+from portal.portal_pages.billing import BillingController
+from portal.portal_pages.language import LanguageController
+from portal.portal_pages.orders import OrdersController
+from portal.portal_pages.receipts import ReceiptsController
+from portal.portal_pages.subscriptions import SubscriptionsController
+
+ROUTES = [
+    OrdersController,
+    ReceiptsController,
+    SubscriptionsController,
+    BenefitsController,
+    DownloadsController,
+    BillingController,
+    LanguageController,
+]

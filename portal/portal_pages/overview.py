@@ -1,0 +1,29 @@
+"""The overview (``GET /<slug>/portal`` once signed in): live subscriptions with their next charge or end date,
+the latest orders and the benefits held. The sign-in pages own the route and call ``render_overview``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.response import Template
+
+from portal.benefits.queries import list_grants
+from portal.orders.queries import latest_orders
+from portal.portal_pages.layout import render
+from portal.sessions.store import SessionContext
+from portal.subscriptions.queries import list_subscriptions
+
+
+async def render_overview(request: Request[Any, Any, Any], context: SessionContext) -> Template:
+    db = request.app.state.portal.db
+    org_id, customer_id = context.organization.id, context.customer.id
+    return render(
+        "portal/overview.html",
+        request,
+        context,
+        active="overview",
+        subscriptions=await list_subscriptions(db, org_id, customer_id, live_only=True),
+        orders=await latest_orders(db, org_id, customer_id, limit=5),
+        grants=await list_grants(db, org_id, customer_id),
+    )

@@ -1,0 +1,307 @@
+"""What a customer may do to their own subscription — cancel at period end, resume (uncancel), change plan — and
+the rules deciding when each is allowed. Shared by the HTML portal and the customer-portal JSON API: every
+function takes the database and the caller's ``SessionContext``, re-reads the subscription inside the write
+transaction scoped by organization AND customer, and appends an ``events`` row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+import msgspec
+
+from portal.benefits.grants import sync_subscription_grants
+from portal.clock import iso, new_id
+from portal.db import Database, Transaction
+from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.i18n import lazy_gettext as _l
+from portal.notifications import hooks as notify
+from portal.organizations.queries import Organization
+from portal.sessions.store import SessionContext
+from portal.subscriptions.queries import PLAN_OPTIONS_SQL, Subscription
+
+CancellationReason = Literal[
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+    "other",
+]
+CANCELLATION_REASONS: tuple[str, ...] = get_args(CancellationReason)
+
+# Labels as Polar's portal words them, in its order; lazy, translated when shown (imported before any request).
+CANCELLATION_REASON_LABELS: dict[str, Any] = {
+    "unused": _l("Not using it enough"),
+    "too_expensive": _l("Too expensive"),
+    "missing_features": _l("Missing features"),
+    "switched_service": _l("Switched to another service"),
+    "customer_service": _l("Customer service"),
+    "low_quality": _l("Not satisfied with the quality"),
+    "too_complex": _l("Too complicated"),
+    "other": _l("Other"),
+}
+
+MAX_COMMENT_LENGTH = 2000
+CANCELABLE_STATUSES = frozenset({"trialing", "active", "past_due"})
+PLAN_CHANGE_STATUSES = frozenset({"trialing", "active"})
+
+
+class PlanChangeNotAllowed(DomainError):
+    """The organization does not let customers change plans (Polar answers 403)."""
+
+
+async def record_event(
+    tx: Transaction,
+    *,
+    organization_id: str,
+    customer_id: str | None,
+    name: str,
+    subject_id: str | None,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+) -> str:
+    """Append one row to the ``events`` audit table (inside the caller's write transaction)."""
+    event_id = new_id()
+    await tx.execute(
+        """
+        INSERT INTO events (
+            id,
+            organization_id,
+            customer_id,
+            name,
+            subject_id,
+            data,
+            created_at
+        ) VALUES (?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            event_id,
+            organization_id,
+            customer_id,
+            name,
+            subject_id,
+            msgspec.json.encode(data or {}).decode(),
+            iso(now),
+        ),
+    )
+    return event_id
+
+
+# --- rules (pure: the pages use them to decide which buttons to show) -------------------------------------
+
+
+def _not_over(subscription: Subscription, now: datetime) -> bool:
+    end = subscription.current_period_end
+    return subscription.ended_at is None and (end is None or end > iso(now))
+
+
+def can_cancel(subscription: Subscription, now: datetime) -> bool:
+    return (
+        subscription.status in CANCELABLE_STATUSES
+        and not subscription.cancel_at_period_end
+        and _not_over(subscription, now)
+    )
+
+
+def can_uncancel(subscription: Subscription, now: datetime) -> bool:
+    return (
+        subscription.status in CANCELABLE_STATUSES
+        and subscription.cancel_at_period_end
+        and _not_over(subscription, now)
+    )
+
+
+def can_change_plan(organization: Organization, subscription: Subscription, now: datetime) -> bool:
+    return (
+        organization.allow_plan_change
+        and subscription.status in PLAN_CHANGE_STATUSES
+        and not subscription.cancel_at_period_end
+        and _not_over(subscription, now)
+    )
+
+
+# --- actions ----------------------------------------------------------------------------------------------
+
+_OWN_SUBSCRIPTION = """
+SELECT
+    s.id,
+    s.organization_id,
+    s.customer_id,
+    s.product_id,
+    p.name AS product_name,
+    p.description AS product_description,
+    s.price_id,
+    s.status,
+    s.amount,
+    s.currency,
+    s.recurring_interval,
+    s.recurring_interval_count,
+    s.current_period_start,
+    s.current_period_end,
+    s.trial_end,
+    s.cancel_at_period_end,
+    s.canceled_at,
+    s.started_at,
+    s.ends_at,
+    s.ended_at,
+    s.customer_cancellation_reason,
+    s.customer_cancellation_comment,
+    s.created_at
+FROM subscriptions s
+JOIN products p ON p.id = s.product_id
+WHERE s.id = ? AND s.organization_id = ? AND s.customer_id = ?
+"""
+
+
+async def _own(tx: Transaction, context: SessionContext, subscription_id: str) -> Subscription:
+    row = await tx.fetchone(_OWN_SUBSCRIPTION, (subscription_id, context.organization.id, context.customer.id))
+    if row is None:
+        raise NotFound("subscription not found")
+    return msgspec.convert(dict(row), Subscription, strict=False)
+
+
+def _clean_comment(comment: str | None) -> str | None:
+    if comment is None or not comment.strip():
+        return None
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise InvalidInput(f"at most {MAX_COMMENT_LENGTH} characters", "cancellation_comment")
+    return comment.strip()
+
+
+async def cancel_subscription(
+    db: Database,
+    context: SessionContext,
+    subscription_id: str,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    comment: str | None = None,
+) -> None:
+    """Cancel at the end of the current period; benefits stay until then. ``Conflict`` if already canceled."""
+    if reason is not None and reason not in CANCELLATION_REASONS:
+        raise InvalidInput("unknown cancellation reason", "cancellation_reason")
+    comment = _clean_comment(comment)
+    async with db.write() as tx:
+        subscription = await _own(tx, context, subscription_id)
+        if not can_cancel(subscription, now):
+            raise Conflict("this subscription is already canceled or has ended", "cancel_at_period_end")
+        before = await notify.subscription_snapshot(tx, subscription.id)
+        await tx.execute(
+            """
+            UPDATE subscriptions SET
+                cancel_at_period_end = 1,
+                canceled_at = ?,
+                ends_at = current_period_end,
+                customer_cancellation_reason = ?,
+                customer_cancellation_comment = ?,
+                modified_at = ?
+            WHERE id = ?
+            """,
+            (iso(now), reason, comment, iso(now), subscription.id),
+        )
+        await record_event(
+            tx,
+            organization_id=subscription.organization_id,
+            customer_id=subscription.customer_id,
+            name="subscription.canceled",
+            subject_id=subscription.id,
+            now=now,
+            data={"reason": reason, "comment": comment, "ends_at": subscription.current_period_end},
+        )
+        await notify.subscription_changed(tx, before, now=now)
+
+
+async def uncancel_subscription(db: Database, context: SessionContext, subscription_id: str, *, now: datetime) -> None:
+    """Resume a subscription scheduled to cancel, before its period ends. ``Conflict`` otherwise."""
+    async with db.write() as tx:
+        subscription = await _own(tx, context, subscription_id)
+        if not can_uncancel(subscription, now):
+            raise Conflict("this subscription is not scheduled to cancel", "cancel_at_period_end")
+        before = await notify.subscription_snapshot(tx, subscription.id)
+        await tx.execute(
+            """
+            UPDATE subscriptions SET
+                cancel_at_period_end = 0,
+                canceled_at = NULL,
+                ends_at = NULL,
+                customer_cancellation_reason = NULL,
+                customer_cancellation_comment = NULL,
+                modified_at = ?
+            WHERE id = ?
+            """,
+            (iso(now), subscription.id),
+        )
+        await record_event(
+            tx,
+            organization_id=subscription.organization_id,
+            customer_id=subscription.customer_id,
+            name="subscription.uncanceled",
+            subject_id=subscription.id,
+            now=now,
+        )
+        await notify.subscription_changed(tx, before, now=now)
+
+
+async def change_plan(
+    db: Database, context: SessionContext, subscription_id: str, product_id: str, *, now: datetime
+) -> None:
+    """Switch to another public recurring product of the same organization, priced in the same currency.
+
+    The new product's benefits replace the old ones now; the new amount and interval apply from the next charge
+    (no proration: the current period was paid at the old price). ``PlanChangeNotAllowed`` when the organization
+    disables plan changes, ``NotFound`` for a product that is not a valid option, ``Conflict`` for a canceled
+    subscription."""
+    if not context.organization.allow_plan_change:
+        raise PlanChangeNotAllowed("Changing plans is not allowed by this seller.")
+    async with db.write() as tx:
+        subscription = await _own(tx, context, subscription_id)
+        if not can_change_plan(context.organization, subscription, now):
+            raise Conflict("only an active subscription that is not canceled can change plan", "status")
+        option = await tx.fetchone(
+            PLAN_OPTIONS_SQL + " AND p.id = ?",
+            (subscription.currency, subscription.organization_id, subscription.product_id, product_id),
+        )
+        if option is None:
+            raise NotFound("product not found", "product_id")
+        before = await notify.subscription_snapshot(tx, subscription.id)
+        await tx.execute(
+            """
+            UPDATE subscriptions SET
+                product_id = ?,
+                price_id = ?,
+                amount = ?,
+                recurring_interval = ?,
+                recurring_interval_count = ?,
+                modified_at = ?
+            WHERE id = ?
+            """,
+            (
+                option["product_id"],
+                option["price_id"],
+                option["amount"],
+                option["recurring_interval"],
+                option["recurring_interval_count"],
+                iso(now),
+                subscription.id,
+            ),
+        )
+        await sync_subscription_grants(tx, subscription.id, now=now)
+        await record_event(
+            tx,
+            organization_id=subscription.organization_id,
+            customer_id=subscription.customer_id,
+            name="subscription.plan_changed",
+            subject_id=subscription.id,
+            now=now,
+            data={
+                "from_product_id": subscription.product_id,
+                "to_product_id": option["product_id"],
+                "from_amount": subscription.amount,
+                "to_amount": option["amount"],
+                "currency": subscription.currency,
+            },
+        )
+        await notify.subscription_changed(tx, before, now=now)

@@ -1,0 +1,248 @@
+"""Helpers shared by the portal page, receipt, browser and accessibility tests: load the demo seed into a test
+database, sign a customer in directly (a browser session row + its cookie), look rows up, serve the app for real
+with uvicorn in a background thread, and launch Debian's chromium through Playwright."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from litestar import Litestar
+
+from portal.clock import Clock
+from portal.db import Database, connect_sync
+from portal.resources import demo_seed_path
+from portal.seeding.loader import load_seed_file
+from portal.sessions.auth import cookie_name
+from portal.sessions.store import create_session
+from portal.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+AXE_PATH = REPO_ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _with_db(settings: Settings, work: Any) -> Any:
+    db = Database(settings.db_path)
+    await db.open()
+    try:
+        return await work(db)
+    finally:
+        await db.close()
+
+
+def seed_demo(settings: Settings, now: datetime) -> None:
+    """Load seed/demo.json (files copied under settings.files_dir)."""
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+    run(_with_db(settings, lambda db: load_seed_file(db, demo_seed_path(), files_dir=settings.files_dir, now=now)))
+
+
+def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    conn = connect_sync(settings.db_path)
+    try:
+        return list(conn.execute(sql, params).fetchall())
+    finally:
+        conn.close()
+
+
+def one(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    rows = query(settings, sql, params)
+    assert rows, f"no row for {sql!r} {params!r}"
+    return rows[0]
+
+
+def customer_id(settings: Settings, slug: str, email: str) -> str:
+    return one(
+        settings,
+        "SELECT c.id FROM customers c JOIN organizations o ON o.id = c.organization_id "
+        "WHERE o.slug = ? AND c.email = ? COLLATE NOCASE",
+        (slug, email),
+    )["id"]
+
+
+def org_id(settings: Settings, slug: str) -> str:
+    return one(settings, "SELECT id FROM organizations WHERE slug = ?", (slug,))["id"]
+
+
+def new_session(
+    settings: Settings, slug: str, email: str, clock: Clock | None = None, return_url: str | None = None
+) -> tuple[str, str]:
+    """A live browser session for ``email`` in ``slug``'s portal: returns (cookie name, token)."""
+    organization = org_id(settings, slug)
+    customer = customer_id(settings, slug, email)
+    now = (clock or Clock()).now()
+
+    async def work(db: Database) -> str:
+        async with db.write() as tx:
+            token, _ = await create_session(
+                tx,
+                secret=settings.secret_key,
+                kind="browser",
+                organization_id=organization,
+                customer_id=customer,
+                now=now,
+                ttl_seconds=settings.session_max_age,
+                return_url=return_url,
+            )
+        return token
+
+    return cookie_name(settings, slug), run(_with_db(settings, work))
+
+
+def table_fingerprint(settings: Settings) -> dict[str, str]:
+    """A hash of every row of every table (except the session/rate-limit bookkeeping a request may touch)."""
+    conn = connect_sync(settings.db_path)
+    try:
+        tables = [
+            row[0]
+            for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if row[0] not in ("customer_sessions", "rate_limits", "login_codes")
+        ]
+        result = {}
+        for table in tables:
+            digest = hashlib.sha256()
+            for row in conn.execute(f"SELECT * FROM {table}"):
+                digest.update(repr(tuple(row)).encode())
+            result[table] = digest.hexdigest()
+        return result
+    finally:
+        conn.close()
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # a background thread cannot take signals
+        pass
+
+
+@contextmanager
+def serve(app: Litestar, port: int) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a thread; yields the base URL."""
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium")
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def seeded_template(tmp_path_factory: Any, template_db: Path) -> Path:
+    """A data dir (migrated DB + files) with the demo seed loaded, made once per session and copied per test."""
+    directory = tmp_path_factory.mktemp("seeded") / "data"
+    directory.mkdir()
+    shutil.copy(template_db, directory / "portal.db")
+    settings = Settings(data_dir=directory, secret_key="seed-template")
+    seed_demo(settings, Clock().now())
+    conn = connect_sync(directory / "portal.db")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return directory
+
+
+def copy_seeded(template: Path, tmp_path: Path) -> Path:
+    directory = tmp_path / "data"
+    shutil.copytree(template, directory)
+    return directory
+
+
+def csrf_token(client: Any, path: str = "/") -> str:
+    """The CSRF cookie value (the form field must carry the same token); fetched by a GET if missing."""
+    token = client.cookies.get("csrftoken")
+    if token is None:
+        client.get(path)
+        token = client.cookies.get("csrftoken")
+    assert token, "no CSRF cookie"
+    return token
+
+
+def pay_new_order(
+    settings: Settings, slug: str, email: str, label: str, amount: int, currency: str, *, paid: bool = True
+) -> str:
+    """Create (and pay, unless ``paid=False``) an order through the domain services, as a checkout would."""
+    from portal.orders.service import OrderInput, OrderItemInput, create_order, mark_order_paid
+
+    organization = org_id(settings, slug)
+    customer = customer_id(settings, slug, email)
+    now = Clock().now()
+
+    async def work(db: Database) -> str:
+        async with db.write() as tx:
+            order_id = await create_order(
+                tx,
+                organization,
+                OrderInput(
+                    customer_id=customer,
+                    currency=currency,
+                    items=[OrderItemInput(label=label, unit_amount=amount)],
+                ),
+                now=now,
+            )
+            if paid:
+                await mark_order_paid(tx, order_id, now=now)
+        return order_id
+
+    return run(_with_db(settings, work))
+
+
+def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn`` in a fresh thread: Playwright's sync API keeps an event loop on the test thread, so code that
+    calls ``asyncio.run`` (seeding, sessions, domain services) must run elsewhere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
+def login_code(message: Any) -> str:
+    """The code in a sign-in email: its text part ends with ``@<host> #<CODE>``."""
+    import re
+
+    part = message.get_body(preferencelist=("plain",))
+    text = part.get_content() if part is not None else message.get_content()
+    match = re.search(r"#([A-Z0-9]{6,12})\s*$", text.strip())
+    assert match, text
+    return match.group(1)
+
+
+def free_port_for_tests() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,124 @@
+"""Accessibility: axe-core (npm, tests/js) injected by Playwright into every portal page — signed out and signed
+in, desktop and phone widths — reports no serious or critical violation. Phone screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portal.app import create_app
+from portal.clock import Clock
+from portal.settings import Settings
+from tests.browser_helpers import (
+    AXE_PATH,
+    CHROMIUM_ARGS,
+    chromium_path,
+    copy_seeded,
+    free_port_for_tests,
+    in_thread,
+    new_session,
+    one,
+    screenshot,
+    seeded_template,
+    serve,
+)
+
+pytestmark = [
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not AXE_PATH.exists(), reason="run `npm install --prefix tests/js` for axe-core"),
+]
+
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
+    return seeded_template(tmp_path_factory, template_db)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, seeded: Path) -> Path:
+    return copy_seeded(seeded, tmp_path)
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[tuple[str, Settings]]:
+    import msgspec
+
+    port = free_port_for_tests()
+    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
+    with serve(create_app(settings, clock=Clock()), port) as base_url:
+        yield base_url, settings
+
+
+def _paths(settings: Settings) -> tuple[list[str], list[str]]:
+    def ids() -> dict[str, str]:
+        return {
+            "order": one(settings, "SELECT id FROM orders WHERE external_id = 'acme-ord-alex-icons'")["id"],
+            "sub": one(settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-alex-pro'")["id"],
+            "yearly": one(settings, "SELECT id FROM products WHERE external_id = 'acme-pro-yearly'")["id"],
+        }
+
+    i = in_thread(ids)
+    signed_out = ["/acme/portal", "/lumen/portal", "/acme/portal/orders/missing-on-purpose", "/no-such-org/portal"]
+    signed_in = [
+        "/acme/portal",
+        "/acme/portal/orders",
+        f"/acme/portal/orders/{i['order']}",
+        f"/acme/portal/orders/{i['order']}/receipt",
+        "/acme/portal/subscriptions",
+        f"/acme/portal/subscriptions/{i['sub']}",
+        f"/acme/portal/subscriptions/{i['sub']}/change-plan",
+        f"/acme/portal/subscriptions/{i['sub']}/change-plan/confirm?product_id={i['yearly']}",
+        "/acme/portal/benefits",
+        "/acme/portal/settings",
+        "/acme/portal/orders/00000000-0000-4000-8000-000000000000",
+    ]
+    return signed_out, signed_in
+
+
+def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
+    page.add_script_tag(content=AXE_PATH.read_text())
+    result = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}}))"
+    )
+    assert result["passes"], "axe ran no checks"
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_axe_reports_no_serious_violation(served: tuple[str, Settings], viewport: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base_url, settings = served
+    signed_out, signed_in = _paths(settings)
+    name, token = in_thread(new_session, settings, "acme", "alex@example.com", None, "https://acme.example/account")
+    problems: dict[str, list[str]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            # CSP (script-src 'self') rightly blocks injected inline scripts: tests alone bypass it for axe.
+            context = browser.new_context(base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True)
+            page = context.new_page()
+            for path in signed_out:
+                page.goto(path)
+                if found := _violations(page):
+                    problems[f"signed out {path}"] = found
+            context.add_cookies([{"name": name, "value": token, "url": base_url}])
+            for index, path in enumerate(signed_in):
+                page.goto(path)
+                if found := _violations(page):
+                    problems[f"signed in {path}"] = found
+                if viewport == "phone":
+                    screenshot(page, f"phone-{index:02d}")
+            context.close()
+        finally:
+            browser.close()
+    assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
