@@ -1,0 +1,268 @@
+"""The license-key API the seller's software calls (``/v1/customer-portal/license-keys/validate|activate|
+deactivate``, no authentication: the key is the credential) and the customer's key rotation, with Polar's
+semantics and error classes (``polar/license_key/service.py``):
+
+* validate: a key that is not ``granted`` or has expired, an unknown ``activation_id``, conditions that differ
+  from the activation's, or a different ``benefit_id``/``customer_id`` answer 404; an ``increment_usage`` beyond
+  ``limit_usage`` answers 400 ``BadRequest`` ("License key only has N more usages."). A valid call counts a
+  validation, stamps ``last_validated_at`` and adds ``increment_usage`` to ``usage``;
+* activate: inactive, expired, no activation limit, or the limit reached answer 403 ``NotPermitted``;
+* deactivate: an unknown activation answers 404; success is 204.
+
+Every check and its write happen inside one ``db.write()`` transaction (``BEGIN IMMEDIATE``), so concurrent
+activations can never exceed the limit and concurrent usage increments can never exceed ``limit_usage``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from portal.benefits.license_keys import display_key, generate_key
+from portal.clock import iso, new_id
+from portal.db import Database, Transaction
+from portal.errors import DomainError
+from portal.notifications import hooks as notify
+from portal.subscriptions.actions import record_event
+
+ROTATABLE_STATUSES = frozenset({"granted", "disabled"})
+
+
+class LicenseKeyError(DomainError):
+    """A refusal with Polar's status and error name."""
+
+    status_code = 400
+    error = "BadRequest"
+
+
+class KeyNotFound(LicenseKeyError):
+    status_code = 404
+    error = "ResourceNotFound"
+
+
+class KeyNotPermitted(LicenseKeyError):
+    status_code = 403
+    error = "NotPermitted"
+
+
+class UsageExceeded(LicenseKeyError):
+    status_code = 400
+    error = "BadRequest"
+
+
+class RotateNotPermitted(LicenseKeyError):
+    status_code = 400
+    error = "RotateNotPermitted"
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """The key row after the operation and, when one is involved, the activation row."""
+
+    key_id: str
+    customer_id: str
+    activation_id: str | None = None
+
+
+_KEY_BY_VALUE = "SELECT * FROM license_keys WHERE organization_id = ? AND key = ?"
+
+
+async def _key(tx: Transaction, organization_id: str, key: str) -> sqlite3.Row:
+    row = await tx.fetchone(_KEY_BY_VALUE, (organization_id, key))
+    if row is None:
+        raise KeyNotFound("License key not found.")
+    return row
+
+
+def _expired(row: sqlite3.Row, now: datetime) -> bool:
+    return row["expires_at"] is not None and row["expires_at"] <= iso(now)
+
+
+async def validate(
+    db: Database,
+    *,
+    organization_id: str,
+    key: str,
+    now: datetime,
+    activation_id: str | None = None,
+    benefit_id: str | None = None,
+    customer_id: str | None = None,
+    increment_usage: int | None = None,
+    conditions: dict[str, Any] | None = None,
+) -> Outcome:
+    async with db.write() as tx:
+        row = await _key(tx, organization_id, key)
+        if row["status"] != "granted":
+            raise KeyNotFound("License key is no longer active.")
+        if _expired(row, now):
+            raise KeyNotFound("License key has expired.")
+        if activation_id:
+            activation = await tx.fetchone(
+                "SELECT id, conditions FROM license_key_activations WHERE id = ? AND license_key_id = ?",
+                (activation_id, row["id"]),
+            )
+            if activation is None:
+                raise KeyNotFound("Activation not found.")
+            required = msgspec.json.decode(activation["conditions"] or "{}")
+            if required and (conditions or {}) != required:
+                raise KeyNotFound("License key does not match required conditions")
+        if benefit_id and benefit_id != row["benefit_id"]:
+            raise KeyNotFound("License key does not match given benefit.")
+        if customer_id and customer_id != row["customer_id"]:
+            raise KeyNotFound("License key does not match given user.")
+        if increment_usage and row["limit_usage"]:
+            remaining = row["limit_usage"] - row["usage"]
+            if increment_usage > remaining:
+                raise UsageExceeded(f"License key only has {remaining} more usages.")
+        await tx.execute(
+            """
+            UPDATE license_keys SET
+                validations = validations + 1,
+                last_validated_at = ?,
+                usage = usage + ?
+            WHERE id = ?
+            """,
+            (iso(now), increment_usage or 0, row["id"]),
+        )
+        if increment_usage:
+            await record_event(
+                tx,
+                organization_id=organization_id,
+                customer_id=row["customer_id"],
+                name="license_key.usage_incremented",
+                subject_id=row["id"],
+                now=now,
+                data={"increment": increment_usage, "usage": row["usage"] + increment_usage},
+            )
+        return Outcome(key_id=row["id"], customer_id=row["customer_id"], activation_id=activation_id or None)
+
+
+async def activate(
+    db: Database,
+    *,
+    organization_id: str,
+    key: str,
+    label: str,
+    now: datetime,
+    conditions: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Outcome:
+    async with db.write() as tx:
+        row = await _key(tx, organization_id, key)
+        if row["status"] != "granted":
+            raise KeyNotPermitted("License key is no longer active. This license key can not be activated.")
+        if _expired(row, now):
+            raise KeyNotPermitted("License key has expired.")
+        if not row["limit_activations"]:
+            raise KeyNotPermitted(
+                "This license key does not support activations. "
+                "Use the /validate endpoint instead to check license validity."
+            )
+        count = await tx.fetchval("SELECT COUNT(*) FROM license_key_activations WHERE license_key_id = ?", (row["id"],))
+        if count >= row["limit_activations"]:
+            raise KeyNotPermitted("License key activation limit already reached")
+        activation_id = new_id()
+        await tx.execute(
+            """
+            INSERT INTO license_key_activations (
+                id,
+                license_key_id,
+                label,
+                meta,
+                conditions,
+                created_at
+            ) VALUES (?, ?, ?, ?, ?, ?)
+            """,
+            (
+                activation_id,
+                row["id"],
+                label,
+                msgspec.json.encode(meta or {}).decode(),
+                msgspec.json.encode(conditions or {}).decode(),
+                iso(now),
+            ),
+        )
+        await record_event(
+            tx,
+            organization_id=organization_id,
+            customer_id=row["customer_id"],
+            name="license_key.activated",
+            subject_id=row["id"],
+            now=now,
+            data={"activation_id": activation_id, "label": label},
+        )
+        await notify.license_key_activated(tx, activation_id, now=now)
+        return Outcome(key_id=row["id"], customer_id=row["customer_id"], activation_id=activation_id)
+
+
+async def deactivate(db: Database, *, organization_id: str, key: str, activation_id: str, now: datetime) -> None:
+    async with db.write() as tx:
+        row = await _key(tx, organization_id, key)
+        activation = await tx.fetchone(
+            "SELECT id, label FROM license_key_activations WHERE id = ? AND license_key_id = ?",
+            (activation_id, row["id"]),
+        )
+        if activation is None:
+            raise KeyNotFound("Activation not found.")
+        await notify.license_key_deactivated(tx, activation_id, now=now)
+        await tx.execute("DELETE FROM license_key_activations WHERE id = ?", (activation_id,))
+        await record_event(
+            tx,
+            organization_id=organization_id,
+            customer_id=row["customer_id"],
+            name="license_key.deactivated",
+            subject_id=row["id"],
+            now=now,
+            data={"activation_id": activation_id, "label": activation["label"], "via": "api"},
+        )
+
+
+async def rotate(db: Database, *, organization_id: str, customer_id: str, license_key_id: str, now: datetime) -> None:
+    """A new key string for the customer's key (same prefix); the old string stops validating at once. Status,
+    usage, limits, expiry and activations are kept. Allowed when the benefit's ``allow_customer_rotation`` is on
+    and the key is ``granted`` or ``disabled`` (a revoked key stays revoked)."""
+    async with db.write() as tx:
+        row = await tx.fetchone(
+            """
+            SELECT k.id, k.status, b.properties AS benefit_properties
+            FROM license_keys k
+            JOIN benefits b ON b.id = k.benefit_id
+            WHERE k.id = ? AND k.organization_id = ? AND k.customer_id = ?
+            """,
+            (license_key_id, organization_id, customer_id),
+        )
+        if row is None:
+            raise KeyNotFound("License key not found.")
+        properties = msgspec.json.decode(row["benefit_properties"] or "{}")
+        if not properties.get("allow_customer_rotation"):
+            raise RotateNotPermitted("The seller does not allow rotating this license key.")
+        if row["status"] not in ROTATABLE_STATUSES:
+            raise RotateNotPermitted(
+                f"License key cannot be rotated in its current status. Allowed statuses: "
+                f"{', '.join(sorted(ROTATABLE_STATUSES))}."
+            )
+        new_key = generate_key(properties.get("prefix"))
+        shown = display_key(new_key)
+        await tx.execute(
+            "UPDATE license_keys SET key = ?, display_key = ?, modified_at = ? WHERE id = ?",
+            (new_key, shown, iso(now), license_key_id),
+        )
+        await tx.execute(
+            """
+            UPDATE benefit_grants
+            SET properties = json_set(properties, '$.display_key', ?), modified_at = ?
+            WHERE id = (SELECT grant_id FROM license_keys WHERE id = ?)
+            """,
+            (shown, iso(now), license_key_id),
+        )
+        await record_event(
+            tx,
+            organization_id=organization_id,
+            customer_id=customer_id,
+            name="license_key.rotated",
+            subject_id=license_key_id,
+            now=now,
+            data={"display_key": shown},
+        )

@@ -1,0 +1,316 @@
+"""``/v1/customer-portal/customers/me``: the signed-in customer (GET), billing details (PATCH, the same
+validation as the portal's billing page), and the email change flow (``email-update/request|check|verify``),
+off unless the organization enables ``allow_email_change``. Payment methods need a payment processor: 403
+``NotSupported``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from portal.clock import Clock, iso, new_id
+from portal.customer_portal import serialize
+from portal.customer_portal.errors import (
+    BEARER,
+    UNSUPPORTED_RESPONSES,
+    PolarAPIError,
+    not_permitted,
+    not_supported,
+    responses,
+)
+from portal.customer_portal.models import (
+    CustomerEmailUpdateRequest,
+    CustomerEmailUpdateVerifyRequest,
+    CustomerEmailUpdateVerifyResponse,
+    CustomerPortalCustomer,
+    CustomerPortalCustomerUpdate,
+)
+from portal.customers.billing import BillingForm, save_billing
+from portal.customers.queries import get_by_email, get_in_org
+from portal.customers.service import CustomerUpdate, update_customer
+from portal.db import Database
+from portal.errors import Conflict, InvalidInput
+from portal.mail import MailMessage, send_in_background
+from portal.organizations.queries import get_by_id
+from portal.security import hmac_digest, new_token
+from portal.sessions.store import SessionContext, create_session
+from portal.settings import Settings
+from portal.subscriptions.actions import record_event
+
+EMAIL_UPDATE_TTL = timedelta(minutes=30)
+API_SESSION_TTL = 3600  # seconds, like the customer sessions POST /v1/customer-sessions/ mints
+EMAIL_CHANGE_OFF = "Changing the email address is not enabled by this seller."
+
+
+def _digest(settings: Settings, token: str) -> str:
+    return hmac_digest(settings.secret_key, token, purpose="email-update")
+
+
+def _verification_email(settings: Settings, org_name: str, to: str, token: str, minutes: int) -> MailMessage:
+    text = (
+        f"Someone asked to change the email address of your {org_name} customer account to this address.\n\n"
+        f"Your verification code: {token}\n\n"
+        f"It is valid for {minutes} minutes. If you did not ask for this, ignore this email: nothing changes.\n"
+    )
+    return MailMessage(
+        to=to,
+        subject=f"Confirm your new email address for {org_name}",
+        text=text,
+        console_note=f"Email change code for {to}: {token}",
+    )
+
+
+class CustomersController(Controller):
+    path = "/customers/me"
+    tags = ["customer_portal.customers"]
+
+    @get("/", summary="Get Customer", responses=responses(found=False), security=BEARER)
+    async def get_me(self, api_customer: NamedDependency[SessionContext]) -> CustomerPortalCustomer:
+        return serialize.customer_out(api_customer.customer)
+
+    @patch(
+        "/",
+        summary="Update Customer",
+        description="Update billing name, address and tax id.",
+        responses=responses(found=False),
+        security=BEARER,
+    )
+    async def update_me(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        api_customer: NamedDependency[SessionContext],
+        data: JSONBody[CustomerPortalCustomerUpdate],
+    ) -> CustomerPortalCustomer:
+        ctx = api_customer
+        if data.default_payment_method_id not in (msgspec.UNSET, None):
+            raise InvalidInput("Portal has no payment methods", "default_payment_method_id")
+        customer = ctx.customer
+        form = BillingForm.from_customer(customer.billing_name, customer.billing_address_dict, customer.tax_id)
+        if data.billing_name is not msgspec.UNSET:
+            form.billing_name = data.billing_name or ""
+        if data.billing_address is not msgspec.UNSET:
+            address = data.billing_address
+            for field in ("line1", "line2", "postal_code", "city", "state", "country"):
+                setattr(form, field, (getattr(address, field) or "") if address is not None else "")
+        if data.tax_id is not msgspec.UNSET:
+            form.tax_id = data.tax_id or ""
+        errors = await save_billing(db, ctx, form, now=clock.now())
+        if errors:
+            field, message = next(iter(errors.items()))
+            raise InvalidInput(message, field if field in ("billing_name", "tax_id") else f"billing_address.{field}")
+        fresh = await get_in_org(db, ctx.organization.id, customer.id)
+        assert fresh is not None
+        return serialize.customer_out(fresh)
+
+    # --- email change ------------------------------------------------------------------------------------
+
+    @post(
+        "/email-update/request",
+        status_code=202,
+        summary="Request Email Change",
+        description="Emails a verification code to the new address. 403 when the seller disables email changes.",
+        responses=responses((403, "`NotPermitted`: email changes are disabled."), found=False),
+        security=BEARER,
+    )
+    async def request_email_update(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        api_customer: NamedDependency[SessionContext],
+        data: JSONBody[CustomerEmailUpdateRequest],
+    ) -> Response[None]:
+        ctx = api_customer
+        if not ctx.organization.allow_email_change:
+            raise not_permitted(EMAIL_CHANGE_OFF)
+        email = data.email.strip()
+        if email.lower() == ctx.customer.email.lower():
+            raise InvalidInput("this is already your email address", "email")
+        other = await get_by_email(db, ctx.organization.id, email)
+        if other is not None:
+            raise InvalidInput("this email address is already in use", "email")
+        now = clock.now()
+        # 12 characters of A-Z0-9 (~62 bits): short enough to type, far too many to guess in 30 minutes.
+        token = "".join(ch for ch in new_token(24).upper() if ch.isalnum())[:12]
+        async with db.write() as tx:
+            # A new request cancels older unused ones.
+            await tx.execute(
+                "UPDATE customer_email_updates SET used_at = ? WHERE customer_id = ? AND used_at IS NULL",
+                (iso(now), ctx.customer.id),
+            )
+            await tx.execute(
+                """
+                INSERT INTO customer_email_updates (
+                    id,
+                    organization_id,
+                    customer_id,
+                    email,
+                    token_hash,
+                    expires_at,
+                    created_at
+                ) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    new_id(),
+                    ctx.organization.id,
+                    ctx.customer.id,
+                    email,
+                    _digest(settings, token),
+                    iso(now + EMAIL_UPDATE_TTL),
+                    iso(now),
+                ),
+            )
+            await record_event(
+                tx,
+                organization_id=ctx.organization.id,
+                customer_id=ctx.customer.id,
+                name="customer.email_update_requested",
+                subject_id=ctx.customer.id,
+                now=now,
+            )
+        minutes = int(EMAIL_UPDATE_TTL.total_seconds() // 60)
+        name = ctx.organization.name
+        send_in_background(
+            request.app.state.portal.mailer, lambda: _verification_email(settings, name, email, token, minutes)
+        )
+        return Response(None, status_code=202)
+
+    @get(
+        "/email-update/check",
+        status_code=204,
+        summary="Check Email Change Token",
+        description="204 when the verification token is valid, 401 otherwise. No authentication.",
+        responses={401: responses(auth=True)[401], 422: responses(auth=False)[422]},
+    )
+    async def check_email_update(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        token: Annotated[str, QueryParameter(max_length=200)],
+    ) -> None:
+        if await _pending(db, settings, token.strip().upper(), iso(clock.now())) is None:
+            raise PolarAPIError(401, "Unauthorized", "Invalid or expired verification token.")
+
+    @post(
+        "/email-update/verify",
+        status_code=200,
+        summary="Verify Email Change",
+        description="Changes the email and answers a new customer-session token. No authentication.",
+        responses={
+            401: responses(auth=True)[401],
+            422: responses(auth=False)[422],
+        },
+    )
+    async def verify_email_update(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        data: JSONBody[CustomerEmailUpdateVerifyRequest],
+    ) -> CustomerEmailUpdateVerifyResponse:
+        now = clock.now()
+        digest = _digest(settings, data.token.strip().upper())
+        async with db.write() as tx:
+            row = await tx.fetchone(
+                """
+                SELECT u.id, u.organization_id, u.customer_id, u.email, o.allow_email_change
+                FROM customer_email_updates u
+                JOIN organizations o ON o.id = u.organization_id
+                WHERE u.token_hash = ? AND u.used_at IS NULL AND u.expires_at > ?
+                """,
+                (digest, iso(now)),
+            )
+            if row is None or not row["allow_email_change"]:
+                raise PolarAPIError(401, "Unauthorized", "Invalid or expired verification token.")
+            await tx.execute("UPDATE customer_email_updates SET used_at = ? WHERE id = ?", (iso(now), row["id"]))
+            try:
+                await update_customer(
+                    tx,
+                    row["customer_id"],
+                    CustomerUpdate(email=row["email"], email_verified=True),
+                    now=now,
+                    organization_id=row["organization_id"],
+                )
+            except Conflict:
+                raise InvalidInput("this email address is already in use", "email") from None
+            token, _ = await create_session(
+                tx,
+                secret=settings.secret_key,
+                kind="api",
+                organization_id=row["organization_id"],
+                customer_id=row["customer_id"],
+                now=now,
+                ttl_seconds=API_SESSION_TTL,
+            )
+            await record_event(
+                tx,
+                organization_id=row["organization_id"],
+                customer_id=row["customer_id"],
+                name="customer.email_updated",
+                subject_id=row["customer_id"],
+                now=now,
+                data={"email": row["email"]},
+            )
+        return CustomerEmailUpdateVerifyResponse(token=token)
+
+    # --- payment methods: need a payment processor --------------------------------------------------------
+
+    @get(
+        "/payment-methods",
+        summary="List Customer Payment Methods (not supported)",
+        responses=UNSUPPORTED_RESPONSES,
+        security=BEARER,
+    )
+    async def list_payment_methods(self, api_customer: NamedDependency[SessionContext]) -> None:
+        raise not_supported("Payment methods")
+
+    @post(
+        "/payment-methods",
+        summary="Add Customer Payment Method (not supported)",
+        responses=UNSUPPORTED_RESPONSES,
+        security=BEARER,
+    )
+    async def add_payment_method(self, api_customer: NamedDependency[SessionContext]) -> None:
+        raise not_supported("Payment methods")
+
+    @post(
+        "/payment-methods/confirm",
+        summary="Confirm Customer Payment Method (not supported)",
+        responses=UNSUPPORTED_RESPONSES,
+        security=BEARER,
+    )
+    async def confirm_payment_method(self, api_customer: NamedDependency[SessionContext]) -> None:
+        raise not_supported("Payment methods")
+
+    @delete(
+        "/payment-methods/{id:str}",
+        status_code=204,
+        summary="Delete Customer Payment Method (not supported)",
+        responses=UNSUPPORTED_RESPONSES,
+        security=BEARER,
+    )
+    async def delete_payment_method(self, api_customer: NamedDependency[SessionContext], id: FromPath[str]) -> None:
+        raise not_supported("Payment methods")
+
+
+async def _pending(db: Database, settings: Settings, token: str, now: str) -> Any:
+    row = await db.fetchone(
+        """
+        SELECT u.id, u.organization_id
+        FROM customer_email_updates u
+        WHERE u.token_hash = ? AND u.used_at IS NULL AND u.expires_at > ?
+        """,
+        (_digest(settings, token), now),
+    )
+    if row is None:
+        return None
+    organization = await get_by_id(db, row["organization_id"])
+    return row if organization is not None and organization.allow_email_change else None

@@ -1,0 +1,425 @@
+"""Rows → the Polar-shaped Structs of ``models``, plus the batch loaders that assemble nested objects (an order's
+product with its prices, benefits and organization; its subscription; its items) for a whole page at once."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from portal.benefits.service import load_properties
+from portal.customer_portal import queries
+from portal.customer_portal.models import (
+    Address,
+    BenefitGrantError,
+    BenefitPublic,
+    BenefitSubscriber,
+    BenefitSubscriberOrganization,
+    CustomerBenefitGrant,
+    CustomerOrder,
+    CustomerOrganization,
+    CustomerOrganizationFeatureSettings,
+    CustomerPortalCustomer,
+    CustomerPortalCustomerSettings,
+    CustomerPortalSubscriptionSettings,
+    CustomerPortalUsageSettings,
+    CustomerProductWithOrganization,
+    CustomerSubscription,
+    LicenseKeyActivationBase,
+    LicenseKeyCustomer,
+    LicenseKeyRead,
+    OrderItem,
+    OrganizationCustomerPortalSettings,
+    ProductBase,
+    ProductPrice,
+    SubscriptionBase,
+)
+from portal.customers.queries import Customer
+from portal.db import Database
+from portal.organizations.queries import Organization
+
+PAID_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
+
+
+def _json(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return default
+
+
+def address_out(text: str | None) -> Address | None:
+    data = _json(text, None)
+    if not isinstance(data, dict) or not data.get("country"):
+        return None
+    return msgspec.convert(data, Address, strict=False)
+
+
+def tax_id_out(tax_id: str | None) -> list[str] | None:
+    return None if not tax_id else [tax_id, "unknown"]
+
+
+# --- organization and products ---------------------------------------------------------------------------
+
+
+def organization_out(org: Organization) -> CustomerOrganization:
+    return CustomerOrganization(
+        created_at=org.created_at,
+        modified_at=org.modified_at,
+        id=org.id,
+        name=org.name,
+        slug=org.slug,
+        avatar_url=org.avatar_url,
+        customer_portal_settings=OrganizationCustomerPortalSettings(
+            usage=CustomerPortalUsageSettings(show=org.show_usage),
+            subscription=CustomerPortalSubscriptionSettings(
+                update_seats=org.allow_seats, update_plan=org.allow_plan_change
+            ),
+            customer=CustomerPortalCustomerSettings(allow_email_change=org.allow_email_change),
+        ),
+        organization_features=CustomerOrganizationFeatureSettings(),
+    )
+
+
+def subscriber_organization(org: Organization) -> BenefitSubscriberOrganization:
+    return BenefitSubscriberOrganization(
+        created_at=org.created_at,
+        modified_at=org.modified_at,
+        id=org.id,
+        name=org.name,
+        slug=org.slug,
+        avatar_url=org.avatar_url,
+    )
+
+
+def price_out(row: queries.Row) -> ProductPrice:
+    common: dict[str, Any] = {
+        "id": row["id"],
+        "created_at": row["created_at"],
+        "modified_at": row["modified_at"],
+        "price_currency": row["price_currency"],
+        "is_archived": bool(row["is_archived"]),
+        "product_id": row["product_id"],
+    }
+    if row["amount_type"] == "custom":
+        return ProductPrice(amount_type="custom", minimum_amount=0, preset_amount=row["price_amount"], **common)
+    return ProductPrice(amount_type="fixed", price_amount=row["price_amount"], **common)
+
+
+def benefit_public(row: queries.Row) -> BenefitPublic:
+    properties = None
+    if row["type"] == "meter_credit":
+        props = _json(row["properties"], {})
+        properties = {"units": props.get("units", 0), "meter_id": props.get("meter_id", "")}
+    return BenefitPublic(
+        id=row["id"],
+        created_at=row["created_at"],
+        modified_at=row["modified_at"],
+        type=row["type"],
+        description=row["description"],
+        is_deleted=row["deleted_at"] is not None,
+        organization_id=row["organization_id"],
+        properties=properties,
+    )
+
+
+def _product_fields(row: queries.Row, prices: Sequence[queries.Row], benefits: Sequence[queries.Row]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "created_at": row["created_at"],
+        "modified_at": row["modified_at"],
+        "name": row["name"],
+        "description": row["description"],
+        "visibility": row["visibility"],
+        "recurring_interval": row["recurring_interval"] if row["is_recurring"] else None,
+        "recurring_interval_count": row["recurring_interval_count"] if row["is_recurring"] else None,
+        "is_recurring": bool(row["is_recurring"]),
+        "is_archived": bool(row["is_archived"]),
+        "organization_id": row["organization_id"],
+        "prices": [price_out(price) for price in prices],
+        "benefits": [benefit_public(benefit) for benefit in benefits],
+    }
+
+
+async def load_products(
+    db: Database, organization: Organization, product_ids: Sequence[str]
+) -> dict[str, CustomerProductWithOrganization]:
+    """The products (with active prices, live benefits and the organization) in three queries."""
+    rows = await queries.products_by_id(db, product_ids)
+    ids = list(rows)
+    prices = await queries.prices_by_product(db, ids)
+    benefits = await queries.benefits_by_product(db, ids)
+    org = organization_out(organization)
+    return {
+        pid: CustomerProductWithOrganization(
+            **_product_fields(row, prices.get(pid, []), benefits.get(pid, [])), organization=org
+        )
+        for pid, row in rows.items()
+    }
+
+
+async def public_products(db: Database, organization: Organization) -> list[ProductBase]:
+    rows = await queries.public_products(db, organization.id)
+    ids = [row["id"] for row in rows]
+    prices = await queries.prices_by_product(db, ids)
+    benefits = await queries.benefits_by_product(db, ids)
+    return [ProductBase(**_product_fields(row, prices.get(row["id"], []), benefits.get(row["id"], []))) for row in rows]
+
+
+# --- customer --------------------------------------------------------------------------------------------
+
+
+def customer_out(customer: Customer) -> CustomerPortalCustomer:
+    return CustomerPortalCustomer(
+        created_at=customer.created_at,
+        modified_at=customer.modified_at,
+        id=customer.id,
+        email=customer.email,
+        email_verified=customer.email_verified,
+        name=customer.name,
+        billing_name=customer.billing_name,
+        billing_address=address_out(customer.billing_address),
+        tax_id=tax_id_out(customer.tax_id),
+        locale=customer.locale,
+    )
+
+
+def license_key_customer(customer: Customer) -> LicenseKeyCustomer:
+    return LicenseKeyCustomer(
+        id=customer.id,
+        created_at=customer.created_at,
+        modified_at=customer.modified_at,
+        external_id=customer.external_id,
+        email=customer.email,
+        email_verified=customer.email_verified,
+        name=customer.name,
+        billing_name=customer.billing_name,
+        billing_address=address_out(customer.billing_address),
+        tax_id=tax_id_out(customer.tax_id),
+        locale=customer.locale,
+        organization_id=customer.organization_id,
+    )
+
+
+# --- subscriptions ---------------------------------------------------------------------------------------
+
+
+def _subscription_fields(row: queries.Row) -> dict[str, Any]:
+    return {
+        "created_at": row["created_at"],
+        "modified_at": row["modified_at"],
+        "id": row["id"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "recurring_interval": row["recurring_interval"],
+        "recurring_interval_count": row["recurring_interval_count"],
+        "status": row["status"],
+        "current_period_start": row["current_period_start"],
+        # Polar always has a period end; an ended subscription's last period ends when it ended.
+        "current_period_end": row["current_period_end"] or row["ended_at"] or row["current_period_start"],
+        "trial_start": row["trial_start"],
+        "trial_end": row["trial_end"],
+        "cancel_at_period_end": bool(row["cancel_at_period_end"]),
+        "canceled_at": row["canceled_at"],
+        "started_at": row["started_at"],
+        "ends_at": row["ends_at"],
+        "ended_at": row["ended_at"],
+        "customer_id": row["customer_id"],
+        "product_id": row["product_id"],
+        "customer_cancellation_reason": row["customer_cancellation_reason"],
+        "customer_cancellation_comment": row["customer_cancellation_comment"],
+    }
+
+
+def subscription_base(row: queries.Row) -> SubscriptionBase:
+    return SubscriptionBase(**_subscription_fields(row))
+
+
+async def subscriptions_out(
+    db: Database, organization: Organization, rows: Sequence[queries.Row]
+) -> list[CustomerSubscription]:
+    products = await load_products(db, organization, [row["product_id"] for row in rows])
+    return [
+        CustomerSubscription(
+            **_subscription_fields(row),
+            product=products[row["product_id"]],
+            prices=[p for p in products[row["product_id"]].prices if p.id == row["price_id"]]
+            or products[row["product_id"]].prices[:1],
+        )
+        for row in rows
+    ]
+
+
+# --- orders ----------------------------------------------------------------------------------------------
+
+
+async def orders_out(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrder]:
+    """A page of orders with items, product and subscription, in a fixed number of queries."""
+    ids = [row["id"] for row in rows]
+    items = await queries.order_items(db, ids)
+    invoiced = await queries.invoiced_orders(db, ids)
+    products = await load_products(db, organization, [row["product_id"] for row in rows if row["product_id"]])
+    subscriptions = await queries.subscriptions_by_id(db, [row["subscription_id"] for row in rows])
+    out = []
+    for row in rows:
+        paid = row["status"] in PAID_STATUSES
+        net = row["subtotal_amount"] - row["discount_amount"]
+        subscription = subscriptions.get(row["subscription_id"]) if row["subscription_id"] else None
+        product = products.get(row["product_id"]) if row["product_id"] else None
+        order_items = items.get(row["id"], [])
+        out.append(
+            CustomerOrder(
+                id=row["id"],
+                created_at=row["created_at"],
+                modified_at=row["modified_at"],
+                status=row["status"],
+                paid=paid,
+                subtotal_amount=row["subtotal_amount"],
+                discount_amount=row["discount_amount"],
+                net_amount=net,
+                tax_amount=row["tax_amount"],
+                total_amount=row["total_amount"],
+                due_amount=0 if paid or row["status"] == "void" else row["total_amount"],
+                refunded_amount=row["refunded_amount"],
+                refunded_tax_amount=row["refunded_tax_amount"],
+                currency=row["currency"],
+                billing_reason=row["billing_reason"],
+                billing_name=row["billing_name"],
+                billing_address=address_out(row["billing_address"]),
+                invoice_number=row["invoice_number"],
+                is_invoice_generated=row["id"] in invoiced,
+                receipt_number=row["receipt_number"],
+                customer_id=row["customer_id"],
+                product_id=row["product_id"],
+                subscription_id=row["subscription_id"],
+                product=product,
+                subscription=None if subscription is None else subscription_base(subscription),
+                items=[
+                    OrderItem(
+                        created_at=item["created_at"],
+                        modified_at=item["modified_at"],
+                        id=item["id"],
+                        label=item["label"],
+                        amount=item["amount"],
+                        tax_amount=item["tax_amount"],
+                        proration=bool(item["proration"]),
+                        product_price_id=item["product_price_id"],
+                    )
+                    for item in order_items
+                ],
+                description=row["product_name"] or (order_items[0]["label"] if order_items else "Order"),
+                refundable_amount=max(0, net - row["refunded_amount"]) if paid else 0,
+                refundable_tax_amount=max(0, row["tax_amount"] - row["refunded_tax_amount"]) if paid else 0,
+            )
+        )
+    return out
+
+
+# --- benefit grants --------------------------------------------------------------------------------------
+
+
+def subscriber_properties(benefit_type: str, properties_json: str) -> dict[str, Any]:
+    """What a holder of the benefit sees (Polar's ``Benefit*SubscriberProperties``, plus Portal's invite
+    links, which stand in for the Discord/GitHub OAuth flows Portal does not run)."""
+    props = msgspec.to_builtins(load_properties(benefit_type, properties_json))
+    if benefit_type == "downloadables":
+        archived = props.get("archived") or {}
+        return {"active_files": [f for f in props.get("files", []) if not archived.get(f)]}
+    if benefit_type == "discord":
+        return {"guild_id": props.get("guild_id") or "", "invite_url": props.get("invite_url")}
+    if benefit_type == "github_repository":
+        return {
+            "repository_owner": props["repository_owner"],
+            "repository_name": props["repository_name"],
+            "invite_url": props.get("invite_url"),
+        }
+    if benefit_type == "meter_credit":
+        return {"units": props["units"], "rollover": props.get("rollover", False), "meter_id": props["meter_id"]}
+    return props
+
+
+def _grant_error(text: str | None) -> BenefitGrantError | None:
+    data = _json(text, None)
+    try:
+        return msgspec.convert(data, BenefitGrantError, strict=False) if isinstance(data, dict) else None
+    except msgspec.ValidationError:
+        return None
+
+
+def grant_out(row: queries.Row, customer: Customer, organization: Organization) -> CustomerBenefitGrant:
+    return CustomerBenefitGrant(
+        created_at=row["created_at"],
+        modified_at=row["modified_at"],
+        id=row["id"],
+        granted_at=row["granted_at"],
+        revoked_at=row["revoked_at"],
+        customer_id=row["customer_id"],
+        benefit_id=row["benefit_id"],
+        subscription_id=row["subscription_id"],
+        order_id=row["order_id"],
+        is_granted=row["granted_at"] is not None and row["revoked_at"] is None,
+        is_revoked=row["revoked_at"] is not None,
+        error=_grant_error(row["error"]),
+        customer=customer_out(customer),
+        benefit=BenefitSubscriber(
+            id=row["benefit_id"],
+            created_at=row["benefit_created_at"],
+            modified_at=row["benefit_modified_at"],
+            type=row["benefit_type"],
+            description=row["benefit_description"],
+            is_deleted=row["benefit_deleted_at"] is not None,
+            organization_id=row["organization_id"],
+            organization=subscriber_organization(organization),
+            properties=subscriber_properties(row["benefit_type"], row["benefit_properties"]),
+        ),
+        properties=_json(row["properties"], {}),
+    )
+
+
+# --- license keys ----------------------------------------------------------------------------------------
+
+
+def activation_out(row: queries.Row) -> LicenseKeyActivationBase:
+    return LicenseKeyActivationBase(
+        id=row["id"],
+        license_key_id=row["license_key_id"],
+        label=row["label"],
+        meta=_json(row["meta"], {}),
+        created_at=row["created_at"],
+        modified_at=row["modified_at"],
+    )
+
+
+def license_key_fields(row: queries.Row, customer: Customer) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "created_at": row["created_at"],
+        "modified_at": row["modified_at"],
+        "organization_id": row["organization_id"],
+        "customer_id": row["customer_id"],
+        "customer": license_key_customer(customer),
+        "benefit_id": row["benefit_id"],
+        "key": row["key"],
+        "display_key": row["display_key"],
+        "status": row["status"],
+        "limit_activations": row["limit_activations"],
+        "usage": row["usage"],
+        "limit_usage": row["limit_usage"],
+        "validations": row["validations"],
+        "last_validated_at": row["last_validated_at"],
+        "expires_at": row["expires_at"],
+    }
+
+
+def license_key_out(row: queries.Row, customer: Customer) -> LicenseKeyRead:
+    return LicenseKeyRead(**license_key_fields(row, customer))
+
+
+def sha256_base64(hex_digest: str | None) -> str | None:
+    if not hex_digest:
+        return None
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()

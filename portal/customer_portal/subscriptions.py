@@ -1,0 +1,183 @@
+"""``/v1/customer-portal/subscriptions``: list (filters ``product_id``, ``active``, ``query``), get, update
+(cancel at period end with reason/comment, uncancel, change plan) and cancel (DELETE). The rules and events are
+``portal.subscriptions.actions`` (shared with the portal pages); this module maps their refusals to Polar's
+error classes: 403 ``AlreadyCanceledSubscription``, 409 ``SubscriptionNotScheduledToCancel``, 403
+``UpdateSubscriptionPlanNotAllowed``, 422 for an unknown product. Seats, units and pause/resume: 403 with the
+error Polar uses when an organization disables them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Controller, delete, get, patch
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from portal.clock import Clock
+from portal.customer_portal import queries, serialize
+from portal.customer_portal.common import IdList, Limit, Page, Search, listing
+from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
+from portal.customer_portal.models import CustomerSubscription, CustomerSubscriptionUpdate, ListResource
+from portal.db import Database
+from portal.errors import Conflict, InvalidInput, NotFound
+from portal.sessions.store import SessionContext
+from portal.subscriptions import actions
+
+SubscriptionSort = Literal[
+    "started_at", "-started_at", "amount", "-amount", "status", "-status", "organization", "-organization",
+    "product", "-product",
+]  # fmt: skip
+NOT_FOUND = "Subscription not found."
+ALREADY_CANCELED = "This subscription is already canceled or will be at the end of the period."
+
+UPDATE_RESPONSES = responses(
+    (403, "`AlreadyCanceledSubscription`, `UpdateSubscriptionPlanNotAllowed`, `UpdateSubscriptionSeatsNotAllowed`, "
+     "`UpdateSubscriptionUnitsNotAllowed` or `PauseResumeNotAllowed`."),
+    (409, "`SubscriptionNotScheduledToCancel`: uncancel of a subscription that is not scheduled to cancel."),
+)  # fmt: skip
+
+
+def already_canceled() -> PolarAPIError:
+    return PolarAPIError(403, "AlreadyCanceledSubscription", ALREADY_CANCELED)
+
+
+async def _subscription(db: Database, ctx: SessionContext, subscription_id: str) -> CustomerSubscription:
+    row = await queries.get_subscription(db, ctx.organization.id, ctx.customer.id, subscription_id)
+    if row is None:
+        raise not_found(NOT_FOUND)
+    return (await serialize.subscriptions_out(db, ctx.organization, [row]))[0]
+
+
+async def _cancel(db: Database, ctx: SessionContext, subscription_id: str, clock: Clock, **why: str | None) -> None:
+    try:
+        await actions.cancel_subscription(db, ctx, subscription_id, now=clock.now(), **why)
+    except NotFound:
+        raise not_found(NOT_FOUND) from None
+    except Conflict:
+        raise already_canceled() from None
+
+
+class SubscriptionsController(Controller):
+    path = "/subscriptions"
+    tags = ["customer_portal.subscriptions"]
+    security = BEARER
+
+    @get("/", summary="List Subscriptions", responses=responses(found=False))
+    async def list_subscriptions(
+        self,
+        db: NamedDependency[Database],
+        api_customer: NamedDependency[SessionContext],
+        product_id: IdList = None,
+        active: Annotated[bool | None, QueryParameter(description="Only live (true) or ended (false).")] = None,
+        search: Search = None,
+        page: Page = 1,
+        limit: Limit = 10,
+        sorting: Annotated[list[SubscriptionSort] | None, QueryParameter()] = None,
+    ) -> ListResource[CustomerSubscription]:
+        ctx = api_customer
+        rows, total = await queries.list_subscriptions(
+            db,
+            ctx.organization.id,
+            ctx.customer.id,
+            product_id=product_id,
+            active=active,
+            query=search,
+            sorting=sorting,
+            page_number=page,
+            limit=limit,
+        )
+        return listing(await serialize.subscriptions_out(db, ctx.organization, rows), total, limit)
+
+    @get("/{id:str}", summary="Get Subscription", responses=responses())
+    async def get_subscription(
+        self, db: NamedDependency[Database], api_customer: NamedDependency[SessionContext], id: FromPath[str]
+    ) -> CustomerSubscription:
+        return await _subscription(db, api_customer, id)
+
+    @patch(
+        "/{id:str}",
+        summary="Update Subscription",
+        description=(
+            "One change per request: `{cancel_at_period_end: true, cancellation_reason?, cancellation_comment?}`, "
+            "`{cancel_at_period_end: false}` (uncancel) or `{product_id}` (plan change, when the seller allows it)."
+        ),
+        responses=UPDATE_RESPONSES,
+    )
+    async def update_subscription(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        api_customer: NamedDependency[SessionContext],
+        id: FromPath[str],
+        data: JSONBody[CustomerSubscriptionUpdate],
+    ) -> CustomerSubscription:
+        ctx = api_customer
+        current = await _subscription(db, ctx, id)
+        if data.product_id is not msgspec.UNSET:
+            await _change_plan(db, ctx, current, data.product_id, clock)
+        elif data.seats is not msgspec.UNSET:
+            raise PolarAPIError(403, "UpdateSubscriptionSeatsNotAllowed", "Updating subscription seats is not allowed.")
+        elif data.units is not msgspec.UNSET:
+            raise PolarAPIError(403, "UpdateSubscriptionUnitsNotAllowed", "Updating subscription units is not allowed.")
+        elif data.pause_at_period_end is not msgspec.UNSET or data.resume is not msgspec.UNSET:
+            raise PolarAPIError(403, "PauseResumeNotAllowed", "Pausing and resuming subscriptions is not enabled.")
+        elif data.cancel_at_period_end is True:
+            await _cancel(
+                db, ctx, id, clock, reason=data.cancellation_reason, comment=data.cancellation_comment
+            )  # fmt: skip
+        elif data.cancel_at_period_end is False:
+            await _uncancel(db, ctx, current, clock)
+        # pending_update: null (clear a scheduled change) — Portal schedules none, so there is nothing to clear.
+        return await _subscription(db, ctx, id)
+
+    @delete(
+        "/{id:str}",
+        status_code=200,
+        summary="Cancel Subscription",
+        description="Cancel at the end of the current period (benefits stay until then).",
+        responses=responses((403, "`AlreadyCanceledSubscription`.")),
+    )
+    async def cancel_subscription(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        api_customer: NamedDependency[SessionContext],
+        id: FromPath[str],
+    ) -> CustomerSubscription:
+        await _cancel(db, api_customer, id, clock)
+        return await _subscription(db, api_customer, id)
+
+
+async def _uncancel(db: Database, ctx: SessionContext, current: CustomerSubscription, clock: Clock) -> None:
+    if not current.cancel_at_period_end:
+        if current.ended_at is not None or current.status not in actions.CANCELABLE_STATUSES:
+            raise already_canceled()
+        raise PolarAPIError(409, "SubscriptionNotScheduledToCancel", "This subscription is not scheduled to cancel.")
+    try:
+        await actions.uncancel_subscription(db, ctx, current.id, now=clock.now())
+    except NotFound:
+        raise not_found(NOT_FOUND) from None
+    except Conflict:
+        raise already_canceled() from None
+
+
+async def _change_plan(
+    db: Database, ctx: SessionContext, current: CustomerSubscription, product_id: str, clock: Clock
+) -> None:
+    if not ctx.organization.allow_plan_change:
+        raise PolarAPIError(403, "UpdateSubscriptionPlanNotAllowed", "Updating subscription plan is not allowed.")
+    try:
+        await actions.change_plan(db, ctx, current.id, product_id, now=clock.now())
+    except actions.PlanChangeNotAllowed:
+        raise PolarAPIError(
+            403, "UpdateSubscriptionPlanNotAllowed", "Updating subscription plan is not allowed."
+        ) from None
+    except NotFound as exc:
+        if exc.field == "product_id":
+            raise InvalidInput(
+                "Product does not exist or is not available for this subscription.", "product_id"
+            ) from None
+        raise not_found(NOT_FOUND) from None
+    except Conflict:
+        raise already_canceled() from None

@@ -1,0 +1,1 @@
+"""Invoices for orders: numbered per organization, frozen when issued, corrected (never edited) afterwards."""

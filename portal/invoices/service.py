@@ -1,0 +1,262 @@
+"""Issuing invoices and editing an order's bill-to (Polar's ``PATCH /orders/{id}`` + ``POST /orders/{id}/invoice``).
+
+Rules:
+* an invoice is issued for a paid (possibly refunded) order only (``OrderNotEligibleForInvoice``), and only once
+  the order has a billing name and a billing address (``MissingInvoiceBillingDetails``);
+* the number comes from ``organizations.next_invoice_number``, allocated inside the write transaction
+  (``<receipt prefix>-INV-0001``), so two concurrent requests can never share a number;
+* an issued invoice is frozen: bill-to, amounts, items and seller details are copied into it. Changing the
+  order's billing details afterwards and generating again issues a *corrected* invoice with a new number that
+  points at the one it replaces; the old one stays retrievable. Generating again without a change is a no-op;
+* the billing country and state of an order cannot change once set (they decided the tax), as in Polar.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from portal.clock import iso, new_id
+from portal.customers.billing import BillingForm, validate_billing
+from portal.db import Database, Transaction
+from portal.errors import DomainError, InvalidInput, NotFound
+from portal.invoices.queries import INVOICE_COLUMNS, Invoice
+from portal.subscriptions.actions import record_event
+
+INVOICEABLE_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
+
+
+class OrderNotEligibleForInvoice(DomainError):
+    """The order is not paid (Polar: 409 ``OrderNotEligibleForInvoice``)."""
+
+
+class MissingInvoiceBillingDetails(DomainError):
+    """The order has no billing name or address (Polar: 422 ``MissingInvoiceBillingDetails``)."""
+
+
+MISSING_DETAILS = "Billing name and address are required to generate an invoice for this order."
+
+
+def _address(text: str | None) -> dict[str, Any] | None:
+    data = msgspec.json.decode(text) if text else None
+    return data if isinstance(data, dict) and data.get("country") else None
+
+
+async def _own_order(tx: Transaction, organization_id: str, customer_id: str, order_id: str) -> Any:
+    row = await tx.fetchone(
+        """
+        SELECT o.*, p.name AS product_name
+        FROM orders o
+        LEFT JOIN products p ON p.id = o.product_id
+        WHERE o.id = ? AND o.organization_id = ? AND o.customer_id = ?
+        """,
+        (order_id, organization_id, customer_id),
+    )
+    if row is None:
+        raise NotFound("order not found")
+    return row
+
+
+async def build_snapshot(tx: Transaction, order: Any) -> dict[str, Any]:
+    """Everything the invoice prints that could change later, frozen at issue time."""
+    org = await tx.fetchone(
+        "SELECT name, address, support_email, avatar_url, accent_color, default_locale FROM organizations WHERE id = ?",
+        (order["organization_id"],),
+    )
+    email = await tx.fetchval("SELECT email FROM customers WHERE id = ?", (order["customer_id"],))
+    items = await tx.fetchall(
+        """
+        SELECT
+            label,
+            quantity,
+            unit_amount,
+            amount,
+            tax_amount
+        FROM order_items
+        WHERE order_id = ?
+        ORDER BY position, created_at
+        """,
+        (order["id"],),
+    )
+    return {
+        "seller": {
+            "name": org["name"],
+            "address": org["address"],
+            "support_email": org["support_email"],
+            "avatar_url": org["avatar_url"],
+            "accent_color": org["accent_color"],
+        },
+        "locale": org["default_locale"],
+        "customer_email": email,
+        "product_name": order["product_name"],
+        "receipt_number": order["receipt_number"],
+        "order_created_at": order["created_at"],
+        "paid_at": order["paid_at"],
+        "status": order["status"],
+        "currency": order["currency"],
+        "subtotal_amount": order["subtotal_amount"],
+        "discount_amount": order["discount_amount"],
+        "tax_amount": order["tax_amount"],
+        "total_amount": order["total_amount"],
+        "refunded_amount": order["refunded_amount"],
+        "items": [dict(item) for item in items],
+    }
+
+
+async def _allocate_number(tx: Transaction, organization_id: str) -> str:
+    row = await tx.fetchone(
+        """
+        UPDATE organizations SET next_invoice_number = next_invoice_number + 1
+        WHERE id = ?
+        RETURNING next_invoice_number - 1 AS number, receipt_prefix
+        """,
+        (organization_id,),
+    )
+    assert row is not None
+    return f"{row['receipt_prefix']}-INV-{int(row['number']):04d}"
+
+
+async def generate_invoice(
+    db: Database, organization_id: str, customer_id: str, order_id: str, *, now: datetime
+) -> tuple[Invoice, bool]:
+    """The order's current invoice, issuing it (or a corrected one) when needed; ``(invoice, issued_now)``."""
+    async with db.write() as tx:
+        order = await _own_order(tx, organization_id, customer_id, order_id)
+        if order["status"] not in INVOICEABLE_STATUSES or order["paid_at"] is None:
+            raise OrderNotEligibleForInvoice("This order is not paid, so an invoice cannot be generated.")
+        address = _address(order["billing_address"])
+        if not (order["billing_name"] or "").strip() or address is None:
+            raise MissingInvoiceBillingDetails(MISSING_DETAILS)
+        latest_row = await tx.fetchone(
+            f"SELECT {INVOICE_COLUMNS} FROM invoices i WHERE i.order_id = ? ORDER BY i.issued_at DESC, i.rowid DESC",
+            (order_id,),
+        )
+        latest = None if latest_row is None else msgspec.convert(dict(latest_row), Invoice)
+        if (
+            latest is not None
+            and latest.billing_name == order["billing_name"]
+            and latest.address == address
+            and latest.tax_id == order["tax_id"]
+        ):
+            return latest, False
+        invoice = Invoice(
+            id=new_id(),
+            organization_id=organization_id,
+            customer_id=customer_id,
+            order_id=order_id,
+            invoice_number=await _allocate_number(tx, organization_id),
+            billing_name=order["billing_name"],
+            billing_address=msgspec.json.encode(address).decode(),
+            tax_id=order["tax_id"],
+            snapshot=msgspec.json.encode(await build_snapshot(tx, order)).decode(),
+            corrects_invoice_id=None if latest is None else latest.id,
+            issued_at=iso(now),
+        )
+        await tx.execute(
+            """
+            INSERT INTO invoices (
+                id,
+                organization_id,
+                customer_id,
+                order_id,
+                invoice_number,
+                billing_name,
+                billing_address,
+                tax_id,
+                snapshot,
+                corrects_invoice_id,
+                issued_at
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                invoice.id,
+                invoice.organization_id,
+                invoice.customer_id,
+                invoice.order_id,
+                invoice.invoice_number,
+                invoice.billing_name,
+                invoice.billing_address,
+                invoice.tax_id,
+                invoice.snapshot,
+                invoice.corrects_invoice_id,
+                invoice.issued_at,
+            ),
+        )
+        await tx.execute(
+            "UPDATE orders SET invoice_number = ?, modified_at = ? WHERE id = ?",
+            (invoice.invoice_number, iso(now), order_id),
+        )
+        await record_event(
+            tx,
+            organization_id=organization_id,
+            customer_id=customer_id,
+            name="invoice.corrected" if latest is not None else "invoice.issued",
+            subject_id=order_id,
+            now=now,
+            data={
+                "invoice_id": invoice.id,
+                "invoice_number": invoice.invoice_number,
+                "corrects": None if latest is None else latest.invoice_number,
+            },
+        )
+        return invoice, True
+
+
+_UNSET: Any = msgspec.UNSET
+
+
+async def update_order_billing(
+    db: Database,
+    organization_id: str,
+    customer_id: str,
+    order_id: str,
+    *,
+    billing_name: str | msgspec.UnsetType | None = _UNSET,
+    billing_address: dict[str, Any] | msgspec.UnsetType | None = _UNSET,
+    now: datetime,
+) -> None:
+    """Change the order's bill-to (name, address). Validation is the billing form's (per-field
+    ``InvalidInput`` with ``billing_address.<field>``); the country and state cannot change once set."""
+    async with db.write() as tx:
+        order = await _own_order(tx, organization_id, customer_id, order_id)
+        current = _address(order["billing_address"]) or {}
+        name = order["billing_name"] if billing_name is msgspec.UNSET else billing_name
+        address = current if billing_address is msgspec.UNSET else (billing_address or {})
+        if current.get("country") and (address.get("country") or "").upper() != current["country"].upper():
+            raise InvalidInput("the billing country cannot be changed", "billing_address.country")
+        if current.get("state") and (address.get("state") or "") != current["state"]:
+            raise InvalidInput("the billing state cannot be changed", "billing_address.state")
+        form = BillingForm(
+            billing_name=name or "",
+            line1=address.get("line1") or "",
+            line2=address.get("line2") or "",
+            postal_code=address.get("postal_code") or "",
+            city=address.get("city") or "",
+            state=address.get("state") or "",
+            country=address.get("country") or "",
+            tax_id=order["tax_id"] or "",
+        )
+        update, errors = validate_billing(form)
+        if errors:
+            field, message = next(iter(errors.items()))
+            raise InvalidInput(message, field if field == "billing_name" else f"billing_address.{field}")
+        new_address = update.billing_address
+        await tx.execute(
+            "UPDATE orders SET billing_name = ?, billing_address = ?, modified_at = ? WHERE id = ?",
+            (
+                update.billing_name,
+                None if not isinstance(new_address, msgspec.Struct) else msgspec.json.encode(new_address).decode(),
+                iso(now),
+                order_id,
+            ),
+        )
+        await record_event(
+            tx,
+            organization_id=organization_id,
+            customer_id=customer_id,
+            name="order.billing_updated",
+            subject_id=order_id,
+            now=now,
+        )
