@@ -1,0 +1,78 @@
+"""The background tasks of a running app, started and stopped by the lifespan in ``portal.app``: the email
+outbox worker and the webhook worker (every ``PORTAL_WORKER_POLL_INTERVAL`` seconds) and the renewal-reminder
+scan (every ``PORTAL_RENEWAL_SCAN_INTERVAL`` seconds). Every process runs them; claims are atomic, so several
+processes on one data dir share the work without sending anything twice.
+
+``stop()`` lets a pass in progress finish (an email being handed to SMTP is not cut off), then cancels whatever
+is still running after ``grace`` seconds and waits for it, so no task outlives the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from portal.clock import Clock
+from portal.db import Database
+from portal.mail import Mailer
+from portal.notifications.reminders import queue_due_reminders
+from portal.notifications.worker import OutboxWorker
+from portal.settings import Settings
+from portal.webhooks.worker import WebhookWorker
+
+log = logging.getLogger("portal.background")
+
+Step = Callable[[], Awaitable[int]]
+
+
+class BackgroundTasks:
+    def __init__(self, db: Database, settings: Settings, clock: Clock, mailer: Mailer) -> None:
+        self.settings = settings
+        self.outbox = OutboxWorker(db, settings, clock, mailer)
+        self.webhooks = WebhookWorker(db, settings, clock)
+        self._db = db
+        self._clock = clock
+        self._stop: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._stop = asyncio.Event()
+        loops: list[tuple[str, Step, float]] = [
+            ("outbox", self.outbox.run_once, self.settings.worker_poll_interval),
+            ("webhooks", self.webhooks.run_once, self.settings.worker_poll_interval),
+            ("renewal-reminders", self._reminders, self.settings.renewal_scan_interval),
+        ]
+        self._tasks = [
+            asyncio.get_running_loop().create_task(self._loop(name, step, interval), name=f"portal-{name}")
+            for name, step, interval in loops
+        ]
+
+    async def _reminders(self) -> int:
+        return await queue_due_reminders(self._db, self._clock.now())
+
+    async def _loop(self, name: str, step: Step, interval: float) -> None:
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                busy = await step()
+            except Exception:
+                log.exception("background task %s failed; trying again in %ss", name, interval)
+                busy = 0
+            if busy and name != "renewal-reminders":
+                continue  # a full batch: look again at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        if self._stop is None:
+            return
+        self._stop.set()
+        tasks, self._tasks = self._tasks, []
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)

@@ -1,0 +1,92 @@
+"""Event payloads in Polar's shapes, built inside the write transaction of the change (so they describe the
+object as that change left it). The admin API's loaders and output Structs make the ``data`` objects; they only
+call ``fetchone``/``fetchall``, which the transaction provides too, and read through the writer connection so
+they see the uncommitted change."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import msgspec
+
+from portal.admin import loaders, models
+from portal.benefits import admin_queries as benefit_queries
+from portal.customers import admin_queries as customer_queries
+from portal.db import Database, Transaction
+from portal.orders import admin_queries as order_queries
+from portal.subscriptions import admin_queries as subscription_queries
+
+
+def _reader(tx: Transaction) -> Database:
+    return cast(Database, tx)
+
+
+async def order(tx: Transaction, order_id: str) -> dict[str, Any]:
+    """Polar's ``Order``."""
+    record = await order_queries.get_order(_reader(tx), order_id)
+    assert record is not None
+    return msgspec.to_builtins(await loaders.order(_reader(tx), record))
+
+
+async def subscription(tx: Transaction, subscription_id: str) -> dict[str, Any]:
+    """Polar's ``Subscription``."""
+    record = await subscription_queries.get_subscription(_reader(tx), subscription_id)
+    assert record is not None
+    return msgspec.to_builtins(await loaders.subscription(_reader(tx), record))
+
+
+async def benefit_grant(tx: Transaction, grant_id: str, previous_properties: dict[str, Any] | None = None) -> dict:
+    """Polar's ``BenefitGrantWebhook``: a ``BenefitGrant`` and its ``previous_properties``."""
+    record = await benefit_queries.get_grant(_reader(tx), grant_id)
+    assert record is not None
+    data = msgspec.to_builtins(await loaders.grant(_reader(tx), record))
+    data["previous_properties"] = previous_properties
+    return data  # type: ignore[no-any-return]
+
+
+async def customer(tx: Transaction, customer_id: str) -> dict[str, Any]:
+    """Polar's ``Customer``."""
+    record = await customer_queries.get_customer_any(_reader(tx), customer_id)
+    assert record is not None
+    return msgspec.to_builtins(models.customer_out(record))
+
+
+async def license_key_activation(tx: Transaction, activation_id: str) -> dict[str, Any]:
+    """Portal's own shape, after Polar's ``LicenseKeyActivationRead``: the activation and its license key
+    (Polar's ``LicenseKeyRead``, with the customer nested)."""
+    activation = await tx.fetchone(
+        "SELECT id, license_key_id, label, meta, conditions, created_at, modified_at "
+        "FROM license_key_activations WHERE id = ?",
+        (activation_id,),
+    )
+    assert activation is not None
+    key = await tx.fetchone("SELECT * FROM license_keys WHERE id = ?", (activation["license_key_id"],))
+    assert key is not None
+    owner = await customer(tx, key["customer_id"])
+    return {
+        "id": activation["id"],
+        "license_key_id": activation["license_key_id"],
+        "label": activation["label"],
+        "meta": msgspec.json.decode(activation["meta"] or "{}"),
+        "conditions": msgspec.json.decode(activation["conditions"] or "{}"),
+        "created_at": activation["created_at"],
+        "modified_at": activation["modified_at"],
+        "license_key": {
+            "id": key["id"],
+            "created_at": key["created_at"],
+            "modified_at": key["modified_at"],
+            "organization_id": key["organization_id"],
+            "customer_id": key["customer_id"],
+            "customer": owner,
+            "benefit_id": key["benefit_id"],
+            "key": key["key"],
+            "display_key": key["display_key"],
+            "status": key["status"],
+            "limit_activations": key["limit_activations"],
+            "usage": key["usage"],
+            "limit_usage": key["limit_usage"],
+            "validations": key["validations"],
+            "last_validated_at": key["last_validated_at"],
+            "expires_at": key["expires_at"],
+        },
+    }
