@@ -1,0 +1,590 @@
+"""Load-test the production server (``portal serve``) with ``wrk`` on the small and the large benchmark databases.
+
+For each data dir made by ``bench/generate.py`` (``bench/data/small`` and ``bench/data/large``) this script:
+
+1. mints a browser session and an API session for the known customer (a ``customer_sessions`` row whose
+   ``token_hash`` is ``portal.sessions.store.token_digest(secret, token)`` with the data dir's ``secret_key``);
+2. starts ``portal serve --host 127.0.0.1 --port P --workers N`` exactly as the README's production section says
+   (N from the README, else 2), with its log on ``<data dir>/serve.log``, and waits for ``/healthz``;
+3. checks every scenario answers 200 (a redirect to the sign-in page would be fast and wrong), then for each
+   scenario runs ``wrk --latency`` (a warm-up run, then the measured one; a Lua script sets the method, body,
+   cookie/``Authorization`` and prints the numbers as JSON) while sampling the RSS of the server's process tree
+   from ``/proc``;
+4. stops the server and deletes the minted sessions.
+
+The results table (machine, date, req/s, p50/p99, ratios to ``/healthz`` and large/small, RSS, targets) is written
+into ``bench/README.md`` between the ``bench:results`` markers (a rerun replaces it) and as JSON into
+``bench/data/results.json``. Use ``--wait-load 1.0`` to start only once the 1-minute load average is below 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from portal.sessions.store import token_digest
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+README = BENCH_DIR / "README.md"
+START_MARK = "<!-- bench:results:start -->"
+END_MARK = "<!-- bench:results:end -->"
+
+# Targets of the benchmark issue (on a 2-core machine, in the same run).
+MIN_RATIO = {"overview": 0.35, "orders": 0.35, "receipt": 0.35, "sign_in": 0.35, "api_orders": 0.40, "validate": 0.40}
+MAX_P99_MS = 50.0
+MAX_LARGE_OVER_SMALL = 1.25
+MAX_RSS_MB = 200.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    label: str
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+
+
+@dataclass
+class Result:
+    scenario: str
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    rss_mb: float
+
+
+LUA = """
+wrk.method = {method}
+wrk.body = {body}
+{headers}
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {{"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def lua_string(value: str | None) -> str:
+    return "nil" if value is None else json.dumps(value)  # a JSON string literal is a valid Lua string literal
+
+
+def readme_workers(default: int = 2) -> int:
+    """``--workers N`` as recommended in the project README's production section (2 cores), else ``default``."""
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"^#+ .*(?:[Pp]roduction|[Dd]eploy).*$", text, flags=re.MULTILINE)
+    if match:
+        section = text[match.end() :]
+        following = re.search(r"^## ", section, flags=re.MULTILINE)
+        section = section[: following.start()] if following else section
+        found = re.search(r"--workers[ =](\d+)", section)
+        if found:
+            return int(found.group(1))
+    return default
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants (uvicorn's supervisor and its worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    return pids
+
+
+def rss_mb(pids: Sequence[int]) -> float:
+    total_kb = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kb / 1024
+
+
+class RssSampler(threading.Thread):
+    """Samples the server tree's total RSS every 0.25 s; ``peak`` is the maximum seen."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.peak = root, 0.0
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.peak = max(self.peak, rss_mb(tree_pids(self.root)))
+            self.stop_event.wait(0.25)
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def wait_for_quiet(threshold: float, max_seconds: float) -> tuple[float, bool]:
+    """Poll the 1-minute load average until it is below ``threshold``; (load, reached)."""
+    deadline = time.monotonic() + max_seconds
+    load = load_average()
+    while load >= threshold and time.monotonic() < deadline:
+        print(f"  load average {load:.2f} >= {threshold}, waiting…", file=sys.stderr, flush=True)
+        time.sleep(15)
+        load = load_average()
+    return load, load < threshold
+
+
+def mint_sessions(data_dir: Path, known: dict[str, Any]) -> tuple[str, str, list[str]]:
+    """Insert a browser and an API session for the known customer; (browser token, api token, session ids)."""
+    secret = (data_dir / "secret_key").read_text().strip()
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    expires = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    conn = sqlite3.connect(data_dir / "portal.db", isolation_level=None, timeout=10)
+    tokens, ids = [], []
+    try:
+        for kind in ("browser", "api"):
+            token, session_id = secrets.token_urlsafe(32), f"bench-{secrets.token_hex(8)}"
+            conn.execute(
+                "INSERT INTO customer_sessions (id, token_hash, kind, organization_id, customer_id, expires_at, "
+                "last_seen_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    token_digest(secret, token),
+                    kind,
+                    known["organization_id"],
+                    known["customer_id"],
+                    expires,
+                    stamp,
+                    stamp,
+                ),
+            )
+            tokens.append(token)
+            ids.append(session_id)
+    finally:
+        conn.close()
+    return tokens[0], tokens[1], ids
+
+
+def delete_sessions(data_dir: Path, ids: Sequence[str]) -> None:
+    conn = sqlite3.connect(data_dir / "portal.db", isolation_level=None, timeout=10)
+    try:
+        conn.executemany("DELETE FROM customer_sessions WHERE id = ?", [(i,) for i in ids])
+    finally:
+        conn.close()
+
+
+def scenarios(known: dict[str, Any], browser_token: str, api_token: str, csrf: str = "") -> list[Scenario]:
+    """The measured requests. Signed-in pages send the cookies a browser that signed in has: the session and the
+    CSRF cookie it got on the sign-in page (without it every answer would mint and set a new one)."""
+    slug = known["organization_slug"]
+    cookie = {"Cookie": f"portal_session_{slug}={browser_token}" + (f"; csrftoken={csrf}" if csrf else "")}
+    return [
+        Scenario("healthz", "`GET /healthz` (baseline)", "GET", "/healthz"),
+        Scenario("sign_in", "sign-in page", "GET", f"/{slug}/portal"),
+        Scenario("overview", "overview (50 orders), signed in", "GET", f"/{slug}/portal", cookie),
+        Scenario("orders", "orders page, signed in", "GET", f"/{slug}/portal/orders", cookie),
+        Scenario(
+            "receipt",
+            "receipt page, signed in",
+            "GET",
+            f"/{slug}/portal/orders/{known['receipt_order_id']}/receipt",
+            cookie,
+        ),
+        Scenario(
+            "api_orders",
+            "`GET /v1/customer-portal/orders/`",
+            "GET",
+            "/v1/customer-portal/orders/",
+            {"Authorization": f"Bearer {api_token}"},
+        ),
+        Scenario(
+            "validate",
+            "`POST …/license-keys/validate`",
+            "POST",
+            "/v1/customer-portal/license-keys/validate",
+            {"Content-Type": "application/json"},
+            json.dumps({"key": known["license_key"], "organization_id": known["organization_id"]}),
+        ),
+    ]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def fetch(base: str, scenario: Scenario) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        base + scenario.path,
+        data=scenario.body.encode() if scenario.body else None,
+        headers=scenario.headers,
+        method=scenario.method,
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def csrf_cookie(base: str, slug: str) -> str:
+    """The CSRF cookie value the sign-in page sets, as a browser would keep it."""
+    with urllib.request.urlopen(f"{base}/{slug}/portal", timeout=10) as response:
+        for header in response.headers.get_all("set-cookie") or []:
+            name, _, rest = header.partition("=")
+            if name.strip() == "csrftoken":
+                return rest.split(";", 1)[0]
+    return ""
+
+
+def check(base: str, scenario: Scenario, known: dict[str, Any]) -> None:
+    status, body = fetch(base, scenario)
+    if status != 200:
+        raise SystemExit(f"{scenario.name}: expected 200, got {status}: {body[:300]!r}")
+    expected = {
+        "overview": known["customer_email"].encode(),
+        "orders": b"50",
+        "api_orders": b'"total_count":50',
+        "validate": known["license_key_id"].encode(),
+    }.get(scenario.name)
+    if expected is not None and expected not in body:
+        raise SystemExit(f"{scenario.name}: answer lacks {expected!r}: {body[:300]!r}")
+
+
+def run_wrk(base: str, scenario: Scenario, args: argparse.Namespace, seconds: float, sampler_root: int) -> Result:
+    headers = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in scenario.headers.items())
+    script = LUA.format(method=lua_string(scenario.method), body=lua_string(scenario.body), headers=headers)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+        lua = handle.name
+    sampler = RssSampler(sampler_root)
+    sampler.start()
+    try:
+        command = [
+            args.wrk,
+            f"-t{args.threads}",
+            f"-c{args.connections}",
+            f"-d{round(seconds)}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            "-s",
+            lua,
+            base + scenario.path,
+        ]
+        completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    finally:
+        sampler.stop_event.set()
+        sampler.join()
+        os.unlink(lua)
+    line = next(x for x in completed.stdout.splitlines() if x.startswith("BENCHJSON "))
+    data = json.loads(line.removeprefix("BENCHJSON "))
+    duration = data["duration_us"] / 1e6
+    return Result(
+        scenario=scenario.name,
+        requests=data["requests"],
+        seconds=round(duration, 2),
+        rps=round(data["requests"] / duration, 1),
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        errors=data["errors"],
+        rss_mb=round(sampler.peak, 1),
+    )
+
+
+def serve(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PORTAL_DATA_DIR": str(data_dir),
+        "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    portal = Path(sys.executable).with_name("portal")
+    command = [str(portal), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    log = open(data_dir / "serve.log", "ab")  # noqa: SIM115 - handed to the child, closed when the server stops
+    return subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"portal serve exited with {process.returncode}; see serve.log")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("portal serve did not become healthy")
+
+
+def wait_background_idle(data_dir: Path, seconds: float = 180) -> int:
+    """Wait until the server's background workers have drained the email outbox (on a fresh large data dir they
+    first queue and send thousands of due renewal reminders): measure the steady state a long-running server is
+    in, not that start-up transient. Returns how many emails were waiting at first."""
+    conn = sqlite3.connect(data_dir / "portal.db", timeout=10)
+    deadline, first = time.monotonic() + seconds, None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                pending = conn.execute(
+                    "SELECT COUNT(*) FROM email_outbox WHERE status IN ('pending', 'sending')"
+                ).fetchone()[0]
+            except sqlite3.OperationalError:  # no outbox table in this schema
+                return 0
+            first = pending if first is None else first
+            if pending == 0:
+                time.sleep(2)  # one more scan interval for reminders queued just now
+                if conn.execute("SELECT COUNT(*) FROM email_outbox WHERE status = 'pending'").fetchone()[0] == 0:
+                    return first
+            time.sleep(1)
+    finally:
+        conn.close()
+    return first or 0
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # our own process group (start_new_session)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def bench_db(name: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    data_dir = BENCH_DIR / "data" / name
+    known = json.loads((data_dir / "bench.json").read_text())
+    browser_token, api_token, session_ids = mint_sessions(data_dir, known)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = serve(data_dir, port, workers)
+    results: list[Result] = []
+    load_before = load_average()
+    try:
+        wait_healthy(base, process)
+        time.sleep(3)  # let the background workers' first scans run
+        drained = wait_background_idle(data_dir)
+        if drained:
+            print(f"  {name}: waited for the background workers to send {drained} queued emails", file=sys.stderr)
+        csrf = csrf_cookie(base, known["organization_slug"])
+        for scenario in scenarios(known, browser_token, api_token, csrf):
+            if args.only and scenario.name not in args.only:
+                continue
+            check(base, scenario, known)
+            run_wrk(base, scenario, args, args.warmup, process.pid)
+            result = run_wrk(base, scenario, args, args.duration, process.pid)
+            results.append(result)
+            print(
+                f"  {name:<5} {scenario.name:<11} {result.rps:>8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}  rss {result.rss_mb:.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        stop(process)
+        delete_sessions(data_dir, session_ids)
+    generated = json.loads((data_dir / "generate.json").read_text()) if (data_dir / "generate.json").exists() else {}
+    return {
+        "name": name,
+        "orders": generated.get("rows", {}).get("orders"),
+        "load_before": load_before,
+        "results": [asdict(r) for r in results],
+    }
+
+
+def machine() -> dict[str, str]:
+    model, cores = platform.processor() or "?", str(os.cpu_count())
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in lscpu.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model name":
+                model = value.strip()
+            elif key.strip() == "CPU(s)":
+                cores = value.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {"cpu": model, "cores": cores, "python": platform.python_version()}
+
+
+def _ok(passed: bool) -> str:
+    return "✅" if passed else "❌"
+
+
+def render(report: dict[str, Any]) -> str:
+    """The Markdown results block (between the markers in bench/README.md)."""
+    runs = {run["name"]: {r["scenario"]: r for r in run["results"]} for run in report["runs"]}
+    small, large = runs.get("small", {}), runs.get("large", {})
+    info = report["machine"]
+    lines = [
+        START_MARK,
+        f"Measured {report['date']} on {info['cpu']} ({info['cores']} CPUs), Python {info['python']}; "
+        f"`portal serve --workers {report['workers']}`, `wrk -t{report['threads']} -c{report['connections']} "
+        f"-d{report['duration']}s` on loopback after a {report['warmup']}s warm-up per scenario. "
+        f"1-minute load average before the runs: "
+        + ", ".join(f"{run['name']} {run['load_before']:.2f}" for run in report["runs"])
+        + (
+            f" (waited for < {report['wait_load']}: {'reached' if report['quiet'] else 'NOT reached'})"
+            if report.get("wait_load")
+            else ""
+        )
+        + ".",
+        "",
+        "| Scenario | small req/s | small p50 / p99 ms | large req/s | large p50 / p99 ms | large vs `/healthz` "
+        "| large / small p50, p99 | RSS large (MB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = large.get("healthz") or small.get("healthz")
+    checks: list[str] = []
+    for name, r in (large or small).items():
+        s = small.get(name)
+        ratio = r["rps"] / base["rps"] if base else 0
+        rel = (r["p50_ms"] / s["p50_ms"], r["p99_ms"] / s["p99_ms"]) if s and large else None
+        label = next(
+            sc.label
+            for sc in scenarios(
+                {"organization_slug": "x", "receipt_order_id": "x", "license_key": "", "organization_id": ""}, "", ""
+            )
+            if sc.name == name
+        )
+        lines.append(
+            f"| {label} | {s['rps']:,.0f} | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} | " if s else f"| {label} | – | – | "
+        )
+        lines[-1] += (
+            f"{r['rps']:,.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {ratio:.0%} | "
+            + (f"{rel[0]:.2f}×, {rel[1]:.2f}× | " if rel else "– | ")
+            + f"{r['rss_mb']:.0f} |"
+        )
+        if name in MIN_RATIO:
+            checks.append(f"{_ok(ratio >= MIN_RATIO[name])} {name} ≥ {MIN_RATIO[name]:.0%} of `/healthz`: {ratio:.0%}")
+    worst_p99 = max((r["p99_ms"] for run in runs.values() for r in run.values()), default=0)
+    checks.append(f"{_ok(worst_p99 <= MAX_P99_MS)} p99 ≤ {MAX_P99_MS:.0f} ms everywhere: worst {worst_p99:.1f} ms")
+    if small and large:
+        worst = max(
+            (max(large[n]["p50_ms"] / small[n]["p50_ms"], large[n]["p99_ms"] / small[n]["p99_ms"]), n)
+            for n in large
+            if n in small
+        )
+        checks.append(
+            f"{_ok(worst[0] <= MAX_LARGE_OVER_SMALL)} large/small latency ≤ {MAX_LARGE_OVER_SMALL}×: "
+            f"worst {worst[0]:.2f}× ({worst[1]})"
+        )
+    if large:
+        peak = max(r["rss_mb"] for r in large.values())
+        checks.append(f"{_ok(peak <= MAX_RSS_MB)} server RSS ≤ {MAX_RSS_MB:.0f} MB on the large DB: peak {peak:.0f} MB")
+    errors = sum(r["errors"] for run in runs.values() for r in run.values())
+    checks.append(f"{_ok(errors == 0)} no errors or non-2xx answers: {errors}")
+    lines += ["", "Targets:", "", *[f"- {c}" for c in checks], "", END_MARK]
+    return "\n".join(lines)
+
+
+def write_readme(block: str) -> None:
+    text = README.read_text() if README.exists() else "# Benchmarks\n\n"
+    if START_MARK in text and END_MARK in text:
+        head, rest = text.split(START_MARK, 1)
+        _, tail = rest.split(END_MARK, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n## Results\n\n" + block + "\n"
+    README.write_text(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dbs", default="small,large", help="comma-separated: small,large")
+    parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="default: what the README's production section recommends, else 2")
+    parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--wait-load", type=float, help="wait until the 1-minute load average is below this")
+    parser.add_argument("--wait-max", type=float, default=1800, help="give up waiting after this many seconds")
+    parser.add_argument("--no-readme", action="store_true", help="print the table instead of updating the README")
+    args = parser.parse_args(argv)
+    workers = args.workers or readme_workers()
+    quiet = True
+    if args.wait_load:
+        _, quiet = wait_for_quiet(args.wait_load, args.wait_max)
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "workers": workers,
+        "threads": args.threads,
+        "connections": args.connections,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "wait_load": args.wait_load,
+        "quiet": quiet,
+        "runs": [],
+    }
+    for name in args.dbs.split(","):
+        print(f"{name}: portal serve --workers {workers}", file=sys.stderr, flush=True)
+        report["runs"].append(bench_db(name, args, workers))
+    (BENCH_DIR / "data" / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    block = render(report)
+    if args.no_readme or args.only:
+        print(block)
+    else:
+        write_readme(block)
+        print(block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

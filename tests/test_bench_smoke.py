@@ -1,0 +1,97 @@
+"""The benchmark tooling stays runnable: ``bench/generate.py --small`` builds a migrated data dir with the known
+customer and license key ``bench/run.py`` targets, and run.py's pure parts (README workers, results table) work."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+from portal.migrations import LATEST_VERSION
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO_ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generate_small_builds_a_migrated_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "small"
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "generate.py"), "--small", "--quiet", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert time.monotonic() - started < 10
+    assert "rows/s" in completed.stdout
+    known = json.loads((data_dir / "bench.json").read_text())
+    summary = json.loads((data_dir / "generate.json").read_text())
+    assert summary["rows"]["orders"] == 1000
+    assert (data_dir / "secret_key").is_file()
+    conn = sqlite3.connect(data_dir / "portal.db")
+    try:
+        assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        orders = conn.execute("SELECT COUNT(*) FROM orders WHERE customer_id = ?", (known["customer_id"],))
+        assert orders.fetchone()[0] == known["customer_orders"] == 50
+        key = conn.execute(
+            "SELECT status, customer_id FROM license_keys WHERE organization_id = ? AND key = ?",
+            (known["organization_id"], known["license_key"]),
+        ).fetchone()
+        assert key == ("granted", known["customer_id"])
+        receipt = conn.execute(
+            "SELECT receipt_number FROM orders WHERE id = ? AND customer_id = ?",
+            (known["receipt_order_id"], known["customer_id"]),
+        ).fetchone()
+        assert receipt is not None and receipt[0] is not None
+    finally:
+        conn.close()
+
+
+def test_generate_is_deterministic(tmp_path: Path) -> None:
+    generate = _load("generate")
+    first = generate.generate(tmp_path / "a", generate.SCALES["small"], quiet=True)
+    second = generate.generate(tmp_path / "b", generate.SCALES["small"], quiet=True)
+    assert first.rows == second.rows
+    assert first.known == second.known
+
+
+def test_run_reads_workers_from_the_readme_and_renders_a_table() -> None:
+    run = _load("run")
+    assert run.readme_workers() >= 1
+    result = {"rps": 1000.0, "p50_ms": 5.0, "p99_ms": 20.0, "rss_mb": 150.0, "errors": 0}
+    runs = [
+        {"name": name, "load_before": 0.5, "results": [{**result, "scenario": s} for s in ("healthz", "overview")]}
+        for name in ("small", "large")
+    ]
+    report = {
+        "date": "today",
+        "machine": {"cpu": "cpu", "cores": "2", "python": "3.11"},
+        "workers": 2,
+        "threads": 2,
+        "connections": 32,
+        "duration": 10,
+        "warmup": 2,
+        "wait_load": None,
+        "quiet": True,
+        "runs": runs,
+    }
+    block = run.render(report)
+    assert block.startswith(run.START_MARK) and block.endswith(run.END_MARK)
+    assert "| overview (50 orders), signed in | 1,000 |" in block
