@@ -5,7 +5,8 @@ ROLLBACK erase another's write, and plain ``BEGIN`` with several writers yields 
 
 * every connection gets the same pragmas, in order: ``busy_timeout``, ``journal_mode=WAL``, ``synchronous``,
   ``foreign_keys=ON``; all are opened with ``isolation_level=None`` (we issue BEGIN/COMMIT ourselves);
-* reads borrow a connection from a small pool, one request at a time;
+* reads borrow a connection from a small pool, one request at a time; ``fetchone``/``fetchall``/``fetchval`` first
+  try one more reader connection *inline* on the event loop (see ``INLINE_READ_BUDGET``);
 * every write goes through ``async with db.write() as tx:``, which holds an ``asyncio.Lock`` around
   ``BEGIN IMMEDIATE … COMMIT`` (ROLLBACK on any exception), so in-process writers never interleave and writers in
   other processes (``--workers N``) queue on SQLite's own lock via ``busy_timeout`` instead of failing.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +30,13 @@ T = TypeVar("T")
 Params = Sequence[Any] | dict[str, Any]
 
 BUSY_TIMEOUT_MS = 5000
+
+# An indexed read takes 10-100 µs in SQLite, while handing it to an aiosqlite thread and back costs more than that
+# in wake-ups and GIL hand-overs (and much more at p99 under load). So reads run inline on the event loop first;
+# a progress handler interrupts any statement still running after this budget (or hitting a lock), and it is then
+# run again on a pool connection in its thread, so one slow query never stalls the loop. bench/README.md.
+INLINE_READ_BUDGET = 0.002  # seconds
+_PROGRESS_EVERY = 500  # SQLite VM instructions between budget checks
 
 
 def pragma_statements(synchronous: str) -> list[str]:
@@ -91,6 +101,10 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] | None = None
         self._all_readers: list[aiosqlite.Connection] = []
+        self._inline: sqlite3.Connection | None = None
+        self._inline_thread: int | None = None
+        self._deadline = 0.0
+        self._interrupted = False
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -108,6 +122,10 @@ class Database:
             conn = await self._connect()
             self._all_readers.append(conn)
             self._readers.put_nowait(conn)
+        self._inline = connect_sync(self.path, self.synchronous)
+        self._inline.execute("PRAGMA busy_timeout=0")  # never wait for a lock on the loop: retry in a thread
+        self._inline.set_progress_handler(self._over_budget, _PROGRESS_EVERY)
+        self._inline_thread = threading.get_ident()
         return self
 
     async def close(self) -> None:
@@ -116,8 +134,11 @@ class Database:
                 await self._writer.close()
         for conn in self._all_readers:
             await conn.close()
+        if self._inline is not None:
+            self._inline.close()
         self._writer = None
         self._all_readers = []
+        self._inline = None
 
     @property
     def writer(self) -> aiosqlite.Connection:
@@ -154,13 +175,43 @@ class Database:
                 await conn.execute("ROLLBACK")
             self._readers.put_nowait(conn)
 
+    def _over_budget(self) -> int:
+        if time.perf_counter() > self._deadline:
+            self._interrupted = True
+            return 1
+        return 0
+
+    def _fetch_inline(self, sql: str, params: Params) -> list[sqlite3.Row] | None:
+        """The rows, or None when the statement must run in a thread (too slow, locked, other thread)."""
+        conn = self._inline
+        if conn is None or conn.in_transaction or threading.get_ident() != self._inline_thread:
+            return None
+        self._interrupted = False
+        self._deadline = time.perf_counter() + INLINE_READ_BUDGET
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if self._interrupted or exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise
+        finally:
+            if conn.in_transaction:  # a statement that opened one (it should not) must not leak it
+                conn.execute("ROLLBACK")
+
+    async def _fetch(self, sql: str, params: Params) -> list[sqlite3.Row]:
+        rows = self._fetch_inline(sql, params)
+        if rows is not None:
+            return rows
+        # One hop to the connection's thread (execute + fetch + close together), not three.
+        async with self.read() as conn:
+            return list(await conn.execute_fetchall(sql, params))
+
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self.read() as conn, conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self._fetch(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self.read() as conn, conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await self._fetch(sql, params)
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)

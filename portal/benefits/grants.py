@@ -22,6 +22,7 @@ from portal.benefits.service import (
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import InvalidInput
+from portal.notifications import hooks as notify
 from portal.products.service import get_product_benefit_ids
 
 # Subscription statuses that hold their product's benefits.
@@ -104,6 +105,7 @@ async def grant_benefit(
                 (iso(now), iso(now), existing["id"]),
             )
             await set_grant_license_keys_status(tx, existing["id"], "granted", now=now)
+            await notify.grant_restored(tx, existing["id"], now=now)
         return existing["id"]
     grant_id = new_id()
     # The row goes in first: license_keys.grant_id references it.
@@ -136,6 +138,7 @@ async def grant_benefit(
         "UPDATE benefit_grants SET properties = ? WHERE id = ?",
         (msgspec.json.encode(properties).decode(), grant_id),
     )
+    await notify.grant_created(tx, grant_id, now=now)
     return grant_id
 
 
@@ -164,7 +167,7 @@ async def grant_product_benefits(
 
 async def revoke_grant(tx: Transaction, grant_id: str, *, now: datetime) -> None:
     """Revoke one grant (and its license keys); already revoked grants keep their first ``revoked_at``."""
-    await tx.execute(
+    cursor = await tx.execute(
         """
         UPDATE benefit_grants SET revoked_at = ?, modified_at = ?
         WHERE id = ? AND revoked_at IS NULL
@@ -172,6 +175,8 @@ async def revoke_grant(tx: Transaction, grant_id: str, *, now: datetime) -> None
         (iso(now), iso(now), grant_id),
     )
     await set_grant_license_keys_status(tx, grant_id, "revoked", now=now)
+    if cursor.rowcount:
+        await notify.grant_revoked(tx, grant_id, now=now)
 
 
 async def _revoke_where(tx: Transaction, column: str, value: str, now: datetime) -> int:

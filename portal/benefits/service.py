@@ -58,6 +58,8 @@ class LicenseKeysProperties(_Properties, kw_only=True):
     expires: LicenseKeyExpiration | None = None
     activations: LicenseKeyActivations | None = None
     limit_usage: Positive | None = None
+    # Portal's own: customers may rotate their key (new key string; the old one stops validating at once).
+    allow_customer_rotation: bool = False
 
 
 class DownloadablesProperties(_Properties, kw_only=True):

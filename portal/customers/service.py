@@ -13,6 +13,7 @@ import msgspec
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.notifications import hooks as notify
 from portal.organizations.service import email_problem, locale_problem
 
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
@@ -241,3 +242,4 @@ async def update_customer(
             customer_id,
         ),
     )
+    await notify.customer_updated(tx, customer_id, now=now)

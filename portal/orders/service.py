@@ -15,6 +15,7 @@ from portal.clock import iso, new_id
 from portal.customers.service import get_customer_row
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.notifications import hooks as notify
 from portal.organizations.service import allocate_receipt_number, currency_problem
 from portal.products.service import get_product_row
 
@@ -241,6 +242,7 @@ async def mark_order_paid(tx: Transaction, order_id: str, *, now: datetime) -> s
             order_id=order_id,
             now=now,
         )
+    await notify.order_paid(tx, order_id, now=now)
     return receipt_number
 
 
@@ -291,6 +293,7 @@ async def refund_order(
     )
     if full:
         await revoke_order_grants(tx, order_id, now=now)
+    await notify.order_refunded(tx, order_id, refund_id, now=now)
     return refund_id
 
 

@@ -16,6 +16,7 @@ from babel.numbers import list_currencies
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.notifications.org_settings import email_settings_problems
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
 RECEIPT_PREFIX_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
@@ -137,6 +138,7 @@ def check_organization(data: OrganizationInput) -> list[DomainError]:
         url = getattr(data, field)
         if url is not None and not url.startswith(("https://", "http://", "/")):
             problems.append(InvalidInput("expected an http(s) URL", field))
+    problems.extend(email_settings_problems(data.settings))
     return problems
 
 

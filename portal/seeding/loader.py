@@ -46,6 +46,7 @@ from portal.customers.service import (
 )
 from portal.db import Database, Transaction
 from portal.errors import DomainError
+from portal.notifications.mute import muted
 from portal.orders.service import (
     OrderInput,
     OrderItemInput,
@@ -848,10 +849,12 @@ async def load_seed(
         raise SeedError(checker.errors)
     writer: _Writer | None = None
     try:
-        async with db.write() as tx:
-            writer = _Writer(tx, now, files_dir)
-            for plan in plans:
-                await writer.organization(plan)
+        # Muted: loading demo or imported data must not email customers or call webhooks.
+        with muted():
+            async with db.write() as tx:
+                writer = _Writer(tx, now, files_dir)
+                for plan in plans:
+                    await writer.organization(plan)
     except (DomainError, sqlite3.IntegrityError) as exc:
         await asyncio.to_thread(_delete_files, writer.written_files if writer else [])
         where = writer.where if writer else "document"

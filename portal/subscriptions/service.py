@@ -17,6 +17,7 @@ from portal.clock import iso, new_id
 from portal.customers.service import get_customer_row
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.notifications import hooks as notify
 from portal.organizations.service import currency_problem
 from portal.products.service import get_active_price, get_product_row
 
@@ -197,6 +198,7 @@ def _grant_time(data: SubscriptionInput, now: datetime) -> datetime:
 async def update_subscription(tx: Transaction, subscription_id: str, data: SubscriptionInput, *, now: datetime) -> None:
     """Replace a subscription's fields, then re-sync its grants (revoked if it is no longer live)."""
     row = await get_subscription_row(tx, subscription_id)
+    before = await notify.subscription_snapshot(tx, subscription_id)
     resolved = await _resolve(tx, row["organization_id"], data)
     columns = {**_columns(data, resolved), "modified_at": iso(now)}
     assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -206,6 +208,7 @@ async def update_subscription(tx: Transaction, subscription_id: str, data: Subsc
     )
     revoke_at = data.ended_at if data.status == "canceled" and data.ended_at else now
     await sync_subscription_grants(tx, subscription_id, now=min(revoke_at, now))
+    await notify.subscription_changed(tx, before, now=now)
 
 
 async def end_subscription(
@@ -220,6 +223,7 @@ async def end_subscription(
     row = await get_subscription_row(tx, subscription_id)
     if row["status"] == "canceled":
         raise Conflict("subscription has already ended", "status")
+    before = await notify.subscription_snapshot(tx, subscription_id)
     await tx.execute(
         """
         UPDATE subscriptions SET
@@ -236,6 +240,7 @@ async def end_subscription(
         (iso(now), iso(now), iso(now), reason, comment, iso(now), subscription_id),
     )
     await sync_subscription_grants(tx, subscription_id, now=now)
+    await notify.subscription_changed(tx, before, now=now)
 
 
 async def get_subscription_row(
