@@ -321,7 +321,7 @@ def load_or_create_secret(data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     key = secrets.token_urlsafe(48)
-    temporary = data_dir / f".secret_key.{os.getpid()}"
+    temporary = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(6)}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")

@@ -74,9 +74,10 @@ def test_readme_demo_command_works_on_a_fresh_clone(tmp_path: Path) -> None:
         assert page.status_code == 200 and 'type="email"' in page.text
         assert (clone / "portal-data" / "portal.db").is_file()
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
