@@ -21,7 +21,8 @@ class Clock:
 
 def iso(moment: datetime) -> str:
     """UTC ISO-8601 text with microseconds and ``Z``: fixed width, so text order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # Not strftime("%Y"): glibc writes year 478 as "478", which sorts wrong and which fromisoformat refuses.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_iso(text: str) -> datetime:

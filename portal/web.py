@@ -10,9 +10,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException, SerializationException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    InternalServerException,
+    NotFoundException,
+    SerializationException,
+    ValidationException,
+)
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -116,6 +123,14 @@ def _validation_detail(exc: ValidationException) -> list[dict[str, Any]]:
     return items
 
 
+def _misattributed_detail(cause: msgspec.ValidationError) -> list[dict[str, Any]]:
+    """Polar's 422 items from msgspec's message, e.g. "Expected `object`, got `int` - at `$.data.settings`"."""
+    message, _, where = str(cause).partition(" - at `$.")
+    path = where.rstrip("`").split(".") if where else []
+    loc = ["body", *(path[1:] if path[:1] == ["data"] else path)]
+    return [{"loc": loc, "msg": message, "type": "value_error"}]
+
+
 _ERROR_NAMES = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -174,6 +189,20 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
         problem = {"loc": ["body"], "msg": message, "type": "json_invalid"}
         return Response({"detail": [problem]}, status_code=422)
     elif is_too_deep(exc):
+        status, detail = 400, "Invalid input"
+    elif isinstance(exc, OverflowError):
+        # A date or number valid in JSON but out of range here (year 1 at +05:00 in UTC, an int SQLite cannot
+        # store): the input's fault, so 422 rather than 500; logged in case it is ours.
+        log.warning("value out of range on %s %s: %s", request.method, request.url.path, exc)
+        if is_api_path(request.url.path):
+            problem = {"loc": ["body"], "msg": "value out of range", "type": "value_error"}
+            return Response({"detail": [problem]}, status_code=422)
+        status, detail = 400, "Invalid input"
+    elif isinstance(exc, InternalServerException) and isinstance(exc.__cause__, msgspec.ValidationError):
+        # Litestar takes an invalid body field named like a dependency (``settings`` of an organization) for a
+        # broken dependency and raises a bare 500; it is the client's input.
+        if is_api_path(request.url.path):
+            return Response({"detail": _misattributed_detail(exc.__cause__)}, status_code=422)
         status, detail = 400, "Invalid input"
     elif isinstance(exc, ValidationException):
         status = 422 if is_api_path(request.url.path) else 400

@@ -40,6 +40,8 @@ def add_interval(moment: datetime, interval: str, count: int = 1) -> datetime:
     months = count * (12 if interval == "year" else 1)
     index = moment.month - 1 + months
     year, month = moment.year + index // 12, index % 12 + 1
+    if not 1 <= year <= 9999:  # as ``moment + timedelta`` does for days and weeks: an input out of range
+        raise OverflowError("date value out of range")
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
 

@@ -1,0 +1,78 @@
+"""Request body limits: a small one for every route, ``PORTAL_MAX_BODY_BYTES`` only where files come in.
+
+Why two limits: Litestar parses an urlencoded form on the event loop, at about 0.8 s per MB here, and the CSRF
+check parses it before any handler runs, so one anonymous 10 MB POST to a sign-in form would stall every other
+customer for seconds. Portal's HTML forms and JSON bodies are a few kB; only file uploads and whole seed documents
+(which may embed files) need megabytes. Litestar's own ``request_max_body_size`` (set to ``PORTAL_MAX_BODY_BYTES``
+by ``create_app``) stays the hard ceiling; ``BodyLimitMiddleware`` enforces the smaller limit everywhere else, on
+the announced ``Content-Length`` and on the bytes actually streamed (chunked bodies). Too large: 413.
+
+JSON nested deeper than the decoder's recursion limit raises ``RecursionError`` inside Litestar's decoder;
+``is_too_deep`` lets the error handler answer it as invalid JSON (422) instead of a 500.
+"""
+
+from __future__ import annotations
+
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from portal.settings import Settings
+
+# Largest body of any route that does not take files: forms and JSON are a few kB; this parses in ~50 ms at worst.
+SMALL_BODY_BYTES = 64 * 1024
+
+# (method, path) of the routes that take files: multipart uploads and seed documents with embedded files.
+UPLOAD_ROUTES = frozenset({("POST", "/v1/files"), ("POST", "/v1/admin/seed")})
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int:
+    """The largest body accepted for ``method path``."""
+    if (method.upper(), path.rstrip("/")) in UPLOAD_ROUTES:
+        return settings.max_body_bytes
+    return min(SMALL_BODY_BYTES, settings.max_body_bytes)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodyLimitMiddleware:
+    """Raw ASGI wrapper around the app: counts the request body as it is received and raises
+    ``RequestEntityTooLarge`` (inside Litestar's handling, so the app's error handler answers 413) when the
+    announced or streamed size passes the route's limit."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(self.settings, str(scope.get("method", "GET")), str(scope.get("path", "")))
+        announced = _content_length(scope)
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if announced is not None and announced > limit:
+                raise RequestEntityTooLarge()
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise RequestEntityTooLarge()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def is_too_deep(exc: BaseException) -> bool:
+    """``exc`` is the JSON decoder giving up on nesting (msgspec raises ``RecursionError`` for it)."""
+    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
