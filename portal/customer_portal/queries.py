@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from portal.db import Database
+from portal.orders.queries import ORDER_BASE_COLUMNS
+from portal.subscriptions.queries import SUBSCRIPTION_BASE_COLUMNS
 
 Row = sqlite3.Row
 
@@ -58,31 +60,13 @@ def add_in(where: list[str], params: list[Any], column: str, values: Sequence[An
 
 # --- orders ----------------------------------------------------------------------------------------------
 
-ORDER_COLUMNS = """
-    o.id,
-    o.organization_id,
-    o.customer_id,
-    o.product_id,
-    o.subscription_id,
-    o.status,
-    o.billing_reason,
-    o.subtotal_amount,
-    o.discount_amount,
-    o.tax_amount,
-    o.total_amount,
-    o.refunded_amount,
-    o.refunded_tax_amount,
-    o.currency,
-    o.billing_name,
-    o.billing_address,
-    o.tax_id,
-    o.receipt_number,
-    o.invoice_number,
-    o.paid_at,
-    o.created_at,
+ORDER_COLUMNS = (
+    ORDER_BASE_COLUMNS
+    + """    o.created_at,
     o.modified_at,
     p.name AS product_name
 """
+)
 ORDER_SOURCE = "orders o LEFT JOIN products p ON p.id = o.product_id"
 ORDER_SORT = {
     "created_at": "o.created_at",
@@ -274,31 +258,12 @@ async def benefits_by_product(db: Database, product_ids: Sequence[str]) -> dict[
 
 # --- subscriptions ---------------------------------------------------------------------------------------
 
-SUBSCRIPTION_COLUMNS = """
-    s.id,
-    s.organization_id,
-    s.customer_id,
-    s.product_id,
-    s.price_id,
-    s.status,
-    s.amount,
-    s.currency,
-    s.recurring_interval,
-    s.recurring_interval_count,
-    s.current_period_start,
-    s.current_period_end,
-    s.trial_start,
-    s.trial_end,
-    s.cancel_at_period_end,
-    s.canceled_at,
-    s.started_at,
-    s.ends_at,
-    s.ended_at,
-    s.customer_cancellation_reason,
-    s.customer_cancellation_comment,
-    s.created_at,
+SUBSCRIPTION_COLUMNS = (
+    SUBSCRIPTION_BASE_COLUMNS
+    + """    s.created_at,
     s.modified_at
 """
+)
 SUBSCRIPTION_SOURCE = (
     "subscriptions s JOIN products p ON p.id = s.product_id JOIN organizations org ON org.id = s.organization_id"
 )

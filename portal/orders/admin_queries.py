@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from portal.db import Database, row_to, rows_to
+from portal.orders.queries import ORDER_BASE_COLUMNS
 from portal.pagination import PageOf, fetch_page
 
 
@@ -50,32 +51,14 @@ class OrderItemRecord(msgspec.Struct, frozen=True, kw_only=True):
     modified_at: str | None
 
 
-_ORDER_COLUMNS = """
-    o.id,
-    o.organization_id,
-    o.customer_id,
-    o.product_id,
-    o.subscription_id,
-    o.status,
-    o.billing_reason,
-    o.subtotal_amount,
-    o.discount_amount,
-    o.tax_amount,
-    o.total_amount,
-    o.refunded_amount,
-    o.refunded_tax_amount,
-    o.currency,
-    o.billing_name,
-    o.billing_address,
-    o.tax_id,
-    o.receipt_number,
-    o.invoice_number,
-    o.paid_at,
-    o.external_id,
+_ORDER_COLUMNS = (
+    ORDER_BASE_COLUMNS
+    + """    o.external_id,
     o.metadata,
     o.created_at,
     o.modified_at
 """
+)
 
 
 async def get_order(db: Database, order_id: str) -> OrderRecord | None:

@@ -132,6 +132,32 @@ async def latest_orders(db: Database, organization_id: str, customer_id: str, li
     return orders
 
 
+# The order columns every whole-order read selects, up to ``paid_at`` (each reader appends its own tail:
+# the admin API ``external_id``/``metadata``, the customer portal the product name).
+ORDER_BASE_COLUMNS = """
+    o.id,
+    o.organization_id,
+    o.customer_id,
+    o.product_id,
+    o.subscription_id,
+    o.status,
+    o.billing_reason,
+    o.subtotal_amount,
+    o.discount_amount,
+    o.tax_amount,
+    o.total_amount,
+    o.refunded_amount,
+    o.refunded_tax_amount,
+    o.currency,
+    o.billing_name,
+    o.billing_address,
+    o.tax_id,
+    o.receipt_number,
+    o.invoice_number,
+    o.paid_at,
+"""
+
+
 _DETAIL = """
 SELECT
     o.id,

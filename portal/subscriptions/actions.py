@@ -18,7 +18,7 @@ from portal.i18n import lazy_gettext as _l
 from portal.notifications import hooks as notify
 from portal.organizations.queries import Organization
 from portal.sessions.store import SessionContext
-from portal.subscriptions.queries import PLAN_OPTIONS_SQL, Subscription
+from portal.subscriptions.queries import PLAN_OPTIONS_SQL, SUBSCRIPTION_COLUMNS, Subscription
 
 CancellationReason = Literal[
     "customer_service",
@@ -125,31 +125,8 @@ def can_change_plan(organization: Organization, subscription: Subscription, now:
 
 # --- actions ----------------------------------------------------------------------------------------------
 
-_OWN_SUBSCRIPTION = """
-SELECT
-    s.id,
-    s.organization_id,
-    s.customer_id,
-    s.product_id,
-    p.name AS product_name,
-    p.description AS product_description,
-    s.price_id,
-    s.status,
-    s.amount,
-    s.currency,
-    s.recurring_interval,
-    s.recurring_interval_count,
-    s.current_period_start,
-    s.current_period_end,
-    s.trial_end,
-    s.cancel_at_period_end,
-    s.canceled_at,
-    s.started_at,
-    s.ends_at,
-    s.ended_at,
-    s.customer_cancellation_reason,
-    s.customer_cancellation_comment,
-    s.created_at
+_OWN_SUBSCRIPTION = f"""
+SELECT {SUBSCRIPTION_COLUMNS}
 FROM subscriptions s
 JOIN products p ON p.id = s.product_id
 WHERE s.id = ? AND s.organization_id = ? AND s.customer_id = ?

@@ -8,6 +8,7 @@ import msgspec
 from portal.db import Database, Transaction, row_to
 from portal.errors import NotFound
 from portal.pagination import PageOf, fetch_page
+from portal.subscriptions.queries import SUBSCRIPTION_BASE_COLUMNS
 
 
 class SubscriptionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,33 +39,14 @@ class SubscriptionRecord(msgspec.Struct, frozen=True, kw_only=True):
     modified_at: str | None
 
 
-_COLUMNS = """
-    s.id,
-    s.organization_id,
-    s.customer_id,
-    s.product_id,
-    s.price_id,
-    s.status,
-    s.amount,
-    s.currency,
-    s.recurring_interval,
-    s.recurring_interval_count,
-    s.current_period_start,
-    s.current_period_end,
-    s.trial_start,
-    s.trial_end,
-    s.cancel_at_period_end,
-    s.canceled_at,
-    s.started_at,
-    s.ends_at,
-    s.ended_at,
-    s.customer_cancellation_reason,
-    s.customer_cancellation_comment,
-    s.external_id,
+_COLUMNS = (
+    SUBSCRIPTION_BASE_COLUMNS
+    + """    s.external_id,
     s.metadata,
     s.created_at,
     s.modified_at
 """
+)
 
 
 async def get_subscription(db: Database, subscription_id: str) -> SubscriptionRecord | None:

@@ -54,7 +54,34 @@ class PlanOption(msgspec.Struct, frozen=True, kw_only=True):
     recurring_interval_count: int
 
 
-_COLUMNS = """
+# The subscription columns every unjoined subscription read selects, up to the cancellation comment (each
+# reader appends its own tail).
+SUBSCRIPTION_BASE_COLUMNS = """
+    s.id,
+    s.organization_id,
+    s.customer_id,
+    s.product_id,
+    s.price_id,
+    s.status,
+    s.amount,
+    s.currency,
+    s.recurring_interval,
+    s.recurring_interval_count,
+    s.current_period_start,
+    s.current_period_end,
+    s.trial_start,
+    s.trial_end,
+    s.cancel_at_period_end,
+    s.canceled_at,
+    s.started_at,
+    s.ends_at,
+    s.ended_at,
+    s.customer_cancellation_reason,
+    s.customer_cancellation_comment,
+"""
+
+
+SUBSCRIPTION_COLUMNS = """
     s.id,
     s.organization_id,
     s.customer_id,
@@ -88,7 +115,7 @@ async def list_subscriptions(
     live = "AND s.status IN ('trialing', 'active', 'past_due') AND s.ended_at IS NULL" if live_only else ""
     rows = await db.fetchall(
         f"""
-        SELECT {_COLUMNS}
+        SELECT {SUBSCRIPTION_COLUMNS}
         FROM subscriptions s
         JOIN products p ON p.id = s.product_id
         WHERE s.customer_id = ? AND s.organization_id = ? {live}
@@ -104,7 +131,7 @@ async def get_subscription(
 ) -> Subscription | None:
     row = await db.fetchone(
         f"""
-        SELECT {_COLUMNS}
+        SELECT {SUBSCRIPTION_COLUMNS}
         FROM subscriptions s
         JOIN products p ON p.id = s.product_id
         WHERE s.id = ? AND s.organization_id = ? AND s.customer_id = ?
