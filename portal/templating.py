@@ -2,17 +2,28 @@
 
 Translation (``jinja2.ext.i18n``, newstyle so ``_()`` and ``{% trans %}`` escape their variables) follows the
 request's locale through ``portal.i18n``'s context variable. The ``money``/``date``/``datetime`` filters take an
-optional locale; without one they use the template's ``locale`` variable, else the active locale."""
+optional locale; without one they use the template's ``locale`` variable, else the active locale.
+
+The app's pages go through ``LocalizedJinjaEngine``: one compiled copy of each template per locale, in which every
+``_("literal")`` (with or without keyword arguments) is translated once, at compile time (``PrecompiledGettext``),
+so a page does not pay a gettext call, a ``Markup`` and a ``%`` per message on every render (bench/README.md). The
+output is the same as the runtime newstyle gettext's: the translation is trusted markup, keyword values are
+escaped. ``{% trans %}`` blocks and ``ngettext``/``pgettext`` stay runtime calls."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
 
 from babel.dates import format_date, format_datetime
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2 import Environment, FileSystemLoader, TemplateNotFound, pass_context, select_autoescape
+from jinja2 import Template as JinjaTemplate
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
 from jinja2.runtime import Context
+from litestar.exceptions import TemplateNotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
@@ -99,8 +110,92 @@ def build_environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
+    from portal.portal_pages import text  # here, not at import time: portal_pages imports this module's users
+
+    # Display helpers as a global, so imported macros need no context and Jinja caches their modules.
+    env.globals["ui"] = text
     return install_i18n(env)
 
 
+class PrecompiledGettext(Extension):
+    """Rewrites ``_("text")`` to the constant ``("translated"|safe)`` and ``_("text", k=v, ...)`` to
+    ``("translated"|safe) % dict(k=v, ...)`` in the token stream, for the locale of the environment it is bound to
+    (``environment.compiled_locale``); Jinja then folds the constants into the template's static text. Only in
+    autoescaped templates, where this is exactly what the newstyle ``gettext`` returns at runtime."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
+        locale = getattr(self.environment, "compiled_locale", None)
+        autoescape = self.environment.autoescape
+        escaped = autoescape(stream.name) if callable(autoescape) else autoescape
+        if locale is None or not escaped:
+            return stream
+        return _precompiled(list(stream), locale)
+
+
+def _precompiled(tokens: list[Token], locale: str) -> Iterator[Token]:
+    translations = i18n.translations_for(locale)
+    i, end = 0, len(tokens)
+    while i < end:
+        token = tokens[i]
+        is_call = (
+            token.type == "name"
+            and token.value == "_"
+            and i + 3 < end
+            and tokens[i + 1].type == "lparen"
+            and tokens[i + 2].type == "string"
+            and (i == 0 or tokens[i - 1].type != "dot")
+        )
+        if is_call:
+            line, after = token.lineno, tokens[i + 3]
+            translated = translations.gettext(tokens[i + 2].value)
+            if after.type == "rparen":
+                yield from _safe_string(line, translated % {})
+                i += 4
+                continue
+            keywords = after.type == "comma" and i + 5 < end and tokens[i + 4].type == "name"
+            if keywords and tokens[i + 5].type == "assign":
+                # The keyword arguments and the closing parenthesis stay as they are: ``dict(k=v, ...)``.
+                yield from _safe_string(line, translated)
+                yield Token(line, "mod", "%")
+                yield Token(line, "name", "dict")
+                yield Token(line, "lparen", "(")
+                i += 4
+                continue
+        yield token
+        i += 1
+
+
+def _safe_string(line: int, value: str) -> Iterator[Token]:
+    yield Token(line, "lparen", "(")
+    yield Token(line, "string", value)
+    yield Token(line, "pipe", "|")
+    yield Token(line, "name", "safe")
+    yield Token(line, "rparen", ")")
+
+
+class LocalizedJinjaEngine(JinjaTemplateEngine):
+    """Litestar's Jinja engine, picking the compiled copy of a template for the active locale
+    (``portal.i18n.current_locale()`` when the page is rendered). Each locale has an overlay of the one environment
+    (same loader, globals and filters; its own template cache) with ``PrecompiledGettext``."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(engine_instance=environment)
+        self._localized: dict[str, Environment] = {}
+
+    def environment_for(self, locale: str) -> Environment:
+        env = self._localized.get(locale)
+        if env is None:
+            env = self.engine.overlay(extensions=[PrecompiledGettext], cache_size=400)
+            env.compiled_locale = locale  # type: ignore[attr-defined]
+            self._localized[locale] = env
+        return env
+
+    def get_template(self, template_name: str) -> JinjaTemplate:
+        try:
+            return self.environment_for(i18n.current_locale()).get_template(template_name)
+        except TemplateNotFound as exc:
+            raise TemplateNotFoundException(template_name=template_name) from exc
+
+
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(build_environment()))
+    return TemplateConfig(instance=LocalizedJinjaEngine(build_environment()))

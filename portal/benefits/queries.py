@@ -151,7 +151,7 @@ _FILE_COLUMNS = """
 
 async def list_grants(db: Database, organization_id: str, customer_id: str) -> list[Grant]:
     """Live grants, newest first, each with its license keys (+ activations) and files."""
-    grants = rows_to(Grant, await db.fetchall(_GRANTS, (customer_id, organization_id)))
+    grants = await list_grant_summaries(db, organization_id, customer_id)
     if not grants:
         return []
     activations: dict[str, list[Activation]] = {}
@@ -185,6 +185,11 @@ async def list_grants(db: Database, organization_id: str, customer_id: str) -> l
             for g in grants
         ]
     return grants
+
+
+async def list_grant_summaries(db: Database, organization_id: str, customer_id: str) -> list[Grant]:
+    """Live grants, newest first, without their license keys and files: what the overview lists (one query)."""
+    return rows_to(Grant, await db.fetchall(_GRANTS, (customer_id, organization_id)))
 
 
 async def get_live_grant_file(

@@ -113,6 +113,17 @@ async def list_orders(
         "SELECT COUNT(*) FROM orders WHERE customer_id = ? AND organization_id = ?",
         (customer_id, organization_id),
     )
+    return await _summaries(db, organization_id, customer_id, limit, (page - 1) * limit), int(total or 0)
+
+
+async def latest_orders(db: Database, organization_id: str, customer_id: str, limit: int = 5) -> list[OrderSummary]:
+    """The newest ``limit`` orders (the overview; no count needed)."""
+    return await _summaries(db, organization_id, customer_id, limit, 0)
+
+
+async def _summaries(
+    db: Database, organization_id: str, customer_id: str, limit: int, offset: int
+) -> list[OrderSummary]:
     rows = await db.fetchall(
         f"""
         SELECT {_SUMMARY_COLUMNS}
@@ -122,14 +133,9 @@ async def list_orders(
         ORDER BY o.created_at DESC, o.id
         LIMIT ? OFFSET ?
         """,
-        (customer_id, organization_id, limit, (page - 1) * limit),
+        (customer_id, organization_id, limit, offset),
     )
-    return rows_to(OrderSummary, rows), int(total or 0)
-
-
-async def latest_orders(db: Database, organization_id: str, customer_id: str, limit: int = 5) -> list[OrderSummary]:
-    orders, _ = await list_orders(db, organization_id, customer_id, page=1, limit=limit)
-    return orders
+    return rows_to(OrderSummary, rows)
 
 
 # The order columns every whole-order read selects, up to ``paid_at`` (each reader appends its own tail:

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request
 from litestar.response import Template
 
-from portal.benefits.queries import list_grants
+from portal.benefits.queries import list_grant_summaries
 from portal.orders.queries import latest_orders
 from portal.portal_pages.layout import render
 from portal.sessions.store import SessionContext
@@ -25,5 +25,5 @@ async def render_overview(request: Request[Any, Any, Any], context: SessionConte
         active="overview",
         subscriptions=await list_subscriptions(db, org_id, customer_id, live_only=True),
         orders=await latest_orders(db, org_id, customer_id, limit=5),
-        grants=await list_grants(db, org_id, customer_id),
+        grants=await list_grant_summaries(db, org_id, customer_id),
     )

@@ -123,6 +123,13 @@ def status_label(status: str) -> tuple[str, str]:
     return str(label), tone
 
 
+def status_badge(status: str) -> Markup:
+    """``<span class="badge TONE">Label</span>`` for an order, subscription or key status (one call per row from
+    the templates, cheaper than a Jinja macro)."""
+    label, tone = status_label(status)
+    return Markup('<span class="badge {}">{}</span>').format(tone, label)
+
+
 def file_size(size: int) -> str:
     """A file size for people: "512 bytes", "1.5 MB" ("1,5 MB" in German)."""
     if size < 1024:

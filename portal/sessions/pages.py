@@ -149,13 +149,15 @@ def _too_many(organization: Organization, exc: RateLimited) -> Template:
 async def portal_home(
     request: Request[Any, Any, Any],
     db: NamedDependency[Database],
-    settings: NamedDependency[Settings],
-    clock: NamedDependency[Clock],
     slug: FromPath[str],
     email: Annotated[str | None, QueryParameter(name="email", max_length=320)] = None,
     customer_session_token: Annotated[str | None, QueryParameter(name="customer_session_token", max_length=200)] = None,
 ) -> Response[Any]:
-    """Sign-in form when signed out; the overview when signed in; exchanges a pre-authenticated link."""
+    """Sign-in form when signed out; the overview when signed in; exchanges a pre-authenticated link.
+
+    The busiest page: ``settings`` and ``clock`` come from the app state, not as dependencies, so that Litestar
+    resolves the one ``db`` dependency directly instead of in an anyio task group (bench/README.md)."""
+    settings, clock = request.app.state.portal.settings, request.app.state.portal.clock
     if customer_session_token is None:
         # Signed in: the session lookup already joins the organization, so the slug query is not needed.
         context = await browser_session(request, db, settings, clock, slug)
