@@ -510,6 +510,13 @@ CREATE INDEX subscriptions_customer_org_status ON subscriptions(customer_id, org
 DROP INDEX subscriptions_customer;
 """
 
+# The order lists sort by ``created_at DESC, id`` (a stable order for pages): with ``id`` in the index the rows come
+# out of it in that order, instead of all of the customer's orders being read and sorted for every page.
+ORDERED_ORDER_INDEX = """
+CREATE INDEX orders_customer_org_created_id ON orders(customer_id, organization_id, created_at DESC, id);
+DROP INDEX orders_customer_org_created;
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
@@ -517,6 +524,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "login code lookups", SIGN_IN_INDEXES),
     Migration(4, "email outbox, email links, webhooks", NOTIFICATIONS_SCHEMA),
     Migration(5, "customer-first order and subscription indexes", CUSTOMER_FIRST_INDEXES),
+    Migration(6, "customer order lists in index order", ORDERED_ORDER_INDEX),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
