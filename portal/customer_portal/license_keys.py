@@ -7,10 +7,10 @@ As in Polar, ``GET /{id}`` lists activations only when the benefit lets customer
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -140,8 +140,9 @@ class LicenseKeysController(Controller):
         ),
     )
     async def validate(
-        self, db: NamedDependency[Database], clock: NamedDependency[Clock], data: JSONBody[LicenseKeyValidate]
+        self, request: Request[Any, Any, Any], db: NamedDependency[Database], data: JSONBody[LicenseKeyValidate]
     ) -> ValidatedLicenseKey:
+        clock = request.app.state.portal.clock
         try:
             outcome = await license_key_api.validate(
                 db,
