@@ -7,10 +7,11 @@ seeding (``POST /v1/admin/seed``) and Polar's ``POST /v1/customer-sessions/``.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, Router
-from litestar.di import Provide
+if TYPE_CHECKING:  # Litestar is imported where the router is built: `portal token ...` (and the `portal serve`
+    # supervisor, which only builds the CLI parser) should not load the web framework.
+    from litestar import Request, Response, Router
 
 SECURITY_SCHEME_NAME = "bearerAuth"
 
@@ -23,6 +24,9 @@ def integrity_error(request: Request[Any, Any, Any], exc: sqlite3.IntegrityError
 
 
 def admin_router() -> Router:
+    from litestar import Router
+    from litestar.di import Provide
+
     from portal.admin import (
         benefits,
         customer_sessions,
