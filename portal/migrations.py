@@ -517,6 +517,57 @@ CREATE INDEX orders_customer_org_created_id ON orders(customer_id, organization_
 DROP INDEX orders_customer_org_created;
 """
 
+# ``organizations.catalog_version`` changes whenever anything the customer portal shows of a product changes: the
+# product, its prices, its benefits or their links. Processes cache the catalog per organization and version
+# (``portal.customer_portal.catalog``); triggers keep the version right whatever writes (admin API, seeding, SQL).
+CATALOG_VERSION = """
+ALTER TABLE organizations ADD COLUMN catalog_version INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER catalog_product_insert AFTER INSERT ON products BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1 WHERE id = NEW.organization_id;
+END;
+CREATE TRIGGER catalog_product_update AFTER UPDATE ON products BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id IN (OLD.organization_id, NEW.organization_id);
+END;
+CREATE TRIGGER catalog_product_delete AFTER DELETE ON products BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1 WHERE id = OLD.organization_id;
+END;
+CREATE TRIGGER catalog_price_insert AFTER INSERT ON product_prices BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id = (SELECT organization_id FROM products WHERE id = NEW.product_id);
+END;
+CREATE TRIGGER catalog_price_update AFTER UPDATE ON product_prices BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id IN (SELECT organization_id FROM products WHERE id IN (OLD.product_id, NEW.product_id));
+END;
+CREATE TRIGGER catalog_price_delete AFTER DELETE ON product_prices BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id = (SELECT organization_id FROM products WHERE id = OLD.product_id);
+END;
+CREATE TRIGGER catalog_benefit_insert AFTER INSERT ON benefits BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1 WHERE id = NEW.organization_id;
+END;
+CREATE TRIGGER catalog_benefit_update AFTER UPDATE ON benefits BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id IN (OLD.organization_id, NEW.organization_id);
+END;
+CREATE TRIGGER catalog_benefit_delete AFTER DELETE ON benefits BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1 WHERE id = OLD.organization_id;
+END;
+CREATE TRIGGER catalog_link_insert AFTER INSERT ON product_benefits BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id = (SELECT organization_id FROM products WHERE id = NEW.product_id);
+END;
+CREATE TRIGGER catalog_link_update AFTER UPDATE ON product_benefits BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id IN (SELECT organization_id FROM products WHERE id IN (OLD.product_id, NEW.product_id));
+END;
+CREATE TRIGGER catalog_link_delete AFTER DELETE ON product_benefits BEGIN
+    UPDATE organizations SET catalog_version = catalog_version + 1
+    WHERE id = (SELECT organization_id FROM products WHERE id = OLD.product_id);
+END;
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
@@ -525,6 +576,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "email outbox, email links, webhooks", NOTIFICATIONS_SCHEMA),
     Migration(5, "customer-first order and subscription indexes", CUSTOMER_FIRST_INDEXES),
     Migration(6, "customer order lists in index order", ORDERED_ORDER_INDEX),
+    Migration(7, "catalog version for per-process product caches", CATALOG_VERSION),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from portal.benefits.service import load_properties
-from portal.customer_portal import queries
+from portal.customer_portal import catalog, queries
 from portal.customer_portal.models import (
     Address,
     BenefitGrantError,
@@ -148,7 +148,15 @@ def _product_fields(row: queries.Row, prices: Sequence[queries.Row], benefits: S
 async def load_products(
     db: Database, organization: Organization, product_ids: Sequence[str]
 ) -> dict[str, CustomerProductWithOrganization]:
-    """The products (with active prices, live benefits and the organization) in three queries."""
+    """The products (with active prices, live benefits and the organization), from the per-process catalog cache
+    (``portal.customer_portal.catalog``), reading what is not cached yet in three queries. Shared objects: callers
+    must not change them."""
+    return await catalog.cached_products(db, organization, product_ids, _read_products)
+
+
+async def _read_products(
+    db: Database, organization: Organization, product_ids: Sequence[str]
+) -> dict[str, CustomerProductWithOrganization]:
     rows = await queries.products_by_id(db, product_ids)
     ids = list(rows)
     prices = await queries.prices_by_product(db, ids)

@@ -26,6 +26,9 @@ class Organization(msgspec.Struct, frozen=True, kw_only=True):
     settings: str = "{}"
     created_at: str
     modified_at: str | None = None
+    # Bumped by triggers on every change to products, prices, benefits and their links (migration 7): the key of
+    # the per-process product cache (portal.customer_portal.catalog). Not part of any API output.
+    catalog_version: int = 0
 
 
 _COLUMNS = """
@@ -46,7 +49,8 @@ _COLUMNS = """
     allow_email_change,
     settings,
     created_at,
-    modified_at
+    modified_at,
+    catalog_version
 """
 
 

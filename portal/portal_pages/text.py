@@ -4,13 +4,14 @@ postal address lines, billing intervals, statuses and file sizes — in the acti
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from babel import Locale
 from babel.numbers import format_decimal
 from markupsafe import Markup, escape
 
-from portal.i18n import current_locale, gettext, ngettext
+from portal.i18n import active_translations, current_locale, gettext, ngettext
 from portal.i18n import lazy_gettext as _l
 
 # Markdown-style [text](url) links, or bare http(s) URLs; matched on already-escaped text.
@@ -125,7 +126,12 @@ def status_label(status: str) -> tuple[str, str]:
 
 def status_badge(status: str) -> Markup:
     """``<span class="badge TONE">Label</span>`` for an order, subscription or key status (one call per row from
-    the templates, cheaper than a Jinja macro)."""
+    the templates, cheaper than a Jinja macro; built once per status and catalog)."""
+    return _status_badge(status, active_translations())
+
+
+@lru_cache(maxsize=512)
+def _status_badge(status: str, catalog: object) -> Markup:
     label, tone = status_label(status)
     return Markup('<span class="badge {}">{}</span>').format(tone, label)
 

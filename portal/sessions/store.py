@@ -138,7 +138,8 @@ SELECT
     o.allow_email_change AS o_allow_email_change,
     o.settings AS o_settings,
     o.created_at AS o_created_at,
-    o.modified_at AS o_modified_at
+    o.modified_at AS o_modified_at,
+    o.catalog_version AS o_catalog_version
 FROM customer_sessions s
 JOIN customers c ON c.id = s.customer_id AND c.deleted_at IS NULL
 JOIN organizations o ON o.id = s.organization_id AND o.id = c.organization_id
