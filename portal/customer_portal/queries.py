@@ -64,7 +64,8 @@ ORDER_COLUMNS = (
     ORDER_BASE_COLUMNS
     + """    o.created_at,
     o.modified_at,
-    p.name AS product_name
+    p.name AS product_name,
+    EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.id) AS is_invoice_generated
 """
 )
 ORDER_SOURCE = "orders o LEFT JOIN products p ON p.id = o.product_id"
@@ -149,15 +150,6 @@ async def order_items(db: Database, order_ids: Sequence[str]) -> dict[str, list[
     for row in rows:
         grouped.setdefault(row["order_id"], []).append(row)
     return grouped
-
-
-async def invoiced_orders(db: Database, order_ids: Sequence[str]) -> set[str]:
-    if not order_ids:
-        return set()
-    rows = await db.fetchall(
-        f"SELECT DISTINCT order_id FROM invoices WHERE order_id IN ({_marks(order_ids)})", list(order_ids)
-    )
-    return {row["order_id"] for row in rows}
 
 
 # --- products (with prices and benefits) -----------------------------------------------------------------

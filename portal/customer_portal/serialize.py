@@ -269,7 +269,6 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
     """A page of orders with items, product and subscription, in a fixed number of queries."""
     ids = [row["id"] for row in rows]
     items = await queries.order_items(db, ids)
-    invoiced = await queries.invoiced_orders(db, ids)
     products = await load_products(db, organization, [row["product_id"] for row in rows if row["product_id"]])
     subscriptions = await queries.subscriptions_by_id(db, [row["subscription_id"] for row in rows])
     out = []
@@ -299,7 +298,7 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
                 billing_name=row["billing_name"],
                 billing_address=address_out(row["billing_address"]),
                 invoice_number=row["invoice_number"],
-                is_invoice_generated=row["id"] in invoiced,
+                is_invoice_generated=bool(row["is_invoice_generated"]),
                 receipt_number=row["receipt_number"],
                 customer_id=row["customer_id"],
                 product_id=row["product_id"],
