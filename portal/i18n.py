@@ -187,13 +187,13 @@ def use_locale(locale: str | None) -> Iterator[str]:
 def locale_url(request: Any, locale: str) -> str:
     """This page's URL (path and query, so tokens and page numbers survive) asking for ``locale``."""
     query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("locale", "done")]
-    return request.url.path + "?" + urlencode([*query, ("locale", locale)])
+    return request.scope["path"] + "?" + urlencode([*query, ("locale", locale)])
 
 
 def page_without_locale(request: Any) -> str:
     """This page's path and query without ``locale``/``done``: where the signed-in switcher sends the customer."""
     query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("locale", "done")]
-    return request.url.path + (f"?{urlencode(query)}" if query else "")
+    return request.scope["path"] + (f"?{urlencode(query)}" if query else "")
 
 
 # --- catalogs ---------------------------------------------------------------------------------------------

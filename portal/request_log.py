@@ -12,11 +12,10 @@ import logging
 import time
 from typing import Any
 
-from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal.settings import Settings
-from portal.web import client_ip
+from portal.web import scope_client_ip
 
 log = logging.getLogger("portal.request")
 _IN_MESSAGE = ("method", "path", "status", "duration_ms")
@@ -37,6 +36,7 @@ class RequestLogMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.trusted_proxies = settings.trusted_proxy_set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +66,7 @@ class RequestLogMiddleware:
             "status": status,
             "duration_ms": duration_ms,
             "org": _org_slug(scope),
-            "client": client_ip(Request(scope), self.settings),
+            "client": scope_client_ip(scope, self.trusted_proxies),
         }
         # No status: the client went away or the server stopped before an answer started.
         level = logging.WARNING if status is None else logging.ERROR if status >= 500 else logging.INFO

@@ -90,11 +90,18 @@ async def add_security_headers(response: Response[Any]) -> Response[Any]:
 
 def client_ip(request: Request[Any, Any, Any], settings: Settings) -> str:
     """The socket peer, or the first untrusted hop of ``X-Forwarded-For`` when the peer is a trusted proxy."""
-    peer = request.client.host if request.client else "unknown"
-    trusted = settings.trusted_proxy_set
+    return scope_client_ip(request.scope, settings.trusted_proxy_set)
+
+
+def scope_client_ip(scope: Any, trusted: frozenset[str]) -> str:
+    """``client_ip`` from the ASGI scope itself (the request log calls it for every request)."""
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
     if peer not in trusted:
         return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
+    forwarded = ", ".join(
+        value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
+    )
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     for hop in reversed(hops):
         if hop not in trusted:
