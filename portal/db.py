@@ -9,7 +9,12 @@ ROLLBACK erase another's write, and plain ``BEGIN`` with several writers yields 
   try one more reader connection *inline* on the event loop (see ``INLINE_READ_BUDGET``);
 * every write goes through ``async with db.write() as tx:``, which holds an ``asyncio.Lock`` around
   ``BEGIN IMMEDIATE … COMMIT`` (ROLLBACK on any exception), so in-process writers never interleave and writers in
-  other processes (``--workers N``) queue on SQLite's own lock via ``busy_timeout`` instead of failing.
+  other processes (``--workers N``) queue on SQLite's own lock via ``busy_timeout`` instead of failing;
+* short, hot transactions (license-key validation) use ``await db.transact(work)`` instead: ``work`` is a plain
+  function run with the whole ``BEGIN IMMEDIATE … COMMIT`` in ONE hop to a dedicated writer thread, under the same
+  lock. ``db.write()`` holds SQLite's write lock across several hops and event-loop turns (other requests run in
+  between), so under load another worker process waits on it, in SQLite's busy-handler sleeps of 1, 2, 5, 10 ms…;
+  ``transact`` holds it for the statements only (bench/README.md).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -84,6 +90,27 @@ class Transaction:
         return None if row is None else row[0]
 
 
+class SyncTransaction:
+    """The statements of a ``db.transact(work)`` body: plain blocking calls, in the writer thread."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+
 class Database:
     """Reader pool + single writer over one SQLite file. Create, ``await open()``, use, ``await close()``."""
 
@@ -105,6 +132,8 @@ class Database:
         self._inline_thread: int | None = None
         self._deadline = 0.0
         self._interrupted = False
+        self._tx_conn: sqlite3.Connection | None = None
+        self._tx_thread: ThreadPoolExecutor | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -126,7 +155,16 @@ class Database:
         self._inline.execute("PRAGMA busy_timeout=0")  # never wait for a lock on the loop: retry in a thread
         self._inline.set_progress_handler(self._over_budget, _PROGRESS_EVERY)
         self._inline_thread = threading.get_ident()
+        self._tx_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portal-transact")
+        self._tx_conn = await asyncio.get_running_loop().run_in_executor(self._tx_thread, self._connect_transact)
         return self
+
+    def _connect_transact(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        for statement in pragma_statements(self.synchronous):
+            conn.execute(statement)
+        return conn
 
     async def close(self) -> None:
         if self._write_lock is not None and self._writer is not None:
@@ -136,6 +174,12 @@ class Database:
             await conn.close()
         if self._inline is not None:
             self._inline.close()
+        if self._tx_thread is not None:
+            if self._tx_conn is not None:
+                self._tx_thread.submit(self._tx_conn.close).result()
+            self._tx_thread.shutdown(wait=True)
+        self._tx_conn = None
+        self._tx_thread = None
         self._writer = None
         self._all_readers = []
         self._inline = None
@@ -161,6 +205,27 @@ class Database:
                 raise
             else:
                 await conn.execute("COMMIT")
+
+    async def transact(self, work: Callable[[SyncTransaction], T]) -> T:
+        """``work(tx)`` inside ``BEGIN IMMEDIATE … COMMIT`` (ROLLBACK if it raises), all in one hop to the writer
+        thread, under the write lock: for short transactions that must not hold SQLite's lock across event-loop
+        turns. ``work`` must not touch the event loop (it runs in another thread)."""
+        if self._write_lock is None or self._tx_thread is None or self._tx_conn is None:
+            raise RuntimeError("Database is not open")
+        conn = self._tx_conn
+
+        def run() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(SyncTransaction(conn))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        async with self._write_lock:
+            return await asyncio.get_running_loop().run_in_executor(self._tx_thread, run)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:

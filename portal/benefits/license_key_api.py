@@ -9,8 +9,9 @@ semantics and error classes (``polar/license_key/service.py``):
 * activate: inactive, expired, no activation limit, or the limit reached answer 403 ``NotPermitted``;
 * deactivate: an unknown activation answers 404; success is 204.
 
-Every check and its write happen inside one ``db.write()`` transaction (``BEGIN IMMEDIATE``), so concurrent
-activations can never exceed the limit and concurrent usage increments can never exceed ``limit_usage``.
+Every check and its write happen inside one transaction (``BEGIN IMMEDIATE``; ``db.transact`` for validate, the
+busiest, ``db.write()`` for the rest), so concurrent activations can never exceed the limit and concurrent usage
+increments can never exceed ``limit_usage``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import msgspec
 
 from portal.benefits.license_keys import display_key, generate_key
 from portal.clock import iso, new_id
-from portal.db import Database, Transaction
+from portal.db import Database, SyncTransaction, Transaction
 from portal.errors import DomainError
 from portal.notifications import hooks as notify
-from portal.subscriptions.actions import record_event
+from portal.subscriptions.actions import EVENT_INSERT, event_row, record_event
 
 ROTATABLE_STATUSES = frozenset({"granted", "disabled"})
 
@@ -92,14 +93,19 @@ async def validate(
     increment_usage: int | None = None,
     conditions: dict[str, Any] | None = None,
 ) -> Outcome:
-    async with db.write() as tx:
-        row = await _key(tx, organization_id, key)
+    """The busiest write of all (software checks its key on every start): checks and counter update run as one
+    ``db.transact`` body, so SQLite's write lock is held for the statements only, not across event-loop turns."""
+
+    def work(tx: SyncTransaction) -> Outcome:
+        row = tx.fetchone(_KEY_BY_VALUE, (organization_id, key))
+        if row is None:
+            raise KeyNotFound("License key not found.")
         if row["status"] != "granted":
             raise KeyNotFound("License key is no longer active.")
         if _expired(row, now):
             raise KeyNotFound("License key has expired.")
         if activation_id:
-            activation = await tx.fetchone(
+            activation = tx.fetchone(
                 "SELECT id, conditions FROM license_key_activations WHERE id = ? AND license_key_id = ?",
                 (activation_id, row["id"]),
             )
@@ -116,7 +122,7 @@ async def validate(
             remaining = row["limit_usage"] - row["usage"]
             if increment_usage > remaining:
                 raise UsageExceeded(f"License key only has {remaining} more usages.")
-        await tx.execute(
+        tx.execute(
             """
             UPDATE license_keys SET
                 validations = validations + 1,
@@ -127,8 +133,7 @@ async def validate(
             (iso(now), increment_usage or 0, row["id"]),
         )
         if increment_usage:
-            await record_event(
-                tx,
+            event = event_row(
                 organization_id=organization_id,
                 customer_id=row["customer_id"],
                 name="license_key.usage_incremented",
@@ -136,7 +141,10 @@ async def validate(
                 now=now,
                 data={"increment": increment_usage, "usage": row["usage"] + increment_usage},
             )
+            tx.execute(EVENT_INSERT, event)
         return Outcome(key_id=row["id"], customer_id=row["customer_id"], activation_id=activation_id or None)
+
+    return await db.transact(work)
 
 
 async def activate(

@@ -53,6 +53,33 @@ class PlanChangeNotAllowed(DomainError):
     """The organization does not let customers change plans (Polar answers 403)."""
 
 
+EVENT_INSERT = """
+INSERT INTO events (id, organization_id, customer_id, name, subject_id, data, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def event_row(
+    *,
+    organization_id: str,
+    customer_id: str | None,
+    name: str,
+    subject_id: str | None,
+    now: datetime,
+    data: dict[str, Any] | None,
+) -> tuple[str, str, str | None, str, str | None, str, str]:
+    """The ``EVENT_INSERT`` parameters of one audit event (its id first)."""
+    return (
+        new_id(),
+        organization_id,
+        customer_id,
+        name,
+        subject_id,
+        msgspec.json.encode(data or {}).decode(),
+        iso(now),
+    )
+
+
 async def record_event(
     tx: Transaction,
     *,
@@ -64,30 +91,11 @@ async def record_event(
     data: dict[str, Any] | None = None,
 ) -> str:
     """Append one row to the ``events`` audit table (inside the caller's write transaction)."""
-    event_id = new_id()
-    await tx.execute(
-        """
-        INSERT INTO events (
-            id,
-            organization_id,
-            customer_id,
-            name,
-            subject_id,
-            data,
-            created_at
-        ) VALUES (?, ?, ?, ?, ?, ?, ?)
-        """,
-        (
-            event_id,
-            organization_id,
-            customer_id,
-            name,
-            subject_id,
-            msgspec.json.encode(data or {}).decode(),
-            iso(now),
-        ),
+    row = event_row(
+        organization_id=organization_id, customer_id=customer_id, name=name, subject_id=subject_id, now=now, data=data
     )
-    return event_id
+    await tx.execute(EVENT_INSERT, row)
+    return row[0]
 
 
 # --- rules (pure: the pages use them to decide which buttons to show) -------------------------------------
