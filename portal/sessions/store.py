@@ -190,8 +190,11 @@ def needs_touch(session: CustomerSession, now: datetime) -> bool:
 
 
 async def touch(db: Database, session_id: str, now: datetime) -> None:
-    async with db.write() as tx:
-        await tx.execute("UPDATE customer_sessions SET last_seen_at = ? WHERE id = ?", (iso(now), session_id))
+    """Record activity (at most once a minute per session, see ``needs_touch``): one short ``db.transact``."""
+    stamp = iso(now)
+    await db.transact(
+        lambda tx: tx.execute("UPDATE customer_sessions SET last_seen_at = ? WHERE id = ?", (stamp, session_id))
+    )
 
 
 async def revoke(tx: Transaction, session_id: str, now: datetime) -> None:
