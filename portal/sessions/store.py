@@ -185,16 +185,35 @@ async def lookup(
     )
 
 
+# Sessions this process refreshed (or is refreshing), and when. Without it, every request of a busy session that
+# arrives while the first refresh is on its way sees the old ``last_seen_at`` and writes too: a burst of writes
+# (and, across worker processes, of waits on SQLite's lock) once a minute per busy session.
+_TOUCHED: dict[str, datetime] = {}
+_TOUCHED_MAX = 10_000
+
+
 def needs_touch(session: CustomerSession, now: datetime) -> bool:
-    return session.last_seen_at is None or parse_iso(session.last_seen_at) + TOUCH_INTERVAL <= now
+    if session.last_seen_at is not None and parse_iso(session.last_seen_at) + TOUCH_INTERVAL > now:
+        return False
+    touched = _TOUCHED.get(session.id)
+    return touched is None or touched + TOUCH_INTERVAL <= now
 
 
 async def touch(db: Database, session_id: str, now: datetime) -> None:
-    """Record activity (at most once a minute per session, see ``needs_touch``): one short ``db.transact``."""
+    """Record activity (at most once a minute per session and process, see ``needs_touch``): one short
+    ``db.transact``."""
+    if len(_TOUCHED) >= _TOUCHED_MAX:
+        for stale in [sid for sid, when in _TOUCHED.items() if when + TOUCH_INTERVAL <= now] or list(_TOUCHED):
+            del _TOUCHED[stale]
+    _TOUCHED[session_id] = now
     stamp = iso(now)
-    await db.transact(
-        lambda tx: tx.execute("UPDATE customer_sessions SET last_seen_at = ? WHERE id = ?", (stamp, session_id))
-    )
+    try:
+        await db.transact(
+            lambda tx: tx.execute("UPDATE customer_sessions SET last_seen_at = ? WHERE id = ?", (stamp, session_id))
+        )
+    except BaseException:
+        _TOUCHED.pop(session_id, None)
+        raise
 
 
 async def revoke(tx: Transaction, session_id: str, now: datetime) -> None:
