@@ -73,7 +73,19 @@ def parse_accept_language(header: str | None) -> list[str]:
 
 
 def from_accept_language(header: str | None) -> str | None:
-    """The best supported locale for an ``Accept-Language`` header (Babel's negotiation), or None."""
+    """The best supported locale for an ``Accept-Language`` header (Babel's negotiation), or None. Remembered per
+    header value (browsers send the same few strings on every request)."""
+    if header is None or len(header) > 256:
+        return _negotiate_accept_language(header)
+    return _negotiate_accept_language_cached(header)
+
+
+@lru_cache(maxsize=512)
+def _negotiate_accept_language_cached(header: str) -> str | None:
+    return _negotiate_accept_language(header)
+
+
+def _negotiate_accept_language(header: str | None) -> str | None:
     preferred = [tag.replace("_", "-") for tag in parse_accept_language(header)]
     found = negotiate_locale(preferred, SUPPORTED_LOCALES, sep="-")
     if found:
