@@ -7,6 +7,7 @@ Tokens are 32 random bytes, URL-safe; only HMAC-SHA256(instance secret, token) i
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -149,8 +150,25 @@ WHERE s.token_hash = ?
 """
 
 
-def _split(row: dict[str, object], prefix: str) -> dict[str, object]:
-    return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
+def _column_groups(sql: str) -> dict[str, tuple[int, int, tuple[str, ...]]]:
+    """``{"s_": (start, stop, field names), "c_": …, "o_": …}`` from the ``AS x_name`` aliases of ``_LOOKUP``, in
+    column order: rows are split by position, not by scanning every key for its prefix (this runs per request)."""
+    aliases = re.findall(r"\bAS ([sco]_)(\w+)", sql)
+    groups: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+    for prefix in ("s_", "c_", "o_"):
+        positions = [i for i, (p, _) in enumerate(aliases) if p == prefix]
+        if not positions or positions != list(range(positions[0], positions[-1] + 1)):
+            raise RuntimeError(f"_LOOKUP: the {prefix}* columns must be present and adjacent")
+        groups[prefix] = (positions[0], positions[-1] + 1, tuple(aliases[i][1] for i in positions))
+    return groups
+
+
+_GROUPS = _column_groups(_LOOKUP)
+
+
+def _split(values: tuple[object, ...], prefix: str) -> dict[str, object]:
+    start, stop, names = _GROUPS[prefix]
+    return dict(zip(names, values[start:stop], strict=True))
 
 
 async def lookup(
@@ -168,7 +186,7 @@ async def lookup(
     row = await db.fetchone(_LOOKUP, (token_digest(secret, token), iso(now)))
     if row is None:
         return None
-    data = dict(row)
+    data = tuple(row)
     session = msgspec.convert(_split(data, "s_"), CustomerSession, strict=False)
     if kind is not None and session.kind != kind:
         return None
