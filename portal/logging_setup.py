@@ -80,6 +80,12 @@ def configure_logging(log_format: LogFormat) -> None:
     handler.setFormatter(formatter_for(log_format))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    # A served Portal logs a line per request. Skip what no formatter here prints: the caller's file and line (a
+    # stack walk per record), thread and process names and the pid (the logging HOWTO's "Optimization" table).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:

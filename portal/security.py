@@ -40,8 +40,13 @@ def new_token(nbytes: int = 32) -> str:
 
 def hmac_digest(secret: str, value: str, purpose: str = "token") -> str:
     """Hex HMAC-SHA256 of ``value`` keyed by the instance secret and a purpose label (domain separation)."""
-    key = hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_purpose_key(purpose, secret), value.encode(), "sha256").hex()
+
+
+@lru_cache(maxsize=64)
+def _purpose_key(purpose: str, secret: str) -> bytes:
+    """The HMAC key for a purpose (derived once per purpose and secret: the session lookup runs this per request)."""
+    return hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
 
 
 def constant_time_equal(a: str, b: str) -> bool:
