@@ -79,12 +79,18 @@ def _locale_of(context: Context, locale: str | None) -> str:
 
 @pass_context
 def _money(context: Context, amount: int | None, currency: str, locale: str | None = None) -> str:
-    return money_filter(amount, currency, _locale_of(context, locale))
+    if amount is None:
+        return ""
+    return format_money(amount, currency, locale or context.get("locale") or i18n.current_locale())
 
 
 @pass_context
 def _date(context: Context, value: str | datetime | None, locale: str | None = None, fmt: str = "medium") -> str:
-    return date_filter(value, _locale_of(context, locale), fmt)
+    # Inlined for the common case (one call per table row): an ISO timestamp, its day formatted once.
+    locale = locale or context.get("locale") or i18n.current_locale()
+    if type(value) is str and _ISO_DAY.match(value):
+        return _format_day(value[:10], locale, fmt)
+    return date_filter(value, locale, fmt)
 
 
 @pass_context
@@ -180,6 +186,8 @@ def build_environment() -> Environment:
 
     # Display helpers as a global, so imported macros need no context and Jinja caches their modules.
     env.globals["ui"] = text
+    # A filter as well: Jinja calls filters directly, but ``ui.status_badge(…)`` through ``Context.call``.
+    env.filters["status_badge"] = text.status_badge
     return install_i18n(env)
 
 
