@@ -40,13 +40,20 @@ def new_token(nbytes: int = 32) -> str:
 
 def hmac_digest(secret: str, value: str, purpose: str = "token") -> str:
     """Hex HMAC-SHA256 of ``value`` keyed by the instance secret and a purpose label (domain separation)."""
-    return hmac.digest(_purpose_key(purpose, secret), value.encode(), "sha256").hex()
+    inner, outer = _hmac_pads(purpose, secret)
+    digest = inner.copy()
+    digest.update(value.encode())
+    result = outer.copy()
+    result.update(digest.digest())
+    return result.hexdigest()
 
 
 @lru_cache(maxsize=64)
-def _purpose_key(purpose: str, secret: str) -> bytes:
-    """The HMAC key for a purpose (derived once per purpose and secret: the session lookup runs this per request)."""
-    return hashlib.sha256(f"{purpose}:{secret}".encode()).digest()
+def _hmac_pads(purpose: str, secret: str) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """HMAC (RFC 2104) with the key's inner and outer pads hashed once per purpose and secret: a digest then costs
+    two hash copies (~1 µs) instead of a keyed setup (~3 µs); the session lookup runs it on every request."""
+    key = hashlib.sha256(f"{purpose}:{secret}".encode()).digest().ljust(64, b"\0")
+    return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
 
 def constant_time_equal(a: str, b: str) -> bool:

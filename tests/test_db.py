@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import aiosqlite
@@ -75,11 +76,22 @@ def test_pragmas_hold_on_every_connection(data_dir: Path) -> None:
                     async with conn.execute(f"PRAGMA {pragma}") as cur:
                         values.append((await cur.fetchone())[0])
                 seen.append(tuple(values))
-            # The transact connection, read from inside its own thread.
+            # The writer thread's connection (transact when SQLite's lock is held), read from inside its thread.
             pragmas = ("busy_timeout", "journal_mode", "synchronous", "foreign_keys")
-            seen.append(await db.transact(lambda tx: tuple(tx.fetchval(f"PRAGMA {p}") for p in pragmas)))
+            tx_conn = db._tx_conn
+            assert db._tx_thread is not None and tx_conn is not None
+            seen.append(
+                await asyncio.get_running_loop().run_in_executor(
+                    db._tx_thread, lambda: tuple(tx_conn.execute(f"PRAGMA {p}").fetchone()[0] for p in pragmas)
+                )
+            )
+            # The inline writer: the same, except that it never waits for the lock and never checkpoints.
+            inline = await db.transact(lambda tx: tuple(tx.fetchval(f"PRAGMA {p}") for p in pragmas))
+            autocheckpoint = await db.transact(lambda tx: tx.fetchval("PRAGMA wal_autocheckpoint"))
         finally:
             await db.close()
+        assert inline == (0, "wal", 1, 1)
+        assert autocheckpoint == 0
         return seen
 
     seen = asyncio.run(scenario())
@@ -246,3 +258,99 @@ def test_transact_and_write_from_two_database_objects_lose_no_update(data_dir: P
                 await db.close()
 
     assert asyncio.run(scenario()) == 120
+
+
+def _org_count(path: Path) -> int:
+    conn = connect_sync(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM organizations").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_transact_runs_inline_on_the_loop_when_the_lock_is_free(data_dir: Path) -> None:
+    async def scenario() -> tuple[int, int]:
+        db = await Database(data_dir / "portal.db", readers=1).open()
+        try:
+
+            def insert(tx):  # type: ignore[no-untyped-def]
+                tx.execute(ORG_SQL, ("id-i", "inline", "I"))
+                return threading.get_ident()
+
+            return await db.transact(insert), threading.get_ident()
+        finally:
+            await db.close()
+
+    ran_on, loop_thread = asyncio.run(scenario())
+    assert ran_on == loop_thread
+    assert _org_count(data_dir / "portal.db") == 1
+
+
+def test_transact_waits_in_the_writer_thread_while_another_process_holds_the_lock(data_dir: Path) -> None:
+    """Another worker process inside a write transaction: ``transact`` must neither fail nor block the event loop
+    (reads keep being answered); it waits in the writer thread and commits once the lock is released."""
+    path = data_dir / "portal.db"
+
+    async def scenario() -> tuple[int, int, list[int]]:
+        db = await Database(path, readers=1).open()
+        other = connect_sync(path)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute(ORG_SQL, ("id-o", "other", "O"))
+
+            def insert(tx):  # type: ignore[no-untyped-def]
+                tx.execute(ORG_SQL, ("id-t", "mine", "T"))
+                return threading.get_ident()
+
+            task = asyncio.create_task(db.transact(insert))
+            reads = []
+            for _ in range(5):  # the loop keeps answering while the transaction waits
+                await asyncio.sleep(0.05)
+                reads.append(await db.fetchval("SELECT count(*) FROM organizations"))
+            assert not task.done()
+            other.execute("COMMIT")
+            return await asyncio.wait_for(task, 10), threading.get_ident(), reads
+        finally:
+            other.close()
+            await db.close()
+
+    ran_on, loop_thread, reads = asyncio.run(scenario())
+    assert ran_on != loop_thread
+    assert reads == [0] * 5
+    assert _org_count(path) == 2
+
+
+def test_transact_without_inline_writer_under_full_synchronous(data_dir: Path) -> None:
+    """With ``synchronous=FULL`` a commit fsyncs the WAL: never on the loop."""
+
+    async def scenario() -> tuple[int, int]:
+        db = await Database(data_dir / "portal.db", synchronous="FULL", readers=1).open()
+        try:
+            return await db.transact(lambda tx: threading.get_ident()), threading.get_ident()
+        finally:
+            await db.close()
+
+    ran_on, loop_thread = asyncio.run(scenario())
+    assert ran_on != loop_thread
+
+
+def test_checkpoint_copies_inline_commits_back_into_the_database(data_dir: Path) -> None:
+    path = data_dir / "portal.db"
+
+    async def scenario() -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        db = await Database(path, readers=1).open()
+        try:
+            await db.checkpoint()
+            for i in range(20):
+                await db.transact(lambda tx, i=i: tx.execute(ORG_SQL, (f"id-{i}", f"org-{i}", "N")))
+            first = await db.checkpoint()
+            return first, await db.checkpoint()
+        finally:
+            await db.close()
+
+    (busy, frames, done), (_, _, done_again) = asyncio.run(scenario())
+    assert busy == 0
+    assert frames >= 20  # inline commits never checkpoint by themselves: the WAL still held them all
+    assert done == frames
+    assert done_again in (0, frames)  # nothing new to copy
+    assert _org_count(path) == 20

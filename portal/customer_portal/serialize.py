@@ -37,7 +37,7 @@ from portal.customer_portal.models import (
     SubscriptionBase,
 )
 from portal.customers.queries import Customer
-from portal.db import Database
+from portal.db import Database, row_dict
 from portal.organizations.queries import Organization
 
 PAID_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
@@ -251,6 +251,7 @@ async def subscriptions_out(
     db: Database, organization: Organization, rows: Sequence[queries.Row]
 ) -> list[CustomerSubscription]:
     products = await load_products(db, organization, [row["product_id"] for row in rows])
+    rows = [row_dict(row) for row in rows]  # by name, a dict is faster than sqlite3.Row (see orders_out)
     return [
         CustomerSubscription(
             **_subscription_fields(row),
@@ -266,13 +267,18 @@ async def subscriptions_out(
 
 
 async def orders_out(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrder]:
-    """A page of orders with items, product and subscription, in a fixed number of queries."""
+    """A page of orders with items, product and subscription, in a fixed number of queries.
+
+    Rows are read as dicts: ``sqlite3.Row["name"]`` compares the name with each column in turn (30 here), and an
+    order reads ~40 of them (bench/README.md)."""
     ids = [row["id"] for row in rows]
-    items = await queries.order_items(db, ids)
+    items = {
+        order_id: [row_dict(item) for item in found] for order_id, found in (await queries.order_items(db, ids)).items()
+    }
     products = await load_products(db, organization, [row["product_id"] for row in rows if row["product_id"]])
     subscriptions = await queries.subscriptions_by_id(db, [row["subscription_id"] for row in rows])
     out = []
-    for row in rows:
+    for row in map(row_dict, rows):
         paid = row["status"] in PAID_STATUSES
         net = row["subtotal_amount"] - row["discount_amount"]
         subscription = subscriptions.get(row["subscription_id"]) if row["subscription_id"] else None
@@ -304,7 +310,7 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
                 product_id=row["product_id"],
                 subscription_id=row["subscription_id"],
                 product=product,
-                subscription=None if subscription is None else subscription_base(subscription),
+                subscription=None if subscription is None else subscription_base(row_dict(subscription)),
                 items=[
                     OrderItem(
                         created_at=item["created_at"],

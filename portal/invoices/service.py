@@ -20,7 +20,7 @@ import msgspec
 
 from portal.clock import iso, new_id
 from portal.customers.billing import BillingForm, validate_billing
-from portal.db import Database, Transaction
+from portal.db import Database, Transaction, row_dict
 from portal.errors import DomainError, InvalidInput, NotFound
 from portal.invoices.queries import INVOICE_COLUMNS, Invoice
 from portal.subscriptions.actions import record_event
@@ -101,7 +101,7 @@ async def build_snapshot(tx: Transaction, order: Any) -> dict[str, Any]:
         "tax_amount": order["tax_amount"],
         "total_amount": order["total_amount"],
         "refunded_amount": order["refunded_amount"],
-        "items": [dict(item) for item in items],
+        "items": [row_dict(item) for item in items],
     }
 
 

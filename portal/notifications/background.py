@@ -1,6 +1,7 @@
 """The background tasks of a running app, started and stopped by the lifespan in ``portal.app``: the email
 outbox worker and the webhook worker (every ``PORTAL_WORKER_POLL_INTERVAL`` seconds) and the renewal-reminder
-scan (every ``PORTAL_RENEWAL_SCAN_INTERVAL`` seconds). Every process runs them; claims are atomic, so several
+scan (every ``PORTAL_RENEWAL_SCAN_INTERVAL`` seconds), and a WAL checkpoint every ``CHECKPOINT_INTERVAL`` seconds
+(``Database.checkpoint``: inline transactions leave it to this). Every process runs them; claims are atomic, so several
 processes on one data dir share the work without sending anything twice.
 
 ``stop()`` lets a pass in progress finish (an email being handed to SMTP is not cut off), then cancels whatever
@@ -25,6 +26,10 @@ log = logging.getLogger("portal.background")
 
 Step = Callable[[], Awaitable[int]]
 
+# Seconds between WAL checkpoints. A busy license-key endpoint appends ~1,000 pages a second; this keeps the WAL
+# at a few MB (SQLite's own auto-checkpoint threshold is 1,000 pages).
+CHECKPOINT_INTERVAL = 1.0
+
 
 class BackgroundTasks:
     def __init__(self, db: Database, settings: Settings, clock: Clock, mailer: Mailer) -> None:
@@ -42,11 +47,17 @@ class BackgroundTasks:
             ("outbox", self.outbox.run_once, self.settings.worker_poll_interval),
             ("webhooks", self.webhooks.run_once, self.settings.worker_poll_interval),
             ("renewal-reminders", self._reminders, self.settings.renewal_scan_interval),
+            # Inline transactions never checkpoint (portal.db): the WAL is copied back here, in the writer thread.
+            ("wal-checkpoint", self._checkpoint, CHECKPOINT_INTERVAL),
         ]
         self._tasks = [
             asyncio.get_running_loop().create_task(self._loop(name, step, interval), name=f"portal-{name}")
             for name, step, interval in loops
         ]
+
+    async def _checkpoint(self) -> int:
+        await self._db.checkpoint()
+        return 0
 
     async def _reminders(self) -> int:
         return await queue_due_reminders(self._db, self._clock.now())

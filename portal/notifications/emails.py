@@ -21,7 +21,7 @@ from babel import Locale, UnknownLocaleError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from portal import i18n
-from portal.db import Transaction
+from portal.db import Transaction, row_dict
 from portal.i18n import gettext as _
 from portal.mail import MailMessage
 from portal.notifications import outbox
@@ -153,7 +153,7 @@ async def _order_summary(tx: Transaction, order_id: str) -> tuple[sqlite3.Row, d
         "tax_amount": order["tax_amount"],
         "total_amount": order["total_amount"],
         "refunded_amount": order["refunded_amount"],
-        "items": [dict(item) for item in items],
+        "items": [row_dict(item) for item in items],
     }
 
 

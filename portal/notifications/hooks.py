@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from portal.db import Transaction
+from portal.db import Transaction, row_dict
 from portal.notifications import emails
 from portal.notifications.mute import is_muted
 from portal.webhooks import payloads
@@ -76,7 +76,7 @@ async def subscription_snapshot(tx: Transaction, subscription_id: str) -> Subscr
         """,
         (subscription_id,),
     )
-    return None if row is None else msgspec.convert(dict(row), SubscriptionSnapshot, strict=False)
+    return None if row is None else msgspec.convert(row_dict(row), SubscriptionSnapshot, strict=False)
 
 
 def subscription_events(before: SubscriptionSnapshot, after: SubscriptionSnapshot) -> list[str]:

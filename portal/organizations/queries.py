@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from portal.db import Database, row_to
+from portal.db import Database, row_dict, row_to
 
 
 class Organization(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,4 +66,4 @@ async def get_by_id(db: Database, organization_id: str) -> Organization | None:
 
 async def list_public(db: Database) -> list[Organization]:
     rows = await db.fetchall(f"SELECT {_COLUMNS} FROM organizations ORDER BY name")
-    return [Organization(**dict(row)) for row in rows]
+    return [Organization(**row_dict(row)) for row in rows]

@@ -21,7 +21,7 @@ from datetime import datetime
 import msgspec
 
 from portal.clock import iso
-from portal.db import Database, Transaction
+from portal.db import Database, Transaction, row_dict
 from portal.security import hmac_digest
 
 CODE_ALPHABET = string.ascii_uppercase + string.digits
@@ -132,7 +132,7 @@ async def latest_live_for_challenge(tx: Transaction, organization_id: str, chall
         """,
         (challenge_hash, organization_id),
     )
-    return None if row is None else msgspec.convert(dict(row), LoginCode, strict=False)
+    return None if row is None else msgspec.convert(row_dict(row), LoginCode, strict=False)
 
 
 async def live_by_code_hash(tx: Transaction, code_hash: str) -> list[LoginCode]:
@@ -148,7 +148,7 @@ async def live_by_code_hash(tx: Transaction, code_hash: str) -> list[LoginCode]:
         """,
         (code_hash,),
     )
-    return [msgspec.convert(dict(row), LoginCode, strict=False) for row in rows]
+    return [msgspec.convert(row_dict(row), LoginCode, strict=False) for row in rows]
 
 
 async def email_for_challenge(db: Database, organization_id: str, challenge_hash: str) -> str | None:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from portal.clock import iso, new_id
-from portal.db import Database, Transaction
+from portal.db import Database, Transaction, row_dict
 from portal.security import hmac_digest, new_token
 from portal.sessions import store
 from portal.sessions.service import SignedIn
@@ -102,7 +102,7 @@ async def peek(
         """,
         (link_digest(settings.secret_key, token), organization_id, iso(now)),
     )
-    return None if row is None else msgspec.convert(dict(row), EmailLink)
+    return None if row is None else msgspec.convert(row_dict(row), EmailLink)
 
 
 async def redeem(

@@ -12,7 +12,7 @@ import msgspec
 
 from portal.benefits.grants import sync_subscription_grants
 from portal.clock import iso, new_id
-from portal.db import Database, Transaction
+from portal.db import Database, Transaction, row_dict
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.i18n import lazy_gettext as _l
 from portal.notifications import hooks as notify
@@ -145,7 +145,7 @@ async def _own(tx: Transaction, context: SessionContext, subscription_id: str) -
     row = await tx.fetchone(_OWN_SUBSCRIPTION, (subscription_id, context.organization.id, context.customer.id))
     if row is None:
         raise NotFound("subscription not found")
-    return msgspec.convert(dict(row), Subscription, strict=False)
+    return msgspec.convert(row_dict(row), Subscription, strict=False)
 
 
 def _clean_comment(comment: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from portal.db import Database, Transaction, row_to
+from portal.db import Database, Transaction, row_dict, row_to
 from portal.errors import NotFound
 from portal.pagination import PageOf, fetch_page
 from portal.subscriptions.queries import SUBSCRIPTION_BASE_COLUMNS
@@ -85,4 +85,4 @@ async def get_subscription_in_transaction(tx: Transaction, subscription_id: str)
     row = await tx.fetchone(f"SELECT {_COLUMNS} FROM subscriptions s WHERE s.id = ?", (subscription_id,))
     if row is None:
         raise NotFound("subscription not found")
-    return msgspec.convert(dict(row), SubscriptionRecord, strict=False)
+    return msgspec.convert(row_dict(row), SubscriptionRecord, strict=False)
