@@ -77,20 +77,15 @@ def _locale_of(context: Context, locale: str | None) -> str:
     return locale or context.get("locale") or i18n.current_locale()
 
 
+# The filters resolve the locale themselves and call the module-level formatters (tests wrap those).
 @pass_context
 def _money(context: Context, amount: int | None, currency: str, locale: str | None = None) -> str:
-    if amount is None:
-        return ""
-    return format_money(amount, currency, locale or context.get("locale") or i18n.current_locale())
+    return money_filter(amount, currency, locale or context.get("locale") or i18n.current_locale())
 
 
 @pass_context
 def _date(context: Context, value: str | datetime | None, locale: str | None = None, fmt: str = "medium") -> str:
-    # Inlined for the common case (one call per table row): an ISO timestamp, its day formatted once.
-    locale = locale or context.get("locale") or i18n.current_locale()
-    if type(value) is str and _ISO_DAY.match(value):
-        return _format_day(value[:10], locale, fmt)
-    return date_filter(value, locale, fmt)
+    return date_filter(value, locale or context.get("locale") or i18n.current_locale(), fmt)
 
 
 @pass_context
