@@ -16,7 +16,8 @@ which escapes ``{{ … }}`` output to plain strings instead of ``Markup`` object
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -29,7 +30,7 @@ from jinja2.environment import TemplateModule
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
 from jinja2.nodes import Expr, Template
-from jinja2.runtime import Context
+from jinja2.runtime import Context, new_context
 from litestar.exceptions import TemplateNotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
@@ -156,6 +157,7 @@ class PortalTemplate(JinjaTemplate):
     added, at startup, never removed."""
 
     _global_names: frozenset[str] | None = None
+    _flat_globals: tuple[tuple[int, ...], dict[str, Any]] | None = None
 
     def _get_default_module(self, ctx: Context | None = None) -> TemplateModule:
         if ctx is not None:
@@ -165,6 +167,21 @@ class PortalTemplate(JinjaTemplate):
             if not ctx.globals_keys <= names:
                 return super()._get_default_module(ctx)
         return super()._get_default_module(None)
+
+    def new_context(
+        self, vars: dict[str, Any] | None = None, shared: bool = False, locals: Mapping[str, Any] | None = None
+    ) -> Context:
+        """Jinja's, with the globals as a plain dict: Jinja copies its ``ChainMap`` of template and environment
+        globals on every render, a Python-level walk of ~20 names (~12 µs a page). The flat copy is made again
+        whenever a layer of the chain gains or loses a name; a global is never re-assigned after startup."""
+        chain = self.globals
+        if not isinstance(chain, ChainMap):
+            return super().new_context(vars, shared, locals)
+        sizes = tuple(len(layer) for layer in chain.maps)
+        flat = self._flat_globals
+        if flat is None or flat[0] != sizes:
+            flat = self._flat_globals = (sizes, dict(chain))
+        return new_context(self.environment, self.name, self.blocks, vars, shared, flat[1], locals)
 
 
 def build_environment() -> Environment:

@@ -64,3 +64,18 @@ def test_secret_key_is_generated_once_and_not_in_repr(tmp_path: Path) -> None:
     assert first.secret_key and first.secret_key == second.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
     assert first.secret_key not in repr(first)
+
+
+def test_startup_objects_are_frozen_out_of_the_collector_while_serving(settings: Settings) -> None:
+    import gc
+
+    from litestar.testing import TestClient
+
+    from portal.app import create_app
+
+    before = gc.get_freeze_count()
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        frozen = gc.get_freeze_count()
+    assert frozen > before + 10_000  # the app, its routes and templates, the loaded modules
+    assert gc.get_freeze_count() == before  # handed back on shutdown (tests start many apps in one process)

@@ -63,6 +63,7 @@ def test_imports_see_the_same_globals_as_with_jinjas_own_template_class() -> Non
         "page.html": '{% from "lib.html" import hello %}{{ hello() }}',
         "other.html": '{% from "lib.html" import hello %}{{ hello() }}',
         "third.html": '{% from "lib.html" import hello %}{{ hello() }}',
+        "direct.html": "{{ greeting | default('none') }}",
     }
     ours = build_environment()
     ours.loader = DictLoader(templates)
@@ -74,13 +75,18 @@ def test_imports_see_the_same_globals_as_with_jinjas_own_template_class() -> Non
         outputs[label].append(env.get_template("page.html").render(greeting="local"))
         # Globals of the importing template that the imported one lacks: a module rendered with them.
         outputs[label].append(env.get_template("third.html", globals={"greeting": "template"}).render())
+        outputs[label].append(env.get_template("direct.html").render())
         env.globals["greeting"] = "hi"  # added after lib.html was first imported
         outputs[label].append(env.get_template("other.html").render())
+        outputs[label].append(env.get_template("page.html").render())  # a template rendered before the change
+        outputs[label].append(env.get_template("direct.html").render())  # its flat globals must be rebuilt
+        outputs[label].append(env.from_string("{{ greeting }}").render())
         outputs[label].append(env.from_string('{% from "lib.html" import hello %}{{ hello() }}').render())
     assert isinstance(ours.get_template("page.html"), PortalTemplate)
     assert outputs["ours"] == outputs["jinja"]
     assert outputs["ours"][0] == "none"
-    assert outputs["ours"][2] == "template"
+    assert outputs["ours"][1:4] == ["none", "template", "none"]
+    assert outputs["ours"][6:8] == ["hi", "hi"]
 
 
 def test_row_dict_equals_dict_of_the_row() -> None:

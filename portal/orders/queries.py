@@ -12,17 +12,14 @@ from portal.db import Database, row_to, rows_to
 
 
 class OrderSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of the orders table (``_partials/orders_table.html``): only what it shows, 20 rows a page."""
+
     id: str
     status: str
-    billing_reason: str
     total_amount: int
-    refunded_amount: int
     currency: str
-    receipt_number: str | None
     created_at: str
-    paid_at: str | None
     product_name: str | None
-    subscription_id: str | None
 
 
 class OrderItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,15 +87,10 @@ class OrderDetail(msgspec.Struct, frozen=True, kw_only=True):
 _SUMMARY_COLUMNS = """
     o.id,
     o.status,
-    o.billing_reason,
     o.total_amount,
-    o.refunded_amount,
     o.currency,
-    o.receipt_number,
     o.created_at,
-    o.paid_at,
-    p.name AS product_name,
-    o.subscription_id
+    p.name AS product_name
 """
 
 PAGE_SIZE = 20
