@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request
+from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
 
@@ -81,7 +82,12 @@ def page_context(
 def render(
     template: str, request: Request[Any, Any, Any], context: SessionContext, *, active: str, **extra: Any
 ) -> Template:
-    return Template(template_name=template, context=page_context(request, context, active=active, **extra))
+    # The media type given: otherwise Litestar derives it from the file name (pathlib + mimetypes) per response.
+    return Template(
+        template_name=template,
+        context=page_context(request, context, active=active, **extra),
+        media_type=MediaType.HTML,
+    )
 
 
 def see_other(path: str) -> Redirect:

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.params import FromPath
 from litestar.response import Template
 
@@ -82,7 +83,7 @@ def receipt_context(receipt: Receipt) -> dict[str, Any]:
 
 def receipt_template(receipt: Receipt) -> Template:
     """The receipt page as a Litestar response (status 200, HTML)."""
-    return Template(template_name=RECEIPT_TEMPLATE, context=receipt_context(receipt))
+    return Template(template_name=RECEIPT_TEMPLATE, context=receipt_context(receipt), media_type=MediaType.HTML)
 
 
 class ReceiptsController(Controller):

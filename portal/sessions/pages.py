@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
@@ -92,6 +92,7 @@ def _sign_in_page(
         context={"organization": organization, "email": email, "message": message},
         status_code=status_code,
         headers=headers,
+        media_type=MediaType.HTML,
     )
 
 
@@ -102,6 +103,7 @@ def _code_page(
         template_name="portal/authenticate.html",
         context={"organization": organization, "email": email, "message": message},
         status_code=status_code,
+        media_type=MediaType.HTML,
     )
 
 
