@@ -63,12 +63,29 @@ def add_in(where: list[str], params: list[Any], column: str, values: Sequence[An
 
 # --- orders ----------------------------------------------------------------------------------------------
 
+# The items come along as one JSON array per order, in Polar's ``OrderItem`` shape (decoded straight into the
+# structs by msgspec): one statement for a page of orders instead of two, and no row objects per item.
 ORDER_COLUMNS = (
     ORDER_BASE_COLUMNS
     + """    o.created_at,
     o.modified_at,
     p.name AS product_name,
-    EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.id) AS is_invoice_generated
+    EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.id) AS is_invoice_generated,
+    (
+        SELECT json_group_array(json_object(
+            'created_at', item.created_at,
+            'modified_at', item.modified_at,
+            'id', item.id,
+            'label', item.label,
+            'amount', item.amount,
+            'tax_amount', item.tax_amount,
+            'proration', json(CASE WHEN item.proration THEN 'true' ELSE 'false' END),
+            'product_price_id', item.product_price_id
+        ))
+        FROM (
+            SELECT * FROM order_items oi WHERE oi.order_id = o.id ORDER BY oi.position, oi.created_at
+        ) item
+    ) AS items_json
 """
 )
 ORDER_SOURCE = "orders o LEFT JOIN products p ON p.id = o.product_id"
@@ -125,35 +142,6 @@ async def get_order(db: Database, organization_id: str, customer_id: str, order_
         f"SELECT {ORDER_COLUMNS} FROM {ORDER_SOURCE} WHERE o.id = ? AND o.organization_id = ? AND o.customer_id = ?",
         (order_id, organization_id, customer_id),
     )
-
-
-async def order_items(db: Database, order_ids: Sequence[str]) -> dict[str, list[Row]]:
-    if not order_ids:
-        return {}
-    rows = await db.fetchall(
-        f"""
-        SELECT
-            id,
-            order_id,
-            label,
-            quantity,
-            unit_amount,
-            amount,
-            tax_amount,
-            proration,
-            product_price_id,
-            created_at,
-            modified_at
-        FROM order_items
-        WHERE order_id IN ({_marks(order_ids)})
-        ORDER BY position, created_at
-        """,
-        list(order_ids),
-    )
-    grouped: dict[str, list[Row]] = {}
-    for row in rows:
-        grouped.setdefault(row["order_id"], []).append(row)
-    return grouped
 
 
 # --- products (with prices and benefits) -----------------------------------------------------------------

@@ -266,15 +266,14 @@ async def subscriptions_out(
 # --- orders ----------------------------------------------------------------------------------------------
 
 
+_ORDER_ITEMS = msgspec.json.Decoder(list[OrderItem])
+
+
 async def orders_out(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrder]:
     """A page of orders with items, product and subscription, in a fixed number of queries.
 
     Rows are read as dicts: ``sqlite3.Row["name"]`` compares the name with each column in turn (30 here), and an
     order reads ~40 of them (bench/README.md)."""
-    ids = [row["id"] for row in rows]
-    items = {
-        order_id: [row_dict(item) for item in found] for order_id, found in (await queries.order_items(db, ids)).items()
-    }
     products = await load_products(db, organization, [row["product_id"] for row in rows if row["product_id"]])
     subscriptions = await queries.subscriptions_by_id(db, [row["subscription_id"] for row in rows])
     out = []
@@ -283,7 +282,7 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
         net = row["subtotal_amount"] - row["discount_amount"]
         subscription = subscriptions.get(row["subscription_id"]) if row["subscription_id"] else None
         product = products.get(row["product_id"]) if row["product_id"] else None
-        order_items = items.get(row["id"], [])
+        order_items = _ORDER_ITEMS.decode(row["items_json"] or "[]")
         out.append(
             CustomerOrder(
                 id=row["id"],
@@ -311,20 +310,8 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
                 subscription_id=row["subscription_id"],
                 product=product,
                 subscription=None if subscription is None else subscription_base(row_dict(subscription)),
-                items=[
-                    OrderItem(
-                        created_at=item["created_at"],
-                        modified_at=item["modified_at"],
-                        id=item["id"],
-                        label=item["label"],
-                        amount=item["amount"],
-                        tax_amount=item["tax_amount"],
-                        proration=bool(item["proration"]),
-                        product_price_id=item["product_price_id"],
-                    )
-                    for item in order_items
-                ],
-                description=row["product_name"] or (order_items[0]["label"] if order_items else "Order"),
+                items=order_items,
+                description=row["product_name"] or (order_items[0].label if order_items else "Order"),
                 refundable_amount=max(0, net - row["refunded_amount"]) if paid else 0,
                 refundable_tax_amount=max(0, row["tax_amount"] - row["refunded_tax_amount"]) if paid else 0,
             )
