@@ -568,6 +568,14 @@ CREATE TRIGGER catalog_link_delete AFTER DELETE ON product_benefits BEGIN
 END;
 """
 
+# An order's items are read in ``position, created_at`` order (receipts, the API's ``items``). With only
+# ``(order_id, position)`` SQLite sorted every order's items in a temporary B-tree: ~8 µs per order, 80 µs of a page
+# of ten in ``GET /v1/customer-portal/orders/`` (bench/README.md). The wider index serves every use of the old one.
+ORDERED_ITEM_INDEX = """
+CREATE INDEX order_items_order_position ON order_items(order_id, position, created_at);
+DROP INDEX order_items_order;
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
@@ -577,6 +585,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "customer-first order and subscription indexes", CUSTOMER_FIRST_INDEXES),
     Migration(6, "customer order lists in index order", ORDERED_ORDER_INDEX),
     Migration(7, "catalog version for per-process product caches", CATALOG_VERSION),
+    Migration(8, "order items in index order", ORDERED_ITEM_INDEX),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

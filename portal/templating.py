@@ -25,11 +25,11 @@ from typing import Any
 from babel.dates import format_date, format_datetime
 from jinja2 import Environment, FileSystemLoader, TemplateNotFound, pass_context, select_autoescape
 from jinja2 import Template as JinjaTemplate
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.environment import TemplateModule
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
-from jinja2.nodes import Expr, Template
+from jinja2.nodes import Expr, Getattr, Template
 from jinja2.runtime import Context, new_context
 from litestar.exceptions import TemplateNotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -132,20 +132,55 @@ def output_escape(value: object) -> str:
     return _escape_inner(str(value))
 
 
+escape_text = _escape_inner  # the name compiled templates use for the ``str`` case of ``output_escape``
+
+
 class PortalCodeGenerator(CodeGenerator):
-    """Jinja's compiler, writing ``output_escape(…)`` where it writes ``escape(…)`` for autoescaped output."""
+    """Jinja's compiler, writing the two most frequent operations of a page without a Python-level call each (a
+    page has 150-300 of them; each call costs more than the work it does, bench/README.md):
+
+    * autoescaped output ``{{ x }}``, compiled by Jinja to ``escape(x)`` (a ``Markup`` per expression), becomes
+      ``(escape_text(_o) if type(_o := (x)) is str else output_escape(_o))``: MarkupSafe's C escaper straight on
+      text, ``output_escape`` for anything else (numbers, ``Markup``, objects with ``__html__``);
+    * attribute access ``x.name``, compiled to ``environment.getattr(x, 'name')``, becomes
+      ``(_g if (_g := getattr((_b := x), 'name', missing)) is not missing else environment.getattr(_b, 'name'))``:
+      the builtin ``getattr`` first, Jinja's own lookup (item access, then ``Undefined``) only when the object has
+      no such attribute, as Jinja's does.
+
+    Both give exactly what Jinja gives (``tests/test_render_paths.py``). The walrus names are locals of each
+    generated function and are read only right after being bound, so nesting (``a.b.c``) is safe."""
 
     def visit_Template(self, node: Template, frame: Frame | None = None) -> None:
-        self.writeline("from portal.templating import output_escape")
+        self.writeline("from portal.templating import escape_text, output_escape")
         super().visit_Template(node, frame)
 
+    def _fast_output(self, frame: Frame) -> bool:
+        return bool(frame.eval_ctx.autoescape) and not frame.eval_ctx.volatile
+
     def _output_child_pre(self, node: Expr, frame: Frame, finalize: Any) -> None:
-        if frame.eval_ctx.autoescape and not frame.eval_ctx.volatile:
-            self.write("output_escape(")
-            if finalize.src is not None:
-                self.write(finalize.src)
+        if not self._fast_output(frame):
+            super()._output_child_pre(node, frame, finalize)
             return
-        super()._output_child_pre(node, frame, finalize)
+        self.write("(escape_text(_o) if type(_o := (")
+        if finalize.src is not None:
+            self.write(finalize.src)
+
+    def _output_child_post(self, node: Expr, frame: Frame, finalize: Any) -> None:
+        if not self._fast_output(frame):
+            super()._output_child_post(node, frame, finalize)
+            return
+        if finalize.src is not None:
+            self.write(")")
+        self.write(")) is str else output_escape(_o))")
+
+    @optimizeconst
+    def visit_Getattr(self, node: Getattr, frame: Frame) -> None:
+        if self.environment.is_async or self.environment.sandboxed:
+            CodeGenerator.visit_Getattr(self, node, frame)
+            return
+        self.write("(_g if (_g := getattr((_b := ")
+        self.visit(node.node, frame)
+        self.write(f"), {node.attr!r}, missing)) is not missing else environment.getattr(_b, {node.attr!r}))")
 
 
 class PortalTemplate(JinjaTemplate):
@@ -267,6 +302,7 @@ class LocalizedJinjaEngine(JinjaTemplateEngine):
     def __init__(self, environment: Environment) -> None:
         super().__init__(engine_instance=environment)
         self._localized: dict[str, Environment] = {}
+        self.layout_shells: Any = None  # portal.layout_shell.LayoutShells, set by template_config()
 
     def environment_for(self, locale: str) -> Environment:
         env = self._localized.get(locale)
@@ -284,4 +320,8 @@ class LocalizedJinjaEngine(JinjaTemplateEngine):
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    return TemplateConfig(instance=LocalizedJinjaEngine(build_environment()))
+    from portal.layout_shell import LayoutShells  # it builds on this module's escapes
+
+    engine = LocalizedJinjaEngine(build_environment())
+    engine.layout_shells = LayoutShells(engine.environment_for)
+    return TemplateConfig(instance=engine)

@@ -52,9 +52,51 @@ def test_pages_compile_with_output_escape_and_render_the_same_as_jinja() -> None
     jinjas = type(ours)(loader=DictLoader(templates), autoescape=True)
     assert ours.code_generator_class is PortalCodeGenerator
     source = ours.loader.get_source(ours, "page.html")[0]
-    assert "output_escape(" in ours.compile(source, "page.html", raw=True)
+    code = ours.compile(source, "page.html", raw=True)
+    assert "escape_text(_o) if type(_o := " in code and "escape(" not in code.replace("_escape(", "")
     assert ours.get_template("page.html").render(context) == jinjas.get_template("page.html").render(context)
     assert "&lt;tag&gt; &amp; more" in ours.get_template("page.html").render(context)
+
+
+class Attrs:
+    name = "<attr>"
+    none = None
+    nested = {"key": "<item>"}
+
+    def __getattr__(self, name: str) -> str:
+        if name == "dynamic":
+            return "<dynamic>"
+        raise AttributeError(name)
+
+
+def test_attribute_access_and_output_render_the_same_as_jinja() -> None:
+    """``x.name`` through the builtin getattr first: attributes, dict items, missing names (Undefined), nesting,
+    attribute values that are None or falsy, ``__getattr__``, and every kind of output value."""
+    page = (
+        "{{ obj.name }}|{{ obj.none }}|{{ obj.none is none }}|{{ obj.nested.key }}|{{ obj.dynamic }}|"
+        "{{ obj.missing is undefined }}|{{ obj.missing | default('d') }}|{{ mapping.a.b }}|"
+        "{{ mapping.items is defined }}|{{ mapping.absent | default('<none>') }}|{{ number }}|{{ number.real }}|"
+        "{{ trusted }}|{{ trusted.upper() }}|{{ obj.name ~ number }}|{{ obj.name if number else '' }}|"
+        "{% for item in rows %}{{ item.label }}{{ loop.index }}{% endfor %}|{{ rows[0].label }}|"
+        "{% macro cell(v) %}<td>{{ v.label }}</td>{% endmacro %}{{ cell(rows[1]) }}|{{ nothing }}|{{ zero }}"
+    )
+    context = {
+        "obj": Attrs(),
+        "mapping": {"a": {"b": "<b>"}},
+        "number": 7,
+        "trusted": Markup("<em>ok</em>"),
+        "rows": [{"label": "<one>"}, {"label": "two & three"}],
+        "nothing": None,
+        "zero": 0,
+    }
+    ours = build_environment()
+    ours.loader = DictLoader({"page.html": page})
+    jinjas = type(ours)(loader=DictLoader({"page.html": page}), autoescape=True)
+    code = ours.compile(page, "page.html", raw=True)
+    assert "getattr((_b := " in code and "environment.getattr(_b, 'name')" in code
+    rendered = ours.get_template("page.html").render(context)
+    assert rendered == jinjas.get_template("page.html").render(context)
+    assert rendered.startswith("&lt;attr&gt;|None|True|&lt;item&gt;|&lt;dynamic&gt;|True|d|&lt;b&gt;|")
 
 
 def test_imports_see_the_same_globals_as_with_jinjas_own_template_class() -> None:

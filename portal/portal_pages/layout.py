@@ -3,15 +3,19 @@ nav, return link, locale, a notice picked from a fixed list by ``?done=``) and s
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request
+from litestar.datastructures import Cookie
 from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect, Template
+from litestar.response.base import ASGIResponse
 
 from portal.i18n import current_locale, gettext
 from portal.i18n import lazy_gettext as _l
@@ -79,11 +83,57 @@ def page_context(
     }
 
 
+class LayoutPage(Template):
+    """A signed-in page: rendered as its own blocks inside the layout's cached shell (``portal.layout_shell``)."""
+
+    def to_asgi_response(
+        self,
+        app: Any,
+        request: Request[Any, Any, Any],
+        *,
+        background: Any = None,
+        cookies: Iterable[Cookie] | None = None,
+        encoded_headers: Iterable[tuple[bytes, bytes]] | None = None,
+        headers: dict[str, str] | None = None,
+        is_head_response: bool = False,
+        media_type: MediaType | str | None = None,
+        status_code: int | None = None,
+        type_encoders: Any = None,
+    ) -> ASGIResponse:
+        shells = getattr(request.app.template_engine, "layout_shells", None)
+        if shells is None or self.template_name is None:
+            return super().to_asgi_response(
+                app,
+                request,
+                background=background,
+                cookies=cookies,
+                encoded_headers=encoded_headers,
+                headers=headers,
+                is_head_response=is_head_response,
+                media_type=media_type,
+                status_code=status_code,
+                type_encoders=type_encoders,
+            )
+        body = shells.render(self.template_name, self.create_template_context(request))
+        return ASGIResponse(
+            background=self.background or background,
+            body=body.encode(self.encoding),
+            content_length=None,
+            cookies=self.cookies if cookies is None else itertools.chain(self.cookies, cookies),
+            encoded_headers=encoded_headers,
+            encoding=self.encoding,
+            headers={**headers, **self.headers} if headers is not None else self.headers,
+            is_head_response=is_head_response,
+            media_type=self.media_type or media_type or MediaType.HTML,
+            status_code=self.status_code or status_code,
+        )
+
+
 def render(
     template: str, request: Request[Any, Any, Any], context: SessionContext, *, active: str, **extra: Any
 ) -> Template:
     # The media type given: otherwise Litestar derives it from the file name (pathlib + mimetypes) per response.
-    return Template(
+    return LayoutPage(
         template_name=template,
         context=page_context(request, context, active=active, **extra),
         media_type=MediaType.HTML,
