@@ -341,6 +341,17 @@ def row_dict(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
     return dict(row)
 
 
+def row_dicts(rows: Sequence[sqlite3.Row | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``[row_dict(row) for row in rows]``, reading the column names once: the rows of one statement share them."""
+    if not rows:
+        return []
+    first = rows[0]
+    if not isinstance(first, sqlite3.Row):
+        return [dict(row) for row in rows]
+    names = first.keys()
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
 def row_to(struct: type[T], row: sqlite3.Row | None) -> T | None:
     """Convert a row (by column name) into a msgspec Struct; ``None`` stays ``None``."""
     if row is None:
@@ -348,5 +359,5 @@ def row_to(struct: type[T], row: sqlite3.Row | None) -> T | None:
     return msgspec.convert(row_dict(row), struct, strict=False)
 
 
-def rows_to(struct: type[T], rows: Iterable[sqlite3.Row]) -> list[T]:
-    return [msgspec.convert(row_dict(row), struct, strict=False) for row in rows]
+def rows_to(struct: type[T], rows: Sequence[sqlite3.Row]) -> list[T]:
+    return [msgspec.convert(data, struct, strict=False) for data in row_dicts(rows)]

@@ -44,7 +44,7 @@ class HTTPValidationErrorBody(msgspec.Struct, kw_only=True):
 # --- shared pieces ---------------------------------------------------------------------------------------
 
 
-class Address(msgspec.Struct, kw_only=True, omit_defaults=False):
+class Address(msgspec.Struct, kw_only=True, omit_defaults=False, frozen=True):
     line1: str | None = None
     line2: str | None = None
     postal_code: str | None = None

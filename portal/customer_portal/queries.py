@@ -64,13 +64,15 @@ def add_in(where: list[str], params: list[Any], column: str, values: Sequence[An
 # --- orders ----------------------------------------------------------------------------------------------
 
 # The items come along as one JSON array per order, in Polar's ``OrderItem`` shape (decoded straight into the
-# structs by msgspec): one statement for a page of orders instead of two, and no row objects per item.
+# structs by msgspec): one statement for a page of orders instead of two, and no row objects per item. The
+# product's name (the order's description) comes from the product the serializer embeds anyway (the per-process
+# catalog), so the orders are read without a join unless the search or the sort needs the name; an invoice exists
+# exactly when the order has an invoice number (``portal.invoices.service`` sets both in one transaction).
 ORDER_COLUMNS = (
     ORDER_BASE_COLUMNS
     + """    o.created_at,
     o.modified_at,
-    p.name AS product_name,
-    EXISTS (SELECT 1 FROM invoices i WHERE i.order_id = o.id) AS is_invoice_generated,
+    o.invoice_number IS NOT NULL AS is_invoice_generated,
     (
         SELECT json_group_array(json_object(
             'created_at', item.created_at,
@@ -88,7 +90,8 @@ ORDER_COLUMNS = (
     ) AS items_json
 """
 )
-ORDER_SOURCE = "orders o LEFT JOIN products p ON p.id = o.product_id"
+ORDER_SOURCE = "orders o"
+ORDER_SOURCE_WITH_PRODUCT = "orders o LEFT JOIN products p ON p.id = o.product_id"
 ORDER_SORT = {
     "created_at": "o.created_at",
     "amount": "(o.total_amount - o.refunded_amount)",
@@ -124,16 +127,17 @@ async def list_orders(
         where.append("(p.name LIKE ? ESCAPE '\\' OR o.receipt_number LIKE ? ESCAPE '\\')")
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         params.extend([pattern, pattern])
+    by_product = bool(query) or any(criterion.lstrip("-") == "product" for criterion in sorting or ())
     return await page(
         db,
         select=ORDER_COLUMNS,
-        source=ORDER_SOURCE,
+        source=ORDER_SOURCE_WITH_PRODUCT if by_product else ORDER_SOURCE,
         where=where,
         params=params,
         order=order_by(sorting, ORDER_SORT, "-created_at", "o.id"),
         page=page_number,
         limit=limit,
-        count_source=None if query else "orders o",  # only the search reads the product's name
+        count_source=None if query else ORDER_SOURCE,  # only the search reads the product's name
     )
 
 

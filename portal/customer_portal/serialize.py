@@ -37,7 +37,7 @@ from portal.customer_portal.models import (
     SubscriptionBase,
 )
 from portal.customers.queries import Customer
-from portal.db import Database, row_dict
+from portal.db import Database, row_dicts
 from portal.organizations.queries import Organization
 
 PAID_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
@@ -52,11 +52,25 @@ def _json(text: str | None, default: Any) -> Any:
         return default
 
 
+# Addresses by their stored JSON: a customer's orders repeat the same few, and ``Address`` is frozen, so one object
+# serves them all (a JSON decode and a convert per order otherwise). Emptied when full.
+_ADDRESSES: dict[str, Address | None] = {}
+_ADDRESSES_MAX = 4_096
+
+
 def address_out(text: str | None) -> Address | None:
-    data = _json(text, None)
-    if not isinstance(data, dict) or not data.get("country"):
+    if not text:
         return None
-    return msgspec.convert(data, Address, strict=False)
+    try:
+        return _ADDRESSES[text]
+    except KeyError:
+        pass
+    data = _json(text, None)
+    address = msgspec.convert(data, Address, strict=False) if isinstance(data, dict) and data.get("country") else None
+    if len(_ADDRESSES) >= _ADDRESSES_MAX:
+        _ADDRESSES.clear()
+    _ADDRESSES[text] = address
+    return address
 
 
 def tax_id_out(tax_id: str | None) -> list[str] | None:
@@ -251,7 +265,7 @@ async def subscriptions_out(
     db: Database, organization: Organization, rows: Sequence[queries.Row]
 ) -> list[CustomerSubscription]:
     products = await load_products(db, organization, [row["product_id"] for row in rows])
-    rows = [row_dict(row) for row in rows]  # by name, a dict is faster than sqlite3.Row (see orders_out)
+    rows = row_dicts(rows)  # by name, a dict is faster than sqlite3.Row (see orders_out)
     return [
         CustomerSubscription(
             **_subscription_fields(row),
@@ -275,9 +289,10 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
     Rows are read as dicts: ``sqlite3.Row["name"]`` compares the name with each column in turn (30 here), and an
     order reads ~40 of them (bench/README.md)."""
     products = await load_products(db, organization, [row["product_id"] for row in rows if row["product_id"]])
-    subscriptions = await queries.subscriptions_by_id(db, [row["subscription_id"] for row in rows])
+    by_id = await queries.subscriptions_by_id(db, [row["subscription_id"] for row in rows])
+    subscriptions = dict(zip(by_id, map(subscription_base, row_dicts(list(by_id.values()))), strict=True))
     out = []
-    for row in map(row_dict, rows):
+    for row in row_dicts(rows):
         paid = row["status"] in PAID_STATUSES
         net = row["subtotal_amount"] - row["discount_amount"]
         subscription = subscriptions.get(row["subscription_id"]) if row["subscription_id"] else None
@@ -309,9 +324,10 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
                 product_id=row["product_id"],
                 subscription_id=row["subscription_id"],
                 product=product,
-                subscription=None if subscription is None else subscription_base(row_dict(subscription)),
+                subscription=subscription,
                 items=order_items,
-                description=row["product_name"] or (order_items[0].label if order_items else "Order"),
+                description=(product.name if product is not None else "")
+                or (order_items[0].label if order_items else "Order"),
                 refundable_amount=max(0, net - row["refunded_amount"]) if paid else 0,
                 refundable_tax_amount=max(0, row["tax_amount"] - row["refunded_tax_amount"]) if paid else 0,
             )

@@ -186,8 +186,8 @@ async def lookup(
     row = await db.fetchone(_LOOKUP, (token_digest(secret, token), iso(now)))
     if row is None:
         return None
-    data = tuple(row)
-    session = msgspec.convert(_split(data, "s_"), CustomerSession, strict=False)
+    context = _context_of(tuple(row))
+    session = context.session
     if kind is not None and session.kind != kind:
         return None
     if (
@@ -196,11 +196,29 @@ async def lookup(
         and parse_iso(session.last_seen_at) + timedelta(seconds=idle_timeout_seconds) <= now
     ):
         return None
-    return SessionContext(
-        session=session,
-        customer=msgspec.convert(_split(data, "c_"), Customer, strict=False),
-        organization=msgspec.convert(_split(data, "o_"), Organization, strict=False),
-    )
+    return context
+
+
+# The contexts built from lookup rows, by the row's values: a signed-in customer's requests read the same row (until
+# the once-a-minute refresh or a change to the customer or seller), and the three structs are frozen, so the same
+# context serves them all instead of three ``msgspec.convert``s per request. Keyed by every column, so any change
+# is a new entry; emptied when full.
+_CONTEXTS: dict[tuple[object, ...], SessionContext] = {}
+_CONTEXTS_MAX = 4_096
+
+
+def _context_of(data: tuple[object, ...]) -> SessionContext:
+    context = _CONTEXTS.get(data)
+    if context is None:
+        context = SessionContext(
+            session=msgspec.convert(_split(data, "s_"), CustomerSession, strict=False),
+            customer=msgspec.convert(_split(data, "c_"), Customer, strict=False),
+            organization=msgspec.convert(_split(data, "o_"), Organization, strict=False),
+        )
+        if len(_CONTEXTS) >= _CONTEXTS_MAX:
+            _CONTEXTS.clear()
+        _CONTEXTS[data] = context
+    return context
 
 
 # Sessions this process refreshed (or is refreshing), and when. Without it, every request of a busy session that
