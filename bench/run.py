@@ -6,10 +6,13 @@ For each data dir made by ``bench/generate.py`` (``bench/data/small`` and ``benc
    ``token_hash`` is ``portal.sessions.store.token_digest(secret, token)`` with the data dir's ``secret_key``);
 2. starts ``portal serve --host 127.0.0.1 --port P --workers N`` exactly as the README's production section says
    (N from the README, else 2), with its log on ``<data dir>/serve.log``, and waits for ``/healthz``;
-3. checks every scenario answers 200 (a redirect to the sign-in page would be fast and wrong), then for each
-   scenario runs ``wrk --latency`` (a warm-up run, then the measured one; a Lua script sets the method, body,
-   cookie/``Authorization`` and prints the numbers as JSON) while sampling the RSS of the server's process tree
-   from ``/proc``;
+3. checks every scenario answers 200 (a redirect to the sign-in page would be fast and wrong) and warms each up,
+   then runs ``--rounds`` rounds (default 3) through all scenarios in turn, each a ``wrk --latency`` run of
+   ``--duration`` seconds (a Lua script sets the method, body, cookie/``Authorization`` and prints the numbers as
+   JSON) while sampling the RSS of the server's process tree from ``/proc``. A scenario's numbers are the medians
+   of its rounds, and its ratio to ``/healthz`` is the median of the ratios of the same round: this VM's speed
+   drifts by 20-30% over minutes, and two runs a minute apart measure two different machines, while one round
+   through all scenarios takes about half a minute;
 4. stops the server and deletes the minted sessions.
 
 The results table (machine, date, req/s, p50/p99, ratios to ``/healthz`` and large/small, RSS, targets) is written
@@ -27,6 +30,7 @@ import re
 import secrets
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +81,7 @@ class Result:
     max_ms: float
     errors: int
     rss_mb: float
+    rounds: list[dict[str, float]] = field(default_factory=list)
 
 
 LUA = """
@@ -421,19 +426,23 @@ def bench_db(name: str, args: argparse.Namespace, workers: int) -> dict[str, Any
         if drained:
             print(f"  {name}: waited for the background workers to send {drained} queued emails", file=sys.stderr)
         csrf = csrf_cookie(base, known["organization_slug"])
-        for scenario in scenarios(known, browser_token, api_token, csrf):
-            if args.only and scenario.name not in args.only:
-                continue
+        chosen = [s for s in scenarios(known, browser_token, api_token, csrf) if not args.only or s.name in args.only]
+        for scenario in chosen:
             check(base, scenario, known)
             run_wrk(base, scenario, args, args.warmup, process.pid)
-            result = run_wrk(base, scenario, args, args.duration, process.pid)
-            results.append(result)
-            print(
-                f"  {name:<5} {scenario.name:<11} {result.rps:>8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}  rss {result.rss_mb:.0f} MB",
-                file=sys.stderr,
-                flush=True,
-            )
+        rounds: dict[str, list[Result]] = {scenario.name: [] for scenario in chosen}
+        for number in range(1, args.rounds + 1):
+            for scenario in chosen:
+                result = run_wrk(base, scenario, args, args.duration, process.pid)
+                rounds[scenario.name].append(result)
+                print(
+                    f"  {name:<5} round {number} {scenario.name:<11} {result.rps:>8.0f} req/s  "
+                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}  "
+                    f"rss {result.rss_mb:.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        results = [combine(measured) for measured in rounds.values()]
     finally:
         stop(process)
         delete_sessions(data_dir, session_ids)
@@ -444,6 +453,34 @@ def bench_db(name: str, args: argparse.Namespace, workers: int) -> dict[str, Any
         "load_before": load_before,
         "results": [asdict(r) for r in results],
     }
+
+
+def combine(measured: Sequence[Result]) -> Result:
+    """One scenario's rounds: the median of req/s and of each percentile, all errors, the peak RSS; each round's
+    req/s is kept so that ratios are taken round by round (``render``)."""
+    return Result(
+        scenario=measured[0].scenario,
+        requests=sum(r.requests for r in measured),
+        seconds=round(sum(r.seconds for r in measured), 2),
+        rps=statistics.median(r.rps for r in measured),
+        p50_ms=statistics.median(r.p50_ms for r in measured),
+        p90_ms=statistics.median(r.p90_ms for r in measured),
+        p99_ms=statistics.median(r.p99_ms for r in measured),
+        max_ms=max(r.max_ms for r in measured),
+        errors=sum(r.errors for r in measured),
+        rss_mb=max(r.rss_mb for r in measured),
+        rounds=[{"rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms} for r in measured],
+    )
+
+
+def ratio_to(result: dict[str, Any], base: dict[str, Any]) -> tuple[float, float, float]:
+    """(median, lowest, highest) over the rounds of this scenario's req/s over ``/healthz``'s in the same round."""
+    pairs = list(zip(result.get("rounds") or [], base.get("rounds") or [], strict=False))
+    if not pairs:
+        value = result["rps"] / base["rps"]
+        return value, value, value
+    ratios = [mine["rps"] / theirs["rps"] for mine, theirs in pairs]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def machine() -> dict[str, str]:
@@ -474,7 +511,9 @@ def render(report: dict[str, Any]) -> str:
         START_MARK,
         f"Measured {report['date']} on {info['cpu']} ({info['cores']} CPUs), Python {info['python']}; "
         f"`portal serve --workers {report['workers']}`, `wrk -t{report['threads']} -c{report['connections']} "
-        f"-d{report['duration']}s` on loopback after a {report['warmup']}s warm-up per scenario. "
+        f"-d{report['duration']}s` on loopback after a {report['warmup']}s warm-up per scenario, "
+        f"{report.get('rounds', 1)} rounds through all scenarios in turn: medians of the rounds, and each ratio to "
+        "`/healthz` taken round by round (median, with the lowest and highest round in brackets). "
         f"1-minute load average before the runs: "
         + ", ".join(f"{run['name']} {run['load_before']:.2f}" for run in report["runs"])
         + (
@@ -492,7 +531,7 @@ def render(report: dict[str, Any]) -> str:
     checks: list[str] = []
     for name, r in (large or small).items():
         s = small.get(name)
-        ratio = r["rps"] / base["rps"] if base else 0
+        ratio, low, high = ratio_to(r, base) if base else (0.0, 0.0, 0.0)
         rel = (r["p50_ms"] / s["p50_ms"], r["p99_ms"] / s["p99_ms"]) if s and large else None
         label = next(
             sc.label
@@ -505,7 +544,9 @@ def render(report: dict[str, Any]) -> str:
             f"| {label} | {s['rps']:,.0f} | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} | " if s else f"| {label} | – | – | "
         )
         lines[-1] += (
-            f"{r['rps']:,.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {ratio:.0%} | "
+            f"{r['rps']:,.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {ratio:.0%}"
+            + (f" ({low:.0%}–{high:.0%})" if high > low else "")
+            + " | "
             + (f"{rel[0]:.2f}×, {rel[1]:.2f}× | " if rel else "– | ")
             + f"{r['rss_mb']:.0f} |"
         )
@@ -547,7 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dbs", default="small,large", help="comma-separated: small,large")
     parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per scenario and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds through all scenarios (medians are reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -568,6 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threads": args.threads,
         "connections": args.connections,
         "duration": args.duration,
+        "rounds": args.rounds,
         "warmup": args.warmup,
         "wait_load": args.wait_load,
         "quiet": quiet,

@@ -95,3 +95,33 @@ def test_run_reads_workers_from_the_readme_and_renders_a_table() -> None:
     block = run.render(report)
     assert block.startswith(run.START_MARK) and block.endswith(run.END_MARK)
     assert "| overview (50 orders), signed in | 1,000 |" in block
+
+
+def test_run_combines_rounds_into_medians_and_takes_ratios_round_by_round() -> None:
+    run = _load("run")
+
+    def measured(scenario: str, rps: float, p99: float) -> object:
+        return run.Result(scenario, int(rps * 5), 5.0, rps, p99 / 2, p99 * 0.8, p99, p99 * 2, 0, 150.0)
+
+    healthz = run.combine([measured("healthz", rps, 10) for rps in (1000, 2000, 1500)])
+    overview = run.combine([measured("overview", rps, p99) for rps, p99 in ((400, 30), (700, 90), (600, 40))])
+    assert (overview.rps, overview.p99_ms, overview.max_ms, overview.requests) == (600, 40, 180, 8500)
+    # Round by round: 40%, 35%, 40% (the medians alone would say 600 / 1500 = 40% too, but not the spread).
+    ratio, low, high = run.ratio_to(run.asdict(overview), run.asdict(healthz))
+    assert (round(ratio, 3), round(low, 3), round(high, 3)) == (0.4, 0.35, 0.4)
+    report = {
+        "date": "today",
+        "machine": {"cpu": "cpu", "cores": "2", "python": "3.11"},
+        "workers": 2,
+        "threads": 2,
+        "connections": 32,
+        "duration": 5,
+        "rounds": 3,
+        "warmup": 2,
+        "wait_load": None,
+        "quiet": True,
+        "runs": [{"name": "large", "load_before": 0.1, "results": [run.asdict(healthz), run.asdict(overview)]}],
+    }
+    block = run.render(report)
+    assert "| 600 | 20.0 / 40.0 | 40% (35%–40%) |" in block
+    assert "✅ overview ≥ 35% of `/healthz`: 40%" in block
