@@ -204,7 +204,7 @@ async def lookup(
 # context serves them all instead of three ``msgspec.convert``s per request. Keyed by every column, so any change
 # is a new entry; emptied when full.
 _CONTEXTS: dict[tuple[object, ...], SessionContext] = {}
-_CONTEXTS_MAX = 4_096
+_CONTEXTS_MAX = 1_024  # ~4 KB each (the key row and three structs)
 
 
 def _context_of(data: tuple[object, ...]) -> SessionContext:
