@@ -8,9 +8,10 @@ key, described in ``<data dir>/bench.json`` for ``bench/run.py``.
 
 The database is migrated by ``portal.migrations.migrate`` (the real schema) and then filled with ``sqlite3``
 directly: seeded RNG (same seed, same rows), secondary indexes dropped during the load and rebuilt from their own
-SQL afterwards, ``journal_mode=OFF``/``synchronous=OFF`` and an exclusive lock while loading (then back to WAL). No
-``ANALYZE``: a production database does not have statistics either. What makes it fast (each step measured, see
-bench/README.md):
+SQL afterwards, triggers on the loaded tables dropped and re-created the same way (the rows carry what the triggers
+would have written: ``orders.items_json``), ``journal_mode=OFF``/``synchronous=OFF`` and an exclusive lock while
+loading (then back to WAL). No ``ANALYZE``: a production database does not have statistics either. What makes it
+fast (each step measured, see bench/README.md):
 
 * **Time-ordered ids.** Ids are UUIDv7-shaped (RFC 9562): the row's ``created_at`` as the 48-bit millisecond prefix,
   then seeded random bits. Every table is generated in ``created_at`` order (items, refunds and activations with
@@ -267,6 +268,14 @@ SUB_STATUSES = ["active"] * 70 + ["canceled"] * 15 + ["trialing"] * 5 + ["past_d
 ACTIVATIONS = (0, 0, 1, 1, 2, 3)
 
 
+def _item_json_tail(label: str, amount: int, tax: int, price_id: str | None) -> str:
+    """An item's JSON object in ``orders.items_json`` after its ``id`` value: the text SQLite's ``json_object`` writes
+    there (migration 9's triggers, which are off during the load), checked by tests/test_bench_smoke.py."""
+    price = json.dumps(price_id)
+    label_json = json.dumps(label, ensure_ascii=False)
+    return f'","label":{label_json},"amount":{amount},"tax_amount":{tax},"proration":false,"product_price_id":{price}}}'
+
+
 def generate(data_dir: Path, scale: Scale, *, seed: int = DEFAULT_SEED, quiet: bool = False) -> Generated:
     """Create ``data_dir/portal.db`` (replacing one that exists) and ``bench.json``; return what was made."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +303,12 @@ def generate(data_dir: Path, scale: Scale, *, seed: int = DEFAULT_SEED, quiet: b
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f'DROP INDEX "{name}"')
+    # Triggers on the loaded tables (orders.items_json's, migration 9) are off too: the rows carry what they write.
+    triggers = conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN ({marks})", BULK_TABLES
+    ).fetchall()
+    for name, _ in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
 
     out = Generated()
     gc_was_enabled = gc.isenabled()
@@ -315,6 +330,8 @@ def generate(data_dir: Path, scale: Scale, *, seed: int = DEFAULT_SEED, quiet: b
         progress.advance(1)
     progress.finish()
     out.index_seconds = round(time.perf_counter() - started, 2)
+    for _, sql in triggers:
+        conn.execute(sql)
     conn.execute("PRAGMA locking_mode=NORMAL")
     conn.execute("PRAGMA journal_mode=WAL")  # also releases the exclusive lock
     conn.close()
@@ -504,6 +521,7 @@ def _fill(conn: sqlite3.Connection, scale: Scale, rng: random.Random, ids: Ids, 
     order_tail: list[list[tuple[Any, ...]]] = []
     refund_tail: list[list[tuple[Any, ...] | None]] = []
     item_tail: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []  # [quantity 1, quantity 2]
+    item_json_tail: list[str] = []  # an item's JSON after its id (orders.items_json), per product
     for product in products:
         org_id, amount = orgs[product.org].id, product.amount
         tax = amount // 5
@@ -524,7 +542,9 @@ def _fill(conn: sqlite3.Connection, scale: Scale, rng: random.Random, ids: Ids, 
                 (label, 2, amount // 2, amount, tax, product.price_id, 0),
             )
         )
+        item_json_tail.append(_item_json_tail(label, amount, tax, product.price_id))
     setup_fee = ("Setup fee", 1, 0, 0, 0, None, 1)
+    setup_fee_json = _item_json_tail("Setup fee", 0, 0, None)
     paid_slot = [status not in ("pending", "void") for status in ORDER_STATUSES]
     slots = len(ORDER_STATUSES)
     known_paid, known_refunded = ORDER_STATUSES.index("paid"), ORDER_STATUSES.index("partially_refunded")
@@ -563,6 +583,7 @@ def _fill(conn: sqlite3.Connection, scale: Scale, rng: random.Random, ids: Ids, 
             "total_amount",
             "refunded_amount",
             "refunded_tax_amount",
+            "items_json",
         ),
         {"currency": "'usd'"},
     )
@@ -604,12 +625,18 @@ def _fill(conn: sqlite3.Connection, scale: Scale, rng: random.Random, ids: Ids, 
                     known_orders.append(order_id)
             else:
                 receipt = paid_at = None
-            add_order(
-                (order_id, cust_ids[c], cust_names[c], cust_addr[c], sub_id, receipt, paid_at, at) + order_tail[p][slot]
-            )
-            add_item((prefix + tail(), order_id, at) + item_tail[p][rnd() < 0.1])
+            item_id = prefix + tail()
+            add_item((item_id, order_id, at) + item_tail[p][rnd() < 0.1])
+            items_json = '[{"created_at":"' + at + '","modified_at":null,"id":"' + item_id + item_json_tail[p]
             if rnd() < 0.1:
-                add_item((prefix + tail(), order_id, at, *setup_fee))
+                fee_id = prefix + tail()
+                add_item((fee_id, order_id, at, *setup_fee))
+                items_json += ',{"created_at":"' + at + '","modified_at":null,"id":"' + fee_id + setup_fee_json
+            add_order(
+                (order_id, cust_ids[c], cust_names[c], cust_addr[c], sub_id, receipt, paid_at, at)
+                + order_tail[p][slot]
+                + (items_json + "]",)
+            )
             refund = refund_tail[p][slot]
             if refund is not None:
                 add_refund((prefix + tail(), order_id, at, *refund))

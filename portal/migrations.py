@@ -577,6 +577,41 @@ DROP INDEX order_items_order;
 """
 
 
+# ``orders.items_json``: an order's items as the JSON array of Polar's ``OrderItem`` objects, kept by triggers on
+# ``order_items`` whoever writes them (the items of an order are written with it, and never change in Portal). A page
+# of ten orders in ``GET /v1/customer-portal/orders/`` read each order's items through a correlated subquery that
+# built this array: ~60 µs of SQLite work per page, ~8% of the request (bench/README.md); now it reads a column.
+# NULL (an order without items) reads as ``[]``. The subquery is the one the API used, so the text is identical.
+_ORDER_ITEMS_JSON_OF = """(
+        SELECT json_group_array(json_object(
+            'created_at', item.created_at,
+            'modified_at', item.modified_at,
+            'id', item.id,
+            'label', item.label,
+            'amount', item.amount,
+            'tax_amount', item.tax_amount,
+            'proration', json(CASE WHEN item.proration THEN 'true' ELSE 'false' END),
+            'product_price_id', item.product_price_id
+        ))
+        FROM (SELECT * FROM order_items oi WHERE oi.order_id = {order} ORDER BY oi.position, oi.created_at) item
+    )"""
+ORDER_ITEMS_JSON = f"""
+ALTER TABLE orders ADD COLUMN items_json TEXT;
+CREATE TRIGGER order_items_json_insert AFTER INSERT ON order_items BEGIN
+    UPDATE orders SET items_json = {_ORDER_ITEMS_JSON_OF.format(order="NEW.order_id")} WHERE id = NEW.order_id;
+END;
+CREATE TRIGGER order_items_json_update AFTER UPDATE ON order_items BEGIN
+    UPDATE orders SET items_json = {_ORDER_ITEMS_JSON_OF.format(order="orders.id")}
+    WHERE id IN (OLD.order_id, NEW.order_id);
+END;
+CREATE TRIGGER order_items_json_delete AFTER DELETE ON order_items BEGIN
+    UPDATE orders SET items_json = {_ORDER_ITEMS_JSON_OF.format(order="OLD.order_id")} WHERE id = OLD.order_id;
+END;
+UPDATE orders SET items_json = {_ORDER_ITEMS_JSON_OF.format(order="orders.id")}
+WHERE EXISTS (SELECT 1 FROM order_items WHERE order_id = orders.id);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -586,6 +621,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "customer order lists in index order", ORDERED_ORDER_INDEX),
     Migration(7, "catalog version for per-process product caches", CATALOG_VERSION),
     Migration(8, "order items in index order", ORDERED_ITEM_INDEX),
+    Migration(9, "order items as JSON on the order row", ORDER_ITEMS_JSON),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

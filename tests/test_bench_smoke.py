@@ -60,6 +60,16 @@ def test_generate_small_builds_a_migrated_data_dir(tmp_path: Path) -> None:
             (known["receipt_order_id"], known["customer_id"]),
         ).fetchone()
         assert receipt is not None and receipt[0] is not None
+        # The loader writes orders.items_json itself (its triggers are off during the load) and puts them back: the
+        # text is what the triggers write. Touching every item fires them for every order; nothing may change.
+        triggers = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        assert {"order_items_json_insert", "order_items_json_update", "order_items_json_delete"} <= triggers
+        written = conn.execute("SELECT id, items_json FROM orders ORDER BY id").fetchall()
+        assert all(items_json and items_json.startswith('[{"created_at"') for _, items_json in written)
+        assert any(items_json.count('"id"') == 2 for _, items_json in written)  # some orders have a setup fee
+        conn.execute("UPDATE order_items SET position = position")
+        assert conn.execute("SELECT id, items_json FROM orders ORDER BY id").fetchall() == written
+        conn.rollback()
     finally:
         conn.close()
 

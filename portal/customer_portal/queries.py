@@ -66,30 +66,17 @@ def add_in(where: list[str], params: list[Any], column: str, values: Sequence[An
 # --- orders ----------------------------------------------------------------------------------------------
 
 # The items come along as one JSON array per order, in Polar's ``OrderItem`` shape (decoded straight into the
-# structs by msgspec): one statement for a page of orders instead of two, and no row objects per item. The
-# product's name (the order's description) comes from the product the serializer embeds anyway (the per-process
-# catalog), so the orders are read without a join unless the search or the sort needs the name; an invoice exists
-# exactly when the order has an invoice number (``portal.invoices.service`` sets both in one transaction).
+# structs by msgspec): ``orders.items_json``, kept by triggers on ``order_items`` (migration 9), so a page of orders
+# is one statement that reads no item rows. The product's name (the order's description) comes from the product the
+# serializer embeds anyway (the per-process catalog), so the orders are read without a join unless the search or the
+# sort needs the name; an invoice exists exactly when the order has an invoice number (``portal.invoices.service``
+# sets both in one transaction).
 ORDER_COLUMNS = (
     ORDER_BASE_COLUMNS
     + """    o.created_at,
     o.modified_at,
     o.invoice_number IS NOT NULL AS is_invoice_generated,
-    (
-        SELECT json_group_array(json_object(
-            'created_at', item.created_at,
-            'modified_at', item.modified_at,
-            'id', item.id,
-            'label', item.label,
-            'amount', item.amount,
-            'tax_amount', item.tax_amount,
-            'proration', json(CASE WHEN item.proration THEN 'true' ELSE 'false' END),
-            'product_price_id', item.product_price_id
-        ))
-        FROM (
-            SELECT * FROM order_items oi WHERE oi.order_id = o.id ORDER BY oi.position, oi.created_at
-        ) item
-    ) AS items_json
+    o.items_json
 """
 )
 
