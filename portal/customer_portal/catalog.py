@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 
+import msgspec
+
 from portal.db import Database
 from portal.organizations.queries import Organization
 
@@ -25,11 +27,12 @@ MAX_PRODUCTS_PER_ORGANIZATION = 10_000  # past this (a huge catalog), the organi
 
 
 class _OrganizationCache:
-    __slots__ = ("key", "products")
+    __slots__ = ("encoded", "key", "products")
 
     def __init__(self, key: Organization) -> None:
         self.key = key
         self.products: dict[str, object | None] = {}
+        self.encoded: dict[str, msgspec.Raw] = {}  # a product's JSON, made the first time a page embeds it encoded
 
 
 _CACHES: WeakKeyDictionary[Database, dict[str, _OrganizationCache]] = WeakKeyDictionary()
@@ -39,6 +42,31 @@ async def cached_products(
     db: Database, organization: Organization, product_ids: Sequence[str], load: Loader[T]
 ) -> dict[str, T]:
     """``load(db, organization, ids)`` for the ids not cached yet under ``organization`` (row and version)."""
+    return (await _cached(db, organization, product_ids, load))[1]
+
+
+async def cached_products_encoded(
+    db: Database, organization: Organization, product_ids: Sequence[str], load: Loader[T]
+) -> dict[str, tuple[T, msgspec.Raw]]:
+    """The same products as ``cached_products``, each with its JSON encoding (made once per cached product): for
+    answers that embed a product many times, so it is encoded once instead of once per embedding."""
+    cache, products = await _cached(db, organization, product_ids, load)
+    encoded = cache.encoded
+    out: dict[str, tuple[T, msgspec.Raw]] = {}
+    for pid, product in products.items():
+        raw = encoded.get(pid)
+        if raw is None:
+            raw = encoded[pid] = msgspec.Raw(_ENCODER.encode(product))
+        out[pid] = (product, raw)
+    return out
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+async def _cached(
+    db: Database, organization: Organization, product_ids: Sequence[str], load: Loader[T]
+) -> tuple[_OrganizationCache, dict[str, T]]:
     caches = _CACHES.get(db)
     if caches is None:
         caches = _CACHES[db] = {}
@@ -51,4 +79,5 @@ async def cached_products(
         loaded = await load(db, organization, missing)
         for pid in missing:
             cache.products[pid] = loaded.get(pid)
-    return {pid: product for pid in wanted if (product := cache.products[pid]) is not None}  # type: ignore[misc]
+    products = {pid: product for pid in wanted if (product := cache.products[pid]) is not None}
+    return cache, products  # type: ignore[return-value]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, Response, get, patch, post
+from litestar import Controller, MediaType, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -48,6 +48,7 @@ OrderSort = Literal[
 ]  # fmt: skip
 BillingType = Literal["one_time", "recurring"]
 ORDER_NOT_FOUND = "Order not found."
+_ENCODER = msgspec.json.Encoder()
 
 
 async def _order(db: Database, ctx: SessionContext, order_id: str) -> CustomerOrder:
@@ -74,7 +75,7 @@ class OrdersController(Controller):
         page: Page = 1,
         limit: Limit = 10,
         sorting: Annotated[list[OrderSort] | None, QueryParameter()] = None,
-    ) -> ListResource[CustomerOrder]:
+    ) -> Response[ListResource[CustomerOrder]]:
         ctx = api_customer
         rows, total = await queries.list_orders(
             db,
@@ -88,7 +89,9 @@ class OrdersController(Controller):
             page_number=page,
             limit=limit,
         )
-        return listing(await serialize.orders_out(db, ctx.organization, rows), total, limit)
+        # Encoded here: the items are ``serialize.OrderWire``s, CustomerOrder's wire form (see there).
+        page = listing(await serialize.orders_wire(db, ctx.organization, rows), total, limit)
+        return Response(content=_ENCODER.encode(page), media_type=MediaType.JSON)
 
     @get("/{id:str}", summary="Get Order", responses=responses())
     async def get_order(

@@ -341,9 +341,8 @@ async def subscriptions_by_id(db: Database, subscription_ids: Iterable[str]) -> 
     ids = sorted({sid for sid in subscription_ids if sid})
     if not ids:
         return {}
-    rows = await db.fetchall(
-        f"SELECT {SUBSCRIPTION_COLUMNS} FROM {SUBSCRIPTION_SOURCE} WHERE s.id IN ({_marks(ids)})", ids
-    )
+    # The subscription embedded in an order: its own columns only (no product or organization join).
+    rows = await db.fetchall(f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions s WHERE s.id IN ({_marks(ids)})", ids)
     return {row["id"]: row for row in rows}
 
 
