@@ -6,14 +6,16 @@ For each data dir made by ``bench/generate.py`` (``bench/data/small`` and ``benc
    ``token_hash`` is ``portal.sessions.store.token_digest(secret, token)`` with the data dir's ``secret_key``);
 2. starts ``portal serve --host 127.0.0.1 --port P --workers N`` exactly as the README's production section says
    (N from the README, else 2), with its log on ``<data dir>/serve.log``, and waits for ``/healthz``;
-3. checks every scenario answers 200 (a redirect to the sign-in page would be fast and wrong) and warms each up,
-   then runs ``--rounds`` rounds (default 3) through all scenarios in turn, each a ``wrk --latency`` run of
+3. checks every scenario answers 200 (a redirect to the sign-in page would be fast and wrong) and warms each up;
+4. with both servers up (the idle one costs nothing), runs ``--rounds`` rounds (default 3) through all scenarios
+   in turn, interleaving the DBs (round 1 small, round 1 large, round 2 small…), each a ``wrk --latency`` run of
    ``--duration`` seconds (a Lua script sets the method, body, cookie/``Authorization`` and prints the numbers as
-   JSON) while sampling the RSS of the server's process tree from ``/proc``. A scenario's numbers are the medians
-   of its rounds, and its ratio to ``/healthz`` is the median of the ratios of the same round: this VM's speed
-   drifts by 20-30% over minutes, and two runs a minute apart measure two different machines, while one round
-   through all scenarios takes about half a minute;
-4. stops the server and deletes the minted sessions.
+   JSON) while sampling the RSS of that server's process tree from ``/proc``. A scenario's numbers are the medians
+   of its rounds; its ratio to ``/healthz`` is the median of the ratios within a round, and its large/small
+   latency ratio the median of the ratios of the same round number: this VM's speed drifts by 20-30% over
+   minutes, and two runs a few minutes apart measure two different machines, while one round through all
+   scenarios takes about half a minute;
+5. stops the servers and deletes the minted sessions.
 
 The results table (machine, date, req/s, p50/p99, ratios to ``/healthz`` and large/small, RSS, targets) is written
 into ``bench/README.md`` between the ``bench:results`` markers (a rerun replaces it) and as JSON into
@@ -410,15 +412,31 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def bench_db(name: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
+@dataclass
+class Served:
+    """One data dir's server, up and warmed, with what its scenarios need."""
+
+    name: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    base: str
+    session_ids: list[str]
+    chosen: list[Scenario]
+    load_before: float
+
+
+def start_db(name: str, args: argparse.Namespace, workers: int) -> Served:
+    """Mint the sessions, start ``portal serve`` on the data dir, wait for it and its background workers, check
+    every scenario and warm it up."""
     data_dir = BENCH_DIR / "data" / name
     known = json.loads((data_dir / "bench.json").read_text())
     browser_token, api_token, session_ids = mint_sessions(data_dir, known)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = serve(data_dir, port, workers)
-    results: list[Result] = []
     load_before = load_average()
+    print(f"{name}: portal serve --workers {workers}", file=sys.stderr, flush=True)
+    process = serve(data_dir, port, workers)
+    served = Served(name, data_dir, process, base, session_ids, [], load_before)
     try:
         wait_healthy(base, process)
         time.sleep(3)  # let the background workers' first scans run
@@ -426,33 +444,60 @@ def bench_db(name: str, args: argparse.Namespace, workers: int) -> dict[str, Any
         if drained:
             print(f"  {name}: waited for the background workers to send {drained} queued emails", file=sys.stderr)
         csrf = csrf_cookie(base, known["organization_slug"])
-        chosen = [s for s in scenarios(known, browser_token, api_token, csrf) if not args.only or s.name in args.only]
-        for scenario in chosen:
+        served.chosen = [
+            s for s in scenarios(known, browser_token, api_token, csrf) if not args.only or s.name in args.only
+        ]
+        for scenario in served.chosen:
             check(base, scenario, known)
             run_wrk(base, scenario, args, args.warmup, process.pid)
-        rounds: dict[str, list[Result]] = {scenario.name: [] for scenario in chosen}
+    except BaseException:
+        stop_db(served)
+        raise
+    return served
+
+
+def stop_db(served: Served) -> None:
+    stop(served.process)
+    delete_sessions(served.data_dir, served.session_ids)
+
+
+def bench_dbs(names: Sequence[str], args: argparse.Namespace, workers: int) -> list[dict[str, Any]]:
+    """Both servers run side by side (the idle one costs nothing) and the rounds interleave them: round 1 on the
+    small DB, round 1 on the large one, round 2 on the small one… so that a large/small comparison, like a ratio to
+    ``/healthz``, is between measurements taken about a minute apart rather than several minutes apart."""
+    servers: list[Served] = []
+    try:
+        for name in names:
+            servers.append(start_db(name, args, workers))
+        rounds = {served.name: {scenario.name: [] for scenario in served.chosen} for served in servers}
         for number in range(1, args.rounds + 1):
-            for scenario in chosen:
-                result = run_wrk(base, scenario, args, args.duration, process.pid)
-                rounds[scenario.name].append(result)
-                print(
-                    f"  {name:<5} round {number} {scenario.name:<11} {result.rps:>8.0f} req/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}  "
-                    f"rss {result.rss_mb:.0f} MB",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        results = [combine(measured) for measured in rounds.values()]
+            for served in servers:
+                for scenario in served.chosen:
+                    result = run_wrk(served.base, scenario, args, args.duration, served.process.pid)
+                    rounds[served.name][scenario.name].append(result)
+                    print(
+                        f"  {served.name:<5} round {number} {scenario.name:<11} {result.rps:>8.0f} req/s  "
+                        f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}  "
+                        f"rss {result.rss_mb:.0f} MB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
-        stop(process)
-        delete_sessions(data_dir, session_ids)
-    generated = json.loads((data_dir / "generate.json").read_text()) if (data_dir / "generate.json").exists() else {}
-    return {
-        "name": name,
-        "orders": generated.get("rows", {}).get("orders"),
-        "load_before": load_before,
-        "results": [asdict(r) for r in results],
-    }
+        for served in servers:
+            stop_db(served)
+    out = []
+    for served in servers:
+        generated_path = served.data_dir / "generate.json"
+        generated = json.loads(generated_path.read_text()) if generated_path.exists() else {}
+        out.append(
+            {
+                "name": served.name,
+                "orders": generated.get("rows", {}).get("orders"),
+                "load_before": served.load_before,
+                "results": [asdict(combine(measured)) for measured in rounds[served.name].values()],
+            }
+        )
+    return out
 
 
 def combine(measured: Sequence[Result]) -> Result:
@@ -481,6 +526,15 @@ def ratio_to(result: dict[str, Any], base: dict[str, Any]) -> tuple[float, float
         return value, value, value
     ratios = [mine["rps"] / theirs["rps"] for mine, theirs in pairs]
     return statistics.median(ratios), min(ratios), max(ratios)
+
+
+def latency_ratio(large: dict[str, Any], small: dict[str, Any], key: str) -> float:
+    """The median over the rounds of the large DB's ``key`` latency over the small DB's in the same round (the
+    rounds interleave the two servers), or the ratio of the medians without rounds."""
+    pairs = list(zip(large.get("rounds") or [], small.get("rounds") or [], strict=False))
+    if not pairs:
+        return float(large[key] / small[key])
+    return statistics.median(mine[key] / theirs[key] for mine, theirs in pairs)
 
 
 def machine() -> dict[str, str]:
@@ -512,8 +566,9 @@ def render(report: dict[str, Any]) -> str:
         f"Measured {report['date']} on {info['cpu']} ({info['cores']} CPUs), Python {info['python']}; "
         f"`portal serve --workers {report['workers']}`, `wrk -t{report['threads']} -c{report['connections']} "
         f"-d{report['duration']}s` on loopback after a {report['warmup']}s warm-up per scenario, "
-        f"{report.get('rounds', 1)} rounds through all scenarios in turn: medians of the rounds, and each ratio to "
-        "`/healthz` taken round by round (median, with the lowest and highest round in brackets). "
+        f"{report.get('rounds', 1)} rounds through all scenarios in turn, the two DBs' servers side by side and "
+        "their rounds interleaved: medians of the rounds; each ratio to `/healthz` and each large/small ratio taken "
+        "round by round (median; the `/healthz` ratio with the lowest and highest round in brackets). "
         f"1-minute load average before the runs: "
         + ", ".join(f"{run['name']} {run['load_before']:.2f}" for run in report["runs"])
         + (
@@ -532,7 +587,7 @@ def render(report: dict[str, Any]) -> str:
     for name, r in (large or small).items():
         s = small.get(name)
         ratio, low, high = ratio_to(r, base) if base else (0.0, 0.0, 0.0)
-        rel = (r["p50_ms"] / s["p50_ms"], r["p99_ms"] / s["p99_ms"]) if s and large else None
+        rel = (latency_ratio(r, s, "p50_ms"), latency_ratio(r, s, "p99_ms")) if s and large else None
         label = next(
             sc.label
             for sc in scenarios(
@@ -556,7 +611,7 @@ def render(report: dict[str, Any]) -> str:
     checks.append(f"{_ok(worst_p99 <= MAX_P99_MS)} p99 ≤ {MAX_P99_MS:.0f} ms everywhere: worst {worst_p99:.1f} ms")
     if small and large:
         worst = max(
-            (max(large[n]["p50_ms"] / small[n]["p50_ms"], large[n]["p99_ms"] / small[n]["p99_ms"]), n)
+            (max(latency_ratio(large[n], small[n], "p50_ms"), latency_ratio(large[n], small[n], "p99_ms")), n)
             for n in large
             if n in small
         )
@@ -616,9 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quiet": quiet,
         "runs": [],
     }
-    for name in args.dbs.split(","):
-        print(f"{name}: portal serve --workers {workers}", file=sys.stderr, flush=True)
-        report["runs"].append(bench_db(name, args, workers))
+    report["runs"] = bench_dbs(args.dbs.split(","), args, workers)
     (BENCH_DIR / "data" / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     block = render(report)
     if args.no_readme or args.only:

@@ -135,3 +135,35 @@ def test_run_combines_rounds_into_medians_and_takes_ratios_round_by_round() -> N
     block = run.render(report)
     assert "| 600 | 20.0 / 40.0 | 40% (35%–40%) |" in block
     assert "✅ overview ≥ 35% of `/healthz`: 40%" in block
+
+
+def test_large_over_small_is_taken_round_by_round() -> None:
+    run = _load("run")
+
+    def measured(p99: float) -> object:
+        return run.Result("overview", 5000, 5.0, 1000, 10.0, p99 * 0.8, p99, p99 * 2, 0, 150.0)
+
+    small = run.asdict(run.combine([measured(p99) for p99 in (20, 40, 30)]))
+    large = run.asdict(run.combine([measured(p99) for p99 in (24, 60, 30)]))
+    # Rounds: 1.2, 1.5, 1.0 -> 1.2 (the medians alone would say 30 / 30 = 1.0).
+    assert round(run.latency_ratio(large, small, "p99_ms"), 3) == 1.2
+    assert run.latency_ratio(large, small, "p50_ms") == 1.0
+    runs = [
+        {"name": name, "load_before": 0.1, "results": [result]} for name, result in (("small", small), ("large", large))
+    ]
+    report = {
+        "date": "today",
+        "machine": {"cpu": "cpu", "cores": "2", "python": "3.11"},
+        "workers": 2,
+        "threads": 2,
+        "connections": 32,
+        "duration": 5,
+        "rounds": 3,
+        "warmup": 2,
+        "wait_load": None,
+        "quiet": True,
+        "runs": runs,
+    }
+    block = run.render(report)
+    assert "| 1.00×, 1.20× |" in block
+    assert "✅ large/small latency ≤ 1.25×: worst 1.20× (overview)" in block
