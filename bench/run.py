@@ -7,7 +7,7 @@ For each data dir made by ``bench/generate.py`` (``bench/data/small`` and ``benc
 2. starts ``portal serve --host 127.0.0.1 --port P --workers N`` exactly as the README's production section says
    (N from the README, else 2), with its log on ``<data dir>/serve.log``, and waits for ``/healthz``;
 3. checks every scenario answers 200 (a redirect to the sign-in page would be fast and wrong) and warms each up;
-4. with both servers up (the idle one costs nothing), runs ``--rounds`` rounds (default 3) through all scenarios
+4. with both servers up (the idle one costs nothing), runs ``--rounds`` rounds (default 5) through all scenarios
    in turn, interleaving the DBs (round 1 small, round 1 large, round 2 small…), each a ``wrk --latency`` run of
    ``--duration`` seconds (a Lua script sets the method, body, cookie/``Authorization`` and prints the numbers as
    JSON) while sampling the RSS of that server's process tree from ``/proc``. A scenario's numbers are the medians
@@ -644,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dbs", default="small,large", help="comma-separated: small,large")
     parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
     parser.add_argument("--duration", type=int, default=5, help="seconds per scenario and round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds through all scenarios (medians are reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds through all scenarios (medians are reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
