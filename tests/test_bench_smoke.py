@@ -140,14 +140,15 @@ def test_run_combines_rounds_into_medians_and_takes_ratios_round_by_round() -> N
 def test_large_over_small_is_taken_round_by_round() -> None:
     run = _load("run")
 
-    def measured(p99: float) -> object:
-        return run.Result("overview", 5000, 5.0, 1000, 10.0, p99 * 0.8, p99, p99 * 2, 0, 150.0)
+    def measured(p50: float, p99: float) -> object:
+        return run.Result("overview", 5000, 5.0, 1000, p50, p99 * 0.8, p99, p99 * 2, 0, 150.0)
 
-    small = run.asdict(run.combine([measured(p99) for p99 in (20, 40, 30)]))
-    large = run.asdict(run.combine([measured(p99) for p99 in (24, 60, 30)]))
-    # Rounds: 1.2, 1.5, 1.0 -> 1.2 (the medians alone would say 30 / 30 = 1.0).
+    small = run.asdict(run.combine([measured(p50, p99) for p50, p99 in ((10, 20), (20, 40), (15, 30))]))
+    large = run.asdict(run.combine([measured(p50, p99) for p50, p99 in ((13, 24), (20, 60), (18, 30))]))
+    # Rounds: 1.3, 1.0, 1.2 -> 1.2 (the medians alone would say 18 / 15 = 1.2 too; for the p99, 1.2, 1.5, 1.0 ->
+    # 1.2 where the medians say 30 / 30 = 1.0).
+    assert round(run.latency_ratio(large, small, "p50_ms"), 3) == 1.2
     assert round(run.latency_ratio(large, small, "p99_ms"), 3) == 1.2
-    assert run.latency_ratio(large, small, "p50_ms") == 1.0
     runs = [
         {"name": name, "load_before": 0.1, "results": [result]} for name, result in (("small", small), ("large", large))
     ]
@@ -165,5 +166,8 @@ def test_large_over_small_is_taken_round_by_round() -> None:
         "runs": runs,
     }
     block = run.render(report)
-    assert "| 1.00×, 1.20× |" in block
-    assert "✅ large/small latency ≤ 1.25×: worst 1.20× (overview)" in block
+    assert "| 1.20×, 1.20× |" in block
+    assert "✅ large/small median latency ≤ 1.25×: worst 1.20× (overview)" in block
+    # A slower round on the large DB fails it.
+    large["rounds"][1]["p50_ms"] = 30
+    assert "❌ large/small median latency ≤ 1.25×: worst 1.30× (overview)" in run.render(report)
