@@ -29,6 +29,7 @@ from portal.clock import Clock
 from portal.db import Database
 from portal.resources import templates_dir
 from portal.settings import Settings
+from portal.templating import filters as template_filters
 from tests.browser_helpers import copy_seeded, csrf_token, new_session, one, query, seeded_template
 
 OPEN, CLOSE, DOPEN, DCLOSE = "⟦", "⟧", "⟪", "⟫"
@@ -76,8 +77,8 @@ def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     monkeypatch.setattr(jinja2.Environment, "_load_template", load)
     monkeypatch.setattr(i18n, "translations_for", lambda locale: PseudoTranslations())
     for name in ("money_filter", "date_filter", "datetime_filter"):
-        real = getattr(templating, name)
-        monkeypatch.setattr(templating, name, lambda *a, _real=real, **k: f"{DOPEN}{_real(*a, **k)}{DCLOSE}")
+        real = getattr(template_filters, name)
+        monkeypatch.setattr(template_filters, name, lambda *a, _real=real, **k: f"{DOPEN}{_real(*a, **k)}{DCLOSE}")
     return names
 
 

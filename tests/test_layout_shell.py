@@ -1,7 +1,9 @@
-"""Signed-in pages rendered through the cached layout shell (``portal.layout_shell``) are byte-for-byte what Jinja
-renders in full: every signed-in page, in two locales, with and without a return link and a notice, with markup,
-braces and quotes in the seller's name, the customer's email and the return URL; the shell is really used (built
-once, then filled); and a layout that does more with a slot's value than print it falls back to Jinja."""
+"""Signed-in pages rendered through the cached layout shell (``portal.templating.layout_shell``) are byte-for-byte
+what Jinja renders in full: every signed-in page, in two locales, with and without a return link and a notice, with
+markup, braces and quotes in the seller's name, the customer's email and the return URL; the shell is really used
+(built once, then filled); a layout that does more with a slot's value than print it falls back to Jinja; and a
+layout (or page) that prints anything per customer gives every customer their own value, whatever the first
+customer's value was."""
 
 from __future__ import annotations
 
@@ -17,9 +19,9 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from portal.clock import Clock
-from portal.layout_shell import LayoutShells
 from portal.settings import Settings
 from portal.templating import build_environment
+from portal.templating.layout_shell import LayoutShells
 from tests.browser_helpers import copy_seeded, new_session, one, seeded_template
 from tests.test_pages_matrix import owner_objects
 
@@ -125,7 +127,7 @@ def test_every_signed_in_page_is_the_same_through_the_shell(
     assert not shells._disabled
     templates = {key[0] for key in shells._shells}
     assert {"portal/overview.html", "portal/orders.html", "portal/order.html", "portal/billing.html"} <= templates
-    assert {key[6] for key in shells._shells} == {False, True}  # pages with and without a notice
+    assert {key[4] for key in shells._shells} == {False, True}  # pages with and without a notice
     assert one(settings, "SELECT name FROM organizations WHERE slug = 'acme'")["name"] == HOSTILE_NAME
 
 
@@ -161,7 +163,7 @@ def test_a_layout_that_does_more_than_print_a_slot_falls_back_to_jinja(caplog: p
 
     context = {"customer": Customer(), "csrf_input": "<input>", "n": 1, "organization": None}
     expected = env.get_template("page.html").render(context)
-    with caplog.at_level(logging.WARNING, logger="portal.layout_shell"):
+    with caplog.at_level(logging.WARNING, logger="portal.templating.layout_shell"):
         assert shells.render("page.html", context) == expected == "<title>T</title>A@EXAMPLE.COM <input>P1"
         assert shells.render("page.html", {**context, "n": 2}) == "<title>T</title>A@EXAMPLE.COM <input>P2"
     assert "page.html" in shells._disabled and not shells._shells
@@ -186,5 +188,88 @@ def test_a_layout_that_only_prints_the_slots_is_filled_from_the_shell() -> None:
 
     for n, email in enumerate(["a@example.com", "<b>{n}</b>@example.com", "x&y@example.com"]):
         context = {"customer": Customer(email), "csrf_input": f"<input value={n}>", "n": n, "notice": "<ok>"}
+        assert shells.render("page.html", context) == env.get_template("page.html").render(context)
+    assert len(shells._shells) == 1 and not shells._disabled
+
+
+class BadgedCustomer:
+    def __init__(self, email: str, badge: str) -> None:
+        self.email = email
+        self.badge = badge
+
+
+def _shells_for(templates: dict[str, str]) -> tuple[Any, LayoutShells]:
+    env = build_environment()
+    env.loader = DictLoader(templates)
+    return env, LayoutShells(lambda locale: env)
+
+
+# The first customer's per-customer value renders as nothing, so a shell built from it would look right for them
+# and then serve nothing to everybody else: each case must fall back and give the second customer their own value.
+PER_CUSTOMER_LAYOUTS = {
+    "customer attribute": "<p>{{ customer.email }}</p><i>{{ customer.badge }}</i>{% block page %}{% endblock %}",
+    "unlisted context value": "<p>{{ customer.email }}</p><i>{{ unread }}</i>{% block page %}{% endblock %}",
+    "defined test": "{% if unread is defined %}<i>{{ unread }}</i>{% endif %}{% block page %}{% endblock %}",
+    "request attribute": "<i>{{ request.badge }}</i>{% block page %}{% endblock %}",
+}
+
+
+@pytest.mark.parametrize("layout", PER_CUSTOMER_LAYOUTS.values(), ids=PER_CUSTOMER_LAYOUTS.keys())
+def test_a_layout_printing_a_per_customer_value_renders_each_customers_own(layout: str) -> None:
+    env, shells = _shells_for(
+        {"portal/_layout.html": "<title>{% block title %}{% endblock %}</title>" + layout, "page.html": PAGE}
+    )
+
+    class Query:
+        def multi_items(self) -> list[tuple[str, str]]:
+            return []
+
+    class Request:
+        def __init__(self, badge: str) -> None:
+            self.badge = badge
+            self.scope = {"path": "/acme/portal"}
+            self.query_params = Query()
+
+    first = {"customer": BadgedCustomer("a@example.com", ""), "n": 1, "organization": None}
+    second = {"customer": BadgedCustomer("b@example.com", "VIP"), "n": 2, "organization": None}
+    first_unread = {**first, "request": Request("")}
+    second_unread = {**second, "request": Request("VIP"), "unread": "VIP"}
+    if "unread is defined" not in layout:
+        first_unread["unread"] = ""
+    for context in (first_unread, second_unread):
+        assert shells.render("page.html", context) == env.get_template("page.html").render(context)
+    assert "VIP" in shells.render("page.html", second_unread)
+    assert "page.html" in shells._disabled
+
+
+def test_a_page_overriding_another_layout_block_renders_each_customers_own() -> None:
+    templates = {
+        "portal/_layout.html": (
+            "<title>{% block title %}{% endblock %}</title>{% block extra %}{% endblock %}"
+            "{% block page %}{% endblock %}"
+        ),
+        "page.html": PAGE.replace(
+            "{% block page %}", "{% block extra %}{{ customer.badge }}{% endblock %}{% block page %}"
+        ),
+    }
+    env, shells = _shells_for(templates)
+    first = {"customer": BadgedCustomer("a@example.com", ""), "n": 1}
+    second = {"customer": BadgedCustomer("b@example.com", "VIP"), "n": 2}
+    assert shells.render("page.html", first) == env.get_template("page.html").render(first)
+    assert shells.render("page.html", second) == "<title>T</title>VIPP2"
+
+
+def test_the_shell_is_built_from_seller_level_values_only() -> None:
+    """Two customers whose contexts differ in everything but the seller-level values share one shell."""
+    templates = {
+        "portal/_layout.html": (
+            "<title>{% block title %}{% endblock %}</title><b>{{ organization }}</b><p>{{ customer.email }}</p>"
+            "{% block page %}{% endblock %}"
+        ),
+        "page.html": PAGE,
+    }
+    env, shells = _shells_for(templates)
+    for n, email in enumerate(["a@example.com", "b@example.com"]):
+        context = {"customer": BadgedCustomer(email, str(n)), "n": n, "organization": "Acme", "secret": email}
         assert shells.render("page.html", context) == env.get_template("page.html").render(context)
     assert len(shells._shells) == 1 and not shells._disabled

@@ -15,7 +15,9 @@ from markupsafe import Markup, escape
 from portal.db import row_dict
 from portal.i18n import lazy_gettext
 from portal.security import hmac_digest
-from portal.templating import PortalCodeGenerator, PortalTemplate, build_environment, output_escape
+from portal.templating import build_environment
+from portal.templating.compiler import PortalCodeGenerator, PortalTemplate
+from portal.templating.escaping import output_escape
 
 
 class HasHtml:
