@@ -17,7 +17,8 @@ def to_decimal(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-minor_unit_digits(currency))
 
 
-# Babel takes ~60 µs per call and a page shows dozens of amounts; a store has few distinct prices, so cache.
+# Babel is slow per call and a page shows dozens of amounts; a store has few distinct prices, so cache
+# (bench/README.md, speed mechanisms).
 @lru_cache(maxsize=8192)
 def format_money(amount: int, currency: str, locale: str = "en") -> str:
     """``format_money(123456, 'eur', 'de') == '1.234,56\xa0€'``; ``format_money(1200, 'jpy') == '¥1,200'``."""

@@ -51,7 +51,8 @@ def hmac_digest(secret: str, value: str, purpose: str = "token") -> str:
 @lru_cache(maxsize=64)
 def _hmac_pads(purpose: str, secret: str) -> tuple[hashlib._Hash, hashlib._Hash]:
     """HMAC (RFC 2104) with the key's inner and outer pads hashed once per purpose and secret: a digest then costs
-    two hash copies (~1 µs) instead of a keyed setup (~3 µs); the session lookup runs it on every request."""
+    two hash copies instead of a keyed setup; the session lookup runs it on every request (bench/README.md, speed
+    mechanisms)."""
     key = hashlib.sha256(f"{purpose}:{secret}".encode()).digest().ljust(64, b"\0")
     return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
