@@ -181,7 +181,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "PORTAL_WEBHOOK_TIMEOUT",
         "webhook_timeout",
         "10",
-        "Seconds a webhook endpoint has to answer before the delivery counts as failed.",
+        "Whole budget in seconds of one webhook delivery (connect, send and the answer); past it the delivery "
+        "counts as failed.",
         "float",
     ),
     SettingSpec(

@@ -4,8 +4,9 @@ scan (every ``PORTAL_RENEWAL_SCAN_INTERVAL`` seconds), and a WAL checkpoint ever
 (``Database.checkpoint``: inline transactions leave it to this). Every process runs them; claims are atomic, so several
 processes on one data dir share the work without sending anything twice.
 
-``stop()`` lets a pass in progress finish (an email being handed to SMTP is not cut off), then cancels whatever
-is still running after ``grace`` seconds and waits for it, so no task outlives the app."""
+``stop()`` lets a pass in progress finish (an email being handed to SMTP is not cut off) and the webhook deliveries
+in flight end, then cancels whatever is still running after ``grace`` seconds and waits for it, so no task outlives
+the app."""
 
 from __future__ import annotations
 
@@ -80,10 +81,12 @@ class BackgroundTasks:
             return
         self._stop.set()
         tasks, self._tasks = self._tasks, []
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        started = asyncio.get_running_loop().time()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        # Webhook deliveries run in tasks of their own, each within PORTAL_WEBHOOK_TIMEOUT: let them end too.
+        await self.webhooks.drain(max(0.0, grace - (asyncio.get_running_loop().time() - started)))

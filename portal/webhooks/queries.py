@@ -224,16 +224,45 @@ async def insert_event(
     return event_id
 
 
-async def any_due(db: Database, now: datetime) -> bool:
-    row = await db.fetchone(
-        "SELECT 1 FROM webhook_events WHERE status IN ('pending', 'sending') AND next_attempt_at <= ? LIMIT 1",
-        (iso(now),),
+class DueEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A due event as the dispatcher sees it before claiming: enough to apply the concurrency limits."""
+
+    id: str
+    endpoint_id: str
+    organization_id: str
+
+
+async def due_events(db: Database, *, now: datetime, per_endpoint: int, limit: int) -> list[DueEvent]:
+    """Due events, oldest first, at most ``per_endpoint`` of each endpoint: a backlog of one endpoint never hides
+    another endpoint's due events from the dispatcher. A read; ``claim`` re-checks each row under the write lock."""
+    rows = await db.fetchall(
+        """
+        SELECT id, endpoint_id, organization_id FROM (
+            SELECT
+                id,
+                endpoint_id,
+                organization_id,
+                next_attempt_at,
+                ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS endpoint_rank
+            FROM webhook_events
+            WHERE status IN ('pending', 'sending')
+              AND next_attempt_at <= ?
+        )
+        WHERE endpoint_rank <= ?
+        ORDER BY next_attempt_at, id
+        LIMIT ?
+        """,
+        (iso(now), per_endpoint, limit),
     )
-    return row is not None
+    return rows_to(DueEvent, rows)
 
 
-async def claim(tx: Transaction, *, now: datetime, lease_until: datetime, limit: int) -> list[EventRecord]:
-    """Take up to ``limit`` due events (``sending``, one more attempt, leased until ``lease_until``)."""
+async def claim(tx: Transaction, event_ids: list[str], *, now: datetime, lease_until: datetime) -> list[EventRecord]:
+    """Take those of ``event_ids`` that are still due (``sending``, one more attempt, leased until ``lease_until``):
+    another process may have claimed some since they were read."""
+    if not event_ids:
+        return []
+    marks = ", ".join("?" for _ in event_ids)
     rows = await tx.fetchall(
         f"""
         UPDATE webhook_events SET
@@ -241,16 +270,12 @@ async def claim(tx: Transaction, *, now: datetime, lease_until: datetime, limit:
             attempts = attempts + 1,
             next_attempt_at = ?,
             modified_at = ?
-        WHERE id IN (
-            SELECT id FROM webhook_events
-            WHERE status IN ('pending', 'sending')
-              AND next_attempt_at <= ?
-            ORDER BY next_attempt_at
-            LIMIT ?
-        )
+        WHERE id IN ({marks})
+          AND status IN ('pending', 'sending')
+          AND next_attempt_at <= ?
         RETURNING {_EVENT_COLUMNS}
         """,
-        (iso(lease_until), iso(now), iso(now), limit),
+        (iso(lease_until), iso(now), *event_ids, iso(now)),
     )
     return sorted(rows_to(EventRecord, rows), key=lambda event: event.created_at)
 
