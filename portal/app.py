@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 from portal import customer_portal, i18n, portal_pages, system
 from portal.admin import admin_router
@@ -72,7 +73,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
             await background.stop()
             await db.close()
 
-    route_handlers = [
+    route_handlers: list[ControllerRouterHandler] = [
         system.landing,
         system.healthz,
         system.readyz,

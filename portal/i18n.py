@@ -242,7 +242,9 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 def pgettext(context: str, message: str) -> str:
-    return active_translations().pgettext(context, message)
+    translated = active_translations().pgettext(context, message)
+    # Babel types the answer ``str | object`` (its missing-entry sentinel); a miss answers the message itself.
+    return translated if isinstance(translated, str) else message
 
 
 def npgettext(context: str, singular: str, plural: str, n: int) -> str:

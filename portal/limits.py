@@ -13,8 +13,9 @@ JSON nested deeper than the decoder's recursion limit raises ``RecursionError`` 
 
 from __future__ import annotations
 
+from litestar.enums import ScopeType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from portal.settings import Settings
 
@@ -52,14 +53,14 @@ class BodyLimitMiddleware:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         limit = body_limit(self.settings, str(scope.get("method", "GET")), str(scope.get("path", "")))
         announced = _content_length(scope)
         received = 0
 
-        async def limited_receive() -> Message:
+        async def limited_receive() -> ReceiveMessage:
             nonlocal received
             if announced is not None and announced > limit:
                 raise RequestEntityTooLarge()

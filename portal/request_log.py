@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal.settings import Settings
@@ -39,7 +40,7 @@ class RequestLogMiddleware:
         self.trusted_proxies = settings.trusted_proxy_set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

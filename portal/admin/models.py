@@ -322,17 +322,20 @@ class PriceOut(msgspec.Struct, kw_only=True, omit_defaults=False):
 
 
 def price_out(price: PriceRecord) -> PriceOut:
-    common = {
-        "id": price.id,
-        "created_at": price.created_at,
-        "modified_at": price.modified_at,
-        "price_currency": price.price_currency,
-        "is_archived": price.is_archived,
-        "product_id": price.product_id,
-    }
-    if price.amount_type == "custom":
-        return PriceOut(amount_type="custom", minimum_amount=0, preset_amount=price.price_amount, **common)
-    return PriceOut(amount_type="fixed", price_amount=price.price_amount, **common)
+    custom = price.amount_type == "custom"
+    return PriceOut(
+        id=price.id,
+        created_at=price.created_at,
+        modified_at=price.modified_at,
+        price_currency=price.price_currency,
+        is_archived=price.is_archived,
+        product_id=price.product_id,
+        amount_type="custom" if custom else "fixed",
+        # A custom price's amount is its preset (the payer may change it); a fixed price's is the price.
+        price_amount=None if custom else price.price_amount,
+        minimum_amount=0 if custom else None,
+        preset_amount=price.price_amount if custom else None,
+    )
 
 
 class ProductBaseOut(msgspec.Struct, kw_only=True):

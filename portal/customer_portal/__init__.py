@@ -10,6 +10,7 @@ invoice pages."""
 from __future__ import annotations
 
 from litestar import Router
+from litestar.types import ControllerRouterHandler
 
 from portal.customer_portal.benefit_grants import BenefitGrantsController
 from portal.customer_portal.customers import CustomersController
@@ -40,5 +41,5 @@ def customer_portal_router() -> Router:
     )
 
 
-def routes() -> list[object]:
+def routes() -> list[ControllerRouterHandler]:
     return [customer_portal_router(), *INVOICE_ROUTES]

@@ -39,14 +39,14 @@ _CACHES: WeakKeyDictionary[Database, dict[str, _OrganizationCache]] = WeakKeyDic
 
 
 async def cached_products(
-    db: Database, organization: Organization, product_ids: Sequence[str], load: Loader[T]
+    db: Database, organization: Organization, product_ids: Sequence[str | None], load: Loader[T]
 ) -> dict[str, T]:
     """``load(db, organization, ids)`` for the ids not cached yet under ``organization`` (row and version)."""
     return (await _cached(db, organization, product_ids, load))[1]
 
 
 async def cached_products_encoded(
-    db: Database, organization: Organization, product_ids: Sequence[str], load: Loader[T]
+    db: Database, organization: Organization, product_ids: Sequence[str | None], load: Loader[T]
 ) -> dict[str, tuple[T, msgspec.Raw]]:
     """The same products as ``cached_products``, each with its JSON encoding (made once per cached product): for
     answers that embed a product many times, so it is encoded once instead of once per embedding."""
@@ -65,7 +65,7 @@ _ENCODER = msgspec.json.Encoder()
 
 
 async def _cached(
-    db: Database, organization: Organization, product_ids: Sequence[str], load: Loader[T]
+    db: Database, organization: Organization, product_ids: Sequence[str | None], load: Loader[T]
 ) -> tuple[_OrganizationCache, dict[str, T]]:
     caches = _CACHES.get(db)
     if caches is None:

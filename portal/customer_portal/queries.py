@@ -337,7 +337,7 @@ async def get_subscription(db: Database, organization_id: str, customer_id: str,
     )
 
 
-async def subscriptions_by_id(db: Database, subscription_ids: Iterable[str]) -> dict[str, Row]:
+async def subscriptions_by_id(db: Database, subscription_ids: Iterable[str | None]) -> dict[str, Row]:
     ids = sorted({sid for sid in subscription_ids if sid})
     if not ids:
         return {}

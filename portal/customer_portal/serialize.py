@@ -4,7 +4,7 @@ product with its prices, benefits and organization; its subscription; its items)
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -160,7 +160,7 @@ def _product_fields(row: queries.Row, prices: Sequence[queries.Row], benefits: S
 
 
 async def load_products(
-    db: Database, organization: Organization, product_ids: Sequence[str]
+    db: Database, organization: Organization, product_ids: Sequence[str | None]
 ) -> dict[str, CustomerProductWithOrganization]:
     """The products (with active prices, live benefits and the organization), from the per-process catalog cache
     (``portal.customer_portal.catalog``), reading what is not cached yet in three queries. Shared objects: callers
@@ -230,7 +230,7 @@ def license_key_customer(customer: Customer) -> LicenseKeyCustomer:
 # --- subscriptions ---------------------------------------------------------------------------------------
 
 
-def _subscription_fields(row: queries.Row) -> dict[str, Any]:
+def _subscription_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "created_at": row["created_at"],
         "modified_at": row["modified_at"],
@@ -257,7 +257,7 @@ def _subscription_fields(row: queries.Row) -> dict[str, Any]:
     }
 
 
-def subscription_base(row: queries.Row) -> SubscriptionBase:
+def subscription_base(row: Mapping[str, Any]) -> SubscriptionBase:
     return SubscriptionBase(**_subscription_fields(row))
 
 
@@ -265,7 +265,7 @@ async def subscriptions_out(
     db: Database, organization: Organization, rows: Sequence[queries.Row]
 ) -> list[CustomerSubscription]:
     products = await load_products(db, organization, [row["product_id"] for row in rows])
-    rows = row_dicts(rows)  # by name, a dict is faster than sqlite3.Row (see orders_out)
+    dicts = row_dicts(rows)  # by name, a dict is faster than sqlite3.Row (see orders_out)
     return [
         CustomerSubscription(
             **_subscription_fields(row),
@@ -273,7 +273,7 @@ async def subscriptions_out(
             prices=[p for p in products[row["product_id"]].prices if p.id == row["price_id"]]
             or products[row["product_id"]].prices[:1],
         )
-        for row in rows
+        for row in dicts
     ]
 
 

@@ -65,6 +65,7 @@ async def build_snapshot(tx: Transaction, order: Any) -> dict[str, Any]:
         "SELECT name, address, support_email, avatar_url, accent_color, default_locale FROM organizations WHERE id = ?",
         (order["organization_id"],),
     )
+    assert org is not None  # orders.organization_id is a foreign key
     email = await tx.fetchval("SELECT email FROM customers WHERE id = ?", (order["customer_id"],))
     items = await tx.fetchall(
         """

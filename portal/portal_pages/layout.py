@@ -84,7 +84,8 @@ def page_context(
 
 
 class LayoutPage(Template):
-    """A signed-in page: rendered as its own blocks inside the layout's cached shell (``portal.templating.layout_shell``)."""
+    """A signed-in page: rendered as its own blocks inside the layout's cached shell
+    (``portal.templating.layout_shell``)."""
 
     def to_asgi_response(
         self,

@@ -649,47 +649,49 @@ class _Writer:
         customer_ids: dict[str, str] = {}
         for index, customer in enumerate(seed.customers):
             self.where = f"{plan.path}.customers[{index}]"
-            data = _customer_input(customer)
+            customer_data = _customer_input(customer)
             customer_id = await find_customer_id(tx, org_id, external_id=customer.external_id)
             if customer_id is None:
                 created = plan.customer_created[customer.external_id]
-                customer_id = await create_customer(tx, org_id, data, now=created)
+                customer_id = await create_customer(tx, org_id, customer_data, now=created)
             else:
                 # The document is the wanted state: a customer deleted since the last load comes back.
                 await tx.execute(
                     "UPDATE customers SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
                     (customer_id,),
                 )
-                await update_customer(tx, customer_id, data, now=self.now)
+                await update_customer(tx, customer_id, customer_data, now=self.now)
             customer_ids[customer.external_id] = customer_id
             self.result.customers += 1
         subscription_ids: dict[str, str] = {}
-        for index, data, created in plan.subscriptions:
+        for index, sub_data, created in plan.subscriptions:
             self.where = f"{plan.path}.subscriptions[{index}]"
             seed_sub = seed.subscriptions[index]
-            data = msgspec.structs.replace(
-                data,
-                customer_id=customer_ids[data.customer_id],
-                product_id=product_ids[data.product_id],
+            sub_data = msgspec.structs.replace(
+                sub_data,
+                customer_id=customer_ids[sub_data.customer_id],
+                product_id=product_ids[sub_data.product_id],
             )
             subscription_id = await find_subscription_id(tx, org_id, seed_sub.external_id)
             if subscription_id is None:
-                subscription_id = await create_subscription(tx, org_id, data, now=created)
+                subscription_id = await create_subscription(tx, org_id, sub_data, now=created)
             else:
-                await update_subscription(tx, subscription_id, data, now=self.now)
+                await update_subscription(tx, subscription_id, sub_data, now=self.now)
             subscription_ids[seed_sub.external_id] = subscription_id
             self.result.subscriptions += 1
             await self.activations(seed_sub.activations, benefit_ids, subscription_id=subscription_id)
         # Receipt numbers follow payment order, so pay in creation order.
-        for index, data, created in sorted(plan.orders, key=lambda entry: entry[2]):
+        for index, order_data, created in sorted(plan.orders, key=lambda entry: entry[2]):
             self.where = f"{plan.path}.orders[{index}]"
-            data = msgspec.structs.replace(
-                data,
-                customer_id=customer_ids[data.customer_id],
-                product_id=product_ids[data.product_id or ""],
-                subscription_id=(None if data.subscription_id is None else subscription_ids[data.subscription_id]),
+            order_data = msgspec.structs.replace(
+                order_data,
+                customer_id=customer_ids[order_data.customer_id],
+                product_id=product_ids[order_data.product_id or ""],
+                subscription_id=(
+                    None if order_data.subscription_id is None else subscription_ids[order_data.subscription_id]
+                ),
             )
-            order_id = await self.order(org_id, seed.orders[index], data, created)
+            order_id = await self.order(org_id, seed.orders[index], order_data, created)
             await self.activations(seed.orders[index].activations, benefit_ids, order_id=order_id)
         self.where = plan.path
         self.result.grants += await tx.fetchval(
@@ -735,7 +737,7 @@ class _Writer:
                 file_ids.append(file_id)
                 self.result.files += 1
             properties["files"] = file_ids
-        data = BenefitInput(
+        benefit_data = BenefitInput(
             type=benefit.type,
             description=benefit.description,
             properties=properties,
@@ -743,13 +745,13 @@ class _Writer:
             metadata=benefit.metadata,
         )
         if benefit_id is None:
-            benefit_id = await create_benefit(tx, org_id, data, now=self.now)
+            benefit_id = await create_benefit(tx, org_id, benefit_data, now=self.now)
         else:
             await tx.execute(
                 "UPDATE benefits SET deleted_at = NULL WHERE id = ? AND deleted_at IS NOT NULL",
                 (benefit_id,),
             )
-            await update_benefit(tx, benefit_id, data, now=self.now)
+            await update_benefit(tx, benefit_id, benefit_data, now=self.now)
         self.result.benefits += 1
         return benefit_id
 

@@ -109,11 +109,7 @@ async def _resolve(tx: Transaction, organization_id: str, data: SubscriptionInpu
         )
     else:
         price = await get_active_price(tx, data.product_id, data.currency)
-    if price is None and (data.amount is None or data.currency is None):
-        raise InvalidInput("the product has no price in this currency", "currency")
-    currency = data.currency or price["price_currency"]
-    if price is not None and price["price_currency"] != currency:
-        raise InvalidInput("the price is in another currency", "currency")
+    amount, currency = _amount_and_currency(data, price)
     interval = product["recurring_interval"]
     count = product["recurring_interval_count"]
     period_end = data.current_period_end or add_interval(data.current_period_start, interval, count)
@@ -125,13 +121,25 @@ async def _resolve(tx: Transaction, organization_id: str, data: SubscriptionInpu
     return _Resolved(
         organization_id=organization_id,
         price_id=None if price is None else price["id"],
-        amount=data.amount if data.amount is not None else price["price_amount"],
+        amount=amount,
         currency=currency,
         interval=interval,
         interval_count=count,
         period_end=period_end,
         ends_at=ends_at,
     )
+
+
+def _amount_and_currency(data: SubscriptionInput, price: sqlite3.Row | None) -> tuple[int, str]:
+    """The subscription's amount and currency: as given, else the price's; without a price both must be given."""
+    if price is None:
+        if data.amount is None or data.currency is None:
+            raise InvalidInput("the product has no price in this currency", "currency")
+        return data.amount, data.currency
+    currency = data.currency or price["price_currency"]
+    if price["price_currency"] != currency:
+        raise InvalidInput("the price is in another currency", "currency")
+    return (data.amount if data.amount is not None else price["price_amount"]), currency
 
 
 def _when(moment: datetime | None) -> str | None:

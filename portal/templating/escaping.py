@@ -10,10 +10,10 @@ from __future__ import annotations
 from markupsafe import escape
 
 try:  # MarkupSafe's C escaper, the one escape() wraps in a Markup (private API: markupsafe pinned to 3.0.x)
-    from markupsafe import _escape_inner
+    from markupsafe import _escape_inner  # type: ignore[attr-defined]  # private: not in markupsafe's exports
 except ImportError:  # pragma: no cover - other MarkupSafe versions: the same text, one step slower
 
-    def _escape_inner(value: str) -> str:
+    def _escape_inner(value: str, /) -> str:
         return str.__str__(escape(value))
 
 

@@ -30,7 +30,7 @@ from portal.webhooks.models import (
 
 
 async def _endpoint(db: Database, principal: Principal, endpoint_id: str) -> queries.EndpointRecord:
-    return principal.check(await queries.get_endpoint(db, endpoint_id), "webhook endpoint")  # type: ignore[no-any-return]
+    return principal.check(await queries.get_endpoint(db, endpoint_id), "webhook endpoint")
 
 
 async def _deliveries(

@@ -35,13 +35,15 @@ async def subscription(tx: Transaction, subscription_id: str) -> dict[str, Any]:
     return msgspec.to_builtins(await loaders.subscription(_reader(tx), record))
 
 
-async def benefit_grant(tx: Transaction, grant_id: str, previous_properties: dict[str, Any] | None = None) -> dict:
+async def benefit_grant(
+    tx: Transaction, grant_id: str, previous_properties: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Polar's ``BenefitGrantWebhook``: a ``BenefitGrant`` and its ``previous_properties``."""
     record = await benefit_queries.get_grant(_reader(tx), grant_id)
     assert record is not None
     data = msgspec.to_builtins(await loaders.grant(_reader(tx), record))
     data["previous_properties"] = previous_properties
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 async def customer(tx: Transaction, customer_id: str) -> dict[str, Any]:

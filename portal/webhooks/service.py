@@ -98,7 +98,7 @@ async def update_endpoint(
         tx,
         record.id,
         url=record.url if url is None else _check_url(url),
-        name=record.name if name is msgspec.UNSET else name,  # type: ignore[arg-type]
+        name=record.name if name is msgspec.UNSET else name,
         events=msgspec.json.decode(record.events) if events is None else check_events(events),
         enabled=record.enabled if enabled is None else enabled,
         now=now,
