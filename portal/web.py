@@ -7,6 +7,7 @@ Error answers: ``/v1/...`` gets JSON in Polar's shapes (``{"error": ..., "detail
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,17 @@ from portal.sessions.auth import SignInRequired
 from portal.settings import Settings
 
 log = logging.getLogger("portal")
+
+# One step of a domain error's field: ``items[0].product_price_id`` -> "items", 0, "product_price_id".
+_FIELD_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def field_loc(field: str | None) -> list[str | int]:
+    """FastAPI's ``loc`` for a domain error's field, list indexes as integers (as Polar answers)."""
+    loc: list[str | int] = ["body"]
+    for name, index in _FIELD_STEP.findall(field or ""):
+        loc.append(int(index) if index else name)
+    return loc
 
 
 @dataclass
@@ -184,9 +196,8 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
         status = domain_error_status(exc)
         detail = exc.message
         if status == 422 and is_api_path(request.url.path):
-            loc = ["body", *(exc.field.split(".") if exc.field else [])]
             return Response(
-                {"detail": [{"loc": loc, "msg": exc.message, "type": "value_error"}]},
+                {"detail": [{"loc": field_loc(exc.field), "msg": exc.message, "type": "value_error"}]},
                 status_code=422,
             )
     elif (isinstance(exc.__cause__, SerializationException) or is_too_deep(exc)) and is_api_path(request.url.path):

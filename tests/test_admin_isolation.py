@@ -97,8 +97,8 @@ ROUTES: list[tuple[str, str, Any, int]] = [
     # Bodies naming the other organization's objects.
     ("POST", "/v1/customers/", {"email": "new@example.com", "organization_id": "{org}"}, 422),
     ("POST", "/v1/benefits/", {"type": "custom", "description": "x", "organization_id": "{org}"}, 422),
-    ("POST", "/v1/orders/", {"customer_id": "{customer}"}, 404),
-    ("POST", "/v1/orders/", {"customer_id": "{own_customer}", "product_id": "{product}"}, 404),
+    ("POST", "/v1/orders/", {"customer_id": "{customer}"}, 422),
+    ("POST", "/v1/orders/", {"customer_id": "{own_customer}", "product_id": "{product}"}, 422),
     (
         "POST",
         "/v1/subscriptions/",
@@ -108,9 +108,9 @@ ROUTES: list[tuple[str, str, Any, int]] = [
             "status": "active",
             "current_period_start": "2026-11-01T00:00:00Z",
         },
-        404,
+        422,
     ),
-    ("POST", "/v1/products/{own_product}/benefits", {"benefits": ["{benefit}"]}, 404),
+    ("POST", "/v1/products/{own_product}/benefits", {"benefits": ["{benefit}"]}, 422),
     (
         "POST",
         "/v1/benefit-grants/",

@@ -53,6 +53,7 @@ from portal.products.service import (
     set_product_benefits,
     update_product,
 )
+from portal.references import UnknownReference
 from portal.subscriptions.service import (
     SubscriptionInput,
     create_subscription,
@@ -400,8 +401,8 @@ def test_benefits_and_files(tmp_path: Path) -> None:
             assert row is not None
             assert row["size"] == 2
             assert row["checksum_sha256_hex"] == hashlib.sha256(b"\x00\x01").hexdigest()
-            # Another organization's file cannot be attached.
-            with pytest.raises(NotFound) as info:
+            # Another organization's file cannot be attached (answered as an unknown one: 422 on the field).
+            with pytest.raises(UnknownReference) as info:
                 await create_benefit(
                     tx,
                     shop.org,

@@ -18,6 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 from portal.admin.tokens import ApiToken, authenticate
 from portal.db import Transaction
 from portal.errors import InvalidInput, NotFound
+from portal.references import Reader, UnknownReference, owner_of, require_owned
 from portal.sessions.auth import bearer_token
 
 
@@ -79,14 +80,21 @@ class Principal:
 
     async def target_organization(self, tx: Transaction, requested: str | None) -> str:
         """The organization a new object belongs to; 422 on ``organization_id`` when it is missing (admin
-        token) or not accessible."""
+        token) or not accessible (unknown or another organization's: answered alike)."""
         if not self.is_admin:
             if requested is not None and requested != self.token.organization_id:
-                raise InvalidInput("organization not found", "organization_id")
+                raise UnknownReference("organization", "organization_id")
             assert self.token.organization_id is not None
             return self.token.organization_id
         if requested is None:
             raise InvalidInput("required with an admin token", "organization_id")
-        if await tx.fetchval("SELECT 1 FROM organizations WHERE id = ?", (requested,)) is None:
-            raise InvalidInput("organization not found", "organization_id")
+        await require_owned(tx, "organization", requested, requested, "organization_id")
         return requested
+
+    async def customer_organization(self, reader: Reader, customer_id: str, field: str = "customer_id") -> str:
+        """The organization of the customer a body names (what the new order, subscription, grant or session
+        belongs to); 422 on ``field`` when the customer is unknown, deleted or not visible to this token."""
+        owner = await owner_of(reader, "customer", customer_id)
+        if owner is None or not self.can_see(owner):
+            raise UnknownReference("customer", field)
+        return owner

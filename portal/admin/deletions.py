@@ -5,6 +5,7 @@ Every function runs inside the caller's ``db.write()`` transaction."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from portal.benefits.grants import revoke_grant
@@ -14,8 +15,25 @@ from portal.errors import Conflict, NotFound
 
 
 async def delete_organization(tx: Transaction, organization_id: str) -> None:
-    # ON DELETE CASCADE removes customers, products, orders, grants, tokens… in this one statement.
-    cursor = await tx.execute("DELETE FROM organizations WHERE id = ?", (organization_id,))
+    """Delete the organization and everything it owns. Another organization's rows never block it: writes
+    only store references to the writer's own objects (``portal.references``), and order items recorded before
+    that check that name this organization's prices are detached (the item keeps its label and amounts)."""
+    await tx.execute(
+        """
+        UPDATE order_items SET product_price_id = NULL
+        WHERE product_price_id IN (
+            SELECT pp.id FROM product_prices pp JOIN products p ON p.id = pp.product_id WHERE p.organization_id = ?
+        )
+        AND order_id NOT IN (SELECT id FROM orders WHERE organization_id = ?)
+        """,
+        (organization_id, organization_id),
+    )
+    try:
+        # ON DELETE CASCADE removes customers, products, orders, grants, tokens… in this one statement.
+        cursor = await tx.execute("DELETE FROM organizations WHERE id = ?", (organization_id,))
+    except sqlite3.IntegrityError:
+        # Not a duplicate (the API's generic 409 says so): name what blocks, rather than mislead.
+        raise Conflict("rows of another organization still reference this organization's objects") from None
     if cursor.rowcount == 0:
         raise NotFound("organization not found")
 

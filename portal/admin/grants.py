@@ -19,9 +19,8 @@ from portal.clock import Clock
 from portal.customers import admin_queries as customer_queries
 from portal.db import Database
 from portal.errors import InvalidInput, NotFound
-from portal.orders import admin_queries as order_queries
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
-from portal.subscriptions import admin_queries as subscription_queries
+from portal.references import Kind, require_owned
 
 
 class BenefitGrantCreate(msgspec.Struct, kw_only=True):
@@ -79,25 +78,21 @@ class BenefitGrantController(Controller):
     ) -> BenefitGrantOut:
         if (data.order_id is None) == (data.subscription_id is None):
             raise InvalidInput("give exactly one of order_id and subscription_id", "order_id")
-        customer = await customer_queries.get_customer(db, data.customer_id)
-        if customer is None or not principal.can_see(customer.organization_id):
-            raise InvalidInput("customer not found", "customer_id")
-        benefit = await admin_queries.get_benefit(db, data.benefit_id)
-        if benefit is None or benefit.organization_id != customer.organization_id:
-            raise InvalidInput("benefit not found", "benefit_id")
-        source = (
-            await order_queries.get_order(db, data.order_id)
-            if data.order_id is not None
-            else await subscription_queries.get_subscription(db, data.subscription_id or "")
-        )
-        if source is None or source.customer_id != customer.id:
-            field = "order_id" if data.order_id is not None else "subscription_id"
-            raise InvalidInput(f"not one of this customer's {field.removesuffix('_id')}s", field)
         async with db.write() as tx:
+            organization_id = await principal.customer_organization(tx, data.customer_id)
+            await require_owned(tx, "benefit", data.benefit_id, organization_id, "benefit_id")
+            kind: Kind = "order" if data.order_id is not None else "subscription"
+            field = f"{kind}_id"
+            source_id = data.order_id or data.subscription_id or ""
+            await require_owned(tx, kind, source_id, organization_id, field)
+            # The table name is one of two literals (``kind``), never input.
+            owner = await tx.fetchval(f"SELECT customer_id FROM {kind}s WHERE id = ?", (source_id,))
+            if owner != data.customer_id:
+                raise InvalidInput(f"not one of this customer's {kind}s", field)
             grant_id = await grant_benefit(
                 tx,
-                customer_id=customer.id,
-                benefit_id=benefit.id,
+                customer_id=data.customer_id,
+                benefit_id=data.benefit_id,
                 order_id=data.order_id,
                 subscription_id=data.subscription_id,
                 now=clock.now(),

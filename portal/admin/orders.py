@@ -55,10 +55,12 @@ class OrderUpdate(msgspec.Struct, kw_only=True):
     refund_reason: str | None = None
 
 
-async def _default_items(tx: Transaction, organization_id: str, data: OrderCreate) -> list[OrderItemInput]:
+async def _default_items(tx: Transaction, data: order_service.OrderInput) -> list[OrderItemInput]:
+    """The items as given, else one item from ``product_id``'s active price in the order's currency (the
+    product is known to be the organization's: ``check_references`` ran first)."""
     if data.items or data.product_id is None:
         return data.items
-    product = await product_service.get_product_row(tx, data.product_id, organization_id=organization_id)
+    product = await product_service.get_product_row(tx, data.product_id)
     price = await product_service.get_active_price(tx, data.product_id, data.currency)
     if price is None:
         raise InvalidInput(f"the product has no price in {data.currency}", "currency")
@@ -103,26 +105,24 @@ class OrderController(Controller):
         data: JSONBody[OrderCreate],
     ) -> OrderOut:
         now = clock.now()
-        customer = await loaders.customer_by_id(db, principal, data.customer_id)
         async with db.write() as tx:
-            organization_id = customer.organization_id
-            order_id = await order_service.create_order(
-                tx,
-                organization_id,
-                order_service.OrderInput(
-                    customer_id=data.customer_id,
-                    currency=data.currency.lower(),
-                    items=await _default_items(tx, organization_id, data),
-                    product_id=data.product_id,
-                    subscription_id=data.subscription_id,
-                    billing_reason=data.billing_reason,
-                    discount_amount=data.discount_amount,
-                    tax_amount=data.tax_amount,
-                    external_id=data.external_id,
-                    metadata=data.metadata,
-                ),
-                now=now,
+            organization_id = await principal.customer_organization(tx, data.customer_id)
+            order = order_service.OrderInput(
+                customer_id=data.customer_id,
+                currency=data.currency.lower(),
+                items=data.items,
+                product_id=data.product_id,
+                subscription_id=data.subscription_id,
+                billing_reason=data.billing_reason,
+                discount_amount=data.discount_amount,
+                tax_amount=data.tax_amount,
+                external_id=data.external_id,
+                metadata=data.metadata,
             )
+            # Ids first: a foreign product must answer "does not exist", not "has no price in usd".
+            await order_service.check_references(tx, organization_id, order)
+            order.items = await _default_items(tx, order)
+            order_id = await order_service.create_order(tx, organization_id, order, now=now)
             if data.status == "paid":
                 await order_service.mark_order_paid(tx, order_id, now=now)
         return await loaders.order_by_id(db, principal, order_id)

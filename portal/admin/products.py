@@ -19,6 +19,7 @@ from portal.errors import InvalidInput
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 from portal.products import admin_queries
 from portal.products import service as product_service
+from portal.references import UnknownReference
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -80,7 +81,7 @@ async def _price_inputs(
         if price.id is not None:
             kept = await admin_queries.price_in_transaction(tx, price.id, product_id)
             if kept is None:
-                raise InvalidInput("price not found", f"prices[{index}].id")
+                raise UnknownReference("price", f"prices[{index}].id")
             converted.append(_price_input(kept))
             continue
         amount = price.preset_amount if price.amount_type == "custom" else price.price_amount

@@ -133,11 +133,9 @@ class SubscriptionController(Controller):
         principal: NamedDependency[Principal],
         data: JSONBody[SubscriptionInput],
     ) -> SubscriptionOut:
-        customer = await loaders.customer_by_id(db, principal, data.customer_id)
         async with db.write() as tx:
-            subscription_id = await subscription_service.create_subscription(
-                tx, customer.organization_id, data, now=clock.now()
-            )
+            organization_id = await principal.customer_organization(tx, data.customer_id)
+            subscription_id = await subscription_service.create_subscription(tx, organization_id, data, now=clock.now())
         return await loaders.subscription_by_id(db, principal, subscription_id)
 
     @get("/{id:str}", summary="Get a subscription", responses=responses.READ)

@@ -17,6 +17,7 @@ import msgspec
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import DomainError, InvalidInput, NotFound
+from portal.references import require_all_owned
 
 BenefitType = Literal[
     "custom",
@@ -197,10 +198,7 @@ def check_benefit(data: BenefitInput) -> list[DomainError]:
 async def _check_files(tx: Transaction, organization_id: str, props: BenefitProperties) -> None:
     if not isinstance(props, DownloadablesProperties):
         return
-    for index, file_id in enumerate(props.files):
-        owner = await tx.fetchval("SELECT organization_id FROM files WHERE id = ?", (file_id,))
-        if owner != organization_id:
-            raise NotFound("file not found", f"properties.files[{index}]")
+    await require_all_owned(tx, "file", props.files, organization_id, "properties.files")
 
 
 def _encode(props: BenefitProperties) -> str:

@@ -17,7 +17,7 @@ from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.notifications import hooks as notify
 from portal.organizations.service import allocate_receipt_number, currency_problem
-from portal.products.service import get_product_row
+from portal.references import require_owned
 
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 BillingReason = Literal["purchase", "subscription_create", "subscription_cycle", "subscription_update"]
@@ -88,24 +88,30 @@ def check_order(data: OrderInput) -> list[DomainError]:
     return problems
 
 
+async def check_references(tx: Transaction, organization_id: str, data: OrderInput) -> None:
+    """Every id the order would store is ``organization_id``'s: its customer, product, subscription (and that
+    subscription is the customer's) and each item's price. ``UnknownReference`` (422) names the field."""
+    await require_owned(tx, "customer", data.customer_id, organization_id, "customer_id")
+    if data.product_id is not None:
+        await require_owned(tx, "product", data.product_id, organization_id, "product_id")
+    if data.subscription_id is not None:
+        await require_owned(tx, "subscription", data.subscription_id, organization_id, "subscription_id")
+        customer_id = await tx.fetchval("SELECT customer_id FROM subscriptions WHERE id = ?", (data.subscription_id,))
+        if customer_id != data.customer_id:
+            raise InvalidInput("the subscription belongs to another customer", "subscription_id")
+    for index, item in enumerate(data.items):
+        if item.product_price_id is not None:
+            field = f"items[{index}].product_price_id"
+            await require_owned(tx, "price", item.product_price_id, organization_id, field)
+
+
 async def create_order(tx: Transaction, organization_id: str, data: OrderInput, *, now: datetime) -> str:
     """Insert a ``pending`` order and its items (created at ``now``); returns the order id."""
     problems = check_order(data)
     if problems:
         raise problems[0]
     totals = compute_totals(data.items, data.discount_amount, data.tax_amount)
-    await get_customer_row(tx, data.customer_id, organization_id=organization_id)
-    if data.product_id is not None:
-        await get_product_row(tx, data.product_id, organization_id=organization_id)
-    if data.subscription_id is not None:
-        owner = await tx.fetchone(
-            "SELECT organization_id, customer_id FROM subscriptions WHERE id = ?",
-            (data.subscription_id,),
-        )
-        if owner is None or owner["organization_id"] != organization_id:
-            raise NotFound("subscription not found", "subscription_id")
-        if owner["customer_id"] != data.customer_id:
-            raise InvalidInput("the subscription belongs to another customer", "subscription_id")
+    await check_references(tx, organization_id, data)
     if data.external_id is not None:
         taken = await tx.fetchval(
             "SELECT id FROM orders WHERE organization_id = ? AND external_id = ?",

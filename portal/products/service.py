@@ -13,6 +13,7 @@ from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import DomainError, InvalidInput, NotFound
 from portal.organizations.service import currency_problem
+from portal.references import require_all_owned
 
 RecurringInterval = Literal["day", "week", "month", "year"]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -216,15 +217,9 @@ async def set_product_benefits(tx: Transaction, product_id: str, benefit_ids: li
     """Make ``benefit_ids`` (in this order) the product's benefits. Grants already given are untouched;
     subscription callers re-sync with ``portal.benefits.grants.sync_subscription_grants``."""
     product = await get_product_row(tx, product_id)
+    await require_all_owned(tx, "benefit", benefit_ids, product["organization_id"], "benefits")
     if len(set(benefit_ids)) != len(benefit_ids):
         raise InvalidInput("a benefit is listed twice", "benefits")
-    for index, benefit_id in enumerate(benefit_ids):
-        owner = await tx.fetchval(
-            "SELECT organization_id FROM benefits WHERE id = ? AND deleted_at IS NULL",
-            (benefit_id,),
-        )
-        if owner != product["organization_id"]:
-            raise NotFound("benefit not found", f"benefits[{index}]")
     await tx.execute("DELETE FROM product_benefits WHERE product_id = ?", (product_id,))
     await tx.executemany(
         "INSERT INTO product_benefits (product_id, benefit_id, position) VALUES (?, ?, ?)",

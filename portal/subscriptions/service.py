@@ -14,12 +14,12 @@ import msgspec
 from portal.benefits.grants import sync_subscription_grants
 from portal.benefits.license_keys import add_interval
 from portal.clock import iso, new_id
-from portal.customers.service import get_customer_row
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.notifications import hooks as notify
 from portal.organizations.service import currency_problem
 from portal.products.service import get_active_price, get_product_row
+from portal.references import UnknownReference, require_owned
 
 SubscriptionStatus = Literal["incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid"]
 # Polar's CustomerCancellationReason values.
@@ -98,8 +98,9 @@ async def _resolve(tx: Transaction, organization_id: str, data: SubscriptionInpu
     problems = check_subscription(data)
     if problems:
         raise problems[0]
-    await get_customer_row(tx, data.customer_id, organization_id=organization_id)
-    product = await get_product_row(tx, data.product_id, organization_id=organization_id)
+    await require_owned(tx, "customer", data.customer_id, organization_id, "customer_id")
+    await require_owned(tx, "product", data.product_id, organization_id, "product_id")
+    product = await get_product_row(tx, data.product_id)
     if not product["is_recurring"] or product["recurring_interval"] is None:
         raise InvalidInput("a subscription needs a recurring product", "product_id")
     if data.price_id is not None:
@@ -107,6 +108,8 @@ async def _resolve(tx: Transaction, organization_id: str, data: SubscriptionInpu
             "SELECT * FROM product_prices WHERE id = ? AND product_id = ?",
             (data.price_id, data.product_id),
         )
+        if price is None:  # unknown, another organization's or another product's: never silently dropped
+            raise UnknownReference("price", "price_id")
     else:
         price = await get_active_price(tx, data.product_id, data.currency)
     amount, currency = _amount_and_currency(data, price)
