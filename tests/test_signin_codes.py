@@ -160,7 +160,7 @@ def test_a_new_code_cancels_older_ones(browser, inbox: SMTPInbox) -> None:  # ty
 def test_five_wrong_tries_burn_the_code(browser, inbox: SMTPInbox) -> None:  # type: ignore[no-untyped-def]
     request_code(browser, "acme", "ada@example.com")
     code = next_code(inbox, 1)
-    wrong = "ZZZZZZZZ" if code != "ZZZZZZZZ" else "YYYYYYYY"
+    wrong = "ZZZZZZ" if code != "ZZZZZZ" else "YYYYYY"
     for _ in range(5):
         assert refused(submit_code(browser, "acme", wrong))
     assert refused(submit_code(browser, "acme", code))
@@ -229,8 +229,8 @@ def test_untrusted_forwarded_for_is_ignored(browser) -> None:  # type: ignore[no
 def test_wrong_codes_are_throttled_per_ip(browser) -> None:  # type: ignore[no-untyped-def]
     cap = rate_limit.AUTH_FAILURE_PER_IP.max_hits
     for _ in range(cap):
-        assert refused(submit_code(browser, "acme", "ZZZZZZZZ"))
-    response = submit_code(browser, "acme", "ZZZZZZZZ")
+        assert refused(submit_code(browser, "acme", "ZZZZZZ"))
+    response = submit_code(browser, "acme", "ZZZZZZ")
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) > 0
 
@@ -299,3 +299,20 @@ def test_smtp_failure_is_logged_and_harmless(  # type: ignore[no-untyped-def]
             controller.stop()
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("portal")]
     assert any(("Connection refused" in m or "ConnectionRefused" in m) for m in messages) == (server == "down")
+
+
+def test_codes_are_six_symbols_without_look_alikes() -> None:
+    drawn = {codes.new_code() for _ in range(2000)}
+    assert all(len(code) == 6 for code in drawn)
+    symbols = set("".join(drawn))
+    assert symbols <= set("ABCDEFGHJKMNPQRSTUVWXYZ23456789") and not symbols & set("0O1IL")
+    assert len(symbols) == 31  # the whole alphabet is used: 31**6 codes
+
+
+def test_typed_codes_tolerate_case_spaces_and_dashes(browser, inbox: SMTPInbox) -> None:  # type: ignore[no-untyped-def]
+    request_code(browser, "acme", "ada@example.com")
+    code = next_code(inbox, 1)
+    # A look-alike is not silently dropped to make a valid-looking code: it is a wrong try.
+    assert refused(submit_code(browser, "acme", code[:3] + "O" + code[3:]))
+    typed = f" {code[:3].lower()}-{code[3:].lower()} "
+    assert signed_in(submit_code(browser, "acme", typed))

@@ -1,6 +1,7 @@
 """The ``login_codes`` table: one-time sign-in codes, stored only as HMACs, and the SQL that reads and spends them.
 
-A code is 8 characters of A–Z0–9 from ``secrets`` (≈ 41 bits). ``code_hash`` is HMAC(instance secret, code) so the
+A code is 6 characters (as Polar's) from a 31-symbol alphabet without look-alikes (no 0/O, 1/I/L), drawn with
+``secrets``: 31⁶ ≈ 8.9·10⁸ (≈ 29.7 bits), which is why every guess path is throttled (``rate_limit``). ``code_hash`` is HMAC(instance secret, code) so the
 JSON flow can find a code from the code alone (as Polar's ``authenticate`` takes just ``{code}``);
 ``challenge_hash`` binds the code to where it was requested:
 
@@ -15,7 +16,6 @@ transaction: exactly one concurrent submit can win.
 from __future__ import annotations
 
 import secrets
-import string
 from datetime import datetime
 
 import msgspec
@@ -24,8 +24,10 @@ from portal.clock import iso
 from portal.db import Database, Transaction, row_dict
 from portal.security import hmac_digest
 
-CODE_ALPHABET = string.ascii_uppercase + string.digits
-CODE_LENGTH = 8
+# A–Z without I, L, O and 2–9: nothing a customer can misread from an email (0/O, 1/I/L).
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 6
+_SEPARATORS = str.maketrans("", "", " -\t\u00a0")
 MAX_ATTEMPTS = 5
 
 
@@ -63,8 +65,14 @@ def new_code() -> str:
 
 
 def normalize_code(text: str) -> str:
-    """What a person may type: any case, spaces or dashes between groups."""
-    return "".join(ch for ch in text.upper() if ch in CODE_ALPHABET)[:64]
+    """What a person may type: any case, stray spaces or dashes. Other characters are kept (so the code is not
+    well formed) rather than dropped: ``AB0CDEF`` must not become the valid-looking ``ABCDEF``."""
+    return text.translate(_SEPARATORS).upper()[:64]
+
+
+def is_well_formed(text: str) -> bool:
+    """``text`` (normalized) is CODE_LENGTH symbols of CODE_ALPHABET: only such a guess is compared with codes."""
+    return len(text) == CODE_LENGTH and all(ch in CODE_ALPHABET for ch in text)
 
 
 def code_digest(secret: str, code: str) -> str:

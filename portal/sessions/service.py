@@ -249,7 +249,7 @@ async def _authenticate(
     previous_token: str | None,
 ) -> SignedIn:
     code_hash = codes.code_digest(settings.secret_key, code)
-    well_formed = len(codes.normalize_code(code)) == codes.CODE_LENGTH
+    well_formed = codes.is_well_formed(codes.normalize_code(code))
     result: SignedIn | None = None
     limited: RateLimited | None = None
     async with db.write() as tx:
