@@ -512,3 +512,28 @@ def test_subscription_patch_with_a_bad_price_keeps_the_price(client: Any, tenant
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "price_id"]
     assert api(client, token, "GET", path, 200)["price_id"] == own["price"]
+
+
+def test_deleted_objects_cannot_be_referenced(client: Any, tenants: dict[str, Any]) -> None:
+    """A soft-deleted customer or benefit still exists as a row (its orders and grants name it) but is never a new
+    reference: the same 422 as an unknown id."""
+    token, own = tenants["token"], tenants["own"]
+    api(client, token, "DELETE", f"/v1/benefits/{own['benefit']}", 204)
+    relinked = client.post(
+        f"/v1/products/{own['product']}/benefits", json={"benefits": [own["benefit"]]}, headers=bearer(token)
+    )
+    assert relinked.status_code == 422
+    assert relinked.json()["detail"][0]["loc"] == ["body", "benefits", 0]
+    api(client, token, "DELETE", f"/v1/customers/{own['customer']}", 204)
+    for path, body in [
+        ("/v1/orders/", {"customer_id": own["customer"], "product_id": own["product"]}),
+        ("/v1/subscriptions/", {**_fill(SUBSCRIPTION_BODY, own)}),
+        ("/v1/customer-sessions/", {"customer_id": own["customer"]}),
+    ]:
+        response = client.post(path, json=body, headers=bearer(token))
+        assert response.status_code == 422, path
+        assert response.json()["detail"][0] == {
+            "loc": ["body", "customer_id"],
+            "msg": "Customer does not exist.",
+            "type": "value_error",
+        }, path
