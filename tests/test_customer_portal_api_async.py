@@ -101,7 +101,7 @@ def test_async_client_through_every_area(portal: tuple[str, Settings]) -> None:
     downloadables = result["downloadables"]
     assert isinstance(downloadables, outputs.ListResourceDownloadableRead)
     first = downloadables.items[0]
-    body = httpx.get(first.file.download.url).content
+    body = httpx.get(first.file.download.url, follow_redirects=True).content
     assert hashlib.sha256(body).hexdigest() == first.file.checksum_sha256_hex
 
 

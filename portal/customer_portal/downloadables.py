@@ -1,6 +1,7 @@
 """``GET /v1/customer-portal/downloadables/``: the files of the caller's live downloadables grants, each with a
-signed download URL (``file.download.url``) that streams the file without a cookie for a few minutes. The
-grants and links come from the pages' shared modules (``benefits.queries``, ``benefits.downloads``)."""
+``file.download.url`` that works without a cookie for ten minutes: ``GET /v1/customer-portal/downloadables/{token}``
+(public, as Polar's) answers 302 to a signed file URL that lives one minute and streams the file. The grants and
+links come from the pages' shared modules (``benefits.queries``, ``benefits.downloads``)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,23 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect
 
 from portal.admin.models import size_readable
-from portal.benefits.downloads import download_link
+from portal.benefits.downloads import DownloadTokenExpired, downloadable_url, redirect_target
 from portal.benefits.queries import list_grants
 from portal.clock import Clock
 from portal.customer_portal.common import Limit, Page, listing
-from portal.customer_portal.errors import BEARER, responses
+from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import DownloadableRead, FileDownload, ListResource, S3DownloadURL
 from portal.customer_portal.serialize import sha256_base64
 from portal.db import Database
+from portal.errors import NotFound
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
+
+MAX_TOKEN_LENGTH = 300  # two UUIDs, an expiry and a MAC fit in about 130 characters
 
 
 def downloadable_id(grant_id: str, file_id: str) -> str:
@@ -32,9 +37,8 @@ def downloadable_id(grant_id: str, file_id: str) -> str:
 class DownloadablesController(Controller):
     path = "/downloadables"
     tags = ["customer_portal.downloadables"]
-    security = BEARER
 
-    @get("/", summary="List Downloadables", responses=responses(found=False))
+    @get("/", summary="List Downloadables", security=BEARER, responses=responses(found=False))
     async def list_downloadables(
         self,
         db: NamedDependency[Database],
@@ -52,7 +56,7 @@ class DownloadablesController(Controller):
             if grant.type != "downloadables" or (benefit_id and grant.benefit_id not in benefit_id):
                 continue
             for file in grant.files:
-                link = download_link(settings, ctx.organization, grant.id, file.id, now=now)
+                link = downloadable_url(settings, grant.id, file.id, now=now)
                 items.append(
                     DownloadableRead(
                         id=downloadable_id(grant.id, file.id),
@@ -75,3 +79,31 @@ class DownloadablesController(Controller):
                 )
         start = (page - 1) * limit
         return listing(items[start : start + limit], len(items), limit)
+
+    @get(
+        "/{token:str}",
+        summary="Get Downloadable",
+        description="Public (the token is the credential): 302 to a signed file URL valid one minute.",
+        status_code=302,
+        responses=responses(
+            (302, "Redirected to the download."),
+            (410, "`ResourceUnavailable`: the download link has expired; list the downloadables again."),
+            auth=False,
+        ),
+    )
+    async def get_downloadable(
+        self,
+        db: NamedDependency[Database],
+        settings: NamedDependency[Settings],
+        clock: NamedDependency[Clock],
+        token: FromPath[str],
+    ) -> Redirect:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise not_found("Downloadable not found.")
+        try:
+            target = await redirect_target(db, settings, token, now=clock.now())
+        except NotFound as exc:
+            raise not_found(exc.message) from None
+        except DownloadTokenExpired:
+            raise PolarAPIError(410, "ResourceUnavailable", "This download link has expired.") from None
+        return Redirect(path=target, status_code=302, headers={"Cache-Control": "no-store"})
