@@ -6,7 +6,9 @@ ROLLBACK erase another's write, and plain ``BEGIN`` with several writers yields 
 * every connection gets the same pragmas, in order: ``busy_timeout``, ``journal_mode=WAL``, ``synchronous``,
   ``foreign_keys=ON``; all are opened with ``isolation_level=None`` (we issue BEGIN/COMMIT ourselves);
 * reads borrow a connection from a small pool, one request at a time; ``fetchone``/``fetchall``/``fetchval`` first
-  try one more reader connection *inline* on the event loop (see ``INLINE_READ_BUDGET``);
+  try one more reader connection *inline* on the event loop (see ``INLINE_READ_BUDGET``). Every reader connection
+  is ``PRAGMA query_only=ON``: a write sent to ``db.fetchall`` fails (``sqlite3.OperationalError``, "readonly")
+  instead of committing outside the writer lock;
 * every write goes through ``async with db.write() as tx:``, which holds an ``asyncio.Lock`` around
   ``BEGIN IMMEDIATE … COMMIT`` (ROLLBACK on any exception), so in-process writers never interleave and writers in
   other processes (``--workers N``) queue on SQLite's own lock via ``busy_timeout`` instead of failing;
@@ -20,6 +22,13 @@ ROLLBACK erase another's write, and plain ``BEGIN`` with several writers yields 
   process holds the lock, or FULL) it runs in one hop to a dedicated writer thread, which waits for the lock. That
   connection never checkpoints (``wal_autocheckpoint=0``: a checkpoint copies pages and fsyncs, not for the loop);
   ``checkpoint()`` does it in the writer thread, which the background tasks call every few seconds.
+
+When to use which: ``async with db.write() as tx`` is the default, for any transaction that awaits anything between
+its statements (another query's result feeding the next, a service function, a hook that queues an email); it may
+be as long as it needs, but holds SQLite's write lock across event-loop turns. ``await db.transact(work)`` is for a
+short, hot transaction whose statements are all known once it starts: ``work`` is a plain function (no ``await``,
+no event loop, no I/O but these statements), called on the loop or in the writer thread, so it must not depend on
+which. Neither may be nested in the other (both take the same ``asyncio.Lock``).
 """
 
 from __future__ import annotations
@@ -48,6 +57,11 @@ BUSY_TIMEOUT_MS = 5000
 # run again on a pool connection in its thread, so one slow query never stalls the loop. bench/README.md.
 INLINE_READ_BUDGET = 0.002  # seconds
 _PROGRESS_EVERY = 500  # SQLite VM instructions between budget checks
+
+
+# On every reader connection (pooled and inline): a write sent to a read method would otherwise commit in autocommit
+# mode, outside the writer lock and its BEGIN IMMEDIATE.
+READER_PRAGMA = "PRAGMA query_only=ON"
 
 
 def pragma_statements(synchronous: str) -> list[str]:
@@ -141,24 +155,27 @@ class Database:
         self._tx_thread: ThreadPoolExecutor | None = None
         self._inline_writer: sqlite3.Connection | None = None
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self, *, reader: bool) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = sqlite3.Row
         for statement in pragma_statements(self.synchronous):
             await conn.execute(statement)
+        if reader:
+            await conn.execute(READER_PRAGMA)
         return conn
 
     async def open(self) -> Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
+        self._writer = await self._connect(reader=False)
         self._write_lock = asyncio.Lock()
         self._readers = asyncio.Queue()
         for _ in range(self.reader_count):
-            conn = await self._connect()
+            conn = await self._connect(reader=True)
             self._all_readers.append(conn)
             self._readers.put_nowait(conn)
         self._inline = connect_sync(self.path, self.synchronous)
         self._inline.execute("PRAGMA busy_timeout=0")  # never wait for a lock on the loop: retry in a thread
+        self._inline.execute(READER_PRAGMA)
         self._inline.set_progress_handler(self._over_budget, _PROGRESS_EVERY)
         self._inline_thread = threading.get_ident()
         self._tx_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portal-transact")
@@ -228,27 +245,15 @@ class Database:
             raise RuntimeError("Database is not open")
         conn = self._tx_conn
 
-        def run() -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(SyncTransaction(conn))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+        def in_thread() -> T:
+            conn.execute("BEGIN IMMEDIATE")  # waits for SQLite's lock (busy_timeout), off the loop
+            return _finish_transaction(conn, work)
 
         async with self._write_lock:
             began = self._begin_inline()
             if began is not None:
-                try:
-                    result = work(SyncTransaction(began))
-                except BaseException:
-                    began.execute("ROLLBACK")
-                    raise
-                began.execute("COMMIT")
-                return result
-            return await asyncio.get_running_loop().run_in_executor(self._tx_thread, run)
+                return _finish_transaction(began, work)
+            return await asyncio.get_running_loop().run_in_executor(self._tx_thread, in_thread)
 
     def _begin_inline(self) -> sqlite3.Connection | None:
         """The inline writer inside ``BEGIN IMMEDIATE``, or None when the transaction must go to the writer thread
@@ -331,6 +336,18 @@ class Database:
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
+
+
+def _finish_transaction(conn: sqlite3.Connection, work: Callable[[SyncTransaction], T]) -> T:
+    """The body of every ``db.transact``, inline or in the writer thread: ``work`` on ``conn``, already inside
+    ``BEGIN IMMEDIATE``, then ``COMMIT``; ``ROLLBACK`` if it raises (whatever it raises), so no half is kept."""
+    try:
+        result = work(SyncTransaction(conn))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
 
 
 def row_dict(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:

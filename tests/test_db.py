@@ -354,3 +354,41 @@ def test_checkpoint_copies_inline_commits_back_into_the_database(data_dir: Path)
     assert done == frames
     assert done_again in (0, frames)  # nothing new to copy
     assert _org_count(path) == 20
+
+
+def test_a_write_sent_through_a_reader_is_refused_and_changes_nothing(data_dir: Path) -> None:
+    """Readers are ``query_only``: a write sent to ``fetchall``/``fetchval`` (inline on the loop) or to a pooled
+    reader (its thread) would otherwise commit outside the writer lock. It fails, and nothing is written."""
+
+    async def scenario() -> list[str]:
+        db = await Database(data_dir / "portal.db", readers=1).open()
+        refused = []
+        try:
+            attempts = [
+                lambda: db.fetchall(ORG_SQL + " RETURNING id", ("id-r1", "r1", "R")),
+                lambda: db.fetchval("UPDATE organizations SET name = 'changed'"),
+                lambda: db.fetchone("DELETE FROM organizations RETURNING id"),
+            ]
+            async with db.write() as tx:
+                await tx.execute(ORG_SQL, ("id-w", "kept", "Kept"))
+            for attempt in attempts:
+                with pytest.raises(sqlite3.OperationalError, match="readonly") as caught:
+                    await attempt()
+                refused.append(str(caught.value))
+            async with db.read() as conn:  # a pooled reader, in its aiosqlite thread
+                with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                    await conn.execute(ORG_SQL, ("id-r2", "r2", "R"))
+            # The readers still read, and the writer still writes.
+            assert [row["slug"] for row in await db.fetchall("SELECT slug FROM organizations")] == ["kept"]
+            await db.transact(lambda tx: tx.execute(ORG_SQL, ("id-t", "transacted", "T")))
+        finally:
+            await db.close()
+        return refused
+
+    assert len(asyncio.run(scenario())) == 3
+    conn = connect_sync(data_dir / "portal.db")
+    try:
+        rows = conn.execute("SELECT slug, name FROM organizations ORDER BY slug").fetchall()
+    finally:
+        conn.close()
+    assert [tuple(row) for row in rows] == [("kept", "Kept"), ("transacted", "T")]
