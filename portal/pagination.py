@@ -17,8 +17,20 @@ from portal.db import Database, rows_to
 
 T = TypeVar("T")
 
+MAX_LIMIT = 100
 PageParam = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number, from 1.")]
-LimitParam = Annotated[int, QueryParameter(ge=1, le=100, description="Size of a page (1-100).")]
+LimitParam = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Size of a page (1-100).")]
+# The customer-portal API follows Polar's ``get_pagination_params``: ``limit`` above the maximum is accepted and
+# clamped (``clamp_limit``), ``page``/``limit`` <= 0 are 422. ``page`` keeps Portal's upper bound (an OFFSET of
+# ten million rows is a denial of service, not a page).
+ClampedLimitParam = Annotated[
+    int, QueryParameter(ge=1, description=f"Size of a page, defaults to 10. Maximum is {MAX_LIMIT}.")
+]
+
+
+def clamp_limit(limit: int) -> int:
+    """Polar's rule for a ``limit`` above the maximum: use the maximum (never an error)."""
+    return min(limit, MAX_LIMIT)
 
 
 class Pagination(msgspec.Struct, frozen=True, kw_only=True):

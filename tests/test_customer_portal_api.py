@@ -85,7 +85,7 @@ def test_orders_list_filters_get_and_receipt(portal: tuple[str, Settings]) -> No
         order = orders.get(first.items[0].id)
         receipt = orders.receipt(order.id)
         with pytest.raises(HTTPValidationError):
-            orders.list(limit=101)
+            orders.list(limit=0)  # above 100 is clamped (tests/test_polar_rules.py)
     assert isinstance(first, outputs.ListResourceCustomerOrder)
     assert first.pagination.total_count == 13 and first.pagination.max_page == 3
     assert len(first.items) == 5 and len(every) == 13 and len({o.id for o in every}) == 13
@@ -215,13 +215,6 @@ def test_benefit_grants_of_every_type(portal: tuple[str, Settings]) -> None:
     license_grant = next(g for g in listed if isinstance(g, outputs.CustomerBenefitGrantLicenseKeys))
     assert license_grant.benefit.properties.activations is not None
     assert unchanged.id == custom.id
-
-
-def test_revoked_grants_are_listed_as_revoked(portal: tuple[str, Settings]) -> None:
-    with sdk(portal) as polar:
-        every = list(polar.customer_portal.benefit_grants.iter_list(limit=100))
-    revoked = [g for g in every if g.is_revoked]
-    assert revoked and all(g.revoked_at and not g.is_granted for g in revoked)
 
 
 def test_license_keys_list_get_and_activations(portal: tuple[str, Settings]) -> None:

@@ -192,6 +192,33 @@ async def list_grant_summaries(db: Database, organization_id: str, customer_id: 
     return rows_to(Grant, await db.fetchall(_GRANTS, (customer_id, organization_id)))
 
 
+class PastGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """A revoked grant as the HTML portal lists it under "Past benefits": what it was and when it ended."""
+
+    id: str
+    type: str
+    description: str
+    granted_at: str | None
+    revoked_at: str
+
+
+_PAST_GRANTS = """
+SELECT g.id, b.type, b.description, g.granted_at, g.revoked_at
+FROM benefit_grants g
+JOIN benefits b ON b.id = g.benefit_id AND b.deleted_at IS NULL
+WHERE g.customer_id = ?
+  AND g.organization_id = ?
+  AND g.revoked_at IS NOT NULL
+ORDER BY g.revoked_at DESC, g.id
+"""
+
+
+async def list_past_grants(db: Database, organization_id: str, customer_id: str) -> list[PastGrant]:
+    """Revoked grants, most recently ended first. The JSON API leaves them out (Polar's rule); the HTML portal
+    shows them so that a customer whose subscription ended sees what they had instead of "No benefits yet"."""
+    return rows_to(PastGrant, await db.fetchall(_PAST_GRANTS, (customer_id, organization_id)))
+
+
 async def get_live_grant_file(
     db: Database, organization_id: str, customer_id: str, grant_id: str, file_id: str
 ) -> File | None:

@@ -1,4 +1,5 @@
-"""``/v1/customer-portal/benefit-grants``: the caller's grants of every benefit type (granted and revoked),
+"""``/v1/customer-portal/benefit-grants``: the caller's live grants of every benefit type (revoked ones are
+not listed and answer 404, as in Polar),
 with Polar's filters, each with its type-specific ``benefit.properties`` and grant ``properties``.
 
 PATCH is how Polar links a Discord or GitHub account to a grant (OAuth). Portal runs no OAuth: linking answers
@@ -14,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.customer_portal import queries, serialize
-from portal.customer_portal.common import IdList, Limit, Page, Search, listing
+from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, not_found, not_permitted, responses
 from portal.customer_portal.models import CustomerBenefitGrant, CustomerBenefitGrantUpdate, ListResource
 from portal.db import Database
@@ -54,6 +55,7 @@ class BenefitGrantsController(Controller):
         limit: Limit = 10,
         sorting: Annotated[list[GrantSort] | None, QueryParameter()] = None,
     ) -> ListResource[CustomerBenefitGrant]:
+        limit = clamp_limit(limit)
         ctx = api_customer
         if checkout_id or member_id:
             # Portal has no checkouts or members: nothing matches such a filter.

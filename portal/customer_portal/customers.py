@@ -88,8 +88,10 @@ class CustomersController(Controller):
         data: JSONBody[CustomerPortalCustomerUpdate],
     ) -> CustomerPortalCustomer:
         ctx = api_customer
-        if data.default_payment_method_id not in (msgspec.UNSET, None):
-            raise InvalidInput("Portal has no payment methods", "default_payment_method_id")
+        if data.default_payment_method_id is None:
+            raise InvalidInput("Default payment method cannot be reset to null.", "default_payment_method_id")
+        if data.default_payment_method_id is not msgspec.UNSET:
+            raise InvalidInput("Payment method not found.", "default_payment_method_id")
         customer = ctx.customer
         form = BillingForm.from_customer(customer.billing_name, customer.billing_address_dict, customer.tax_id)
         if data.billing_name is not msgspec.UNSET:

@@ -17,7 +17,7 @@ from portal.admin.models import size_readable
 from portal.benefits.downloads import DownloadTokenExpired, downloadable_url, redirect_target
 from portal.benefits.queries import list_grants
 from portal.clock import Clock
-from portal.customer_portal.common import Limit, Page, listing
+from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import DownloadableRead, FileDownload, ListResource, S3DownloadURL
 from portal.customer_portal.serialize import sha256_base64
@@ -49,6 +49,7 @@ class DownloadablesController(Controller):
         page: Page = 1,
         limit: Limit = 10,
     ) -> ListResource[DownloadableRead]:
+        limit = clamp_limit(limit)
         ctx = api_customer
         now = clock.now()
         items: list[DownloadableRead] = []

@@ -17,7 +17,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from portal.benefits import license_key_api
 from portal.clock import Clock
 from portal.customer_portal import queries, serialize
-from portal.customer_portal.common import Limit, Page, listing
+from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import (
     LicenseKeyActivate,
@@ -72,6 +72,7 @@ class LicenseKeysController(Controller):
         page: Page = 1,
         limit: Limit = 10,
     ) -> ListResource[LicenseKeyRead]:
+        limit = clamp_limit(limit)
         ctx = api_customer
         rows, total = await queries.list_license_keys(
             db, ctx.organization.id, ctx.customer.id, benefit_id=benefit_id, page_number=page, limit=limit

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
 from portal.customer_portal import queries, serialize
-from portal.customer_portal.common import IdList, Limit, Page, Search, listing
+from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import (
     BEARER,
     UNSUPPORTED_RESPONSES,
@@ -76,6 +76,7 @@ class OrdersController(Controller):
         limit: Limit = 10,
         sorting: Annotated[list[OrderSort] | None, QueryParameter()] = None,
     ) -> Response[ListResource[CustomerOrder]]:
+        limit = clamp_limit(limit)
         ctx = api_customer
         rows, total = await queries.list_orders(
             db,

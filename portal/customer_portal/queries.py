@@ -369,6 +369,9 @@ GRANT_COLUMNS = """
     b.deleted_at AS benefit_deleted_at
 """
 GRANT_SOURCE = "benefit_grants g JOIN benefits b ON b.id = g.benefit_id"
+# Polar's customer portal reads only live grants: a revoked one is not listed and answers 404 (the HTML portal
+# still shows it under "Past benefits", from portal/benefits).
+GRANT_LIVE = "g.revoked_at IS NULL"
 GRANT_SORT = {
     "granted_at": "COALESCE(g.granted_at, g.created_at)",
     "type": "b.type",
@@ -391,7 +394,7 @@ async def list_grants(
     page_number: int,
     limit: int,
 ) -> tuple[list[Row], int]:
-    where = ["g.organization_id = ?", "g.customer_id = ?"]
+    where = ["g.organization_id = ?", "g.customer_id = ?", GRANT_LIVE]
     params: list[Any] = [organization_id, customer_id]
     add_in(where, params, "b.type", types)
     add_in(where, params, "g.benefit_id", benefit_id)
@@ -414,7 +417,8 @@ async def list_grants(
 
 async def get_grant(db: Database, organization_id: str, customer_id: str, grant_id: str) -> Row | None:
     return await db.fetchone(
-        f"SELECT {GRANT_COLUMNS} FROM {GRANT_SOURCE} WHERE g.id = ? AND g.organization_id = ? AND g.customer_id = ?",
+        f"SELECT {GRANT_COLUMNS} FROM {GRANT_SOURCE} "
+        f"WHERE g.id = ? AND g.organization_id = ? AND g.customer_id = ? AND {GRANT_LIVE}",
         (grant_id, organization_id, customer_id),
     )
 

@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
 from portal.customer_portal import queries, serialize
-from portal.customer_portal.common import IdList, Limit, Page, Search, listing
+from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import CustomerSubscription, CustomerSubscriptionUpdate, ListResource
 from portal.db import Database
@@ -35,6 +35,7 @@ UPDATE_RESPONSES = responses(
     (403, "`AlreadyCanceledSubscription`, `UpdateSubscriptionPlanNotAllowed`, `UpdateSubscriptionSeatsNotAllowed`, "
      "`UpdateSubscriptionUnitsNotAllowed` or `PauseResumeNotAllowed`."),
     (409, "`SubscriptionNotScheduledToCancel`: uncancel of a subscription that is not scheduled to cancel."),
+    (410, "`ResourceUnavailable`: uncancel of a subscription that has ended."),
 )  # fmt: skip
 
 
@@ -75,6 +76,7 @@ class SubscriptionsController(Controller):
         limit: Limit = 10,
         sorting: Annotated[list[SubscriptionSort] | None, QueryParameter()] = None,
     ) -> ListResource[CustomerSubscription]:
+        limit = clamp_limit(limit)
         ctx = api_customer
         rows, total = await queries.list_subscriptions(
             db,
@@ -128,7 +130,9 @@ class SubscriptionsController(Controller):
             )  # fmt: skip
         elif data.cancel_at_period_end is False:
             await _uncancel(db, ctx, current, clock)
-        # pending_update: null (clear a scheduled change) — Portal schedules none, so there is nothing to clear.
+        elif data.pending_update is None:
+            # Clearing a scheduled change: Portal schedules none, so there is never one to clear (Polar's 422).
+            raise InvalidInput("This subscription has no pending update to clear.", "pending_update")
         return await _subscription(db, ctx, id)
 
     @delete(
@@ -150,6 +154,9 @@ class SubscriptionsController(Controller):
 
 
 async def _uncancel(db: Database, ctx: SessionContext, current: CustomerSubscription, clock: Clock) -> None:
+    """Polar's order: an ended subscription is gone (410 ``ResourceUnavailable``) before any other check."""
+    if current.ended_at is not None:
+        raise PolarAPIError(410, "ResourceUnavailable", "This subscription has ended and cannot be uncanceled.")
     if not current.cancel_at_period_end:
         if current.ended_at is not None or current.status not in actions.CANCELABLE_STATUSES:
             raise already_canceled()

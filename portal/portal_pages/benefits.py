@@ -13,7 +13,7 @@ from litestar.response import File, Redirect, Template
 
 from portal.benefits.customer_actions import deactivate_activation
 from portal.benefits.downloads import download_link, open_download
-from portal.benefits.queries import list_grants
+from portal.benefits.queries import list_grants, list_past_grants
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
@@ -44,7 +44,10 @@ class BenefitsController(Controller):
             for grant in grants
             for file in grant.files
         }
-        return render("portal/benefits.html", request, ctx, active="benefits", grants=grants, links=links)
+        past = await list_past_grants(db, ctx.organization.id, ctx.customer.id)
+        return render(
+            "portal/benefits.html", request, ctx, active="benefits", grants=grants, links=links, past_grants=past
+        )
 
     @post(
         "/license-keys/{license_key_id:str}/activations/{activation_id:str}/deactivate",
