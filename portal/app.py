@@ -27,7 +27,7 @@ from portal.notifications.background import BackgroundTasks
 from portal.request_log import RequestLogMiddleware
 from portal.resources import templates_dir
 from portal.sessions import api as session_api
-from portal.sessions import email_link_pages
+from portal.sessions import email_link_pages, rate_limit
 from portal.sessions import pages as session_pages
 from portal.sessions.auth import provide_api_customer, provide_portal_customer
 from portal.settings import Settings
@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
         finally:
             gc.unfreeze()
             await background.stop()
+            await rate_limit.limiter(db).close()  # throttle counts still in memory
             await db.close()
 
     route_handlers: list[ControllerRouterHandler] = [

@@ -611,6 +611,13 @@ UPDATE orders SET items_json = {_ORDER_ITEMS_JSON_OF.format(order="orders.id")}
 WHERE EXISTS (SELECT 1 FROM order_items WHERE order_id = orders.id);
 """
 
+# The client network (HMAC) a login code was requested from: an email-less guess is compared only with codes asked
+# for from the guesser's own network (portal/sessions/service.py).
+LOGIN_CODE_REQUESTER = """
+ALTER TABLE login_codes ADD COLUMN requester_hash TEXT;
+CREATE INDEX login_codes_requester ON login_codes(requester_hash, created_at) WHERE requester_hash IS NOT NULL;
+"""
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
@@ -622,6 +629,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "catalog version for per-process product caches", CATALOG_VERSION),
     Migration(8, "order items in index order", ORDERED_ITEM_INDEX),
     Migration(9, "order items as JSON on the order row", ORDER_ITEMS_JSON),
+    Migration(10, "login code requester network", LOGIN_CODE_REQUESTER),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

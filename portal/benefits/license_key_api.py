@@ -9,8 +9,9 @@ semantics and error classes (``polar/license_key/service.py``):
 * activate: inactive, expired, no activation limit, or the limit reached answer 403 ``NotPermitted``;
 * deactivate: an unknown activation answers 404; success is 204.
 
-Every check and its write happen inside one transaction (``BEGIN IMMEDIATE``; ``db.transact`` for validate, the
-busiest, ``db.write()`` for the rest), so concurrent activations can never exceed the limit and concurrent usage
+Refusals of unknown or bogus keys are decided on a reader first (nothing written, no write lock); every check and
+its write then happen inside one transaction (``BEGIN IMMEDIATE``; ``db.transact`` for validate, the busiest,
+``db.write()`` for the rest), so concurrent activations can never exceed the limit and concurrent usage
 increments can never exceed ``limit_usage``.
 """
 
@@ -68,6 +69,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _KEY_BY_VALUE = "SELECT * FROM license_keys WHERE organization_id = ? AND key = ?"
+_ACTIVATION = "SELECT id, conditions FROM license_key_activations WHERE id = ? AND license_key_id = ?"
 
 
 async def _key(tx: Transaction, organization_id: str, key: str) -> sqlite3.Row:
@@ -96,32 +98,48 @@ async def validate(
     """The busiest write of all (software checks its key on every start): checks and counter update run as one
     ``db.transact`` body, so SQLite's write lock is held for the statements only, not across event-loop turns."""
 
-    def work(tx: SyncTransaction) -> Outcome:
-        row = tx.fetchone(_KEY_BY_VALUE, (organization_id, key))
+    def refusal(row: sqlite3.Row | None, activation: sqlite3.Row | None) -> LicenseKeyError | None:
+        """Polar's 404/400 for this key, or None when the validation succeeds (the same rule before and inside the
+        write)."""
         if row is None:
-            raise KeyNotFound("License key not found.")
+            return KeyNotFound("License key not found.")
         if row["status"] != "granted":
-            raise KeyNotFound("License key is no longer active.")
+            return KeyNotFound("License key is no longer active.")
         if _expired(row, now):
-            raise KeyNotFound("License key has expired.")
+            return KeyNotFound("License key has expired.")
         if activation_id:
-            activation = tx.fetchone(
-                "SELECT id, conditions FROM license_key_activations WHERE id = ? AND license_key_id = ?",
-                (activation_id, row["id"]),
-            )
             if activation is None:
-                raise KeyNotFound("Activation not found.")
+                return KeyNotFound("Activation not found.")
             required = msgspec.json.decode(activation["conditions"] or "{}")
             if required and (conditions or {}) != required:
-                raise KeyNotFound("License key does not match required conditions")
+                return KeyNotFound("License key does not match required conditions")
         if benefit_id and benefit_id != row["benefit_id"]:
-            raise KeyNotFound("License key does not match given benefit.")
+            return KeyNotFound("License key does not match given benefit.")
         if customer_id and customer_id != row["customer_id"]:
-            raise KeyNotFound("License key does not match given user.")
+            return KeyNotFound("License key does not match given user.")
         if increment_usage and row["limit_usage"]:
             remaining = row["limit_usage"] - row["usage"]
             if increment_usage > remaining:
-                raise UsageExceeded(f"License key only has {remaining} more usages.")
+                return UsageExceeded(f"License key only has {remaining} more usages.")
+        return None
+
+    # Refusals are answered from a reader connection: a flood of unknown or bogus keys writes nothing and never
+    # waits on SQLite's writer. Only a validation that will succeed takes the write lock (and is re-checked there).
+    found = await db.fetchone(_KEY_BY_VALUE, (organization_id, key))
+    found_activation = None
+    if found is not None and activation_id:
+        found_activation = await db.fetchone(_ACTIVATION, (activation_id, found["id"]))
+    error = refusal(found, found_activation)
+    if error is not None:
+        raise error
+
+    def work(tx: SyncTransaction) -> Outcome:
+        row = tx.fetchone(_KEY_BY_VALUE, (organization_id, key))
+        activation = tx.fetchone(_ACTIVATION, (activation_id, row["id"])) if row and activation_id else None
+        problem = refusal(row, activation)
+        if problem is not None:
+            raise problem
+        assert row is not None
         tx.execute(
             """
             UPDATE license_keys SET
@@ -157,6 +175,8 @@ async def activate(
     conditions: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Outcome:
+    if await db.fetchone(_KEY_BY_VALUE, (organization_id, key)) is None:  # a bogus key never takes the writer
+        raise KeyNotFound("License key not found.")
     async with db.write() as tx:
         row = await _key(tx, organization_id, key)
         if row["status"] != "granted":
@@ -206,6 +226,8 @@ async def activate(
 
 
 async def deactivate(db: Database, *, organization_id: str, key: str, activation_id: str, now: datetime) -> None:
+    if await db.fetchone(_KEY_BY_VALUE, (organization_id, key)) is None:  # a bogus key never takes the writer
+        raise KeyNotFound("License key not found.")
     async with db.write() as tx:
         row = await _key(tx, organization_id, key)
         activation = await tx.fetchone(

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock, iso, new_id
@@ -29,6 +30,7 @@ from portal.customer_portal.models import (
     CustomerEmailUpdateVerifyResponse,
     CustomerPortalCustomer,
     CustomerPortalCustomerUpdate,
+    PolarErrorBody,
 )
 from portal.customers.billing import BillingForm, save_billing
 from portal.customers.queries import get_by_email, get_in_org
@@ -38,13 +40,18 @@ from portal.errors import Conflict, InvalidInput
 from portal.mail import MailMessage, send_in_background
 from portal.organizations.queries import get_by_id
 from portal.security import hmac_digest, new_token
+from portal.sessions import rate_limit
 from portal.sessions.store import SessionContext, create_session
 from portal.settings import Settings
 from portal.subscriptions.actions import record_event
+from portal.web import client_ip
 
 EMAIL_UPDATE_TTL = timedelta(minutes=30)
 API_SESSION_TTL = 3600  # seconds, like the customer sessions POST /v1/customer-sessions/ mints
 EMAIL_CHANGE_OFF = "Changing the email address is not enabled by this seller."
+_THROTTLED = ResponseSpec(
+    PolarErrorBody, description="`TooManyRequests`: too many wrong tokens; see `Retry-After`.", generate_examples=False
+)
 
 
 def _digest(settings: Settings, token: str) -> str:
@@ -189,16 +196,20 @@ class CustomersController(Controller):
         status_code=204,
         summary="Check Email Change Token",
         description="204 when the verification token is valid, 401 otherwise. No authentication.",
-        responses={401: responses(auth=True)[401], 422: responses(auth=False)[422]},
+        responses={401: responses(auth=True)[401], 422: responses(auth=False)[422], 429: _THROTTLED},
     )
     async def check_email_update(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
         token: Annotated[str, QueryParameter(max_length=200)],
     ) -> None:
-        if await _pending(db, settings, token.strip().upper(), iso(clock.now())) is None:
+        now = clock.now()
+        network = await _guess_allowed(db, request, settings, now)
+        if await _pending(db, settings, token.strip().upper(), iso(now)) is None:
+            _guess_failed(db, network, now)
             raise PolarAPIError(401, "Unauthorized", "Invalid or expired verification token.")
 
     @post(
@@ -209,17 +220,24 @@ class CustomersController(Controller):
         responses={
             401: responses(auth=True)[401],
             422: responses(auth=False)[422],
+            429: _THROTTLED,
         },
     )
     async def verify_email_update(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
         data: JSONBody[CustomerEmailUpdateVerifyRequest],
     ) -> CustomerEmailUpdateVerifyResponse:
         now = clock.now()
+        network = await _guess_allowed(db, request, settings, now)
         digest = _digest(settings, data.token.strip().upper())
+        if await _pending(db, settings, data.token.strip().upper(), iso(now)) is None:
+            # A wrong token is answered from a reader: a flood of them never takes the write lock.
+            _guess_failed(db, network, now)
+            raise PolarAPIError(401, "Unauthorized", "Invalid or expired verification token.")
         async with db.write() as tx:
             row = await tx.fetchone(
                 """
@@ -301,6 +319,31 @@ class CustomersController(Controller):
     )
     async def delete_payment_method(self, api_customer: NamedDependency[SessionContext], id: FromPath[str]) -> None:
         raise not_supported("Payment methods")
+
+
+def _throttled(exc: rate_limit.RateLimited) -> PolarAPIError:
+    return PolarAPIError(
+        429, "TooManyRequests", "Too many requests. Try again later.", headers={"Retry-After": str(exc.retry_after)}
+    )
+
+
+async def _guess_allowed(db: Database, request: Request[Any, Any, Any], settings: Settings, now: Any) -> str:
+    """The client's network, once its and the instance's budgets of wrong verification tokens allow another guess
+    (429 otherwise, answered from memory)."""
+    network = rate_limit.network_key(client_ip(request, settings))
+    limiter, ts = rate_limit.limiter(db), int(now.timestamp())
+    try:
+        await limiter.check(rate_limit.EMAIL_UPDATE_FAILURE_PER_IP, network, ts)
+        await limiter.check(rate_limit.EMAIL_UPDATE_FAILURE_GLOBAL, rate_limit.GLOBAL, ts)
+    except rate_limit.RateLimited as exc:
+        raise _throttled(exc) from None
+    return network
+
+
+def _guess_failed(db: Database, network: str, now: Any) -> None:
+    limiter, ts = rate_limit.limiter(db), int(now.timestamp())
+    limiter.add(rate_limit.EMAIL_UPDATE_FAILURE_PER_IP, network, ts)
+    limiter.add(rate_limit.EMAIL_UPDATE_FAILURE_GLOBAL, rate_limit.GLOBAL, ts)
 
 
 async def _pending(db: Database, settings: Settings, token: str, now: str) -> Any:

@@ -15,11 +15,12 @@ from portal.customer_portal.models import HTTPValidationErrorBody, PolarErrorBod
 class PolarAPIError(Exception):
     """An answer in Polar's error shape with Polar's error name, e.g. 403 ``AlreadyCanceledSubscription``."""
 
-    def __init__(self, status_code: int, error: str, detail: str) -> None:
+    def __init__(self, status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.error = error
         self.detail = detail
+        self.headers = headers
 
 
 def not_found(detail: str = "Not found") -> PolarAPIError:
@@ -48,7 +49,7 @@ def not_supported(feature: str) -> PolarAPIError:
 
 
 def polar_error_handler(_: Request[Any, Any, Any], exc: PolarAPIError) -> Response[Any]:
-    return Response({"error": exc.error, "detail": exc.detail}, status_code=exc.status_code)
+    return Response({"error": exc.error, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def _spec(description: str, model: type = PolarErrorBody) -> ResponseSpec:

@@ -1,13 +1,17 @@
 """The ``login_codes`` table: one-time sign-in codes, stored only as HMACs, and the SQL that reads and spends them.
 
 A code is 6 characters (as Polar's) from a 31-symbol alphabet without look-alikes (no 0/O, 1/I/L), drawn with
-``secrets``: 31⁶ ≈ 8.9·10⁸ (≈ 29.7 bits), which is why every guess path is throttled (``rate_limit``). ``code_hash`` is HMAC(instance secret, code) so the
-JSON flow can find a code from the code alone (as Polar's ``authenticate`` takes just ``{code}``);
-``challenge_hash`` binds the code to where it was requested:
+``secrets``: 31⁶ ≈ 8.9·10⁸ (≈ 29.7 bits), which is why every guess path is throttled (``rate_limit``, and the
+arithmetic in SECURITY.md). ``code_hash`` is HMAC(instance secret, code); ``challenge_hash`` binds the code to
+where it was requested:
 
 * HTML flow: HMAC of a random challenge id kept in an HttpOnly cookie of the browser that asked;
 * JSON flow: HMAC of (organization id, email) under a different purpose label, so a code requested in a browser
   can never be redeemed through the API without that browser's cookie, and vice versa.
+
+``requester_hash`` is HMAC(instance secret, client network) of the request: Polar's ``authenticate`` takes just
+``{code}``, and such a guess is compared only with the few live API codes requested from the same network (never
+with every live code of the instance), each of which it costs a try.
 
 Spending is ``UPDATE … SET used_at = ? WHERE id = ? AND used_at IS NULL AND canceled_at IS NULL`` inside the write
 transaction: exactly one concurrent submit can win.
@@ -29,6 +33,8 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 _SEPARATORS = str.maketrans("", "", " -\t\u00a0")
 MAX_ATTEMPTS = 5
+# An email-less guess is compared with at most this many live codes of the guesser's network (each charged a try).
+MAX_NETWORK_CANDIDATES = 5
 
 
 class LoginCode(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +49,7 @@ class LoginCode(msgspec.Struct, frozen=True, kw_only=True):
     used_at: str | None
     canceled_at: str | None
     created_at: str
+    requester_hash: str | None = None
 
 
 _COLUMNS = """
@@ -56,7 +63,8 @@ _COLUMNS = """
     attempts,
     used_at,
     canceled_at,
-    created_at
+    created_at,
+    requester_hash
 """
 
 
@@ -87,6 +95,11 @@ def api_binding_digest(secret: str, organization_id: str, email: str) -> str:
     return hmac_digest(secret, f"{organization_id}\n{email.strip().lower()}", purpose="login-api-binding")
 
 
+def requester_digest(secret: str, network: str) -> str:
+    """The stored form of the client network a code was requested from (no addresses in ``login_codes``)."""
+    return hmac_digest(secret, network, purpose="login-requester")
+
+
 def email_digest(secret: str, organization_id: str, email: str) -> str:
     """Rate-limit subject for an address: personal data stays out of ``rate_limits``."""
     return hmac_digest(secret, f"{organization_id}\n{email.strip().lower()}", purpose="rate-limit-email")
@@ -109,7 +122,7 @@ async def cancel_live(tx: Transaction, organization_id: str, email: str, now: da
 
 async def insert(tx: Transaction, code: LoginCode) -> None:
     await tx.execute(
-        f"INSERT INTO login_codes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO login_codes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             code.id,
             code.organization_id,
@@ -122,11 +135,14 @@ async def insert(tx: Transaction, code: LoginCode) -> None:
             code.used_at,
             code.canceled_at,
             code.created_at,
+            code.requester_hash,
         ),
     )
 
 
-async def latest_live_for_challenge(tx: Transaction, organization_id: str, challenge_hash: str) -> LoginCode | None:
+async def latest_live_for_challenge(
+    tx: Database | Transaction, organization_id: str, challenge_hash: str
+) -> LoginCode | None:
     row = await tx.fetchone(
         f"""
         SELECT {_COLUMNS}
@@ -143,20 +159,31 @@ async def latest_live_for_challenge(tx: Transaction, organization_id: str, chall
     return None if row is None else msgspec.convert(row_dict(row), LoginCode, strict=False)
 
 
-async def live_by_code_hash(tx: Transaction, code_hash: str) -> list[LoginCode]:
-    rows = await tx.fetchall(
+async def live_for_requester(db: Database, requester_hash: str, now: datetime) -> list[LoginCode]:
+    """The newest live, unexpired, not over-tried codes requested from one client network (a reader query)."""
+    rows = await db.fetchall(
         f"""
         SELECT {_COLUMNS}
         FROM login_codes
-        WHERE code_hash = ?
+        WHERE requester_hash = ?
           AND used_at IS NULL
           AND canceled_at IS NULL
+          AND expires_at > ?
+          AND attempts < ?
         ORDER BY created_at DESC
-        LIMIT 5
+        LIMIT ?
         """,
-        (code_hash,),
+        (requester_hash, iso(now), MAX_ATTEMPTS, MAX_NETWORK_CANDIDATES),
     )
     return [msgspec.convert(row_dict(row), LoginCode, strict=False) for row in rows]
+
+
+async def get_live(tx: Transaction, code_id: str) -> LoginCode | None:
+    """One code, re-read inside the write transaction (its tries and state are exact there)."""
+    row = await tx.fetchone(
+        f"SELECT {_COLUMNS} FROM login_codes WHERE id = ? AND used_at IS NULL AND canceled_at IS NULL", (code_id,)
+    )
+    return None if row is None else msgspec.convert(row_dict(row), LoginCode, strict=False)
 
 
 async def email_for_challenge(db: Database, organization_id: str, challenge_hash: str) -> str | None:

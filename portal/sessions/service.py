@@ -1,15 +1,17 @@
 """Sign-in rules, without HTTP: issue a login code, redeem it for a session, exchange a pre-authenticated token for
 a browser session, sign out.
 
-Every rule that needs atomicity runs inside one ``db.write()`` transaction (``BEGIN IMMEDIATE``): counters,
-cancelling older codes, counting a wrong try, spending a code and creating the session. Rejections that must be
-remembered (a wrong try, a rate-limit hit) are committed first and raised after the transaction.
+Every rule that needs atomicity runs inside one ``db.write()`` transaction (``BEGIN IMMEDIATE``): cancelling older
+codes, counting a wrong try on a code, spending a code and creating the session. Throttles are answered before
+any write (``rate_limit`` counts in memory and writes in batches), and a guess with no live code to compare it
+with writes nothing: a flood of refused or throttled tries never queues on SQLite's writer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
+from collections import Counter
 from datetime import datetime, timedelta
 
 import msgspec
@@ -19,7 +21,6 @@ from portal.db import Database, Transaction
 from portal.organizations.queries import Organization
 from portal.sessions import codes, rate_limit, store
 from portal.sessions.codes import LoginCode
-from portal.sessions.rate_limit import RateLimited
 from portal.sessions.store import CustomerSession, SessionKind
 from portal.settings import Settings
 
@@ -69,51 +70,48 @@ async def request_code(
     email = email.strip()
     code = codes.new_code()
     expires_at = iso(now + timedelta(seconds=settings.login_code_ttl))
-    limited: RateLimited | None = None
+    limiter, ts, network = rate_limit.limiter(db), _ts(now), rate_limit.network_key(ip)
+    email_subject = codes.email_digest(settings.secret_key, organization.id, email)
+    # A full window is refused from memory, before any write; otherwise the request is counted exactly, in the
+    # transaction that stores the code (a window filled meanwhile by another process rolls it all back).
+    await limiter.check(rate_limit.REQUEST_PER_IP, network, ts)
+    await limiter.check(rate_limit.REQUEST_PER_EMAIL, email_subject, ts)
     customer_id: str | None = None
     async with db.write() as tx:
-        try:
-            await rate_limit.hit(tx, rate_limit.REQUEST_PER_IP, ip, _ts(now))
-            await rate_limit.hit(
-                tx,
-                rate_limit.REQUEST_PER_EMAIL,
-                codes.email_digest(settings.secret_key, organization.id, email),
-                _ts(now),
-            )
-        except RateLimited as exc:
-            limited = exc
-        else:
-            customer_id = await tx.fetchval(
-                """
-                SELECT id
-                FROM customers
-                WHERE organization_id = ?
-                  AND email = ? COLLATE NOCASE
-                  AND deleted_at IS NULL
-                """,
-                (organization.id, email),
-            )
-            await codes.cancel_live(tx, organization.id, email, now)
-            await codes.insert(
-                tx,
-                LoginCode(
-                    id=new_id(),
-                    organization_id=organization.id,
-                    email=email,
-                    customer_id=customer_id,
-                    code_hash=codes.code_digest(settings.secret_key, code),
-                    challenge_hash=challenge_hash,
-                    expires_at=expires_at,
-                    attempts=0,
-                    used_at=None,
-                    canceled_at=None,
-                    created_at=iso(now),
-                ),
-            )
-            if secrets.randbelow(64) == 0:
-                await codes.purge_old(tx, now - _CODE_RETENTION)
-    if limited is not None:
-        raise limited
+        await rate_limit.hit_tx(tx, rate_limit.REQUEST_PER_IP, network, ts)
+        await rate_limit.hit_tx(tx, rate_limit.REQUEST_PER_EMAIL, email_subject, ts)
+        customer_id = await tx.fetchval(
+            """
+            SELECT id
+            FROM customers
+            WHERE organization_id = ?
+              AND email = ? COLLATE NOCASE
+              AND deleted_at IS NULL
+            """,
+            (organization.id, email),
+        )
+        await codes.cancel_live(tx, organization.id, email, now)
+        await codes.insert(
+            tx,
+            LoginCode(
+                id=new_id(),
+                organization_id=organization.id,
+                email=email,
+                customer_id=customer_id,
+                code_hash=codes.code_digest(settings.secret_key, code),
+                challenge_hash=challenge_hash,
+                expires_at=expires_at,
+                attempts=0,
+                used_at=None,
+                canceled_at=None,
+                created_at=iso(now),
+                requester_hash=codes.requester_digest(settings.secret_key, network),
+            ),
+        )
+        if secrets.randbelow(64) == 0:
+            await codes.purge_old(tx, now - _CODE_RETENTION)
+    limiter.written(rate_limit.REQUEST_PER_IP, network, ts)
+    limiter.written(rate_limit.REQUEST_PER_EMAIL, email_subject, ts)
     if customer_id is None:
         return None
     return IssuedCode(email=email, code=code, expires_at=expires_at)
@@ -214,9 +212,10 @@ async def authenticate_api(
 ) -> SignedIn:
     """Redeem a code requested through the JSON API for a customer-session token (kind ``api``).
 
-    Polar's body is just ``{code}``: then the code is found by its hash among codes requested through the API and
-    is bound through that code's own organization and email. Clients that also send ``organization_id`` and
-    ``email`` get the per-code try counter as well.
+    Polar's body is just ``{code}``: then it is compared only with the few live API codes requested from the same
+    client network (``codes.MAX_NETWORK_CANDIDATES``), each of which a wrong guess costs a try, so rotating
+    addresses buys nothing. Clients that also send ``organization_id`` and ``email`` are compared with that
+    address's live code wherever they are (for clients whose address changes between request and sign-in).
     """
     binding = (
         codes.api_binding_digest(settings.secret_key, organization_id, email) if organization_id and email else None
@@ -235,6 +234,45 @@ async def authenticate_api(
     )
 
 
+async def _candidates(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    *,
+    network: str,
+    organization_id: str | None,
+    binding: str | None,
+    require_binding: bool,
+    well_formed: bool,
+) -> list[LoginCode]:
+    """The live codes a guess may be compared with, read on a reader connection (no write lock): the code bound to
+    the browser's challenge or to (organization, email), else the API codes requested from the client's network."""
+    if binding is not None and organization_id is not None:
+        bound = await codes.latest_live_for_challenge(db, organization_id, binding)
+        return [bound] if bound is not None and _usable(bound, now) else []
+    if require_binding or not well_formed:
+        return []
+    requested = await codes.live_for_requester(db, codes.requester_digest(settings.secret_key, network), now)
+    return [
+        row
+        for row in requested
+        if secrets.compare_digest(
+            row.challenge_hash, codes.api_binding_digest(settings.secret_key, row.organization_id, row.email)
+        )
+    ]
+
+
+async def _count_failure(tx: Transaction, network: str, per_org: Counter[str], ts: int) -> None:
+    """One wrong guess: a failure of the network, and its comparisons charged to the organizations and instance."""
+    with contextlib.suppress(rate_limit.RateLimited):
+        await rate_limit.hit_tx(tx, rate_limit.AUTH_FAILURE_PER_IP, network, ts)
+    for org_id, compared in per_org.items():
+        with contextlib.suppress(rate_limit.RateLimited):
+            await rate_limit.hit_tx(tx, rate_limit.AUTH_FAILURE_PER_ORG, org_id, ts, compared)
+    with contextlib.suppress(rate_limit.RateLimited):
+        await rate_limit.hit_tx(tx, rate_limit.AUTH_FAILURE_GLOBAL, rate_limit.GLOBAL, ts, sum(per_org.values()))
+
+
 async def _authenticate(
     db: Database,
     settings: Settings,
@@ -248,44 +286,57 @@ async def _authenticate(
     require_binding: bool,
     previous_token: str | None,
 ) -> SignedIn:
-    code_hash = codes.code_digest(settings.secret_key, code)
-    well_formed = codes.is_well_formed(codes.normalize_code(code))
+    """Every guess path ends here. Budgets, in order: the client network's failures (checked first, from memory),
+    then, for each live code the guess is compared with, that code's 5 tries (exact: under the write lock) and
+    its organization's and the instance's budgets of wrong comparisons (checked before comparing). A guess with
+    nothing to compare with is a failure of the network only and writes nothing."""
+    limiter, ts, network = rate_limit.limiter(db), _ts(now), rate_limit.network_key(ip)
+    await limiter.check(rate_limit.AUTH_FAILURE_PER_IP, network, ts)
+    typed = codes.normalize_code(code)
+    well_formed = codes.is_well_formed(typed)
+    code_hash = codes.code_digest(settings.secret_key, typed)
+    candidates = await _candidates(
+        db,
+        settings,
+        now,
+        network=network,
+        organization_id=organization_id,
+        binding=binding,
+        require_binding=require_binding,
+        well_formed=well_formed,
+    )
+    if not candidates:
+        limiter.add(rate_limit.AUTH_FAILURE_PER_IP, network, ts)
+        raise InvalidCode()
+    per_org = Counter(row.organization_id for row in candidates)
+    for org_id in per_org:
+        await limiter.check(rate_limit.AUTH_FAILURE_PER_ORG, org_id, ts)
+    await limiter.check(rate_limit.AUTH_FAILURE_GLOBAL, rate_limit.GLOBAL, ts)
     result: SignedIn | None = None
-    limited: RateLimited | None = None
     async with db.write() as tx:
-        try:
-            await rate_limit.check(tx, rate_limit.AUTH_FAILURE_PER_IP, ip, _ts(now))
-        except RateLimited as exc:
-            limited = exc
-        else:
-            row: LoginCode | None = None
-            if binding is not None and organization_id is not None:
-                candidate = await codes.latest_live_for_challenge(tx, organization_id, binding)
-                if candidate is not None and _usable(candidate, now):
-                    if well_formed and secrets.compare_digest(candidate.code_hash, code_hash):
-                        row = candidate
-                    else:
-                        await codes.add_attempt(tx, candidate.id)
-            elif not require_binding and well_formed:
-                for candidate in await codes.live_by_code_hash(tx, code_hash):
-                    api_bound = codes.api_binding_digest(
-                        settings.secret_key, candidate.organization_id, candidate.email
-                    )
-                    if secrets.compare_digest(candidate.challenge_hash, api_bound) and _usable(candidate, now):
-                        row = candidate
-                        break
-            if row is not None:
-                ttl = settings.session_max_age
-                result = await _redeem(tx, settings, now, row, kind=kind, ttl_seconds=ttl)
+        # Exact under the write lock, whatever the other processes counted (nothing is compared when full).
+        await rate_limit.check_tx(tx, rate_limit.AUTH_FAILURE_PER_IP, network, ts)
+        for org_id in per_org:
+            await rate_limit.check_tx(tx, rate_limit.AUTH_FAILURE_PER_ORG, org_id, ts)
+        await rate_limit.check_tx(tx, rate_limit.AUTH_FAILURE_GLOBAL, rate_limit.GLOBAL, ts)
+        for candidate in candidates:
+            row = await codes.get_live(tx, candidate.id)  # re-read: another submit may have spent or burnt it
+            if row is None or not _usable(row, now):
+                continue
+            if result is None and well_formed and secrets.compare_digest(row.code_hash, code_hash):
+                result = await _redeem(tx, settings, now, row, kind=kind, ttl_seconds=settings.session_max_age)
                 if result is not None and kind == "browser":
                     await _revoke_previous(tx, settings, now, row.organization_id, previous_token)
-            if result is None:
-                # Counted, never raised here: this try already failed; the next one meets ``check`` above.
-                with contextlib.suppress(RateLimited):
-                    await rate_limit.hit(tx, rate_limit.AUTH_FAILURE_PER_IP, ip, _ts(now))
-    if limited is not None:
-        raise limited
+            elif result is None:
+                await codes.add_attempt(tx, row.id)
+        if result is None:
+            # Counted, never raised here: this try already failed; the next one meets the checks above.
+            await _count_failure(tx, network, per_org, ts)
     if result is None:
+        limiter.written(rate_limit.AUTH_FAILURE_PER_IP, network, ts)
+        for org_id in per_org:
+            limiter.written(rate_limit.AUTH_FAILURE_PER_ORG, org_id, ts)
+        limiter.written(rate_limit.AUTH_FAILURE_GLOBAL, rate_limit.GLOBAL, ts)
         raise InvalidCode()
     return result
 

@@ -1,0 +1,249 @@
+"""Write latency while the server is flooded with refused requests (issue 17.9): a signed-in customer's billing
+save (``PATCH /v1/customer-portal/customers/me``, one write transaction) measured quiet, during a flood of wrong
+sign-in codes, and during a flood of bogus license-key validations.
+
+What it does, bounded in count and time: makes a fresh data dir, starts ``portal serve --demo --workers 2`` on
+loopback with ``PORTAL_TRUSTED_PROXIES=127.0.0.1`` (so the flood can rotate client addresses through
+``X-Forwarded-For``, as an attacker rotating addresses would), mints an API customer session for the demo's
+``alex@example.com`` (a ``customer_sessions`` row, as ``bench/run.py`` does), then for each phase sends ``--saves``
+sequential saves (default 200) and reports their p50/p95/max. Each flood runs in its own process (``--flooders``
+threads, default 4, keep-alive clients) for as long as the phase's saves take, at most ``--max-seconds``:
+
+* ``wrong codes``: JSON ``authenticate``, a third without an email and the rest with the demo customer's email,
+  wrong codes from ~64k rotating addresses (401 while budgets last, then 429);
+* ``bogus keys``: ``license-keys/validate`` with random keys of the demo organization (404).
+
+Usage: ``.venv/bin/python bench/floods.py [--rate 200]`` (about a minute; ``--rate`` paces the flood, default flat
+out). Prints a JSON report; target: each flood's p95 at most
+3x the quiet p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import secrets
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from portal.sessions.store import token_digest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mint_api_session(data_dir: Path, email: str) -> tuple[str, str]:
+    """(token, organization id) of a new API customer session for ``email``."""
+    secret = (data_dir / "secret_key").read_text().strip()
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    expires = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    conn = sqlite3.connect(data_dir / "portal.db", isolation_level=None, timeout=10)
+    try:
+        org_id, customer_id = conn.execute(
+            "SELECT organization_id, id FROM customers WHERE email = ? AND deleted_at IS NULL LIMIT 1", (email,)
+        ).fetchone()
+        token = secrets.token_urlsafe(32)
+        conn.execute(
+            "INSERT INTO customer_sessions (id, token_hash, kind, organization_id, customer_id, expires_at, "
+            "last_seen_at, created_at) VALUES (?, ?, 'api', ?, ?, ?, ?, ?)",
+            (f"bench-{secrets.token_hex(8)}", token_digest(secret, token), org_id, customer_id, expires, stamp, stamp),
+        )
+    finally:
+        conn.close()
+    return token, str(org_id)
+
+
+def _paced(interval: float) -> Any:
+    """A generator that sleeps so that its loop runs at most once per ``interval`` seconds (0: flat out)."""
+    next_at = time.monotonic()
+    while True:
+        if interval:
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        yield
+
+
+def _flood_codes(base: str, org_id: str, stop: Any, counts: Counter[int], offset: int, interval: float) -> None:
+    with httpx.Client(base_url=base, timeout=10) as client:
+        n = offset
+        for _ in _paced(interval):
+            if stop.is_set():
+                break
+            n += 1
+            headers = {"X-Forwarded-For": f"203.0.{n % 256}.{(n // 256) % 250 + 1}"}
+            if n % 3 == 0:
+                body: dict[str, Any] = {"code": "ZZZZZZ"}
+            else:
+                body = {"code": "ZZZZZZ", "email": "alex@example.com", "organization_id": org_id}
+            response = client.post("/v1/customer-portal/customer-session/authenticate", json=body, headers=headers)
+            counts[response.status_code] += 1
+
+
+def _flood_keys(base: str, org_id: str, stop: Any, counts: Counter[int], offset: int, interval: float) -> None:
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for _ in _paced(interval):
+            if stop.is_set():
+                break
+            body = {"key": f"BOGUS-{secrets.token_hex(16).upper()}", "organization_id": org_id}
+            counts[client.post("/v1/customer-portal/license-keys/validate", json=body).status_code] += 1
+
+
+def flood(
+    kind: str, base: str, org_id: str, threads: int, rate: float, max_seconds: float, stop: Any, out: Any
+) -> None:
+    """Run in its own process (its client threads must not share the probe's GIL); puts the status counts.
+    ``rate``: requests per second over all threads (0: as fast as the server answers)."""
+    target = _flood_codes if kind == "codes" else _flood_keys
+    interval = threads / rate if rate else 0.0
+    counters: list[Counter[int]] = [Counter() for _ in range(threads)]
+    workers = [
+        threading.Thread(target=target, args=(base, org_id, stop, counters[i], i * 100_000, interval), daemon=True)
+        for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    stop.wait(max_seconds)
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=15)
+    out.put(dict(sum(counters, Counter())))
+
+
+def saves(base: str, token: str, count: int, deadline: float) -> list[float]:
+    """Latencies (seconds) of ``count`` sequential billing saves, stopping early at ``deadline``."""
+    latencies: list[float] = []
+    with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        for i in range(count):
+            if time.monotonic() > deadline:
+                break
+            start = time.perf_counter()
+            response = client.patch("/v1/customer-portal/customers/me", json={"billing_name": f"Alex Bench {i}"})
+            latencies.append(time.perf_counter() - start)
+            if response.status_code != 200:
+                raise SystemExit(f"billing save answered {response.status_code}: {response.text[:200]}")
+    return latencies
+
+
+def reads(base: str, token: str, count: int) -> list[float]:
+    """Latencies of ``count`` ``GET /v1/customer-portal/customers/me`` (the same authentication and answer as a
+    save, no write): the control, showing what the flood costs every request in CPU and event-loop time."""
+    latencies: list[float] = []
+    with httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        for _ in range(count):
+            start = time.perf_counter()
+            client.get("/v1/customer-portal/customers/me")
+            latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "saves": len(ordered),
+        "p50_ms": round(1000 * statistics.median(ordered), 1),
+        "p95_ms": round(1000 * ordered[max(0, int(0.95 * len(ordered)) - 1)], 1),
+        "max_ms": round(1000 * ordered[-1], 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--saves", type=int, default=200)
+    parser.add_argument("--flooders", type=int, default=4)
+    parser.add_argument("--max-seconds", type=float, default=40.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=0.0, help="flood requests per second (0: flat out)")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="portal-floods-") as tmp:
+        data_dir = Path(tmp) / "data"
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PORTAL_DATA_DIR": str(data_dir), "PORTAL_TRUSTED_PROXIES": "127.0.0.1"}
+        env["PORTAL_BASE_URL"] = base
+        log = open(Path(tmp) / "serve.log", "wb")  # noqa: SIM115 (closed in the finally below)
+        portal = [sys.executable, "-m", "portal"]
+        command = [
+            *portal,
+            "serve",
+            "--demo",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ]
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("portal serve did not come up")
+                time.sleep(0.2)
+            token, org_id = mint_api_session(data_dir, "alex@example.com")
+            saves(base, token, 30, time.monotonic() + 30)  # warm-up
+            report: dict[str, Any] = {"workers": args.workers, "flooders": args.flooders, "rate": args.rate}
+            report["quiet"] = summary(saves(base, token, args.saves, time.monotonic() + args.max_seconds))
+            report["quiet"]["read_p95_ms"] = summary(reads(base, token, args.saves))["p95_ms"]
+            context = multiprocessing.get_context("spawn")
+            for kind, name in (("codes", "wrong_codes"), ("keys", "bogus_keys")):
+                stop, out = context.Event(), context.Queue()
+                attacker = context.Process(
+                    target=flood, args=(kind, base, org_id, args.flooders, args.rate, args.max_seconds, stop, out)
+                )
+                attacker.start()
+                time.sleep(3.0)  # the flood is up, and past its budgets
+                began = time.monotonic()
+                measured = summary(saves(base, token, args.saves, time.monotonic() + args.max_seconds))
+                measured["read_p95_ms"] = summary(reads(base, token, args.saves))["p95_ms"]
+                measured["seconds"] = round(time.monotonic() - began + 3.0, 1)
+                stop.set()
+                statuses = out.get(timeout=60)
+                attacker.join(timeout=30)
+                measured["flood_requests"] = sum(statuses.values())
+                measured["flood_statuses"] = statuses
+                measured["flood_per_second"] = round(measured["flood_requests"] / measured["seconds"], 1)
+                measured["p95_over_quiet"] = round(measured["p95_ms"] / max(report["quiet"]["p95_ms"], 0.1), 2)
+                report[name] = measured
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            log.close()
+        text = (Path(tmp) / "serve.log").read_text(errors="replace")
+        report["server_errors"] = text.count("Traceback") + text.count("database is locked")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
