@@ -10,7 +10,7 @@ sequential saves (default 200) and reports their p50/p95/max. Each flood runs in
 threads, default 4, keep-alive clients) for as long as the phase's saves take, at most ``--max-seconds``:
 
 * ``wrong codes``: JSON ``authenticate``, a third without an email and the rest with the demo customer's email,
-  wrong codes from ~64k rotating addresses (401 while budgets last, then 429);
+  wrong codes from 64k rotating addresses (``--addresses 1``: all from one, answered 429 after its 30);
 * ``bogus keys``: ``license-keys/validate`` with random keys of the demo organization (404).
 
 Usage: ``.venv/bin/python bench/floods.py [--rate 200]`` (about a minute; ``--rate`` paces the flood, default flat
@@ -42,6 +42,7 @@ import httpx
 from portal.sessions.store import token_digest
 
 REPO = Path(__file__).resolve().parent.parent
+ADDRESSES = 64_000  # client addresses the wrong-code flood rotates through (``--addresses``)
 
 
 def free_port() -> int:
@@ -91,7 +92,8 @@ def _flood_codes(base: str, org_id: str, stop: Any, counts: Counter[int], offset
             if stop.is_set():
                 break
             n += 1
-            headers = {"X-Forwarded-For": f"203.0.{n % 256}.{(n // 256) % 250 + 1}"}
+            slot = n % ADDRESSES
+            headers = {"X-Forwarded-For": f"203.0.{slot % 256}.{(slot // 256) % 250 + 1}"}
             if n % 3 == 0:
                 body: dict[str, Any] = {"code": "ZZZZZZ"}
             else:
@@ -110,10 +112,20 @@ def _flood_keys(base: str, org_id: str, stop: Any, counts: Counter[int], offset:
 
 
 def flood(
-    kind: str, base: str, org_id: str, threads: int, rate: float, max_seconds: float, stop: Any, out: Any
+    kind: str,
+    base: str,
+    org_id: str,
+    threads: int,
+    rate: float,
+    addresses: int,
+    max_seconds: float,
+    stop: Any,
+    out: Any,
 ) -> None:
     """Run in its own process (its client threads must not share the probe's GIL); puts the status counts.
     ``rate``: requests per second over all threads (0: as fast as the server answers)."""
+    global ADDRESSES
+    ADDRESSES = addresses
     target = _flood_codes if kind == "codes" else _flood_keys
     interval = threads / rate if rate else 0.0
     counters: list[Counter[int]] = [Counter() for _ in range(threads)]
@@ -173,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flooders", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=40.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--addresses", type=int, default=ADDRESSES, help="1: the whole flood from one address")
     parser.add_argument("--rate", type=float, default=0.0, help="flood requests per second (0: flat out)")
     args = parser.parse_args(argv)
 
@@ -209,14 +222,20 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.2)
             token, org_id = mint_api_session(data_dir, "alex@example.com")
             saves(base, token, 30, time.monotonic() + 30)  # warm-up
-            report: dict[str, Any] = {"workers": args.workers, "flooders": args.flooders, "rate": args.rate}
+            report: dict[str, Any] = {
+                "workers": args.workers,
+                "flooders": args.flooders,
+                "rate": args.rate,
+                "addresses": args.addresses,
+            }
             report["quiet"] = summary(saves(base, token, args.saves, time.monotonic() + args.max_seconds))
             report["quiet"]["read_p95_ms"] = summary(reads(base, token, args.saves))["p95_ms"]
             context = multiprocessing.get_context("spawn")
             for kind, name in (("codes", "wrong_codes"), ("keys", "bogus_keys")):
                 stop, out = context.Event(), context.Queue()
                 attacker = context.Process(
-                    target=flood, args=(kind, base, org_id, args.flooders, args.rate, args.max_seconds, stop, out)
+                    target=flood,
+                    args=(kind, base, org_id, args.flooders, args.rate, args.addresses, args.max_seconds, stop, out),
                 )
                 attacker.start()
                 time.sleep(3.0)  # the flood is up, and past its budgets
