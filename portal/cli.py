@@ -1,4 +1,4 @@
-"""The ``portal`` command: serve, migrate, seed, check (and the subcommands later areas add).
+"""The ``portal`` command: serve, migrate, seed, check, routes (and the subcommands later areas add).
 
 Every subcommand reads settings from ``PORTAL_*`` variables (see the README table); flags only override what a
 subcommand needs (host, port, workers).
@@ -190,6 +190,34 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def route_table(settings: Settings) -> list[tuple[str, str, str]]:
+    """Every route of the app ``portal serve`` runs, as ``(methods, path, handler)`` sorted by path: the routes are
+    spread over the areas' routers and controllers, and this is the one list of them. Litestar's automatic
+    ``OPTIONS`` answers are left out."""
+    from litestar.routes import HTTPRoute
+
+    from portal.app import create_app
+
+    table = []
+    for route in create_app(settings).routes:
+        handlers = route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]
+        for handler in handlers:
+            methods = sorted(getattr(handler, "http_methods", None) or {"ASGI"})
+            fn = handler.fn
+            name = f"{fn.__module__}.{fn.__qualname__}"
+            if name.startswith("litestar.routes."):  # the OPTIONS handler Litestar adds to every path
+                continue
+            table.append((",".join(methods), route.path, name))
+    return sorted(table, key=lambda row: (row[1], row[0]))
+
+
+def cmd_routes(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every route, one a line: methods, path, handler (tab-separated)."""
+    for methods, path, name in route_table(settings):
+        print(f"{methods}\t{path}\t{name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="Self-hosted customer portal.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate settings and the database")
     check.add_argument("--smtp", action="store_true", help="also connect (and log in) to the SMTP server")
     check.set_defaults(func=cmd_check)
+
+    sub.add_parser("routes", help="list every route: methods, path, handler").set_defaults(func=cmd_routes)
 
     from portal.backup import add_backup_commands
 

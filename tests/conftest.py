@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import shutil
 import socket
 import threading
@@ -37,8 +38,22 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
+    """A data dir with the demo seed loaded, made once per test process (one per xdist worker) and only copied."""
+    from tests.browser_helpers import seeded_template
+
+    return seeded_template(tmp_path_factory, template_db)
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path, template_db: Path) -> Path:
+def data_dir(request: pytest.FixtureRequest, tmp_path: Path, template_db: Path) -> Path:
+    """This test's own data dir: the migrated empty database, or, in a module marked ``pytest.mark.seeded``, a copy
+    of the demo seed (``seeded``)."""
+    if request.node.get_closest_marker("seeded") is not None:
+        from tests.browser_helpers import copy_seeded
+
+        return copy_seeded(request.getfixturevalue("seeded"), tmp_path)
     directory = tmp_path / "data"
     directory.mkdir()
     shutil.copy(template_db, directory / "portal.db")
@@ -123,3 +138,46 @@ def app(settings: Settings, clock: Clock) -> Litestar:
 def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
     with TestClient(app, base_url="http://testserver.local") as test_client:
         yield test_client
+
+
+# --- markers (registered in pyproject.toml): applied here by rule, so a new test file gets them without a list ----
+
+_BROWSER = re.compile(r"\bplaywright\b|\bchromium_path\b")
+_SERVED = re.compile(
+    r"from tests\.serving import|\bimport subprocess\b|\buvicorn\b|from tests\.(api_server|ops_support) import"
+)
+# Measured at 2 s or more each (``pytest --durations=30``); the rest of the suite is well under a second a test.
+SLOW_TESTS = {
+    "test_every_operation_answers_as_documented",
+    "test_dockerfile_commands_build_and_serve_here",
+    "test_flood_of_wrong_codes_is_throttled_without_slowing_other_customers",
+    "test_readme_demo_command_works_on_a_fresh_clone",
+    "test_customer_journey",
+    "test_portal_in_german_and_french",
+    "test_fifty_concurrent_mixed_writes",
+    "test_backup_during_a_write_burst_then_restore",
+    "test_gzip_bomb_answers_do_not_grow_the_served_process",
+    "test_serve_demo_answers_healthz_and_the_sign_in_page",
+    "test_request_answers_at_once_while_the_mail_is_slow",
+    "test_acknowledged_writes_survive_sigkill",
+    "test_silent_and_blackholed_endpoints_end_at_the_deadline",
+    "test_sigterm_during_a_write_burst_loses_no_answered_write",
+    "test_replicate_to_a_file_replica_and_restore",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``browser`` on tests of modules that drive chromium, ``served`` on modules that start processes (a served
+    Portal, the CLI, uvicorn), ``slow`` on the measured slow tests."""
+    sources: dict[str, str] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in sources:
+            sources[path] = item.path.read_text(encoding="utf-8")
+        source = sources[path]
+        if _BROWSER.search(source):
+            item.add_marker(pytest.mark.browser)
+        if _SERVED.search(source):
+            item.add_marker(pytest.mark.served)
+        if getattr(item, "originalname", item.name) in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

@@ -4,7 +4,6 @@ in, desktop and phone widths — reports no serious or critical violation. Phone
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,32 +14,21 @@ from tests.browser_helpers import (
     AXE_PATH,
     CHROMIUM_ARGS,
     chromium_path,
-    copy_seeded,
     free_port_for_tests,
     in_thread,
     new_session,
     one,
     screenshot,
-    seeded_template,
     serve,
 )
 
 pytestmark = [
+    pytest.mark.seeded,  # data_dir: a copy of the demo seed (tests/conftest.py)
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
     pytest.mark.skipif(not AXE_PATH.exists(), reason="run `npm install --prefix tests/js` for axe-core"),
 ]
 
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
 
 
 @pytest.fixture

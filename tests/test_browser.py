@@ -18,7 +18,6 @@ from portal.settings import Settings
 from tests.browser_helpers import (
     CHROMIUM_ARGS,
     chromium_path,
-    copy_seeded,
     customer_id,
     free_port_for_tests,
     in_thread,
@@ -27,21 +26,13 @@ from tests.browser_helpers import (
     pay_new_order,
     query,
     screenshot,
-    seeded_template,
     serve,
 )
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = [
+    pytest.mark.seeded,  # data_dir: a copy of the demo seed (tests/conftest.py)
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+]
 
 
 @pytest.fixture

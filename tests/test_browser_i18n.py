@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -18,17 +17,18 @@ from portal.settings import Settings
 from tests.browser_helpers import (
     CHROMIUM_ARGS,
     chromium_path,
-    copy_seeded,
     free_port_for_tests,
     in_thread,
     login_code,
     one,
     screenshot,
-    seeded_template,
     serve,
 )
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.seeded,  # data_dir: a copy of the demo seed (tests/conftest.py)
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+]
 
 # (path suffix, expected <h1> per language)
 PAGES = {
@@ -38,16 +38,6 @@ PAGES = {
     "benefits": ("/benefits", {"de": "Vorteile", "fr": "Avantages"}),
     "billing": ("/settings", {"de": "Rechnungsdaten", "fr": "Coordonnées de facturation"}),
 }
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
 
 
 @pytest.fixture

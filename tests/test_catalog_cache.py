@@ -6,7 +6,6 @@ benefits and their links (migration 7)."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,17 +14,9 @@ import pytest
 from portal.settings import Settings
 from tests.admin_support import bearer, mint_token
 from tests.api_server import api_token, served_portal
-from tests.browser_helpers import copy_seeded, one, seeded_template
+from tests.browser_helpers import one
 
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 
 def _orders(base_url: str, token: str) -> list[dict[str, Any]]:

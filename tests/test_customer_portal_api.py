@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,17 +24,9 @@ from polar.v2026_10.errors import (
 
 from portal.settings import Settings
 from tests.api_server import api_token, execute, revoke_tokens, served_portal
-from tests.browser_helpers import copy_seeded, customer_id, one, query, seeded_template
+from tests.browser_helpers import customer_id, one, query
 
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 
 @pytest.fixture

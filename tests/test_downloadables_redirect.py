@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -18,17 +17,9 @@ from polar.v2026_10.client import Polar
 from portal.clock import Clock
 from portal.settings import Settings
 from tests.api_server import api_token, execute, served_portal
-from tests.browser_helpers import copy_seeded, query, seeded_template
+from tests.browser_helpers import query
 
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 
 @pytest.fixture

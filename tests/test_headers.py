@@ -30,18 +30,13 @@ from portal.app import create_app
 from portal.clock import Clock
 from portal.customer_portal.links import document_url
 from portal.settings import Settings
-from tests.browser_helpers import copy_seeded, customer_id, new_session, one, org_id, seeded_template
+from tests.browser_helpers import copy_seeded, customer_id, new_session, one, org_id
 from tests.signin_helpers import insert_session
 
 OWNER = "alex@example.com"
 SKIPPED_PREFIXES = ("/v1", "/docs", "/static")
 # Pages that need no customer: they answer the same signed in or out.
 PUBLIC_PATHS = {"/", "/healthz", "/readyz"}
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
 
 
 @dataclass

@@ -5,7 +5,6 @@ login-code email and transactional emails in the customer's language, and locale
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -18,17 +17,9 @@ from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from portal.templating import build_environment
-from tests.browser_helpers import copy_seeded, csrf_token, customer_id, login_code, new_session, one, seeded_template
+from tests.browser_helpers import csrf_token, customer_id, login_code, new_session, one
 
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +29,9 @@ from portal.db import Database
 from portal.resources import templates_dir
 from portal.settings import Settings
 from portal.templating import filters as template_filters
-from tests.browser_helpers import copy_seeded, csrf_token, new_session, one, query, seeded_template
+from tests.browser_helpers import csrf_token, new_session, one, query
+
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 OPEN, CLOSE, DOPEN, DCLOSE = "⟦", "⟧", "⟪", "⟫"
 VISIBLE_ATTRIBUTES = ("title", "alt", "aria-label", "placeholder")
@@ -52,16 +53,6 @@ class PseudoTranslations:
 
     def npgettext(self, context: str, singular: str, plural: str, n: int) -> str:
         return self.ngettext(singular, plural, n)
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
 
 
 @pytest.fixture

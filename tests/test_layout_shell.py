@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,10 @@ from portal.clock import Clock
 from portal.settings import Settings
 from portal.templating import build_environment
 from portal.templating.layout_shell import LayoutShells
-from tests.browser_helpers import copy_seeded, new_session, one, seeded_template
+from tests.browser_helpers import new_session, one
 from tests.test_pages_matrix import owner_objects
+
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 HOSTILE_NAME = 'Acme <b>"Tools"</b> & {braces} {title}'
 HOSTILE_EMAIL = "o'neil+{page}&<x>@example.com"
@@ -43,16 +44,6 @@ PAGES = [
     "/acme/portal/settings?done=billing_saved&page=2",
     "/acme/portal/benefits?done=deactivated",
 ]
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
 
 
 class FrozenClock(Clock):

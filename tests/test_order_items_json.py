@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,17 +16,8 @@ from portal.migrations import migrate
 from portal.settings import Settings
 from tests.admin_support import bearer
 from tests.api_server import api_token, served_portal
-from tests.browser_helpers import copy_seeded, seeded_template
 
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 
 def _expected(conn: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:

@@ -5,7 +5,6 @@ exactly what the single-order answers and the documented model say."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +18,9 @@ from portal.pagination import ListResource
 from portal.settings import Settings
 from tests.admin_support import bearer
 from tests.api_server import api_token, served_portal
-from tests.browser_helpers import copy_seeded, query, seeded_template
+from tests.browser_helpers import query
+
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 ITEM = '{"created_at":"i-created","modified_at":null,"id":"item-1","label":"First item","amount":1000,'
 ITEM += '"tax_amount":180,"proration":false,"product_price_id":"price-1"}'
@@ -142,16 +143,6 @@ def test_the_wire_form_is_the_models_json() -> None:
     values = order_values(_row(), None, "Product Name", SUBSCRIPTION)
     model = CustomerOrder(**dict(zip(ORDER_FIELDS, values, strict=True)))
     assert msgspec.json.encode(OrderWire(*values)) == msgspec.json.encode(model)
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
 
 
 def test_the_list_answers_what_each_order_answers(settings: Settings) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -16,25 +15,15 @@ from litestar.testing import TestClient
 from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
-    copy_seeded,
     csrf_token,
     customer_id,
     new_session,
     one,
     pay_new_order,
     query,
-    seeded_template,
 )
 
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 
 @pytest.fixture

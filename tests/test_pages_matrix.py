@@ -4,26 +4,17 @@ another org) answers a sign-in redirect or a 404, and writes nothing (every tabl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from portal.settings import Settings
-from tests.browser_helpers import copy_seeded, csrf_token, new_session, one, query, seeded_template, table_fingerprint
+from tests.browser_helpers import csrf_token, new_session, one, query, table_fingerprint
+
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 OWNER = "alex@example.com"
-
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -17,17 +16,9 @@ from portal import i18n
 from portal.i18n import gettext as _
 from portal.money import format_money
 from portal.settings import Settings
-from tests.browser_helpers import copy_seeded, new_session, one, pay_new_order, query, seeded_template
+from tests.browser_helpers import new_session, one, pay_new_order, query
 
-
-@pytest.fixture(scope="session")
-def seeded(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Path:
-    return seeded_template(tmp_path_factory, template_db)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, seeded: Path) -> Path:
-    return copy_seeded(seeded, tmp_path)
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
 
 @pytest.fixture

