@@ -119,12 +119,24 @@ def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
     print("", flush=True)
 
 
+def report_problems(problems: Sequence[str]) -> int:
+    """Print one ``problem:`` line per setting or database problem (``portal check`` and ``serve``); 1 if any."""
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
+
+    from portal.serve_guard import GuardedHttpToolsProtocol
 
     if args.demo and "PORTAL_BASE_URL" not in os.environ:
         os.environ["PORTAL_BASE_URL"] = f"http://{args.host}:{args.port}"
         settings = _settings()
+    # The same validation as `portal check`: a server never starts on settings check refuses.
+    if report_problems(settings.validate()):
+        return 1
     from portal import instance_lock
     from portal.logging_setup import uvicorn_log_config
 
@@ -150,6 +162,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         proxy_headers=False,  # client IPs come from PORTAL_TRUSTED_PROXIES, see portal.web.client_ip
         server_header=False,
         access_log=False,
+        http=GuardedHttpToolsProtocol,  # header deadline and connection cap (portal/serve_guard.py)
+        timeout_keep_alive=settings.keepalive_timeout,
         timeout_graceful_shutdown=20,
         log_level="info",
         log_config=uvicorn_log_config(settings.log_format),
@@ -182,9 +196,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         problems.extend(smtp_problems)
         if not smtp_problems:
             print(f"ok: SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}) accepted us")
-    for problem in problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    if problems:
+    if report_problems(problems):
         return 1
     print(f"ok: settings valid, database {settings.db_path} at schema version {LATEST_VERSION}")
     return 0

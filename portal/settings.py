@@ -192,6 +192,29 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "Seconds between scans for subscriptions due a renewal reminder email.",
         "float",
     ),
+    SettingSpec(
+        "PORTAL_HEADER_TIMEOUT",
+        "header_timeout",
+        "10",
+        "Seconds a client has, from connecting (or from the first byte of a next request), to send complete "
+        "request headers; slower connections are closed.",
+        "float",
+    ),
+    SettingSpec(
+        "PORTAL_KEEPALIVE_TIMEOUT",
+        "keepalive_timeout",
+        "5",
+        "Seconds an idle keep-alive connection stays open between requests.",
+        "int",
+    ),
+    SettingSpec(
+        "PORTAL_MAX_CONNECTIONS",
+        "max_connections",
+        "0",
+        "Open client connections per server process; past it the oldest idle one is closed (or the new one, "
+        "when none is idle). 0: the open-file limit (`RLIMIT_NOFILE`) minus 128, and never more than that.",
+        "int",
+    ),
 )
 
 
@@ -225,6 +248,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_max_attempts: int = 12
     webhook_timeout: float = 10.0
     renewal_scan_interval: float = 3600.0
+    header_timeout: float = 10.0
+    keepalive_timeout: int = 5
+    max_connections: int = 0
     # Test hooks (not environment settings): argon2 cost profile.
     argon2_profile: Literal["default", "test"] = "default"
 
@@ -288,6 +314,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("PORTAL_DB_READERS: expected at least 1")
         if self.worker_poll_interval <= 0 or self.retry_backoff_base <= 0 or self.renewal_scan_interval <= 0:
             problems.append("PORTAL_WORKER_POLL_INTERVAL, _RETRY_BACKOFF_BASE, _RENEWAL_SCAN_INTERVAL: expected > 0")
+        if not 0 < self.header_timeout <= 300:
+            problems.append("PORTAL_HEADER_TIMEOUT: expected more than 0 and at most 300 seconds")
+        if not 1 <= self.keepalive_timeout <= 300:
+            problems.append("PORTAL_KEEPALIVE_TIMEOUT: expected 1..300 seconds")
+        if self.max_connections < 0:
+            problems.append("PORTAL_MAX_CONNECTIONS: expected 0 (automatic) or a positive number")
         if self.retry_max_attempts < 1:
             problems.append("PORTAL_RETRY_MAX_ATTEMPTS: expected at least 1")
         if self.secret_key_file and not self.secret_key_file.is_file():
