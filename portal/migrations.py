@@ -619,6 +619,16 @@ CREATE INDEX login_codes_requester ON login_codes(requester_hash, created_at) WH
 """
 
 
+# Where a customer-session token came from (issue 17.1): only ``seller`` tokens (``POST /v1/customer-sessions/``)
+# open the portal as links; ``code`` and ``email_change`` tokens were minted by the customer for themselves and
+# work only as Bearer tokens. Rows from before this migration stay NULL: never a link (seller tokens live an hour).
+# ``parent_id``: the token a link's browser session was opened from (signing out revokes it too).
+SESSION_ORIGIN = """
+ALTER TABLE customer_sessions ADD COLUMN origin TEXT;
+ALTER TABLE customer_sessions ADD COLUMN parent_id TEXT;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -630,6 +640,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "order items in index order", ORDERED_ITEM_INDEX),
     Migration(9, "order items as JSON on the order row", ORDER_ITEMS_JSON),
     Migration(10, "login code requester network", LOGIN_CODE_REQUESTER),
+    Migration(11, "customer-session token origin", SESSION_ORIGIN),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -85,8 +85,12 @@ def insert_session(
     ttl_seconds: int = 3600,
     return_url: str | None = None,
     now: datetime | None = None,
+    origin: str | None = None,
 ) -> str:
-    """A live ``customer_sessions`` row; returns its token (what a cookie or Bearer header carries)."""
+    """A live ``customer_sessions`` row; returns its token (what a cookie or Bearer header carries). ``api`` rows
+    are seller-minted (``origin='seller'``, usable as portal links) unless ``origin`` says otherwise."""
+    if origin is None and kind == "api":
+        origin = "seller"
     token = new_token(32)
     moment = now or datetime.now(UTC)
     conn = connect_sync(settings.db_path)
@@ -94,8 +98,9 @@ def insert_session(
         conn.execute(
             """
             INSERT INTO customer_sessions
-                (id, token_hash, kind, organization_id, customer_id, return_url, expires_at, last_seen_at, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                (id, token_hash, kind, organization_id, customer_id, return_url, expires_at, last_seen_at, created_at,
+                 origin)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
                 new_id(),
@@ -107,6 +112,7 @@ def insert_session(
                 iso(moment + timedelta(seconds=ttl_seconds)),
                 iso(moment),
                 iso(moment),
+                origin,
             ),
         )
     finally:

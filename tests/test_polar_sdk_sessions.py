@@ -60,8 +60,10 @@ def test_python_sdk_creates_sessions_by_id_and_external_id(served: dict[str, Any
         assert session.customer_id == served["customer"]["id"]
         assert isinstance(session.customer, outputs.CustomerIndividual)
         assert session.customer.email == "ada@example.com"
+        # Polar's shapes (issue 23.8): the polar_cst_ prefix, and the email URL-encoded in the link.
+        assert session.token.startswith("polar_cst_")
         assert session.customer_portal_url == (
-            f"{served['base_url']}/acme/portal?customer_session_token={session.token}"
+            f"{served['base_url']}/acme/portal?customer_session_token={session.token}&email=ada%40example.com"
         )
         lifetime = parse_iso(session.expires_at) - parse_iso(session.created_at)
         assert 3590 <= lifetime.total_seconds() <= 3610

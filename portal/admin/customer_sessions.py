@@ -4,7 +4,7 @@ The token lives ``PORTAL_CUSTOMER_SESSION_TTL`` seconds (1 hour) and only its HM
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 from litestar import Controller, post
@@ -89,6 +89,7 @@ class CustomerSessionController(Controller):
                 now=now,
                 ttl_seconds=settings.customer_session_ttl,
                 return_url=data.return_url,
+                origin="seller",
             )
         return CustomerSessionOut(
             id=session.id,
@@ -97,8 +98,10 @@ class CustomerSessionController(Controller):
             token=token,
             expires_at=session.expires_at,
             return_url=session.return_url,
+            # As Polar's: the token and the customer's email, URL-encoded.
             customer_portal_url=(
-                f"{settings.public_base_url}/{quote(org.slug)}/portal?customer_session_token={quote(token)}"
+                f"{settings.public_base_url}/{quote(org.slug)}/portal?"
+                + urlencode({"customer_session_token": token, "email": customer.email})
             ),
             customer_id=customer.id,
             customer=customer_out(customer),

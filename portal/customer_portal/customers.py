@@ -269,6 +269,7 @@ class CustomersController(Controller):
                 customer_id=row["customer_id"],
                 now=now,
                 ttl_seconds=API_SESSION_TTL,
+                origin="email_change",
             )
             await record_event(
                 tx,

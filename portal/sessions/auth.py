@@ -36,7 +36,8 @@ def cookie_name(settings: Settings, slug: str) -> str:
     return f"{'__Host-' if settings.is_https else ''}portal_session_{slug}"
 
 
-def session_cookie(settings: Settings, slug: str, token: str) -> Cookie:
+def session_cookie(settings: Settings, slug: str, token: str, *, max_age: int | None = None) -> Cookie:
+    """The session cookie; ``max_age`` shorter than the default for sessions that end earlier (links)."""
     return Cookie(
         key=cookie_name(settings, slug),
         value=token,
@@ -44,7 +45,7 @@ def session_cookie(settings: Settings, slug: str, token: str) -> Cookie:
         httponly=True,
         secure=settings.is_https,
         samesite="lax",
-        max_age=settings.session_max_age,
+        max_age=settings.session_max_age if max_age is None else max_age,
     )
 
 

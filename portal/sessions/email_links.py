@@ -148,6 +148,7 @@ async def redeem(
             customer_id=row["customer_id"],
             now=now,
             ttl_seconds=settings.session_max_age,
+            origin="email_link",
         )
         if previous_token:
             await tx.execute(

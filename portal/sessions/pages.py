@@ -12,10 +12,12 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import NotFoundException
@@ -23,7 +25,7 @@ from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from portal import i18n
-from portal.clock import Clock
+from portal.clock import Clock, parse_iso
 from portal.db import Database
 from portal.i18n import lazy_gettext as _l
 from portal.organizations import queries as org_queries
@@ -167,23 +169,96 @@ async def portal_home(
             return await _signed_in_page(request, context)
     organization = await _organization(request, db, slug)
     if customer_session_token is not None:
-        signed_in = await service.exchange_customer_session_token(
-            db,
-            settings,
-            clock.now(),
-            organization=organization,
-            customer_session_token=customer_session_token,
-            previous_token=request.cookies.get(cookie_name(settings, slug)),
-        )
-        if signed_in is None:
-            return _sign_in_page(organization, message=INVALID_LINK_MESSAGE, headers=_TOKEN_URL_HEADERS)
-        return Redirect(
-            f"/{slug}/portal",
-            status_code=303,
-            cookies=[session_cookie(settings, slug, signed_in.token)],
-            headers=_TOKEN_URL_HEADERS,
-        )
+        return await _open_link(request, db, settings, clock.now(), organization, customer_session_token)
     return _sign_in_page(organization, email=(email or "").strip())
+
+
+class LinkSwitchForm(msgspec.Struct, kw_only=True):
+    customer_session_token: str = ""
+
+
+def _link_cookie(settings: Settings, slug: str, signed_in: service.SignedIn, now: datetime) -> Cookie:
+    """The session cookie of a link's session: it lasts no longer than the session (capped by the link's token)."""
+    left = int((parse_iso(signed_in.session.expires_at) - now).total_seconds())
+    return session_cookie(settings, slug, signed_in.token, max_age=max(1, min(left, settings.session_max_age)))
+
+
+async def _switch(
+    request: Request[Any, Any, Any],
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    organization: Organization,
+    token: str,
+) -> Response[Any]:
+    """Open a NEW browser session from the link (the earlier one of this browser is revoked); 303 to the portal."""
+    slug = organization.slug
+    signed_in = await service.exchange_customer_session_token(
+        db,
+        settings,
+        now,
+        organization=organization,
+        customer_session_token=token,
+        previous_token=request.cookies.get(cookie_name(settings, slug)),
+    )
+    if signed_in is None:
+        return _sign_in_page(organization, message=INVALID_LINK_MESSAGE, headers=_TOKEN_URL_HEADERS)
+    return Redirect(
+        f"/{slug}/portal",
+        status_code=303,
+        cookies=[_link_cookie(settings, slug, signed_in, now)],
+        headers=_TOKEN_URL_HEADERS,
+    )
+
+
+async def _open_link(
+    request: Request[Any, Any, Any],
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    organization: Organization,
+    token: str,
+) -> Response[Any]:
+    """A pre-authenticated link (issue 17.1). Signed out: sign in as the link's customer. Signed in as that same
+    customer: keep the session. Signed in as ANOTHER customer: never replace them silently; ask (a CSRF-checked
+    POST switches, a link keeps the current session)."""
+    slug = organization.slug
+    link = await service.link_token(db, settings, now, organization=organization, customer_session_token=token)
+    if link is None:
+        return _sign_in_page(organization, message=INVALID_LINK_MESSAGE, headers=_TOKEN_URL_HEADERS)
+    current = await browser_session(request, db, settings, request.app.state.portal.clock, slug)
+    if current is None:
+        return await _switch(request, db, settings, now, organization, token)
+    if current.customer.id == link.customer.id:
+        return Redirect(f"/{slug}/portal", status_code=303, headers=_TOKEN_URL_HEADERS)
+    return Template(
+        template_name="portal/switch_account.html",
+        context={
+            "organization": organization,
+            "current_email": current.customer.email,
+            "link_email": link.customer.email,
+            "token": token,
+        },
+        headers=_TOKEN_URL_HEADERS,
+        media_type=MediaType.HTML,
+    )
+
+
+@post("/{slug:str}/portal/switch", name="portal.switch_account", include_in_schema=False, status_code=303)
+async def switch_account(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[Database],
+    settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
+    slug: FromPath[str],
+    data: Annotated[LinkSwitchForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """The "Continue as …" button of the switch page: the customer agreed to replace their session by the link's."""
+    organization = await _organization(request, db, slug)
+    token = data.customer_session_token
+    if not token or len(token) > 200:
+        return _sign_in_page(organization, message=INVALID_LINK_MESSAGE, headers=_TOKEN_URL_HEADERS)
+    return await _switch(request, db, settings, clock.now(), organization, token)
 
 
 @post("/{slug:str}/portal/request", name="portal.request_code", include_in_schema=False, status_code=303)
@@ -307,4 +382,4 @@ async def logout(
     )
 
 
-ROUTES = [portal_home, request_code, authenticate_form, authenticate, logout]
+ROUTES = [portal_home, switch_account, request_code, authenticate_form, authenticate, logout]

@@ -21,7 +21,7 @@ from portal.db import Database, Transaction
 from portal.organizations.queries import Organization
 from portal.sessions import codes, rate_limit, store
 from portal.sessions.codes import LoginCode
-from portal.sessions.store import CustomerSession, SessionKind
+from portal.sessions.store import CustomerSession, SessionContext, SessionKind
 from portal.settings import Settings
 
 # Unspent codes are deleted a day after they expire (now and then, on a request).
@@ -149,6 +149,7 @@ async def _redeem(
         customer_id=row.customer_id,
         now=now,
         ttl_seconds=ttl_seconds,
+        origin="code",
     )
     return SignedIn(token=token, session=session)
 
@@ -341,6 +342,18 @@ async def _authenticate(
     return result
 
 
+async def link_token(
+    db: Database, settings: Settings, now: datetime, *, organization: Organization, customer_session_token: str
+) -> SessionContext | None:
+    """The token behind a pre-authenticated link, if it may open this organization's portal: live, of this
+    organization, and minted by the seller (``POST /v1/customer-sessions/``). Tokens a customer minted for
+    themselves (code sign-in, email change) never do: anyone could send theirs to a victim (issue 17.1)."""
+    context = await store.lookup(db, secret=settings.secret_key, token=customer_session_token, now=now, kind="api")
+    if context is None or context.organization.id != organization.id or context.session.origin != "seller":
+        return None
+    return context
+
+
 async def exchange_customer_session_token(
     db: Database,
     settings: Settings,
@@ -350,10 +363,12 @@ async def exchange_customer_session_token(
     customer_session_token: str,
     previous_token: str | None = None,
 ) -> SignedIn | None:
-    """A pre-authenticated link: a live ``api`` token of this organization becomes a NEW browser session (carrying
-    the token's ``return_url``). None for an unknown, expired, revoked or other-organization token."""
-    context = await store.lookup(db, secret=settings.secret_key, token=customer_session_token, now=now, kind="api")
-    if context is None or context.organization.id != organization.id:
+    """A pre-authenticated link: a seller-minted token of this organization becomes a NEW browser session that
+    carries the token's ``return_url``, expires with the token at the latest, and remembers it (signing out revokes
+    it). None for an unknown, expired, revoked, other-organization or customer-minted token. The caller decides
+    whether replacing ``previous_token``'s customer needs the customer's consent (``pages.portal_home``)."""
+    link = await link_token(db, settings, now, organization=organization, customer_session_token=customer_session_token)
+    if link is None:
         return None
     async with db.write() as tx:
         token, session = await store.create_session(
@@ -361,10 +376,13 @@ async def exchange_customer_session_token(
             secret=settings.secret_key,
             kind="browser",
             organization_id=organization.id,
-            customer_id=context.customer.id,
+            customer_id=link.customer.id,
             now=now,
             ttl_seconds=settings.session_max_age,
-            return_url=context.session.return_url,
+            return_url=link.session.return_url,
+            origin="link",
+            parent_id=link.session.id,
+            not_after=parse_iso(link.session.expires_at),
         )
         await _revoke_previous(tx, settings, now, organization.id, previous_token)
     return SignedIn(token=token, session=session)
@@ -395,5 +413,6 @@ async def create_browser_session(
             now=now,
             ttl_seconds=settings.session_max_age,
             return_url=return_url,
+            origin="direct",
         )
     return SignedIn(token=token, session=session)

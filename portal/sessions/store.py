@@ -20,6 +20,12 @@ from portal.organizations.queries import Organization
 from portal.security import hmac_digest, new_token
 
 SessionKind = Literal["api", "browser"]
+# Who minted a session (issue 17.1). ``seller``: ``POST /v1/customer-sessions/``, the only tokens that work as
+# pre-authenticated portal links. ``code`` / ``email_change``: minted by the customer for themselves (sign-in code,
+# email-change verification). ``link`` / ``email_link``: browser sessions opened by a seller link / an email link.
+SessionOrigin = Literal["seller", "code", "email_change", "link", "email_link", "direct"]
+# Polar's prefix for customer-session tokens (``server/polar/customer_session/service.py``).
+API_TOKEN_PREFIX = "polar_cst_"  # noqa: S105 - a public prefix, not a secret
 
 # Refresh last_seen_at at most this often: the idle timeout needs minutes, not a write per request.
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -34,6 +40,8 @@ class CustomerSession(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: str
     last_seen_at: str | None
     created_at: str
+    origin: str | None = None
+    parent_id: str | None = None
 
 
 class SessionContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,18 +66,27 @@ async def create_session(
     now: datetime,
     ttl_seconds: int,
     return_url: str | None = None,
+    origin: SessionOrigin | None = None,
+    parent_id: str | None = None,
+    not_after: datetime | None = None,
 ) -> tuple[str, CustomerSession]:
-    """Insert a new session and return ``(token, session)``; the token is never stored."""
-    token = new_token(32)
+    """Insert a new session and return ``(token, session)``; the token is never stored. ``api`` tokens carry
+    Polar's ``polar_cst_`` prefix. ``not_after`` caps the expiry (a link's session never outlives its token)."""
+    token = (API_TOKEN_PREFIX if kind == "api" else "") + new_token(32)
+    expires = now + timedelta(seconds=ttl_seconds)
+    if not_after is not None:
+        expires = min(expires, not_after)
     session = CustomerSession(
         id=new_id(),
         kind=kind,
         organization_id=organization_id,
         customer_id=customer_id,
         return_url=return_url,
-        expires_at=iso(now + timedelta(seconds=ttl_seconds)),
+        expires_at=iso(expires),
         last_seen_at=iso(now),
         created_at=iso(now),
+        origin=origin,
+        parent_id=parent_id,
     )
     await tx.execute(
         """
@@ -82,8 +99,10 @@ async def create_session(
             return_url,
             expires_at,
             last_seen_at,
-            created_at
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            created_at,
+            origin,
+            parent_id
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             session.id,
@@ -95,6 +114,8 @@ async def create_session(
             session.expires_at,
             session.last_seen_at,
             session.created_at,
+            origin,
+            parent_id,
         ),
     )
     return token, session
@@ -110,6 +131,8 @@ SELECT
     s.expires_at AS s_expires_at,
     s.last_seen_at AS s_last_seen_at,
     s.created_at AS s_created_at,
+    s.origin AS s_origin,
+    s.parent_id AS s_parent_id,
     c.id AS c_id,
     c.organization_id AS c_organization_id,
     c.email AS c_email,
@@ -260,8 +283,16 @@ async def revoke(tx: Transaction, session_id: str, now: datetime) -> None:
 
 
 async def revoke_token(db: Database, *, secret: str, token: str, now: datetime) -> None:
+    """Revoke the session of ``token`` and, for a browser session opened by a link, the link's token too (signing
+    out ends what the link granted: the link no longer opens the portal)."""
+    digest = token_digest(secret, token)
     async with db.write() as tx:
         await tx.execute(
-            "UPDATE customer_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-            (iso(now), token_digest(secret, token)),
+            """
+            UPDATE customer_sessions SET revoked_at = ?
+            WHERE revoked_at IS NULL
+              AND (token_hash = ?
+                   OR id = (SELECT parent_id FROM customer_sessions WHERE token_hash = ? AND kind = 'browser'))
+            """,
+            (iso(now), digest, digest),
         )
