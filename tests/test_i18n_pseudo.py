@@ -30,6 +30,7 @@ from portal.resources import templates_dir
 from portal.settings import Settings
 from portal.templating import filters as template_filters
 from tests.browser_helpers import csrf_token, new_session, one, query
+from tests.signin_helpers import insert_session
 
 pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
@@ -244,6 +245,11 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
     name, session = new_session(settings, "acme", "alex@example.com")
     client.cookies.set(name, session)
     get("/acme/portal")
+    # A seller-minted link for another customer, opened while signed in: the page that asks before switching.
+    jordan = one(
+        settings, "SELECT id FROM customers WHERE email = 'jordan@example.com' AND organization_id = ?", (org,)
+    )
+    get(f"/acme/portal?customer_session_token={insert_session(settings, org, jordan['id'], kind='api')}")
     for done in ("canceled", "uncanceled", "plan_changed", "deactivated", "billing_saved", "locale_saved"):
         get(f"/acme/portal?done={done}")
     get("/acme/portal/orders")

@@ -62,7 +62,14 @@ def test_no_secret_reaches_the_logs_or_the_database(
     assert minted.status_code == 201, minted.text
     secrets["customer session token"] = token = minted.json()["token"]
     link = minted.json()["customer_portal_url"].replace(settings.public_base_url, "")
-    assert browser.get(link, follow_redirects=False).status_code == 303
+    # Signed in as Ada, a link for Bob asks first (issue 17.1); the switch is a CSRF-checked POST.
+    assert browser.get(link, follow_redirects=False).status_code == 200
+    switched = browser.post(
+        "/acme/portal/switch",
+        data={"customer_session_token": token, "_csrf_token": str(browser.cookies.get("csrftoken"))},
+        follow_redirects=False,
+    )
+    assert switched.status_code == 303
     secrets["session cookie from link"] = str(browser.cookies.get(cookie_name(settings, "acme")))
     assert secrets["session cookie from link"] != secrets["session cookie"]
     assert browser.get("/v1/customer-portal/customers/me", headers=bearer(token)).status_code == 200

@@ -161,4 +161,6 @@ def test_typescript_sdk_snippet_creates_a_session(served: dict[str, Any], tmp_pa
     assert output["customerId"] == served["customer"]["id"]
     assert output["externalCustomerId"] == served["customer"]["id"]
     assert output["email"] == "ada@example.com"
-    assert output["portalUrl"] == f"{served['base_url']}/acme/portal?customer_session_token={output['token']}"
+    assert output["portalUrl"] == (
+        f"{served['base_url']}/acme/portal?customer_session_token={output['token']}&email=ada%40example.com"
+    )
