@@ -261,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_token_commands(sub)
 
+    from portal.admin.link_cli import add_link_command
+
+    add_link_command(sub)
+
     from portal.notifications.cli import add_outbox_command
 
     add_outbox_command(sub)

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -81,3 +82,54 @@ def test_readme_demo_command_works_on_a_fresh_clone(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def quick_start_script() -> str:
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("## Seller quick-start\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the quick-start is one bash block"
+    return blocks[0]
+
+
+def test_readme_quick_start_runs_and_its_link_opens_the_portal(tmp_path: Path) -> None:
+    """The six steps, run as written (only the port differs) against a served Portal: the link ``portal link``
+    prints opens the new organization's portal signed in, showing the order and its license key."""
+    from tests.conftest import free_port
+    from tests.serving import portal_env, start_portal, stop, wait_until_up
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = portal_env(tmp_path / "data", PORTAL_BASE_URL=base)
+    server = start_portal(["serve", "--port", str(port)], env, tmp_path / "serve.log")
+    try:
+        wait_until_up(base, server)
+        # The script calls `.venv/bin/portal`, as a reader in their checkout would.
+        venv_bin = tmp_path / "work" / ".venv" / "bin"
+        venv_bin.mkdir(parents=True)
+        (venv_bin / "portal").write_text(f'#!/bin/sh\nexec {sys.executable} -m portal "$@"\n')
+        (venv_bin / "portal").chmod(0o755)
+        script = "set -euo pipefail\n" + quick_start_script().replace("http://127.0.0.1:8000", base)
+        run = subprocess.run(
+            ["bash", "-c", script], cwd=venv_bin.parent.parent, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr + (tmp_path / "serve.log").read_text()[-2000:]
+        link = run.stdout.strip().splitlines()[-1]
+        assert link.startswith(f"{base}/my-shop/portal?customer_session_token=polar_cst_"), run.stdout
+        with httpx.Client(follow_redirects=True) as browser:
+            page = browser.get(link)
+            assert page.status_code == 200
+            assert "ada@example.com" in page.text and "My App" in page.text
+            benefits = browser.get(f"{base}/my-shop/portal/benefits")
+            assert "MYAPP-" in benefits.text
+    finally:
+        stop(server)
+
+
+def test_portal_link_refuses_unknown_organization_or_customer(tmp_path: Path) -> None:
+    from tests.serving import portal_env, run_portal
+
+    env = portal_env(tmp_path / "data")
+    unknown_org = run_portal(["link", "--org", "nope", "--email", "a@example.com"], env)
+    assert unknown_org.returncode == 1 and "no organization with slug 'nope'" in unknown_org.stderr
+    assert unknown_org.stdout == ""

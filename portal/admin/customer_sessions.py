@@ -4,7 +4,7 @@ The token lives ``PORTAL_CUSTOMER_SESSION_TTL`` seconds (1 hour) and only its HM
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, post
@@ -19,7 +19,7 @@ from portal.customers import admin_queries as customer_queries
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput
 from portal.organizations import queries as org_queries
-from portal.sessions.store import create_session
+from portal.sessions.store import create_session, customer_portal_url
 from portal.settings import Settings
 
 
@@ -99,10 +99,7 @@ class CustomerSessionController(Controller):
             expires_at=session.expires_at,
             return_url=session.return_url,
             # As Polar's: the token and the customer's email, URL-encoded.
-            customer_portal_url=(
-                f"{settings.public_base_url}/{quote(org.slug)}/portal?"
-                + urlencode({"customer_session_token": token, "email": customer.email})
-            ),
+            customer_portal_url=customer_portal_url(settings.public_base_url, org.slug, token, customer.email),
             customer_id=customer.id,
             customer=customer_out(customer),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import Literal
+from urllib.parse import quote, urlencode
 
 import msgspec
 
@@ -54,6 +55,12 @@ class SessionContext(msgspec.Struct, frozen=True, kw_only=True):
 
 def token_digest(secret: str, token: str) -> str:
     return hmac_digest(secret, token, purpose="customer-session")
+
+
+def customer_portal_url(base_url: str, slug: str, token: str, email: str) -> str:
+    """The pre-authenticated portal link of a seller-minted token, as Polar's ``customer_portal_url``: the token
+    and the customer's email, URL-encoded (``POST /v1/customer-sessions/`` and ``portal link``)."""
+    return f"{base_url}/{quote(slug)}/portal?" + urlencode({"customer_session_token": token, "email": email})
 
 
 async def create_session(
