@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     from portal.notifications.cli import add_outbox_command
 
     add_outbox_command(sub)
+
+    from portal.connectors.cli import add_connect_commands
+
+    add_connect_commands(sub)
     return parser
 
 

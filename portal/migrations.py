@@ -629,6 +629,65 @@ ALTER TABLE customer_sessions ADD COLUMN parent_id TEXT;
 """
 
 
+# Payment-processor connectors (issue 19/20, portal/connectors/): one connection per organization and processor with
+# its secrets encrypted (AES-GCM, portal/connectors/store.py); every inbound event stored once by the processor's id;
+# processor price -> Portal product; processor object -> Portal row links with the version last applied (ordering).
+CONNECTORS_SCHEMA = """
+CREATE TABLE connector_connections (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    processor TEXT NOT NULL,
+    account_id TEXT,
+    livemode INTEGER NOT NULL DEFAULT 0,
+    secrets TEXT NOT NULL,
+    settings TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    modified_at TEXT,
+    UNIQUE (organization_id, processor)
+);
+CREATE TABLE connector_events (
+    id TEXT PRIMARY KEY,
+    connection_id TEXT NOT NULL REFERENCES connector_connections(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    price_id TEXT,
+    received_at TEXT NOT NULL,
+    applied_at TEXT,
+    UNIQUE (connection_id, event_id)
+);
+CREATE INDEX connector_events_recent ON connector_events(connection_id, received_at);
+CREATE INDEX connector_events_pending ON connector_events(connection_id, status, price_id);
+CREATE TABLE connector_prices (
+    connection_id TEXT NOT NULL REFERENCES connector_connections(id) ON DELETE CASCADE,
+    processor_price_id TEXT NOT NULL,
+    product_id TEXT NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (connection_id, processor_price_id)
+);
+CREATE TABLE connector_links (
+    connection_id TEXT NOT NULL REFERENCES connector_connections(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    processor_id TEXT NOT NULL,
+    portal_id TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (connection_id, kind, processor_id)
+);
+CREATE INDEX connector_links_portal ON connector_links(kind, portal_id);
+CREATE TABLE connector_checkpoints (
+    connection_id TEXT NOT NULL REFERENCES connector_connections(id) ON DELETE CASCADE,
+    stream TEXT NOT NULL,
+    cursor TEXT,
+    done INTEGER NOT NULL DEFAULT 0,
+    modified_at TEXT NOT NULL,
+    PRIMARY KEY (connection_id, stream)
+);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -641,6 +700,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "order items as JSON on the order row", ORDER_ITEMS_JSON),
     Migration(10, "login code requester network", LOGIN_CODE_REQUESTER),
     Migration(11, "customer-session token origin", SESSION_ORIGIN),
+    Migration(12, "payment-processor connectors", CONNECTORS_SCHEMA),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -215,6 +215,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "when none is idle). 0: the open-file limit (`RLIMIT_NOFILE`) minus 128, and never more than that.",
         "int",
     ),
+    SettingSpec(
+        "PORTAL_STRIPE_API_BASE",
+        "stripe_api_base",
+        "https://api.stripe.com",
+        "Base URL of Stripe's API for the Stripe connector (tests and staging point it at another server).",
+    ),
 )
 
 
@@ -251,6 +257,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     header_timeout: float = 10.0
     keepalive_timeout: int = 5
     max_connections: int = 0
+    stripe_api_base: str = "https://api.stripe.com"
     # Test hooks (not environment settings): argon2 cost profile.
     argon2_profile: Literal["default", "test"] = "default"
 

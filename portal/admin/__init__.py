@@ -40,6 +40,7 @@ def admin_router() -> Router:
         subscriptions,
     )
     from portal.admin.auth import provide_principal, require_api_token
+    from portal.connectors.admin_api import ConnectorController
     from portal.webhooks.api import WebhookController
 
     return Router(
@@ -60,5 +61,6 @@ def admin_router() -> Router:
             customer_sessions.CustomerSessionController,
             seed.SeedController,
             WebhookController,
+            ConnectorController,
         ],
     )

@@ -1,0 +1,10 @@
+"""Payment-processor connectors (issues 19, 20): a seller's processor (Stripe, …) feeds Portal and receives the
+customers' subscription actions back. One module per part, shared by every processor:
+
+* ``store``: connections (one per organization and processor) and their secrets, encrypted at rest;
+* ``base``: the ``Processor`` interface a processor implements, and the registry of processors;
+* ``events``: inbound events, stored once by the processor's id in the transaction that applies them;
+* ``mapping``: processor price -> Portal product, and processor object -> Portal row links;
+* ``health``: what an operator (CLI, admin API, seller console) sees of a connection;
+* ``stripe/``: the Stripe processor.
+"""

@@ -1,0 +1,98 @@
+"""The processor interface every connector implements (Stripe now; Polar, Lemon Squeezy, Paddle, Gumroad next,
+issue 20) and the registry ``PROCESSORS`` the CLI, the admin API and the webhook endpoint look processors up in.
+
+A processor is stateless: each call gets the connection's decrypted ``Secrets`` and the ``Settings`` (e.g. its
+API base). Calls to the processor's API are blocking (its official SDK) and run in a worker thread; they raise
+``ProcessorError`` with a message fit for the operator or customer, never the secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from portal.connectors.store import Connection, Secrets
+from portal.settings import Settings
+
+
+class ProcessorError(Exception):
+    """The processor refused a call or could not be reached; ``message`` says which, for people."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.unavailable = unavailable
+
+
+class BadSignature(Exception):
+    """An inbound webhook whose signature, timestamp or body does not verify (answered 400, nothing stored)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What checking the credentials learned about the processor account."""
+
+    id: str | None
+    livemode: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """A verified webhook event: the processor's id, type, creation time (unix seconds) and its JSON payload."""
+
+    id: str
+    type: str
+    created: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What applying an event did: ``applied``, ``ignored`` (nothing to do), or ``unmapped`` (a processor price
+    with no Portal product: kept, applied again once the mapping exists). ``price_id`` names the price."""
+
+    status: str
+    reason: str | None = None
+    price_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyContext:
+    """Where an event is applied: the connection, the time, and whether it is history (an import: no emails, no
+    outgoing webhooks, the processor's own dates kept)."""
+
+    connection: Connection
+    now: datetime
+    history: bool = False
+
+
+class Processor(Protocol):
+    name: str
+    label: str
+    # The event types to select in the processor's dashboard (printed by `portal connect`).
+    webhook_events: tuple[str, ...]
+
+    def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
+        """Call the processor's API with the key; ``ProcessorError`` if it is refused or unreachable."""
+        ...
+
+    def verify_event(self, body: bytes, headers: Mapping[str, str], secrets: Secrets) -> InboundEvent:
+        """The event of a webhook delivery; ``BadSignature`` unless it verifies."""
+        ...
+
+
+def webhook_path(processor: str, organization_slug: str) -> str:
+    return f"/v1/integrations/{processor}/{organization_slug}/webhook"
+
+
+def registry() -> dict[str, Processor]:
+    """Every processor Portal knows, by name (imported lazily: the CLI needs no SDK until it is used)."""
+    from portal.connectors.stripe.processor import StripeProcessor
+
+    return {"stripe": StripeProcessor()}
+
+
+def get_processor(name: str) -> Processor | None:
+    return registry().get(name)

@@ -1,0 +1,147 @@
+"""A fake Stripe API on loopback for the connector tests: a threaded HTTP server answering the endpoints the
+connector calls, in the shapes of the pinned API version (``portal.connectors.stripe.client.API_VERSION``), with
+the objects a test puts in ``FakeStripe.objects``. It checks the Bearer key, records every request (method, path,
+form fields, ``Stripe-Version``) and can be told to refuse (``fail_with``) or to drop connections (``down``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+_LISTS = {
+    "customers": "customer",
+    "products": "product",
+    "prices": "price",
+    "subscriptions": "subscription",
+    "invoices": "invoice",
+    "charges": "charge",
+    "refunds": "refund",
+    "checkout/sessions": "checkout.session",
+}
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    version: str | None
+    authorization: str | None
+
+
+@dataclass
+class FakeStripe:
+    api_key: str = "sk_test_fake_key_0123456789"
+    objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=lambda: {k: {} for k in _LISTS})
+    requests: list[Recorded] = field(default_factory=list)
+    fail_with: tuple[int, str] | None = None  # (status, error type), answered to every call
+    down: bool = False
+    base_url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        self.objects[kind][obj["id"]] = obj
+        return obj
+
+
+def _error(status: int, kind: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"type": kind, "message": message}}
+
+
+def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], form: dict[str, str]) -> tuple[int, Any]:
+    if fake.fail_with is not None:
+        status, kind = fake.fail_with
+        return _error(status, kind, "refused by the fake")
+    parts = path.strip("/").split("/")
+    if parts[0] != "v1":
+        return _error(404, "invalid_request_error", "unknown path")
+    rest = "/".join(parts[1:])
+    for kind, object_name in _LISTS.items():
+        if rest == kind and method == "GET":
+            items = sorted(fake.objects[kind].values(), key=lambda o: (-int(o.get("created", 0)), o["id"]))
+            after = query.get("starting_after")
+            if after:
+                ids = [o["id"] for o in items]
+                items = items[ids.index(after) + 1 :] if after in ids else []
+            limit = int(query.get("limit", "10"))
+            page = items[:limit]
+            return 200, {"object": "list", "data": page, "has_more": len(items) > limit, "url": f"/v1/{kind}"}
+        if rest.startswith(kind + "/") and rest.count("/") == kind.count("/") + 1:
+            object_id = rest.rsplit("/", 1)[1]
+            obj = fake.objects[kind].get(object_id)
+            if obj is None:
+                return _error(404, "invalid_request_error", f"No such {object_name}: '{object_id}'")
+            if method == "POST":
+                for key, value in form.items():
+                    if "[" not in key:
+                        obj[key] = {"true": True, "false": False}.get(value, value)
+            return 200, obj
+    return _error(404, "invalid_request_error", f"unknown path {path}")
+
+
+@contextmanager
+def fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
+    fake = fake or FakeStripe()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _handle(self, method: str) -> None:
+            if fake.down:
+                self.connection.close()
+                return
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            query = dict(parse_qsl(url.query))
+            form = dict(parse_qsl(body))
+            with fake.lock:
+                fake.requests.append(
+                    Recorded(
+                        method,
+                        url.path,
+                        query,
+                        form,
+                        self.headers.get("Stripe-Version"),
+                        self.headers.get("Authorization"),
+                    )
+                )
+                if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+                    status, answer = _error(401, "invalid_request_error", "Invalid API Key provided")
+                else:
+                    status, answer = _answer(fake, method, url.path, query, form)
+                data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Request-Id", "req_fake")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_POST(self) -> None:
+            self._handle("POST")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
