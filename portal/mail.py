@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +37,9 @@ class MailMessage(msgspec.Struct, frozen=True, kw_only=True):
     text: str
     html: str | None = None
     console_note: str | None = None
+    # The organization's From display name (the address stays PORTAL_MAIL_FROM's) and Reply-To (issue 22).
+    sender_name: str | None = None
+    reply_to: str | None = None
 
 
 class Mailer(Protocol):
@@ -48,7 +51,9 @@ class Mailer(Protocol):
 def build_email(message: MailMessage, mail_from: str) -> EmailMessage:
     """The MIME message: ``text/plain`` first, then ``text/html`` as the preferred alternative."""
     email = EmailMessage()
-    email["From"] = mail_from
+    email["From"] = formataddr((message.sender_name, parseaddr(mail_from)[1])) if message.sender_name else mail_from
+    if message.reply_to:
+        email["Reply-To"] = message.reply_to
     email["To"] = message.to
     email["Subject"] = message.subject
     email["Date"] = formatdate(localtime=False, usegmt=True)

@@ -688,6 +688,15 @@ CREATE TABLE connector_checkpoints (
 """
 
 
+# Per-organization email sender (issue 22): the display name on the From line (the address stays
+# PORTAL_MAIL_FROM's, which the mail server is allowed to send as) and the Reply-To address (NULL: the support
+# email). The console's Settings page shows them.
+ORGANIZATION_EMAIL_SENDER = """
+ALTER TABLE organizations ADD COLUMN email_sender_name TEXT;
+ALTER TABLE organizations ADD COLUMN email_reply_to TEXT;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -701,6 +710,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "login code requester network", LOGIN_CODE_REQUESTER),
     Migration(11, "customer-session token origin", SESSION_ORIGIN),
     Migration(12, "payment-processor connectors", CONNECTORS_SCHEMA),
+    Migration(13, "organization email sender name and reply-to", ORGANIZATION_EMAIL_SENDER),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

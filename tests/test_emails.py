@@ -21,7 +21,7 @@ from portal.settings import Settings
 from tests.admin_support import api
 from tests.conftest import SMTPInbox, free_port
 from tests.notification_support import fast, link_in, make_shop, rows, subscribe, wait_until
-from tests.signin_helpers import csrf, html_part, sign_in_browser, text_part
+from tests.signin_helpers import csrf, html_part, request_code, sign_in_browser, text_part
 
 BASE = "http://testserver.local"
 
@@ -294,3 +294,44 @@ def test_seeding_sends_nothing(settings: Settings) -> None:
     assert rows(settings, "SELECT COUNT(*) AS n FROM subscriptions WHERE cancel_at_period_end = 1")[0]["n"] > 0
     assert rows(settings, "SELECT COUNT(*) AS n FROM email_outbox")[0]["n"] == 0
     assert rows(settings, "SELECT COUNT(*) AS n FROM webhook_events")[0]["n"] == 0
+
+
+def test_sender_name_and_reply_to_per_organization(mail_client, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Issue 22: an organization's emails carry its sender name on the From line (the address stays
+    PORTAL_MAIL_FROM's) and Reply-To its reply-to address, else its support email; bad values answer 422."""
+    client, settings = mail_client
+    inbox, _ = smtp_server
+    shop = make_shop(client, settings)
+    org_path = f"/v1/organizations/{shop.org['id']}"
+    bad = api(client, shop.token, "PATCH", org_path, 422, json={"email_sender_name": "Acme\r\nBcc: x@evil.example"})
+    assert bad["detail"][0]["loc"] == ["body", "email_sender_name"]
+    bad = api(client, shop.token, "PATCH", org_path, 422, json={"email_reply_to": "not-an-address"})
+    assert bad["detail"][0]["loc"] == ["body", "email_reply_to"]
+    # Default: the PORTAL_MAIL_FROM line, replies to the support email.
+    _pay(client, shop)
+    [first] = inbox.wait_for(1)
+    assert first["From"] == settings.mail_from
+    assert first["Reply-To"] == "support@acme.example"
+    inbox.clear()
+    updated = api(
+        client,
+        shop.token,
+        "PATCH",
+        org_path,
+        200,
+        json={"email_sender_name": "Acme Support Team", "email_reply_to": "help@acme.example"},
+    )
+    assert updated["email_sender_name"] == "Acme Support Team" and updated["email_reply_to"] == "help@acme.example"
+    assert api(client, shop.token, "GET", org_path)["email_reply_to"] == "help@acme.example"
+    _pay(client, shop)
+    [second] = inbox.wait_for(1)
+    address = settings.mail_from.rpartition("<")[2].rstrip(">")
+    assert second["From"] == f"Acme Support Team <{address}>"
+    assert second["Reply-To"] == "help@acme.example"
+    assert second["Bcc"] is None
+    inbox.clear()
+    # The sign-in code email too.
+    assert request_code(client, "acme", "ada@example.com").status_code == 303
+    [code_email] = inbox.wait_for(1)
+    assert code_email["From"] == f"Acme Support Team <{address}>"
+    assert code_email["Reply-To"] == "help@acme.example"

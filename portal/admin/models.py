@@ -116,6 +116,8 @@ class OrganizationOut(msgspec.Struct, kw_only=True):
     default_locale: str
     accent_color: str
     allow_email_change: bool
+    email_sender_name: str | None
+    email_reply_to: str | None
     settings: dict[str, Any]
     portal_url: str
 
@@ -147,6 +149,8 @@ def organization_out(org: Organization, base_url: str) -> OrganizationOut:
         default_locale=org.default_locale,
         accent_color=org.accent_color,
         allow_email_change=org.allow_email_change,
+        email_sender_name=org.email_sender_name,
+        email_reply_to=org.email_reply_to,
         settings=_json(org.settings, {}),
         portal_url=f"{base_url}/{org.slug}/portal",
     )

@@ -53,6 +53,9 @@ class OrganizationCreate(msgspec.Struct, kw_only=True):
     default_locale: str = "en"
     accent_color: str = "#2563eb"
     allow_email_change: bool = False
+    # Portal's: the From display name and Reply-To of this organization's emails (Reply-To defaults to `email`).
+    email_sender_name: str | None = None
+    email_reply_to: str | None = None
     settings: dict[str, Any] = {}
     external_id: str | None = None
 
@@ -72,6 +75,8 @@ class OrganizationUpdate(msgspec.Struct, kw_only=True):
     default_locale: str | msgspec.UnsetType = msgspec.UNSET
     accent_color: str | msgspec.UnsetType = msgspec.UNSET
     allow_email_change: bool | msgspec.UnsetType = msgspec.UNSET
+    email_sender_name: str | msgspec.UnsetType | None = msgspec.UNSET
+    email_reply_to: str | msgspec.UnsetType | None = msgspec.UNSET
     settings: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     external_id: str | msgspec.UnsetType | None = msgspec.UNSET
 

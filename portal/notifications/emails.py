@@ -90,7 +90,8 @@ async def _parties(tx: Transaction, customer_id: str) -> tuple[sqlite3.Row, sqli
     if customer is None:
         return None
     organization = await tx.fetchone(
-        "SELECT id, slug, name, support_email, avatar_url, default_locale, settings FROM organizations WHERE id = ?",
+        "SELECT id, slug, name, support_email, avatar_url, default_locale, settings, email_sender_name, email_reply_to "
+        "FROM organizations WHERE id = ?",
         (customer["organization_id"],),
     )
     assert organization is not None
@@ -105,6 +106,8 @@ def _common(customer: sqlite3.Row, organization: sqlite3.Row, links: dict[str, s
             "slug": organization["slug"],
             "support_email": organization["support_email"],
             "avatar_url": organization["avatar_url"],
+            "sender_name": organization["email_sender_name"],
+            "reply_to": organization["email_reply_to"] or organization["support_email"],
         },
         "customer": {"name": customer["name"], "email": customer["email"]},
         "locale": _locale(customer, organization),
@@ -309,6 +312,8 @@ def render(message: OutboxMessage, urls: dict[str, str]) -> MailMessage:
         text=text,
         html=html,
         console_note=f"Mail to {message.to_address}: {subject}",
+        sender_name=context.get("organization", {}).get("sender_name"),
+        reply_to=context.get("organization", {}).get("reply_to"),
     )
 
 

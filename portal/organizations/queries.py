@@ -24,6 +24,10 @@ class Organization(msgspec.Struct, frozen=True, kw_only=True):
     show_usage: bool
     allow_email_change: bool
     settings: str = "{}"
+    # The From line's display name and the Reply-To of this organization's emails (migration 13; None: the
+    # PORTAL_MAIL_FROM name, and the support email).
+    email_sender_name: str | None = None
+    email_reply_to: str | None = None
     created_at: str
     modified_at: str | None = None
     # Bumped by triggers on every change to products, prices, benefits and their links (migration 7): the key of
@@ -48,6 +52,8 @@ _COLUMNS = """
     show_usage,
     allow_email_change,
     settings,
+    email_sender_name,
+    email_reply_to,
     created_at,
     modified_at,
     catalog_version
@@ -62,6 +68,11 @@ async def get_by_slug(db: Database, slug: str) -> Organization | None:
 async def get_by_id(db: Database, organization_id: str) -> Organization | None:
     row = await db.fetchone(f"SELECT {_COLUMNS} FROM organizations WHERE id = ?", (organization_id,))
     return row_to(Organization, row)
+
+
+def reply_to(org: Organization) -> str | None:
+    """Where replies to this organization's emails go: its reply-to address, else its support email."""
+    return org.email_reply_to or org.support_email
 
 
 async def list_public(db: Database) -> list[Organization]:

@@ -59,6 +59,8 @@ class OrganizationInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     allow_email_change: bool = False
     settings: dict[str, Any] = {}
     external_id: str | None = None
+    email_sender_name: str | None = None
+    email_reply_to: str | None = None
 
 
 class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -80,6 +82,8 @@ class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     allow_email_change: bool | msgspec.UnsetType = msgspec.UNSET
     settings: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     external_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    email_sender_name: str | msgspec.UnsetType | None = msgspec.UNSET
+    email_reply_to: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 @cache
@@ -110,6 +114,15 @@ def email_problem(email: str) -> str | None:
     return None
 
 
+def sender_name_problem(name: str) -> str | None:
+    """A From display name: 1-100 printable characters, no line breaks (a header-injection attempt otherwise)."""
+    if not name.strip() or len(name) > 100:
+        return "expected 1-100 characters"
+    if any(not char.isprintable() for char in name):
+        return "must not contain line breaks or control characters"
+    return None
+
+
 def default_receipt_prefix(slug: str) -> str:
     """``acme`` -> ``ACME``; ``lumen-studio-2`` -> ``LUMENSTUDIO2`` (at most 12 characters)."""
     return re.sub(r"[^A-Z0-9]", "", slug.upper())[:12] or "R"
@@ -134,6 +147,10 @@ def check_organization(data: OrganizationInput) -> list[DomainError]:
         problems.append(InvalidInput("expected a #rrggbb colour", "accent_color"))
     if data.support_email is not None and (message := email_problem(data.support_email)):
         problems.append(InvalidInput(message, "support_email"))
+    if data.email_reply_to is not None and (message := email_problem(data.email_reply_to)):
+        problems.append(InvalidInput(message, "email_reply_to"))
+    if data.email_sender_name is not None and (message := sender_name_problem(data.email_sender_name)):
+        problems.append(InvalidInput(message, "email_sender_name"))
     for field in ("avatar_url", "website_url"):
         url = getattr(data, field)
         if url is not None and not url.startswith(("https://", "http://", "/")):
@@ -187,8 +204,10 @@ async def create_organization(tx: Transaction, data: OrganizationInput, *, now: 
             allow_email_change,
             settings,
             external_id,
+            email_sender_name,
+            email_reply_to,
             created_at
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             organization_id,
@@ -208,6 +227,8 @@ async def create_organization(tx: Transaction, data: OrganizationInput, *, now: 
             data.allow_email_change,
             msgspec.json.encode(data.settings).decode(),
             data.external_id,
+            data.email_sender_name.strip() if data.email_sender_name else None,
+            data.email_reply_to,
             iso(now),
         ),
     )
@@ -252,6 +273,8 @@ def _input_from_row(row: sqlite3.Row) -> OrganizationInput:
         allow_email_change=bool(row["allow_email_change"]),
         settings=msgspec.json.decode(row["settings"]),
         external_id=row["external_id"],
+        email_sender_name=row["email_sender_name"],
+        email_reply_to=row["email_reply_to"],
     )
 
 
@@ -298,6 +321,8 @@ async def update_organization(
             allow_email_change = ?,
             settings = ?,
             external_id = ?,
+            email_sender_name = ?,
+            email_reply_to = ?,
             modified_at = ?
         WHERE id = ?
         """,
@@ -318,6 +343,8 @@ async def update_organization(
             merged.allow_email_change,
             msgspec.json.encode(merged.settings).decode(),
             merged.external_id,
+            merged.email_sender_name.strip() if merged.email_sender_name else None,
+            merged.email_reply_to,
             iso(now),
             organization_id,
         ),

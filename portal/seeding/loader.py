@@ -300,6 +300,8 @@ class _Checker:
             allow_seats=org.allow_seats,
             show_usage=org.show_usage,
             allow_email_change=org.allow_email_change,
+            email_sender_name=org.email_sender_name,
+            email_reply_to=org.email_reply_to,
             settings=org.settings,
             external_id=org.external_id,
         )

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from portal import i18n
 from portal.clock import parse_iso
 from portal.mail import Mailer, MailMessage, send_in_background
+from portal.organizations import queries as org_queries
 from portal.organizations.queries import Organization
 from portal.resources import templates_dir
 from portal.sessions.service import IssuedCode
@@ -83,6 +84,8 @@ def _login_code_email(
         text=text,
         html=html,
         console_note=f"Login code for {to} at {organization.slug}: {code} (valid {minutes} min)",
+        sender_name=organization.email_sender_name,
+        reply_to=org_queries.reply_to(organization),
     )
 
 
