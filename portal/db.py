@@ -18,7 +18,8 @@ ROLLBACK erase another's write, and plain ``BEGIN`` with several writers yields 
   between), so under load another worker process waits on it, in SQLite's busy-handler sleeps of 1, 2, 5, 10 ms…;
   ``transact`` holds it for the statements only (bench/README.md). It runs inline on the event loop, on its own
   connection, when SQLite's write lock is free at once (``busy_timeout=0``) and ``synchronous`` is NORMAL (a commit
-  is then a write to the WAL, no fsync): a few tens of µs, against two thread hand-overs. Otherwise (another
+  is then a write to the WAL, no fsync), which costs less than two thread hand-overs (figures: bench/README.md's
+  speed-mechanisms table). Otherwise (another
   process holds the lock, or FULL) it runs in one hop to a dedicated writer thread, which waits for the lock. That
   connection never checkpoints (``wal_autocheckpoint=0``: a checkpoint copies pages and fsyncs, not for the loop);
   ``checkpoint()`` does it in the writer thread, which the background tasks call every few seconds.
@@ -51,10 +52,11 @@ Params = Sequence[Any] | dict[str, Any]
 
 BUSY_TIMEOUT_MS = 5000
 
-# An indexed read takes 10-100 µs in SQLite, while handing it to an aiosqlite thread and back costs more than that
-# in wake-ups and GIL hand-overs (and much more at p99 under load). So reads run inline on the event loop first;
+# An indexed read costs less in SQLite than handing it to an aiosqlite thread and back costs in wake-ups and GIL
+# hand-overs (and much more at p99 under load). So reads run inline on the event loop first;
 # a progress handler interrupts any statement still running after this budget (or hitting a lock), and it is then
-# run again on a pool connection in its thread, so one slow query never stalls the loop. bench/README.md.
+# run again on a pool connection in its thread, so one slow query never stalls the loop. Figures: bench/README.md's
+# speed-mechanisms table ("Reads inline on the event loop").
 INLINE_READ_BUDGET = 0.002  # seconds
 _PROGRESS_EVERY = 500  # SQLite VM instructions between budget checks
 
@@ -352,7 +354,7 @@ def _finish_transaction(conn: sqlite3.Connection, work: Callable[[SyncTransactio
 
 def row_dict(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
     """The row as ``{column: value}``. Not ``dict(row)``: that looks every key up by name, and ``sqlite3.Row``
-    compares a name with each column in turn (19 µs for 30 columns, against 3 µs here)."""
+    compares a name with each column in turn (figures: bench/README.md's speed-mechanisms table)."""
     if isinstance(row, sqlite3.Row):
         return dict(zip(row.keys(), row, strict=True))
     return dict(row)

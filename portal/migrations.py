@@ -569,8 +569,9 @@ END;
 """
 
 # An order's items are read in ``position, created_at`` order (receipts, the API's ``items``). With only
-# ``(order_id, position)`` SQLite sorted every order's items in a temporary B-tree: ~8 µs per order, 80 µs of a page
-# of ten in ``GET /v1/customer-portal/orders/`` (bench/README.md). The wider index serves every use of the old one.
+# ``(order_id, position)`` SQLite sorted every order's items in a temporary B-tree, per order of every page of
+# ``GET /v1/customer-portal/orders/`` (figures: bench/README.md's speed-mechanisms table). The wider index serves
+# every use of the old one.
 ORDERED_ITEM_INDEX = """
 CREATE INDEX order_items_order_position ON order_items(order_id, position, created_at);
 DROP INDEX order_items_order;
@@ -580,7 +581,8 @@ DROP INDEX order_items_order;
 # ``orders.items_json``: an order's items as the JSON array of Polar's ``OrderItem`` objects, kept by triggers on
 # ``order_items`` whoever writes them (the items of an order are written with it, and never change in Portal). A page
 # of ten orders in ``GET /v1/customer-portal/orders/`` read each order's items through a correlated subquery that
-# built this array: ~60 µs of SQLite work per page, ~8% of the request (bench/README.md); now it reads a column.
+# built this array, SQLite work on every page (figures: bench/README.md's speed-mechanisms table); now it reads a
+# column.
 # NULL (an order without items) reads as ``[]``. The subquery is the one the API used, so the text is identical.
 _ORDER_ITEMS_JSON_OF = """(
         SELECT json_group_array(json_object(
