@@ -135,6 +135,12 @@ def test_run_combines_rounds_into_medians_and_takes_ratios_round_by_round() -> N
     block = run.render(report)
     assert "| 600 | 20.0 / 40.0 | 40% (35%–40%) |" in block
     assert "✅ overview ≥ 35% of `/healthz`: 40%" in block
+    # Every round's p99 is twice its p50 (issue 18.9's target is 3×); a round with a long tail moves the median.
+    assert "✅ p99 ≤ 3× p50 everywhere: worst 2.0× (large overview)" in block
+    overview.rounds[1]["p99_ms"] = overview.rounds[1]["p50_ms"] * 5
+    overview.rounds[2]["p99_ms"] = overview.rounds[2]["p50_ms"] * 4
+    report["runs"][0]["results"][1] = run.asdict(overview)
+    assert "❌ p99 ≤ 3× p50 everywhere: worst 4.0× (large overview)" in run.render(report)
 
 
 def test_large_over_small_is_taken_round_by_round() -> None:
