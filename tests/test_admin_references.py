@@ -44,6 +44,8 @@ class Write:
     refs: dict[Loc, str] = field(default_factory=dict)
     multipart: bool = False
     admin_only: bool = False
+    # Path parameters that name no stored object (a processor's name): sent as given, never walked.
+    names: dict[str, str] = field(default_factory=dict)
 
 
 GRANT_BODY = {"customer_id": "{customer}", "benefit_id": "{benefit}"}
@@ -188,6 +190,9 @@ WRITES: list[Write] = [
     Write("PATCH", "/v1/webhooks/endpoints/{id:str}/secret", {"id": "endpoint"}),
     Write("DELETE", "/v1/webhooks/endpoints/{id:str}", {"id": "endpoint"}),
     Write("POST", "/v1/webhooks/events/{id:str}/redeliver", {"id": "event"}),
+    # A connection is named by its processor; its body (secrets, settings) names no stored object.
+    Write("PUT", "/v1/connectors/{processor:str}", names={"processor": "stripe"}),
+    Write("PATCH", "/v1/connectors/{processor:str}", names={"processor": "stripe"}),
 ]
 
 # Body fields that look like ids but name no stored object of another kind.
@@ -257,7 +262,7 @@ def test_every_admin_write_and_id_field_has_a_case(app: Any) -> None:
         covered = {loc for write in writes for loc in write.refs}
         fields = _id_fields(_body_type(app, method, path))
         assert fields <= covered, f"{method} {path}: id fields without a case: {sorted(map(str, fields - covered))}"
-        params = {name for write in writes for name in write.params}
+        params = {name for write in writes for name in (*write.params, *write.names)}
         assert params == _params(path), f"{method} {path}: path parameters without a case"
 
 
@@ -413,7 +418,7 @@ def _send(client: Any, token: str, write: Write, ids: dict[str, str], params: di
 
 def _cases(write: Write, own: dict[str, str], other: dict[str, str], admin: bool) -> list[tuple[str, Any, Any, Loc]]:
     """(label, path params, body, expected 422 location or ()) for each id of ``write``: foreign, then unknown."""
-    params = {name: own[key] for name, key in write.params.items()}
+    params = {**write.names, **{name: own[key] for name, key in write.params.items()}}
     body = _fill(write.body, own) if write.body is not None else None
     cases = []
     for name, key in write.params.items():
