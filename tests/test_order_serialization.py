@@ -1,5 +1,5 @@
-"""A page of orders is built positionally as ``serialize.OrderWire``s with each product embedded as its cached
-encoding, a single order as a ``CustomerOrder`` by keyword, both from ``serialize.order_values``. Here: every value
+"""A page of orders is built as ``serialize.CustomerOrderWire``s with each product embedded as its cached encoding,
+a single order as a ``CustomerOrder``, both by ``serialize.build_order``. Here: every value
 lands on the field it is meant for (distinct values, expected by name), and over the demo seed the list answers
 exactly what the single-order answers and the documented model say."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from portal.customer_portal.models import CustomerOrder, OrderItem, SubscriptionBase
 from portal.customer_portal.queries import OrderRow
-from portal.customer_portal.serialize import ORDER_FIELDS, OrderWire, order_values
+from portal.customer_portal.serialize import CustomerOrderWire, build_order
 from portal.pagination import ListResource
 from portal.settings import Settings
 from tests.admin_support import bearer
@@ -81,9 +81,8 @@ def _row(**changes: Any) -> OrderRow:
 
 
 def _order(row: OrderRow, product: object = "PRODUCT", name: str | None = "Product Name") -> dict[str, Any]:
-    values = order_values(row, product, name, SUBSCRIPTION if row.subscription_id else None)
-    assert len(values) == len(ORDER_FIELDS)
-    return dict(zip(ORDER_FIELDS, values, strict=True))
+    order = build_order(CustomerOrder, row, product, name, SUBSCRIPTION if row.subscription_id else None)
+    return msgspec.structs.asdict(order)
 
 
 def test_each_value_lands_on_its_field() -> None:
@@ -140,9 +139,13 @@ def test_unpaid_orders_and_descriptions_without_a_product() -> None:
 
 
 def test_the_wire_form_is_the_models_json() -> None:
-    values = order_values(_row(), None, "Product Name", SUBSCRIPTION)
-    model = CustomerOrder(**dict(zip(ORDER_FIELDS, values, strict=True)))
-    assert msgspec.json.encode(OrderWire(*values)) == msgspec.json.encode(model)
+    product = {"id": "prod-1", "name": "Product Name"}
+    model = build_order(CustomerOrder, _row(), product, "Product Name", SUBSCRIPTION)
+    wire = build_order(
+        CustomerOrderWire, _row(), msgspec.Raw(msgspec.json.encode(product)), "Product Name", SUBSCRIPTION
+    )
+    assert isinstance(wire, CustomerOrder)
+    assert msgspec.json.encode(wire) == msgspec.json.encode(model)
 
 
 def test_the_list_answers_what_each_order_answers(settings: Settings) -> None:

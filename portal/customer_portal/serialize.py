@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -281,63 +281,69 @@ async def subscriptions_out(
 
 
 _ORDER_ITEMS = msgspec.json.Decoder(list[OrderItem])
-ORDER_FIELDS = CustomerOrder.__struct_fields__
-
-# A page of orders goes on the wire as ``OrderWire``s: ``CustomerOrder``'s fields in ``CustomerOrder``'s order (so
-# the same JSON object), built positionally from ``order_values`` (cheaper than a keyword call of thirty names: see
-# bench/README.md's speed-mechanisms table), with the embedded product as its JSON encoding, made once per cached
-# product (``catalog.cached_products_encoded``): the ten orders of a page embed the same few products, 60% of the
-# answer's bytes. ``CustomerOrder`` stays the documented shape (OpenAPI) and what a single order is built as, from
-# the same values. tests/test_order_serialization.py checks every field by name, and the list against the single
-# orders.
-OrderWire = msgspec.defstruct("OrderWire", [(name, object) for name in ORDER_FIELDS], module=__name__)
-if CustomerOrder.__struct_encode_fields__ != ORDER_FIELDS:  # a renamed field would not be renamed on the wire
-    raise RuntimeError("CustomerOrder renames a field: OrderWire would not match it")
 
 
-def order_values(
-    row: queries.OrderRow, product: object, product_name: str | None, subscription: SubscriptionBase | None
-) -> tuple[Any, ...]:
-    """One order's values in ``ORDER_FIELDS`` order (each line names its field)."""
+class CustomerOrderWire(CustomerOrder, kw_only=True):
+    """A ``CustomerOrder`` as a page of orders puts it on the wire: the documented model's fields, in its order (a
+    subclass keeps them, so the JSON is the same object), with the embedded product as its JSON encoding made once
+    per cached product (``catalog.cached_products_encoded``): the ten orders of a page embed the same few products,
+    60% of the answer's bytes. A single order is a plain ``CustomerOrder``; both are built by ``build_order``.
+    tests/test_order_serialization.py checks every field by name, and the list against the single orders."""
+
+    # Encoded inline by msgspec; the annotation differs from the model's only in being pre-encoded.
+    product: msgspec.Raw | None  # type: ignore[assignment]
+
+
+OrderT = TypeVar("OrderT", bound=CustomerOrder)
+
+
+def build_order(
+    model: type[OrderT],
+    row: queries.OrderRow,
+    product: Any,
+    product_name: str | None,
+    subscription: SubscriptionBase | None,
+) -> OrderT:
+    """One order as ``model`` (``CustomerOrder``, or ``CustomerOrderWire`` with ``product`` pre-encoded)."""
     paid = row.status in PAID_STATUSES
     net = row.subtotal_amount - row.discount_amount
     items = _ORDER_ITEMS.decode(row.items_json or "[]")
-    return (
-        row.id,  # id
-        row.created_at,  # created_at
-        row.modified_at,  # modified_at
-        row.status,  # status
-        paid,  # paid
-        row.subtotal_amount,  # subtotal_amount
-        row.discount_amount,  # discount_amount
-        net,  # net_amount
-        row.tax_amount,  # tax_amount
-        row.total_amount,  # total_amount
-        0,  # applied_balance_amount
-        0 if paid or row.status == "void" else row.total_amount,  # due_amount
-        row.refunded_amount,  # refunded_amount
-        row.refunded_tax_amount,  # refunded_tax_amount
-        row.currency,  # currency
-        row.billing_reason,  # billing_reason
-        row.billing_name,  # billing_name
-        address_out(row.billing_address),  # billing_address
-        row.invoice_number,  # invoice_number
-        row.is_invoice_generated,  # is_invoice_generated
-        row.receipt_number,  # receipt_number
-        None,  # seats
-        None,  # units
-        row.customer_id,  # customer_id
-        row.product_id,  # product_id
-        None,  # discount_id
-        row.subscription_id,  # subscription_id
-        None,  # checkout_id
-        None,  # next_payment_attempt_at
-        product,  # product
-        subscription,  # subscription
-        items,  # items
-        product_name or (items[0].label if items else "Order"),  # description
-        max(0, net - row.refunded_amount) if paid else 0,  # refundable_amount
-        max(0, row.tax_amount - row.refunded_tax_amount) if paid else 0,  # refundable_tax_amount
+    return model(
+        id=row.id,
+        created_at=row.created_at,
+        modified_at=row.modified_at,
+        status=row.status,
+        paid=paid,
+        subtotal_amount=row.subtotal_amount,
+        discount_amount=row.discount_amount,
+        net_amount=net,
+        tax_amount=row.tax_amount,
+        total_amount=row.total_amount,
+        applied_balance_amount=0,
+        due_amount=0 if paid or row.status == "void" else row.total_amount,
+        refunded_amount=row.refunded_amount,
+        refunded_tax_amount=row.refunded_tax_amount,
+        currency=row.currency,
+        billing_reason=row.billing_reason,
+        billing_name=row.billing_name,
+        billing_address=address_out(row.billing_address),
+        invoice_number=row.invoice_number,
+        is_invoice_generated=row.is_invoice_generated,
+        receipt_number=row.receipt_number,
+        seats=None,
+        units=None,
+        customer_id=row.customer_id,
+        product_id=row.product_id,
+        discount_id=None,
+        subscription_id=row.subscription_id,
+        checkout_id=None,
+        next_payment_attempt_at=None,
+        product=product,
+        subscription=subscription,
+        items=items,
+        description=product_name or (items[0].label if items else "Order"),
+        refundable_amount=max(0, net - row.refunded_amount) if paid else 0,
+        refundable_tax_amount=max(0, row.tax_amount - row.refunded_tax_amount) if paid else 0,
     )
 
 
@@ -354,20 +360,16 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
     out = []
     for row in orders:
         product = products.get(row.product_id) if row.product_id else None
-        values = order_values(
-            row,
-            product,
-            product.name if product is not None else None,
-            subscriptions.get(row.subscription_id) if row.subscription_id else None,
-        )
-        out.append(CustomerOrder(**dict(zip(ORDER_FIELDS, values, strict=True))))
+        name = product.name if product is not None else None
+        subscription = subscriptions.get(row.subscription_id) if row.subscription_id else None
+        out.append(build_order(CustomerOrder, row, product, name, subscription))
     return out
 
 
-async def orders_wire(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[Any]:
-    """A page of orders as ``OrderWire``s (see above), in a fixed number of queries. The rows are read by position
-    (``queries.order_rows``): ``sqlite3.Row["name"]`` compares the name with each column in turn, and a dict per row
-    costs more than the rest of the order (bench/README.md)."""
+async def orders_wire(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrderWire]:
+    """A page of orders as ``CustomerOrderWire``s (see above), in a fixed number of queries. The rows are read by
+    position (``queries.order_rows``): ``sqlite3.Row["name"]`` compares the name with each column in turn, and a dict
+    per row costs more than the rest of the order (bench/README.md)."""
     orders = queries.order_rows(rows)
     product_ids = [order.product_id for order in orders]
     products = await catalog.cached_products_encoded(db, organization, product_ids, _read_products)
@@ -375,13 +377,9 @@ async def orders_wire(db: Database, organization: Organization, rows: Sequence[q
     out = []
     for row in orders:
         product, encoded = products.get(row.product_id, _NO_PRODUCT) if row.product_id else _NO_PRODUCT
-        values = order_values(
-            row,
-            encoded,
-            product.name if product is not None else None,
-            subscriptions.get(row.subscription_id) if row.subscription_id else None,
-        )
-        out.append(OrderWire(*values))
+        name = product.name if product is not None else None
+        subscription = subscriptions.get(row.subscription_id) if row.subscription_id else None
+        out.append(build_order(CustomerOrderWire, row, encoded, name, subscription))
     return out
 
 
