@@ -15,7 +15,7 @@ from polar.v2026_10.errors import HTTPValidationError, ResourceNotFound
 
 from portal.settings import Settings
 from tests.api_server import api_token, served_portal
-from tests.browser_helpers import new_session, one, query
+from tests.browser_helpers import csrf_token, new_session, one, query
 
 pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
 
@@ -82,6 +82,160 @@ def test_html_portal_lists_past_benefits_instead_of_none(portal: tuple[str, Sett
     assert page.status_code == 200
     assert "Past benefits" in page.text and 'id="past-benefits"' in page.text
     assert "No benefits yet" not in page.text
+
+
+# --- 3. tax IDs, validated and typed ---------------------------------------------------------------------
+
+
+def me(portal: tuple[str, Settings], email: str) -> dict[str, Any]:
+    with raw(portal, email=email) as client:
+        return client.get("/customers/me").json()
+
+
+def test_tax_id_without_a_billing_country_answers_422(portal: tuple[str, Settings]) -> None:
+    email = "casey@example.com"  # the demo customer without a billing address
+    with sdk(portal, email=email) as polar, pytest.raises(HTTPValidationError) as refused:
+        polar.customer_portal.customers.update(tax_id="FR11123456782")
+    assert refused.value.error.detail is not None
+    assert [(d.loc, d.msg) for d in refused.value.error.detail] == [
+        (["body", "billing_address"], "Country is required to validate tax ID.")
+    ]
+    assert me(portal, email)["tax_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("country", "given", "stored"),
+    [
+        ("US", "91-1144442", ["911144442", "us_ein"]),
+        ("FR", "FR 11 123 456 782", ["FR11123456782", "eu_vat"]),
+        ("DE", "DE136695976", ["DE136695976", "eu_vat"]),
+        ("GB", "GB 123 4567 27", ["123456727", "gb_vat"]),
+        ("CA", "123456782 RT0001", ["123456782RT0001", "ca_gst_hst"]),
+    ],
+)
+def test_valid_tax_ids_are_stored_compact_with_polars_format_name(
+    portal: tuple[str, Settings], country: str, given: str, stored: list[str]
+) -> None:
+    with sdk(portal) as polar:
+        updated = polar.customer_portal.customers.update(
+            billing_address={"line1": "1 Main St", "city": "Town", "country": country}, tax_id=given
+        )
+        again = polar.customer_portal.customers.get()
+    assert updated.tax_id == stored and again.tax_id == stored
+
+
+def test_invalid_tax_id_for_the_country_answers_422_and_writes_nothing(portal: tuple[str, Settings]) -> None:
+    before = me(portal, "alex@example.com")
+    with sdk(portal) as polar, pytest.raises(HTTPValidationError) as refused:
+        polar.customer_portal.customers.update(
+            billing_name="Not saved",
+            billing_address={"line1": "1 Rue", "city": "Lyon", "country": "FR"},
+            tax_id="FR123",
+        )
+    assert refused.value.error.detail is not None
+    assert [(d.loc, d.msg) for d in refused.value.error.detail] == [(["body", "tax_id"], "Invalid tax ID.")]
+    assert me(portal, "alex@example.com") == before
+
+
+def test_changing_the_billing_country_revalidates_the_stored_tax_id(portal: tuple[str, Settings]) -> None:
+    french = {"line1": "1 Rue", "city": "Lyon", "country": "FR"}
+    with sdk(portal) as polar:
+        polar.customer_portal.customers.update(billing_address=french, tax_id="FR11123456782")
+        with pytest.raises(HTTPValidationError) as refused:
+            polar.customer_portal.customers.update(billing_address={**french, "country": "US"})
+        kept = polar.customer_portal.customers.get()
+        moved = polar.customer_portal.customers.update(billing_address={**french, "country": "US"}, tax_id="911144442")
+    assert refused.value.error.detail is not None and refused.value.error.detail[0].loc == ["body", "tax_id"]
+    assert kept.billing_address is not None and kept.billing_address.country == "FR"
+    assert kept.tax_id == ["FR11123456782", "eu_vat"]
+    assert moved.tax_id == ["911144442", "us_ein"]
+
+
+def test_billing_address_cannot_be_reset_to_null(portal: tuple[str, Settings]) -> None:
+    with raw(portal) as client:
+        response = client.patch("/customers/me", json={"billing_address": None})
+        after = client.get("/customers/me").json()
+    assert response.status_code == 422
+    assert locs(response) == [["body", "billing_address"]]
+    assert msgs(response) == ["Customer billing address cannot be reset to null once set."]
+    assert after["billing_address"]["country"] == "US"
+
+
+def test_demo_seed_tax_ids_are_valid_and_typed(portal: tuple[str, Settings]) -> None:
+    _, settings = portal
+    rows = query(
+        settings,
+        "SELECT c.email, o.slug FROM customers c JOIN organizations o ON o.id = c.organization_id "
+        "WHERE c.tax_id IS NOT NULL",
+    )
+    assert len(rows) >= 3
+    for row in rows:
+        with sdk(portal, email=row["email"], slug=row["slug"]) as polar:
+            tax_id = polar.customer_portal.customers.get().tax_id
+        assert tax_id is not None and tax_id[1] in {"eu_vat", "gb_vat", "ca_gst_hst"}, (row["email"], tax_id)
+
+
+def test_tax_id_stored_before_validation_is_not_answered_as_unknown(portal: tuple[str, Settings]) -> None:
+    base_url, settings = portal
+    _execute(settings, "UPDATE customers SET tax_id = 'US-123' WHERE email = 'alex@example.com'")
+    assert me(portal, "alex@example.com")["tax_id"] is None
+    # The billing page asks the customer to correct it.
+    name, token = new_session(settings, "acme", "alex@example.com")
+    page = httpx.get(f"{base_url}/acme/portal/settings", cookies={name: token})
+    assert page.status_code == 200
+    assert 'id="tax_id-error"' in page.text and "This is not a valid tax ID for United States." in page.text
+
+
+def _execute(settings: Settings, sql: str) -> None:
+    from portal.db import connect_sync
+
+    conn = connect_sync(settings.db_path)
+    try:
+        conn.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _billing_form(**changes: str) -> dict[str, str]:
+    form = {"billing_name": "", "line1": "2101 Mission Street", "line2": "", "postal_code": "94110"}
+    form |= {"city": "San Francisco", "state": "CA", "country": "US", "tax_id": ""}
+    return form | changes
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"tax_id": "12345"}, "tax_id", "This is not a valid tax ID for United States."),
+        ({"line1": "", "postal_code": "", "city": "", "state": "", "country": ""}, "country", "can be changed"),
+        ({"country": "DE", "tax_id": "911144442"}, "tax_id", "This is not a valid tax ID for Germany."),
+    ],
+)
+def test_html_billing_page_follows_the_same_rules(
+    portal: tuple[str, Settings], changes: dict[str, str], field: str, message: str
+) -> None:
+    base_url, settings = portal
+    name, token = new_session(settings, "acme", "alex@example.com")
+    with httpx.Client(base_url=base_url, cookies={name: token}) as client:
+        form = _billing_form(**changes) | {"_csrf_token": csrf_token(client, "/acme/portal/settings")}
+        before = me(portal, "alex@example.com")
+        refused = client.post("/acme/portal/settings", data=form)
+    assert refused.status_code == 400
+    assert f'id="{field}-error"' in refused.text and message in refused.text
+    assert me(portal, "alex@example.com") == before
+
+
+def test_html_billing_page_saves_a_valid_tax_id_typed(portal: tuple[str, Settings]) -> None:
+    base_url, settings = portal
+    name, token = new_session(settings, "acme", "casey@example.com")
+    with httpx.Client(base_url=base_url, cookies={name: token}) as client:
+        missing = _billing_form(line1="", postal_code="", city="", state="", country="", tax_id="911144442")
+        form = {"_csrf_token": csrf_token(client, "/acme/portal/settings")}
+        no_country = client.post("/acme/portal/settings", data=missing | form)
+        saved = client.post("/acme/portal/settings", data=_billing_form(tax_id="91-1144442") | form)
+    assert no_country.status_code == 400 and 'id="tax_id-error"' in no_country.text
+    assert saved.status_code == 303
+    assert me(portal, "casey@example.com")["tax_id"] == ["911144442", "us_ein"]
 
 
 # --- 4. default payment method ---------------------------------------------------------------------------

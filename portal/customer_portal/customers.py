@@ -103,16 +103,22 @@ class CustomersController(Controller):
         form = BillingForm.from_customer(customer.billing_name, customer.billing_address_dict, customer.tax_id)
         if data.billing_name is not msgspec.UNSET:
             form.billing_name = data.billing_name or ""
+        if data.billing_address is None:
+            # Polar: an address can be changed, never removed (whether or not one is stored).
+            raise InvalidInput("Customer billing address cannot be reset to null once set.", "billing_address")
         if data.billing_address is not msgspec.UNSET:
             address = data.billing_address
             for field in ("line1", "line2", "postal_code", "city", "state", "country"):
-                setattr(form, field, (getattr(address, field) or "") if address is not None else "")
+                setattr(form, field, getattr(address, field) or "")
         if data.tax_id is not msgspec.UNSET:
+            # Unlike Polar (where null keeps the stored one), null or "" removes the customer's tax ID: it is
+            # their data to withdraw. A new one is validated against the billing country, as in Polar.
             form.tax_id = data.tax_id or ""
-        errors = await save_billing(db, ctx, form, now=clock.now())
+        errors = await save_billing(db, ctx, form, now=clock.now(), api=True)
         if errors:
             field, message = next(iter(errors.items()))
-            raise InvalidInput(message, field if field in ("billing_name", "tax_id") else f"billing_address.{field}")
+            api_fields = ("billing_name", "tax_id", "billing_address")
+            raise InvalidInput(message, field if field in api_fields else f"billing_address.{field}")
         fresh = await get_in_org(db, ctx.organization.id, customer.id)
         assert fresh is not None
         return serialize.customer_out(fresh)

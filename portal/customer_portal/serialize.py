@@ -37,6 +37,7 @@ from portal.customer_portal.models import (
     SubscriptionBase,
 )
 from portal.customers.queries import Customer
+from portal.customers.tax_ids import typed_tax_id
 from portal.db import Database, row_dicts
 from portal.organizations.queries import Organization
 
@@ -73,8 +74,11 @@ def address_out(text: str | None) -> Address | None:
     return address
 
 
-def tax_id_out(tax_id: str | None) -> list[str] | None:
-    return None if not tax_id else [tax_id, "unknown"]
+def tax_id_out(tax_id: str | None, billing_address: str | None) -> list[str] | None:
+    """Polar's ``[value, format]``; None for a tax ID stored before validation that the country refuses."""
+    address = address_out(billing_address)
+    typed = typed_tax_id(tax_id, address.country if address is not None else None)
+    return None if typed is None else list(typed)
 
 
 # --- organization and products ---------------------------------------------------------------------------
@@ -205,7 +209,7 @@ def customer_out(customer: Customer) -> CustomerPortalCustomer:
         name=customer.name,
         billing_name=customer.billing_name,
         billing_address=address_out(customer.billing_address),
-        tax_id=tax_id_out(customer.tax_id),
+        tax_id=tax_id_out(customer.tax_id, customer.billing_address),
         locale=customer.locale,
     )
 
@@ -221,7 +225,7 @@ def license_key_customer(customer: Customer) -> LicenseKeyCustomer:
         name=customer.name,
         billing_name=customer.billing_name,
         billing_address=address_out(customer.billing_address),
-        tax_id=tax_id_out(customer.tax_id),
+        tax_id=tax_id_out(customer.tax_id, customer.billing_address),
         locale=customer.locale,
         organization_id=customer.organization_id,
     )
