@@ -11,10 +11,11 @@ import httpx
 import pytest
 from polar.base import PolarClientError
 from polar.v2026_10.client import Polar
-from polar.v2026_10.errors import HTTPValidationError, ResourceNotFound
+from polar.v2026_10.errors import HTTPValidationError, ResourceNotFound, RotateNotPermitted
 
 from portal.settings import Settings
-from tests.api_server import api_token, served_portal
+from tests.admin_support import api, mint_token
+from tests.api_server import api_token, execute, served_portal
 from tests.browser_helpers import csrf_token, new_session, one, query
 
 pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
@@ -82,6 +83,64 @@ def test_html_portal_lists_past_benefits_instead_of_none(portal: tuple[str, Sett
     assert page.status_code == 200
     assert "Past benefits" in page.text and 'id="past-benefits"' in page.text
     assert "No benefits yet" not in page.text
+
+
+# --- 2. license-key rotation by the customer ---------------------------------------------------------------
+
+
+def license_key(settings: Settings, benefit: str, status: str = "granted") -> dict[str, Any]:
+    return dict(
+        one(
+            settings,
+            "SELECT k.id, k.key, k.benefit_id FROM license_keys k JOIN customers c ON c.id = k.customer_id "
+            "JOIN benefits b ON b.id = k.benefit_id WHERE c.email = 'alex@example.com' AND b.external_id = ? "
+            "AND k.status = ?",
+            (benefit, status),
+        )
+    )
+
+
+@pytest.mark.parametrize("status", ["granted", "disabled"])
+def test_rotation_is_allowed_by_default_for_granted_and_disabled_keys(
+    portal: tuple[str, Settings], status: str
+) -> None:
+    _, settings = portal
+    key = license_key(settings, "acme-toolkit-license")
+    execute(settings, "UPDATE license_keys SET status = ? WHERE id = ?", (status, key["id"]))
+    with sdk(portal) as polar:
+        rotated = polar.customer_portal.license_keys.rotate(key["id"])
+    assert rotated.id == key["id"] and rotated.key != key["key"] and rotated.status == status
+
+
+def test_rotation_of_a_revoked_key_answers_polars_400(portal: tuple[str, Settings]) -> None:
+    _, settings = portal
+    revoked = license_key(settings, "acme-toolkit-license", "revoked")
+    with sdk(portal) as polar, pytest.raises(RotateNotPermitted):
+        polar.customer_portal.license_keys.rotate(revoked["id"])
+    with raw(portal) as client:
+        response = client.post(f"/license-keys/{revoked['id']}/rotate")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "RotateNotPermitted",
+        "detail": "License key cannot be rotated in its current status. Current status: revoked. "
+        "Allowed statuses: disabled, granted.",
+    }
+    assert one(settings, "SELECT key FROM license_keys WHERE id = ?", (revoked["id"],))["key"] == revoked["key"]
+
+
+def test_seller_can_switch_customer_rotation_off_per_benefit(portal: tuple[str, Settings]) -> None:
+    base_url, settings = portal
+    key = license_key(settings, "acme-toolkit-license")
+    admin = mint_token(settings, one(settings, "SELECT id FROM organizations WHERE slug = 'acme'")["id"])
+    with httpx.Client(base_url=base_url) as client:
+        benefit = api(client, admin, "GET", f"/v1/benefits/{key['benefit_id']}", 200)
+        assert benefit["properties"]["allow_customer_rotation"] is True  # Polar's default: on
+        properties = {**benefit["properties"], "allow_customer_rotation": False}
+        api(client, admin, "PATCH", f"/v1/benefits/{key['benefit_id']}", 200, json={"properties": properties})
+    with sdk(portal) as polar, pytest.raises(RotateNotPermitted) as refused:
+        polar.customer_portal.license_keys.rotate(key["id"])
+    assert refused.value.error.detail == "The seller does not allow rotating this license key."
+    assert one(settings, "SELECT key FROM license_keys WHERE id = ?", (key["id"],))["key"] == key["key"]
 
 
 # --- 3. tax IDs, validated and typed ---------------------------------------------------------------------
@@ -177,24 +236,13 @@ def test_demo_seed_tax_ids_are_valid_and_typed(portal: tuple[str, Settings]) -> 
 
 def test_tax_id_stored_before_validation_is_not_answered_as_unknown(portal: tuple[str, Settings]) -> None:
     base_url, settings = portal
-    _execute(settings, "UPDATE customers SET tax_id = 'US-123' WHERE email = 'alex@example.com'")
+    execute(settings, "UPDATE customers SET tax_id = 'US-123' WHERE email = 'alex@example.com'")
     assert me(portal, "alex@example.com")["tax_id"] is None
     # The billing page asks the customer to correct it.
     name, token = new_session(settings, "acme", "alex@example.com")
     page = httpx.get(f"{base_url}/acme/portal/settings", cookies={name: token})
     assert page.status_code == 200
     assert 'id="tax_id-error"' in page.text and "This is not a valid tax ID for United States." in page.text
-
-
-def _execute(settings: Settings, sql: str) -> None:
-    from portal.db import connect_sync
-
-    conn = connect_sync(settings.db_path)
-    try:
-        conn.execute(sql)
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def _billing_form(**changes: str) -> dict[str, str]:

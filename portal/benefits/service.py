@@ -59,8 +59,9 @@ class LicenseKeysProperties(_Properties, kw_only=True):
     expires: LicenseKeyExpiration | None = None
     activations: LicenseKeyActivations | None = None
     limit_usage: Positive | None = None
-    # Portal's own: customers may rotate their key (new key string; the old one stops validating at once).
-    allow_customer_rotation: bool = False
+    # Customers may rotate their key (new key string; the old one stops validating at once), as in Polar, where
+    # every customer may; Portal lets the seller switch it off per benefit.
+    allow_customer_rotation: bool = True
 
 
 class DownloadablesProperties(_Properties, kw_only=True):

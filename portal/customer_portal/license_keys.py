@@ -101,10 +101,17 @@ class LicenseKeysController(Controller):
         status_code=200,
         summary="Rotate License Key",
         description=(
-            "A new key string for the same license key; the old one stops validating at once. Allowed when the "
-            "benefit sets `allow_customer_rotation` and the key is granted or disabled."
+            "A new key string for the same license key; the old one stops validating at once. Allowed, as in "
+            "Polar, for keys that are granted or disabled, unless the seller switched the benefit's "
+            "`allow_customer_rotation` off."
         ),
-        responses=responses((400, "`RotateNotPermitted`.")),
+        responses=responses(
+            (
+                400,
+                "`RotateNotPermitted`: the key's status is not granted or disabled, or the seller "
+                "switched customer rotation off.",
+            )
+        ),
         security=BEARER,
     )
     async def rotate(
