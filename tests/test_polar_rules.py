@@ -14,7 +14,7 @@ from polar.v2026_10.client import Polar
 from polar.v2026_10.errors import HTTPValidationError, ResourceNotFound, RotateNotPermitted
 
 from portal.settings import Settings
-from tests.admin_support import api, mint_token
+from tests.admin_support import api, bearer, mint_token
 from tests.api_server import api_token, execute, served_portal
 from tests.browser_helpers import csrf_token, new_session, one, query
 
@@ -348,3 +348,136 @@ def test_sdk_pages_with_a_large_limit(portal: tuple[str, Settings]) -> None:
     assert page.pagination.total_count and page.pagination.max_page == math.ceil(page.pagination.total_count / 100)
     with sdk(portal) as polar, pytest.raises(HTTPValidationError):
         polar.customer_portal.orders.list(limit=0)
+
+
+# --- 11. benefit and product visibility ------------------------------------------------------------------
+
+
+def benefit_id(settings: Settings, external_id: str) -> str:
+    return one(settings, "SELECT id FROM benefits WHERE external_id = ?", (external_id,))["id"]
+
+
+def acme_admin(settings: Settings) -> str:
+    return mint_token(settings, one(settings, "SELECT id FROM organizations WHERE slug = 'acme'")["id"])
+
+
+def customer_view(portal: tuple[str, Settings]) -> dict[str, Any]:
+    """Where Polar's customer portal shows benefits: grants, and the benefits of products in orders, subscriptions
+    and the organization's catalog."""
+    _, settings = portal
+    order = one(settings, "SELECT id FROM orders WHERE external_id = 'acme-ord-alex-toolkit'")["id"]
+    subscription = one(settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-alex-pro'")["id"]
+    with sdk(portal) as polar:
+        cp = polar.customer_portal
+        return {
+            "grants": {g.benefit_id for g in cp.benefit_grants.iter_list(limit=100)},
+            "order": {b.id for b in cp.orders.get(order).product.benefits},  # type: ignore[union-attr]
+            "subscription": {b.id for b in cp.subscriptions.get(subscription).product.benefits},
+            "catalog": {b.id for p in cp.organizations.get("acme").products for b in p.benefits},
+            "products": {p.id for p in cp.organizations.get("acme").products},
+            "license_keys": {k.benefit_id for k in cp.license_keys.iter_list(limit=100)},
+        }
+
+
+@pytest.mark.parametrize(("external_id", "where"), [("acme-welcome", "order"), ("acme-beta", "subscription")])
+def test_non_public_benefits_are_left_out_where_polar_leaves_them_out(
+    portal: tuple[str, Settings], external_id: str, where: str
+) -> None:
+    base_url, settings = portal
+    hidden = benefit_id(settings, external_id)
+    description = one(settings, "SELECT description FROM benefits WHERE id = ?", (hidden,))["description"]
+    grant = one(
+        settings,
+        "SELECT g.id FROM benefit_grants g JOIN customers c ON c.id = g.customer_id "
+        "WHERE c.email = 'alex@example.com' AND g.benefit_id = ? AND g.revoked_at IS NULL",
+        (hidden,),
+    )["id"]
+    before = customer_view(portal)
+    assert hidden in before["grants"] and hidden in before[where] and hidden in before["catalog"]
+    admin = acme_admin(settings)
+    name, token = new_session(settings, "acme", "alex@example.com")
+    with httpx.Client(base_url=base_url, cookies={name: token}) as client:
+        assert description in client.get("/acme/portal/benefits/").text
+        for visibility in ("private", "draft"):
+            benefit = api(client, admin, "PATCH", f"/v1/benefits/{hidden}", 200, json={"visibility": visibility})
+            assert benefit["visibility"] == visibility and benefit["visibility_configurable"] is True
+            after = customer_view(portal)
+            for place in ("grants", "order", "subscription", "catalog"):
+                assert hidden not in after[place], (visibility, place)
+            with sdk(portal) as polar, pytest.raises(ResourceNotFound):
+                polar.customer_portal.benefit_grants.get(grant)
+            page = client.get("/acme/portal/benefits/")
+            assert page.status_code == 200 and description not in page.text
+        api(client, admin, "PATCH", f"/v1/benefits/{hidden}", 200, json={"visibility": "public"})
+    assert customer_view(portal) == before
+
+
+def test_license_keys_of_a_private_benefit_stay_listed_as_in_polar(portal: tuple[str, Settings]) -> None:
+    _, settings = portal
+    hidden = benefit_id(settings, "acme-toolkit-license")
+    with httpx.Client(base_url=portal[0]) as client:
+        api(client, acme_admin(settings), "PATCH", f"/v1/benefits/{hidden}", 200, json={"visibility": "private"})
+    view = customer_view(portal)
+    # Polar's license-key endpoints do not look at the benefit's visibility; its grant endpoints do.
+    assert hidden in view["license_keys"] and hidden not in view["grants"]
+
+
+def test_visibility_is_configurable_only_where_polar_allows(portal: tuple[str, Settings]) -> None:
+    base_url, settings = portal
+    admin = acme_admin(settings)
+    discord = benefit_id(settings, "acme-discord")
+    with httpx.Client(base_url=base_url) as client:
+        refused = api(client, admin, "PATCH", f"/v1/benefits/{discord}", 422, json={"visibility": "private"})
+        current = api(client, admin, "GET", f"/v1/benefits/{discord}", 200)
+        flag = api(
+            client,
+            admin,
+            "POST",
+            "/v1/benefits/",
+            201,
+            json={"type": "feature_flag", "description": "Internal flag", "properties": {"metadata": {}}},
+        )
+        note = api(client, admin, "POST", "/v1/benefits/", 201, json={"type": "custom", "description": "Note"})
+    assert refused["detail"] == [
+        {
+            "loc": ["body", "visibility"],
+            "msg": "Visibility is not configurable for this benefit type and must be public.",
+            "type": "value_error",
+        }
+    ]
+    assert current["visibility"] == "public" and current["visibility_configurable"] is False
+    assert flag["visibility"] == "private" and note["visibility"] == "public"  # Polar's defaults per type
+
+
+@pytest.mark.parametrize("visibility", ["private", "draft"])
+def test_non_public_products_are_left_out_of_the_organization_catalog(
+    portal: tuple[str, Settings], visibility: str
+) -> None:
+    base_url, settings = portal
+    icons = one(settings, "SELECT id FROM products WHERE external_id = 'acme-icons'")["id"]
+    assert icons in customer_view(portal)["products"]
+    with httpx.Client(base_url=base_url) as client:
+        product = api(
+            client, acme_admin(settings), "PATCH", f"/v1/products/{icons}", 200, json={"visibility": visibility}
+        )
+    assert product["visibility"] == visibility
+    assert icons not in customer_view(portal)["products"]
+
+
+def test_seed_document_sets_benefit_visibility(portal: tuple[str, Settings]) -> None:
+    from tests.test_admin_seed import inline_document
+
+    base_url, settings = portal
+    document = inline_document()
+    benefits = {b["external_id"]: b for org in document["organizations"] for b in org["benefits"]}
+    benefits["acme-welcome"]["visibility"] = "private"
+    admin = mint_token(settings)
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        loaded = client.post("/v1/admin/seed", json=document, headers=bearer(admin))
+        benefits["acme-discord"]["visibility"] = "draft"
+        refused = client.post("/v1/admin/seed", json=document, headers=bearer(admin))
+    assert loaded.status_code in (200, 201), loaded.text
+    assert one(settings, "SELECT visibility FROM benefits WHERE external_id = 'acme-welcome'")[0] == "private"
+    assert refused.status_code == 422
+    assert "Visibility is not configurable for this benefit type and must be public." in refused.text
+    assert one(settings, "SELECT visibility FROM benefits WHERE external_id = 'acme-discord'")[0] == "public"

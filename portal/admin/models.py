@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from portal.benefits.admin_queries import BenefitRecord, FileRecord, GrantRecord
+from portal.benefits.service import VISIBILITY_CONFIGURABLE
 from portal.customers.admin_queries import CustomerRecord
 from portal.customers.tax_ids import typed_tax_id
 from portal.notifications.org_settings import polar_customer_email_settings
@@ -254,7 +255,9 @@ def benefit_out(benefit: BenefitRecord) -> BenefitOut:
         is_deleted=benefit.deleted_at is not None,
         organization_id=benefit.organization_id,
         metadata=_json(benefit.metadata, {}),
+        visibility=benefit.visibility,  # type: ignore[arg-type]  # the column's CHECK keeps it one of the three
         properties=properties,
+        visibility_configurable=benefit.type in VISIBILITY_CONFIGURABLE,
         external_id=benefit.external_id,
     )
 

@@ -260,7 +260,7 @@ async def benefits_by_product(db: Database, product_ids: Sequence[str]) -> dict[
         f"""
         SELECT pb.product_id, {BENEFIT_COLUMNS}
         FROM product_benefits pb
-        JOIN benefits b ON b.id = pb.benefit_id AND b.deleted_at IS NULL
+        JOIN benefits b ON b.id = pb.benefit_id AND b.deleted_at IS NULL AND b.visibility = 'public'
         WHERE pb.product_id IN ({_marks(product_ids)})
         ORDER BY pb.position, b.created_at
         """,
@@ -369,9 +369,10 @@ GRANT_COLUMNS = """
     b.deleted_at AS benefit_deleted_at
 """
 GRANT_SOURCE = "benefit_grants g JOIN benefits b ON b.id = g.benefit_id"
-# Polar's customer portal reads only live grants: a revoked one is not listed and answers 404 (the HTML portal
-# still shows it under "Past benefits", from portal/benefits).
-GRANT_LIVE = "g.revoked_at IS NULL"
+# Polar's customer portal reads only live grants of public benefits: a revoked one, or one of a private or draft
+# benefit, is not listed and answers 404 (the HTML portal still shows a revoked one under "Past benefits", from
+# portal/benefits; it leaves out non-public benefits as well).
+GRANT_LIVE = "g.revoked_at IS NULL AND b.visibility = 'public'"
 GRANT_SORT = {
     "granted_at": "COALESCE(g.granted_at, g.created_at)",
     "type": "b.type",
