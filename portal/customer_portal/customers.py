@@ -18,6 +18,7 @@ from portal.clock import Clock, iso, new_id
 from portal.customer_portal import serialize
 from portal.customer_portal.errors import (
     BEARER,
+    UNAUTHORIZED,
     UNSUPPORTED_RESPONSES,
     PolarAPIError,
     not_permitted,
@@ -49,6 +50,9 @@ from portal.web import client_ip
 EMAIL_UPDATE_TTL = timedelta(minutes=30)
 API_SESSION_TTL = 3600  # seconds, like the customer sessions POST /v1/customer-sessions/ mints
 EMAIL_CHANGE_OFF = "Changing the email address is not enabled by this seller."
+_CUSTOMER_NOT_READY = ResponseSpec(
+    PolarErrorBody, description="`CustomerNotReady`: no payment processor.", generate_examples=False
+)
 _THROTTLED = ResponseSpec(
     PolarErrorBody, description="`TooManyRequests`: too many wrong tokens; see `Retry-After`.", generate_examples=False
 )
@@ -311,11 +315,20 @@ class CustomersController(Controller):
     @post(
         "/payment-methods/confirm",
         summary="Confirm Customer Payment Method (not supported)",
-        responses=UNSUPPORTED_RESPONSES,
+        description=(
+            "403 `CustomerNotReady`: Polar's answer when the customer has no payment-processor account, which is "
+            "always so without a payment processor (polar-sdk reads this method's 403 as `CustomerNotReady`)."
+        ),
+        responses={401: UNAUTHORIZED, 403: _CUSTOMER_NOT_READY},
         security=BEARER,
     )
     async def confirm_payment_method(self, api_customer: NamedDependency[SessionContext]) -> None:
-        raise not_supported("Payment methods")
+        raise PolarAPIError(
+            403,
+            "CustomerNotReady",
+            "Customer is not ready for this operation: payment methods need a payment processor, "
+            "which this portal does not have.",
+        )
 
     @delete(
         "/payment-methods/{id:str}",

@@ -20,6 +20,7 @@ from portal.customer_portal import queries, serialize
 from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import (
+    GrantedLicenseKey,
     LicenseKeyActivate,
     LicenseKeyActivationCreated,
     LicenseKeyDeactivate,
@@ -47,7 +48,8 @@ async def _key_fields(db: Database, organization_id: str, key_id: str, customer_
     )
     if customer is None or row is None:
         raise not_found(NOT_FOUND)
-    return serialize.license_key_fields(row, customer)
+    source = serialize.license_key_source(await queries.license_key_source(db, key_id))
+    return serialize.license_key_fields(row, customer) | source
 
 
 async def _activation(db: Database, activation_id: str) -> queries.Row:
@@ -199,7 +201,8 @@ class LicenseKeysController(Controller):
         assert outcome.activation_id is not None
         activation = serialize.activation_out(await _activation(db, outcome.activation_id))
         fields = await _key_fields(db, data.organization_id, outcome.key_id, outcome.customer_id)
-        return LicenseKeyActivationCreated(**msgspec.structs.asdict(activation), license_key=LicenseKeyRead(**fields))
+        key = GrantedLicenseKey(**fields)
+        return LicenseKeyActivationCreated(**msgspec.structs.asdict(activation), license_key=key)
 
     @post(
         "/deactivate",

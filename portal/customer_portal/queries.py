@@ -485,6 +485,32 @@ async def get_license_key(db: Database, organization_id: str, customer_id: str, 
     )
 
 
+async def license_key_source(db: Database, license_key_id: str) -> Row | None:
+    """The subscription and the order of the grant that holds the key (columns ``s_*`` and ``o_*``, NULL when
+    there is none), or None for a key without a grant."""
+    return await db.fetchone(
+        """
+        SELECT
+            s.id AS s_id,
+            s.status AS s_status,
+            s.current_period_start AS s_current_period_start,
+            s.current_period_end AS s_current_period_end,
+            s.cancel_at_period_end AS s_cancel_at_period_end,
+            s.ends_at AS s_ends_at,
+            s.ended_at AS s_ended_at,
+            o.id AS o_id,
+            o.created_at AS o_created_at,
+            o.status AS o_status
+        FROM license_keys k
+        JOIN benefit_grants g ON g.id = k.grant_id
+        LEFT JOIN subscriptions s ON s.id = g.subscription_id
+        LEFT JOIN orders o ON o.id = g.order_id
+        WHERE k.id = ?
+        """,
+        (license_key_id,),
+    )
+
+
 async def activations(db: Database, license_key_id: str) -> list[Row]:
     return await db.fetchall(
         f"SELECT {ACTIVATION_COLUMNS} FROM license_key_activations a WHERE a.license_key_id = ? "
