@@ -1,5 +1,9 @@
 """Polar's own customer-portal rules, checked through the real ``polar-sdk`` against a served Portal (raw HTTP
-where the SDK hides the detail): issue 23, items 1-7 and 11. Each test names the Polar rule it pins."""
+where the SDK hides the detail): issue 23, items 1-7 and 11 (revoked grants, license-key rotation, tax IDs and
+billing address, default payment method, uncancel of an ended subscription, pending_update, limit clamping,
+benefit and product visibility). Each test names the Polar rule it pins. Items 8-10 and 12 live with their areas:
+tests/test_polar_sdk_sessions.py and test_signin_api.py (polar_cst_ tokens, &email=), test_signin_codes.py
+(6-symbol codes), test_downloadables_redirect.py (302 downloads), test_sdk_2027_01.py (API version 2027-01)."""
 
 from __future__ import annotations
 
