@@ -485,3 +485,31 @@ def test_seed_document_sets_benefit_visibility(portal: tuple[str, Settings]) -> 
     assert refused.status_code == 422
     assert "Visibility is not configurable for this benefit type and must be public." in refused.text
     assert one(settings, "SELECT visibility FROM benefits WHERE external_id = 'acme-discord'")[0] == "public"
+
+
+def test_migration_15_turns_customer_rotation_on_and_makes_benefits_public(settings: Settings) -> None:
+    """A database from before issue 23: license-key benefits stored ``allow_customer_rotation: false`` (the old
+    default) and benefits had no visibility."""
+    import sqlite3
+
+    from portal.migrations import MIGRATIONS
+
+    conn = sqlite3.connect(settings.db_path, isolation_level=None)
+    try:
+        conn.execute("ALTER TABLE benefits DROP COLUMN visibility")
+        conn.execute(
+            "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('false')) "
+            "WHERE type = 'license_keys'"
+        )
+        (polar_rules,) = [m for m in MIGRATIONS if m.version == 15]
+        conn.executescript(f"BEGIN IMMEDIATE;\n{polar_rules.sql}\n;COMMIT;")
+        rotation = conn.execute(
+            "SELECT json_extract(properties, '$.allow_customer_rotation') FROM benefits WHERE type = 'license_keys'"
+        ).fetchall()
+        visibilities = {row[0] for row in conn.execute("SELECT visibility FROM benefits")}
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("UPDATE benefits SET visibility = 'hidden'")
+    finally:
+        conn.close()
+    assert rotation and all(value == 1 for (value,) in rotation)
+    assert visibilities == {"public"}
