@@ -699,6 +699,19 @@ ALTER TABLE organizations ADD COLUMN email_reply_to TEXT;
 """
 
 
+# Issue 23, Polar's own rules. Customer rotation of license keys is on by default, as in Polar: the property was
+# off by default before and stored with every license-key benefit, so a stored false only ever meant "the
+# default"; it becomes true (a seller switches it off again per benefit). Benefits get Polar's visibility (what
+# the customer portal shows; products have had theirs since the first schema).
+POLAR_RULES = """
+UPDATE benefits
+SET properties = json_set(properties, '$.allow_customer_rotation', json('true'))
+WHERE type = 'license_keys' AND json_extract(properties, '$.allow_customer_rotation') = 0;
+ALTER TABLE benefits ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public'
+    CHECK (visibility IN ('public', 'private', 'draft'));
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -713,6 +726,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "customer-session token origin", SESSION_ORIGIN),
     Migration(12, "payment-processor connectors", CONNECTORS_SCHEMA),
     Migration(13, "organization email sender name and reply-to", ORGANIZATION_EMAIL_SENDER),
+    Migration(15, "customer key rotation on by default, benefit visibility", POLAR_RULES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -218,10 +218,13 @@ def test_customers_unique_email_and_external_id(client, token: str) -> None:  # 
         name="Ada",
         external_id="user-1",
         billing_address={"country": "FR", "city": "Paris"},
-        tax_id="FR123",
+        tax_id="FR11123456782",
     )
     parsed = deserialize(customer, outputs.CustomerIndividual)
     assert parsed.billing_address is not None and parsed.billing_address.country == "FR"
+    assert parsed.tax_id == ["FR11123456782", "eu_vat"]  # validated for the country and typed, as Polar's
+    refused = api(client, token, "PATCH", f"/v1/customers/{customer['id']}", 422, json={"tax_id": "FR123"})
+    assert refused["detail"][0]["loc"] == ["body", "tax_id"] and refused["detail"][0]["msg"] == "Invalid tax ID."
     assert api(client, token, "POST", "/v1/customers/", 409, json={"email": "ADA@example.com"})["error"] == "Conflict"
     assert api(client, token, "POST", "/v1/customers/", 409, json={"email": "x@example.com", "external_id": "user-1"})
     assert api(client, token, "GET", "/v1/customers/external/user-1", 200)["id"] == customer["id"]

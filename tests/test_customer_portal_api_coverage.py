@@ -1,5 +1,6 @@
-"""Every customer-portal and customer-session method of ``polar-sdk`` is (1) routed by Portal with its HTTP method
-and path, and (2) listed in the README's compatibility table with its support status."""
+"""Every customer-portal and customer-session method of ``polar-sdk``, in each API version Portal answers
+(2026-10, 2027-01), is (1) routed by Portal with its HTTP method and path, and (2) listed in the README's
+compatibility table with its support status."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from litestar import Litestar
 
 from portal.app import create_app
 from portal.settings import Settings
-from tests.sdk_methods import sdk_methods
+from tests.sdk_methods import VERSIONS, sdk_methods
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-METHODS = sdk_methods()
+METHODS = sorted({method for version in VERSIONS for method in sdk_methods(version)})
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,10 @@ def _normal(path: str) -> str:
 
 
 def test_sdk_enumeration_is_not_empty() -> None:
-    assert len(METHODS) >= 40
-    assert ("customer_portal.orders.list", "GET", "/v1/customer-portal/orders/") in METHODS
+    for version in VERSIONS:
+        methods = sdk_methods(version)
+        assert len(methods) >= 40
+        assert ("customer_portal.orders.list", "GET", "/v1/customer-portal/orders/") in methods
 
 
 @pytest.mark.parametrize(("name", "verb", "path"), METHODS, ids=[m[0] for m in METHODS])
@@ -46,5 +49,5 @@ def test_readme_table_lists_every_sdk_method() -> None:
         match.group(1): match.group(2)
         for match in re.finditer(r"^\| `([a-z_.]+)` \| `[A-Z]+ [^`]+` \| (yes|no|partly) \|", table, re.M)
     }
-    assert sorted(rows) == sorted(name for name, _, _ in METHODS)
+    assert sorted(rows) == sorted({name for name, _, _ in METHODS})
     assert rows["customer_portal.orders.list"] == "yes" and rows["customer_portal.wallets.list"] == "no"

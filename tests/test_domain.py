@@ -108,7 +108,7 @@ async def make_shop(tx: Transaction, files_dir: Path, slug: str = "acme") -> Sho
             name="Alex Rivera",
             billing_name="Rivera Design LLC",
             billing_address=Address(line1="1 Main St", city="Springfield", country="US"),
-            tax_id="US-123",
+            tax_id="91-1144442",
             external_id="alex",
         ),
         now=NOW,
@@ -281,10 +281,19 @@ def test_customer_email_unique_per_org_case_insensitive(tmp_path: Path) -> None:
             second = await create_customer(tx, shop.org, CustomerInput(email="sam@example.com"), now=NOW)
             with pytest.raises(Conflict):
                 await update_customer(tx, second, CustomerUpdate(email="ALEX@example.com"), now=NOW)
-            await update_customer(tx, second, CustomerUpdate(name="Sam", tax_id="X1"), now=NOW)
+            # A tax ID needs a billing country and must be valid for it (stored compact), as in Polar.
+            with pytest.raises(InvalidInput) as no_country:
+                await update_customer(tx, second, CustomerUpdate(name="Sam", tax_id="911144442"), now=NOW)
+            assert no_country.value.field == "billing_address"
+            us = Address(line1="1 Main St", city="Springfield", country="US")
+            with pytest.raises(InvalidInput) as invalid_tax_id:
+                await update_customer(tx, second, CustomerUpdate(billing_address=us, tax_id="X1"), now=NOW)
+            assert invalid_tax_id.value.field == "tax_id"
+            change = CustomerUpdate(name="Sam", billing_address=us, tax_id="91-1144442")
+            await update_customer(tx, second, change, now=NOW)
             row = await tx.fetchone("SELECT * FROM customers WHERE id = ?", (second,))
             assert row is not None
-            assert (row["name"], row["tax_id"], row["email"]) == ("Sam", "X1", "sam@example.com")
+            assert (row["name"], row["tax_id"], row["email"]) == ("Sam", "911144442", "sam@example.com")
             with pytest.raises(NotFound):
                 await update_customer(tx, second, CustomerUpdate(name="x"), now=NOW, organization_id=other)
 
@@ -507,7 +516,7 @@ def test_paying_allocates_receipts_snapshots_billing_and_grants(tmp_path: Path) 
             assert row["paid_at"] == "2026-11-25T12:00:00.000000Z"
             assert row["billing_name"] == "Rivera Design LLC"
             assert '"country":"US"' in row["billing_address"]
-            assert row["tax_id"] == "US-123"
+            assert row["tax_id"] == "911144442"
             grants = await tx.fetchall("SELECT * FROM benefit_grants WHERE order_id = ? ORDER BY created_at", (first,))
             assert len(grants) == 3
             assert all(g["granted_at"] and g["revoked_at"] is None for g in grants)

@@ -154,19 +154,13 @@ def test_concurrent_activations_never_exceed_the_limit(portal: tuple[str, Settin
     assert count == 5
 
 
-def test_rotate_only_when_the_benefit_allows_it(portal: tuple[str, Settings]) -> None:
+def test_rotate_keeps_the_record_and_its_activations(portal: tuple[str, Settings]) -> None:
+    # When rotation is allowed and refused: tests/test_polar_rules.py (issue 23.2).
     base_url, settings = portal
     key = key_row(settings, "alex@example.com", "acme-toolkit-license")
     org = org_id(settings, "acme")
     with Polar(access_token=api_token(settings, "acme", "alex@example.com"), base_url=base_url) as polar:
         keys = polar.customer_portal.license_keys
-        with pytest.raises(RotateNotPermitted):
-            keys.rotate(key["id"])
-        execute(
-            settings,
-            "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('true')) "
-            "WHERE external_id = 'acme-toolkit-license'",
-        )
         rotated = keys.rotate(key["id"])
         with pytest.raises(ResourceNotFound):
             keys.validate(key=key["key"], organization_id=org)

@@ -99,28 +99,27 @@ def test_python_sdk_rejects_bad_token(served: dict[str, Any]) -> None:
     assert problem.value.status_code == 401
 
 
+# @polar-sh/sdk 1.x: one client per API version (``@polar-sh/sdk/<version>``), snake_case fields as on the wire.
 JS_SNIPPET = """
-import { Polar } from "@polar-sh/sdk";
+import { createPolar } from "@polar-sh/sdk/__VERSION__";
 
-const polar = new Polar({
-  accessToken: process.env["POLAR_ACCESS_TOKEN"] ?? "",
-  serverURL: process.env["POLAR_SERVER_URL"],
-});
+const baseUrl = process.env["POLAR_SERVER_URL"];
+const polar = createPolar({ accessToken: process.env["POLAR_ACCESS_TOKEN"] ?? "", baseUrl });
 
 async function run() {
-  const byId = await polar.customerSessions.create({
-    customerId: process.env["CUSTOMER_ID"],
-  });
+  const byId = await polar.customerSessions.create({ customer_id: process.env["CUSTOMER_ID"] });
   const byExternal = await polar.customerSessions.create({
-    externalCustomerId: process.env["EXTERNAL_CUSTOMER_ID"],
+    external_customer_id: process.env["EXTERNAL_CUSTOMER_ID"],
   });
+  const me = await createPolar({ accessToken: byId.token, baseUrl }).customerPortal.customers.get();
   console.log(JSON.stringify({
-    portalUrl: byId.customerPortalUrl,
+    portalUrl: byId.customer_portal_url,
     token: byId.token,
-    customerId: byId.customerId,
+    customerId: byId.customer_id,
     email: byId.customer.email,
-    expiresAt: byId.expiresAt instanceof Date ? byId.expiresAt.toISOString() : String(byId.expiresAt),
-    externalCustomerId: byExternal.customerId,
+    expiresAt: String(byId.expires_at),
+    externalCustomerId: byExternal.customer_id,
+    me: me.email,
   }));
 }
 
@@ -131,14 +130,15 @@ run().catch((error) => {
 """
 
 
-def test_typescript_sdk_snippet_creates_a_session(served: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["2026-10", "2027-01"])
+def test_typescript_sdk_snippet_creates_a_session(served: dict[str, Any], tmp_path: Path, version: str) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
     if not (JS_DIR / "node_modules" / "@polar-sh" / "sdk").is_dir():
         pytest.skip("@polar-sh/sdk is not installed: run `npm install --prefix tests/js`")
     script = JS_DIR / f"snippet-{tmp_path.name}.mjs"  # inside tests/js so node resolves its node_modules
-    script.write_text(JS_SNIPPET)
+    script.write_text(JS_SNIPPET.replace("__VERSION__", version))
     try:
         result = subprocess.run(
             [node, str(script)],
@@ -160,7 +160,7 @@ def test_typescript_sdk_snippet_creates_a_session(served: dict[str, Any], tmp_pa
     output = json.loads(result.stdout.strip().splitlines()[-1])
     assert output["customerId"] == served["customer"]["id"]
     assert output["externalCustomerId"] == served["customer"]["id"]
-    assert output["email"] == "ada@example.com"
+    assert output["email"] == "ada@example.com" and output["me"] == "ada@example.com"
     assert output["portalUrl"] == (
         f"{served['base_url']}/acme/portal?customer_session_token={output['token']}&email=ada%40example.com"
     )

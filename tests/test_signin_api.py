@@ -51,6 +51,7 @@ def test_json_login_introspect_and_user(browser, inbox: SMTPInbox, shop: Shop, s
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"token"} and len(body["token"]) >= 43
+    assert body["token"].startswith("polar_cst_")  # Polar's customer-session token prefix (issue 23.8)
     token = body["token"]
     introspect = browser.get(INTROSPECT, headers=bearer(token))
     assert introspect.status_code == 200

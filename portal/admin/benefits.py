@@ -31,6 +31,7 @@ class BenefitCreate(msgspec.Struct, kw_only=True):
     organization_id: str | None = None
     metadata: dict[str, Any] = {}
     external_id: str | None = None
+    visibility: benefit_service.Visibility | None = None  # None: the type's default (feature flags private)
 
 
 class BenefitUpdate(msgspec.Struct, kw_only=True):
@@ -41,6 +42,7 @@ class BenefitUpdate(msgspec.Struct, kw_only=True):
     properties: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     external_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    visibility: benefit_service.Visibility | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class BenefitController(Controller):
@@ -81,6 +83,7 @@ class BenefitController(Controller):
                     properties=data.properties,
                     external_id=data.external_id,
                     metadata=data.metadata,
+                    visibility=data.visibility,
                 ),
                 now=clock.now(),
             )
@@ -112,6 +115,7 @@ class BenefitController(Controller):
             ),
             external_id=current.external_id if data.external_id is msgspec.UNSET else data.external_id,
             metadata=current.metadata if data.metadata is msgspec.UNSET else data.metadata,
+            visibility=current.visibility if data.visibility is msgspec.UNSET else data.visibility,
         )
         async with db.write() as tx:
             await benefit_service.update_benefit(tx, id, merged, now=clock.now())

@@ -13,7 +13,9 @@ from typing import Any, Literal
 import msgspec
 
 from portal.benefits.admin_queries import BenefitRecord, FileRecord, GrantRecord
+from portal.benefits.service import VISIBILITY_CONFIGURABLE
 from portal.customers.admin_queries import CustomerRecord
+from portal.customers.tax_ids import typed_tax_id
 from portal.notifications.org_settings import polar_customer_email_settings
 from portal.orders.admin_queries import OrderItemRecord, OrderRecord
 from portal.organizations.queries import Organization
@@ -191,6 +193,10 @@ class CustomerOut(msgspec.Struct, kw_only=True):
     avatar_url: str | None = None
 
 
+def _typed(tax_id: tuple[str, str] | None) -> list[str] | None:
+    return None if tax_id is None else list(tax_id)
+
+
 def customer_out(customer: CustomerRecord) -> CustomerOut:
     address = _json(customer.billing_address, None)
     return CustomerOut(
@@ -204,8 +210,8 @@ def customer_out(customer: CustomerRecord) -> CustomerOut:
         name=customer.name,
         billing_name=customer.billing_name,
         billing_address=None if address is None else msgspec.convert(address, AddressOut),
-        # Polar sends [value, format]; Portal stores the value only and does not classify it.
-        tax_id=None if customer.tax_id is None else [customer.tax_id, "unknown"],
+        # Polar's [value, format]; a tax ID stored before validation that the country refuses answers None.
+        tax_id=_typed(typed_tax_id(customer.tax_id, (address or {}).get("country"))),
         locale=customer.locale,
         organization_id=customer.organization_id,
         deleted_at=customer.deleted_at,
@@ -249,7 +255,9 @@ def benefit_out(benefit: BenefitRecord) -> BenefitOut:
         is_deleted=benefit.deleted_at is not None,
         organization_id=benefit.organization_id,
         metadata=_json(benefit.metadata, {}),
+        visibility=benefit.visibility,  # type: ignore[arg-type]  # the column's CHECK keeps it one of the three
         properties=properties,
+        visibility_configurable=benefit.type in VISIBILITY_CONFIGURABLE,
         external_id=benefit.external_id,
     )
 

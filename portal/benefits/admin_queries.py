@@ -17,6 +17,7 @@ class BenefitRecord(msgspec.Struct, frozen=True, kw_only=True):
     properties: str
     external_id: str | None
     metadata: str
+    visibility: str
     created_at: str
     modified_at: str | None
     deleted_at: str | None
@@ -57,6 +58,7 @@ _BENEFIT_COLUMNS = """
     b.properties,
     b.external_id,
     b.metadata,
+    b.visibility,
     b.created_at,
     b.modified_at,
     b.deleted_at

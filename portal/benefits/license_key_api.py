@@ -251,8 +251,9 @@ async def deactivate(db: Database, *, organization_id: str, key: str, activation
 
 async def rotate(db: Database, *, organization_id: str, customer_id: str, license_key_id: str, now: datetime) -> None:
     """A new key string for the customer's key (same prefix); the old string stops validating at once. Status,
-    usage, limits, expiry and activations are kept. Allowed when the benefit's ``allow_customer_rotation`` is on
-    and the key is ``granted`` or ``disabled`` (a revoked key stays revoked)."""
+    usage, limits, expiry and activations are kept. Allowed, as in Polar, when the key is ``granted`` or
+    ``disabled`` (a revoked key stays revoked; Polar's detail names the status), unless the seller switched the
+    benefit's ``allow_customer_rotation`` off (Portal's own; on by default)."""
     async with db.write() as tx:
         row = await tx.fetchone(
             """
@@ -266,13 +267,14 @@ async def rotate(db: Database, *, organization_id: str, customer_id: str, licens
         if row is None:
             raise KeyNotFound("License key not found.")
         properties = msgspec.json.decode(row["benefit_properties"] or "{}")
-        if not properties.get("allow_customer_rotation"):
-            raise RotateNotPermitted("The seller does not allow rotating this license key.")
         if row["status"] not in ROTATABLE_STATUSES:
             raise RotateNotPermitted(
-                f"License key cannot be rotated in its current status. Allowed statuses: "
-                f"{', '.join(sorted(ROTATABLE_STATUSES))}."
+                "License key cannot be rotated in its current status. "
+                f"Current status: {row['status']}. "
+                f"Allowed statuses: {', '.join(sorted(ROTATABLE_STATUSES))}."
             )
+        if not properties.get("allow_customer_rotation", True):
+            raise RotateNotPermitted("The seller does not allow rotating this license key.")
         new_key = generate_key(properties.get("prefix"))
         shown = display_key(new_key)
         await tx.execute(

@@ -95,7 +95,7 @@ SELECT
     g.granted_at,
     g.created_at
 FROM benefit_grants g
-JOIN benefits b ON b.id = g.benefit_id AND b.deleted_at IS NULL
+JOIN benefits b ON b.id = g.benefit_id AND b.deleted_at IS NULL AND b.visibility = 'public'
 WHERE g.customer_id = ?
   AND g.organization_id = ?
   AND g.granted_at IS NOT NULL
@@ -205,7 +205,7 @@ class PastGrant(msgspec.Struct, frozen=True, kw_only=True):
 _PAST_GRANTS = """
 SELECT g.id, b.type, b.description, g.granted_at, g.revoked_at
 FROM benefit_grants g
-JOIN benefits b ON b.id = g.benefit_id AND b.deleted_at IS NULL
+JOIN benefits b ON b.id = g.benefit_id AND b.deleted_at IS NULL AND b.visibility = 'public'
 WHERE g.customer_id = ?
   AND g.organization_id = ?
   AND g.revoked_at IS NOT NULL

@@ -59,8 +59,9 @@ class LicenseKeysProperties(_Properties, kw_only=True):
     expires: LicenseKeyExpiration | None = None
     activations: LicenseKeyActivations | None = None
     limit_usage: Positive | None = None
-    # Portal's own: customers may rotate their key (new key string; the old one stops validating at once).
-    allow_customer_rotation: bool = False
+    # Customers may rotate their key (new key string; the old one stops validating at once), as in Polar, where
+    # every customer may; Portal lets the seller switch it off per benefit.
+    allow_customer_rotation: bool = True
 
 
 class DownloadablesProperties(_Properties, kw_only=True):
@@ -115,12 +116,36 @@ PROPERTIES_TYPES: dict[str, type[_Properties]] = {
 }
 
 
+Visibility = Literal["public", "private", "draft"]
+# Polar's rule: only benefits that need nothing from the customer in the portal may be hidden from it; the others
+# (Discord, GitHub, downloads) stay public. Feature flags are private unless said otherwise.
+VISIBILITY_CONFIGURABLE = frozenset({"custom", "license_keys", "meter_credit", "feature_flag"})
+VISIBILITY_NOT_CONFIGURABLE = "Visibility is not configurable for this benefit type and must be public."
+
+
+def default_visibility(benefit_type: str) -> Visibility:
+    return "private" if benefit_type == "feature_flag" else "public"
+
+
 class BenefitInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     type: BenefitType
     description: str
     properties: dict[str, Any] = {}
     external_id: str | None = None
     metadata: dict[str, Any] = {}
+    # Polar's benefit visibility in the customer portal: only public benefits are shown there (grants, the
+    # benefits of products, emails). None: the type's default.
+    visibility: Visibility | None = None
+
+
+def resolve_visibility(data: BenefitInput) -> Visibility:
+    """The visibility to store; ``InvalidInput`` at ``visibility`` (Polar's message) for a type that must stay
+    public."""
+    if data.type not in VISIBILITY_CONFIGURABLE:
+        if data.visibility not in (None, "public"):
+            raise InvalidInput(VISIBILITY_NOT_CONFIGURABLE, "visibility")
+        return "public"
+    return data.visibility or default_visibility(data.type)
 
 
 def validation_problem(exc: msgspec.ValidationError, prefix: str) -> tuple[str, str]:
@@ -192,6 +217,10 @@ def check_benefit(data: BenefitInput) -> list[DomainError]:
         parse_properties(data.type, data.properties)
     except DomainError as exc:
         problems.append(exc)
+    try:
+        resolve_visibility(data)
+    except DomainError as exc:
+        problems.append(exc)
     return problems
 
 
@@ -211,6 +240,7 @@ async def create_benefit(tx: Transaction, organization_id: str, data: BenefitInp
     if problems:
         raise problems[0]
     props = parse_properties(data.type, data.properties)
+    visibility = resolve_visibility(data)
     await _check_files(tx, organization_id, props)
     benefit_id = new_id()
     await tx.execute(
@@ -223,8 +253,9 @@ async def create_benefit(tx: Transaction, organization_id: str, data: BenefitInp
             properties,
             external_id,
             metadata,
+            visibility,
             created_at
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             benefit_id,
@@ -234,6 +265,7 @@ async def create_benefit(tx: Transaction, organization_id: str, data: BenefitInp
             _encode(props),
             data.external_id,
             msgspec.json.encode(data.metadata).decode(),
+            visibility,
             iso(now),
         ),
     )
@@ -241,7 +273,8 @@ async def create_benefit(tx: Transaction, organization_id: str, data: BenefitInp
 
 
 async def update_benefit(tx: Transaction, benefit_id: str, data: BenefitInput, *, now: datetime) -> None:
-    """Replace description/properties/metadata. The type of a benefit never changes (grants depend on it)."""
+    """Replace description/properties/metadata/visibility (None: the type's default, as Polar resolves it). The
+    type of a benefit never changes (grants depend on it)."""
     row = await get_benefit_row(tx, benefit_id)
     if row["type"] != data.type:
         raise InvalidInput(f"a {row['type']} benefit cannot become {data.type}", "type")
@@ -249,6 +282,7 @@ async def update_benefit(tx: Transaction, benefit_id: str, data: BenefitInput, *
     if problems:
         raise problems[0]
     props = parse_properties(data.type, data.properties)
+    visibility = resolve_visibility(data)
     await _check_files(tx, row["organization_id"], props)
     await tx.execute(
         """
@@ -257,6 +291,7 @@ async def update_benefit(tx: Transaction, benefit_id: str, data: BenefitInput, *
             properties = ?,
             external_id = ?,
             metadata = ?,
+            visibility = ?,
             modified_at = ?
         WHERE id = ?
         """,
@@ -265,6 +300,7 @@ async def update_benefit(tx: Transaction, benefit_id: str, data: BenefitInput, *
             _encode(props),
             data.external_id,
             msgspec.json.encode(data.metadata).decode(),
+            visibility,
             iso(now),
             benefit_id,
         ),

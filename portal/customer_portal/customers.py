@@ -18,6 +18,7 @@ from portal.clock import Clock, iso, new_id
 from portal.customer_portal import serialize
 from portal.customer_portal.errors import (
     BEARER,
+    UNAUTHORIZED,
     UNSUPPORTED_RESPONSES,
     PolarAPIError,
     not_permitted,
@@ -49,6 +50,9 @@ from portal.web import client_ip
 EMAIL_UPDATE_TTL = timedelta(minutes=30)
 API_SESSION_TTL = 3600  # seconds, like the customer sessions POST /v1/customer-sessions/ mints
 EMAIL_CHANGE_OFF = "Changing the email address is not enabled by this seller."
+_CUSTOMER_NOT_READY = ResponseSpec(
+    PolarErrorBody, description="`CustomerNotReady`: no payment processor.", generate_examples=False
+)
 _THROTTLED = ResponseSpec(
     PolarErrorBody, description="`TooManyRequests`: too many wrong tokens; see `Retry-After`.", generate_examples=False
 )
@@ -103,16 +107,22 @@ class CustomersController(Controller):
         form = BillingForm.from_customer(customer.billing_name, customer.billing_address_dict, customer.tax_id)
         if data.billing_name is not msgspec.UNSET:
             form.billing_name = data.billing_name or ""
+        if data.billing_address is None:
+            # Polar: an address can be changed, never removed (whether or not one is stored).
+            raise InvalidInput("Customer billing address cannot be reset to null once set.", "billing_address")
         if data.billing_address is not msgspec.UNSET:
             address = data.billing_address
             for field in ("line1", "line2", "postal_code", "city", "state", "country"):
-                setattr(form, field, (getattr(address, field) or "") if address is not None else "")
+                setattr(form, field, getattr(address, field) or "")
         if data.tax_id is not msgspec.UNSET:
+            # Unlike Polar (where null keeps the stored one), null or "" removes the customer's tax ID: it is
+            # their data to withdraw. A new one is validated against the billing country, as in Polar.
             form.tax_id = data.tax_id or ""
-        errors = await save_billing(db, ctx, form, now=clock.now())
+        errors = await save_billing(db, ctx, form, now=clock.now(), api=True)
         if errors:
             field, message = next(iter(errors.items()))
-            raise InvalidInput(message, field if field in ("billing_name", "tax_id") else f"billing_address.{field}")
+            api_fields = ("billing_name", "tax_id", "billing_address")
+            raise InvalidInput(message, field if field in api_fields else f"billing_address.{field}")
         fresh = await get_in_org(db, ctx.organization.id, customer.id)
         assert fresh is not None
         return serialize.customer_out(fresh)
@@ -305,11 +315,20 @@ class CustomersController(Controller):
     @post(
         "/payment-methods/confirm",
         summary="Confirm Customer Payment Method (not supported)",
-        responses=UNSUPPORTED_RESPONSES,
+        description=(
+            "403 `CustomerNotReady`: Polar's answer when the customer has no payment-processor account, which is "
+            "always so without a payment processor (polar-sdk reads this method's 403 as `CustomerNotReady`)."
+        ),
+        responses={401: UNAUTHORIZED, 403: _CUSTOMER_NOT_READY},
         security=BEARER,
     )
     async def confirm_payment_method(self, api_customer: NamedDependency[SessionContext]) -> None:
-        raise not_supported("Payment methods")
+        raise PolarAPIError(
+            403,
+            "CustomerNotReady",
+            "Customer is not ready for this operation: payment methods need a payment processor, "
+            "which this portal does not have.",
+        )
 
     @delete(
         "/payment-methods/{id:str}",

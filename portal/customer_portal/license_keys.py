@@ -20,6 +20,7 @@ from portal.customer_portal import queries, serialize
 from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import (
+    GrantedLicenseKey,
     LicenseKeyActivate,
     LicenseKeyActivationCreated,
     LicenseKeyDeactivate,
@@ -47,7 +48,8 @@ async def _key_fields(db: Database, organization_id: str, key_id: str, customer_
     )
     if customer is None or row is None:
         raise not_found(NOT_FOUND)
-    return serialize.license_key_fields(row, customer)
+    source = serialize.license_key_source(await queries.license_key_source(db, key_id))
+    return serialize.license_key_fields(row, customer) | source
 
 
 async def _activation(db: Database, activation_id: str) -> queries.Row:
@@ -101,10 +103,17 @@ class LicenseKeysController(Controller):
         status_code=200,
         summary="Rotate License Key",
         description=(
-            "A new key string for the same license key; the old one stops validating at once. Allowed when the "
-            "benefit sets `allow_customer_rotation` and the key is granted or disabled."
+            "A new key string for the same license key; the old one stops validating at once. Allowed, as in "
+            "Polar, for keys that are granted or disabled, unless the seller switched the benefit's "
+            "`allow_customer_rotation` off."
         ),
-        responses=responses((400, "`RotateNotPermitted`.")),
+        responses=responses(
+            (
+                400,
+                "`RotateNotPermitted`: the key's status is not granted or disabled, or the seller "
+                "switched customer rotation off.",
+            )
+        ),
         security=BEARER,
     )
     async def rotate(
@@ -192,7 +201,8 @@ class LicenseKeysController(Controller):
         assert outcome.activation_id is not None
         activation = serialize.activation_out(await _activation(db, outcome.activation_id))
         fields = await _key_fields(db, data.organization_id, outcome.key_id, outcome.customer_id)
-        return LicenseKeyActivationCreated(**msgspec.structs.asdict(activation), license_key=LicenseKeyRead(**fields))
+        key = GrantedLicenseKey(**fields)
+        return LicenseKeyActivationCreated(**msgspec.structs.asdict(activation), license_key=key)
 
     @post(
         "/deactivate",

@@ -481,12 +481,42 @@ class LicenseKeyWithActivations(LicenseKeyRead, kw_only=True):
     activations: list[LicenseKeyActivationBase]
 
 
-class ValidatedLicenseKey(LicenseKeyRead, kw_only=True):
+class LicenseKeySubscription(msgspec.Struct, kw_only=True):
+    """API 2027-01: the subscription whose grant holds the key."""
+
+    id: str
+    status: str
+    current_period_start: str
+    current_period_end: str
+    cancel_at_period_end: bool
+    ends_at: str | None
+
+
+class LicenseKeyOrder(msgspec.Struct, kw_only=True):
+    """API 2027-01: the one-time order whose grant holds the key."""
+
+    id: str
+    created_at: str
+    status: str
+    paid: bool
+
+
+class GrantedLicenseKey(LicenseKeyRead, kw_only=True):
+    """What validate and activate answer: API 2027-01 adds where the key comes from (a subscription, or a one-time
+    order); earlier versions' clients ignore the four fields."""
+
+    subscription_id: str | None = None
+    subscription: LicenseKeySubscription | None = None
+    order_id: str | None = None
+    order: LicenseKeyOrder | None = None
+
+
+class ValidatedLicenseKey(GrantedLicenseKey, kw_only=True):
     activation: LicenseKeyActivationBase | None = None
 
 
 class LicenseKeyActivationCreated(LicenseKeyActivationBase, kw_only=True):
-    license_key: LicenseKeyRead
+    license_key: GrantedLicenseKey
 
 
 Conditions = dict[str, Meta]

@@ -260,7 +260,7 @@ async def benefits_by_product(db: Database, product_ids: Sequence[str]) -> dict[
         f"""
         SELECT pb.product_id, {BENEFIT_COLUMNS}
         FROM product_benefits pb
-        JOIN benefits b ON b.id = pb.benefit_id AND b.deleted_at IS NULL
+        JOIN benefits b ON b.id = pb.benefit_id AND b.deleted_at IS NULL AND b.visibility = 'public'
         WHERE pb.product_id IN ({_marks(product_ids)})
         ORDER BY pb.position, b.created_at
         """,
@@ -369,9 +369,10 @@ GRANT_COLUMNS = """
     b.deleted_at AS benefit_deleted_at
 """
 GRANT_SOURCE = "benefit_grants g JOIN benefits b ON b.id = g.benefit_id"
-# Polar's customer portal reads only live grants: a revoked one is not listed and answers 404 (the HTML portal
-# still shows it under "Past benefits", from portal/benefits).
-GRANT_LIVE = "g.revoked_at IS NULL"
+# Polar's customer portal reads only live grants of public benefits: a revoked one, or one of a private or draft
+# benefit, is not listed and answers 404 (the HTML portal still shows a revoked one under "Past benefits", from
+# portal/benefits; it leaves out non-public benefits as well).
+GRANT_LIVE = "g.revoked_at IS NULL AND b.visibility = 'public'"
 GRANT_SORT = {
     "granted_at": "COALESCE(g.granted_at, g.created_at)",
     "type": "b.type",
@@ -481,6 +482,32 @@ async def get_license_key(db: Database, organization_id: str, customer_id: str, 
         f"SELECT {LICENSE_KEY_COLUMNS} FROM {LICENSE_KEY_SOURCE} "
         "WHERE k.id = ? AND k.organization_id = ? AND k.customer_id = ?",
         (license_key_id, organization_id, customer_id),
+    )
+
+
+async def license_key_source(db: Database, license_key_id: str) -> Row | None:
+    """The subscription and the order of the grant that holds the key (columns ``s_*`` and ``o_*``, NULL when
+    there is none), or None for a key without a grant."""
+    return await db.fetchone(
+        """
+        SELECT
+            s.id AS s_id,
+            s.status AS s_status,
+            s.current_period_start AS s_current_period_start,
+            s.current_period_end AS s_current_period_end,
+            s.cancel_at_period_end AS s_cancel_at_period_end,
+            s.ends_at AS s_ends_at,
+            s.ended_at AS s_ended_at,
+            o.id AS o_id,
+            o.created_at AS o_created_at,
+            o.status AS o_status
+        FROM license_keys k
+        JOIN benefit_grants g ON g.id = k.grant_id
+        LEFT JOIN subscriptions s ON s.id = g.subscription_id
+        LEFT JOIN orders o ON o.id = g.order_id
+        WHERE k.id = ?
+        """,
+        (license_key_id,),
     )
 
 

@@ -29,7 +29,9 @@ from portal.customer_portal.models import (
     CustomerSubscription,
     LicenseKeyActivationBase,
     LicenseKeyCustomer,
+    LicenseKeyOrder,
     LicenseKeyRead,
+    LicenseKeySubscription,
     OrderItem,
     OrganizationCustomerPortalSettings,
     ProductBase,
@@ -37,6 +39,7 @@ from portal.customer_portal.models import (
     SubscriptionBase,
 )
 from portal.customers.queries import Customer
+from portal.customers.tax_ids import typed_tax_id
 from portal.db import Database, row_dicts
 from portal.organizations.queries import Organization
 
@@ -73,8 +76,11 @@ def address_out(text: str | None) -> Address | None:
     return address
 
 
-def tax_id_out(tax_id: str | None) -> list[str] | None:
-    return None if not tax_id else [tax_id, "unknown"]
+def tax_id_out(tax_id: str | None, billing_address: str | None) -> list[str] | None:
+    """Polar's ``[value, format]``; None for a tax ID stored before validation that the country refuses."""
+    address = address_out(billing_address)
+    typed = typed_tax_id(tax_id, address.country if address is not None else None)
+    return None if typed is None else list(typed)
 
 
 # --- organization and products ---------------------------------------------------------------------------
@@ -205,7 +211,7 @@ def customer_out(customer: Customer) -> CustomerPortalCustomer:
         name=customer.name,
         billing_name=customer.billing_name,
         billing_address=address_out(customer.billing_address),
-        tax_id=tax_id_out(customer.tax_id),
+        tax_id=tax_id_out(customer.tax_id, customer.billing_address),
         locale=customer.locale,
     )
 
@@ -221,7 +227,7 @@ def license_key_customer(customer: Customer) -> LicenseKeyCustomer:
         name=customer.name,
         billing_name=customer.billing_name,
         billing_address=address_out(customer.billing_address),
-        tax_id=tax_id_out(customer.tax_id),
+        tax_id=tax_id_out(customer.tax_id, customer.billing_address),
         locale=customer.locale,
         organization_id=customer.organization_id,
     )
@@ -459,6 +465,31 @@ def activation_out(row: queries.Row) -> LicenseKeyActivationBase:
         created_at=row["created_at"],
         modified_at=row["modified_at"],
     )
+
+
+def license_key_source(row: queries.Row | None) -> dict[str, Any]:
+    """API 2027-01's ``subscription``/``order`` of a granted key: the subscription when a subscription granted
+    it, else the one-time order (Polar: ``order`` is only ever a one-time order)."""
+    if row is not None and row["s_id"] is not None:
+        subscription = LicenseKeySubscription(
+            id=row["s_id"],
+            status=row["s_status"],
+            current_period_start=row["s_current_period_start"],
+            # As for subscriptions: Polar always has a period end; an ended one's last period ends when it ended.
+            current_period_end=row["s_current_period_end"] or row["s_ended_at"] or row["s_current_period_start"],
+            cancel_at_period_end=bool(row["s_cancel_at_period_end"]),
+            ends_at=row["s_ends_at"],
+        )
+        return {"subscription_id": subscription.id, "subscription": subscription, "order_id": None, "order": None}
+    if row is not None and row["o_id"] is not None:
+        order = LicenseKeyOrder(
+            id=row["o_id"],
+            created_at=row["o_created_at"],
+            status=row["o_status"],
+            paid=row["o_status"] in PAID_STATUSES,
+        )
+        return {"subscription_id": None, "subscription": None, "order_id": order.id, "order": order}
+    return {"subscription_id": None, "subscription": None, "order_id": None, "order": None}
 
 
 def license_key_fields(row: queries.Row, customer: Customer) -> dict[str, Any]:

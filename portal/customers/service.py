@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from portal.clock import iso, new_id
+from portal.customers.tax_ids import InvalidTaxID, validate_tax_id
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.notifications import hooks as notify
@@ -94,6 +95,21 @@ async def _check_unique(tx: Transaction, organization_id: str, data: CustomerInp
             raise Conflict("a customer with this external_id exists", "external_id")
 
 
+def checked_tax_id(tax_id: str | None, address: Address | None) -> str | None:
+    """The tax ID to store: validated against the billing country and compacted (Polar's rule and messages).
+    ``InvalidInput`` at ``billing_address`` without a country, at ``tax_id`` when no format of the country accepts
+    it."""
+    if not tax_id:
+        return None
+    if address is None:
+        raise InvalidInput("Country is required to validate tax ID.", "billing_address")
+    try:
+        value, _format = validate_tax_id(tax_id, address.country)
+    except InvalidTaxID:
+        raise InvalidInput("Invalid tax ID.", "tax_id") from None
+    return value
+
+
 def _address_json(address: Address | None) -> str | None:
     return None if address is None else msgspec.json.encode(address).decode()
 
@@ -104,6 +120,7 @@ async def create_customer(tx: Transaction, organization_id: str, data: CustomerI
     if problems:
         raise problems[0]
     await _check_unique(tx, organization_id, data, None)
+    data = msgspec.structs.replace(data, tax_id=checked_tax_id(data.tax_id, data.billing_address))
     customer_id = new_id()
     await tx.execute(
         """
@@ -196,7 +213,9 @@ async def update_customer(
 ) -> None:
     """Apply ``changes`` (UNSET fields kept; a full ``CustomerInput`` replaces everything).
 
-    A changed email loses its verified flag unless the change itself says otherwise."""
+    A changed email loses its verified flag unless the change itself says otherwise. The tax ID is validated
+    against the billing country whenever either changes (a stored one is re-validated when the country changes);
+    a change that touches neither leaves a tax ID stored before validation existed as it is."""
     row = await get_customer_row(tx, customer_id, organization_id=organization_id)
     current = _input_from_row(row)
     values = {
@@ -213,6 +232,8 @@ async def update_customer(
     if problems:
         raise problems[0]
     await _check_unique(tx, row["organization_id"], merged, customer_id)
+    if isinstance(changes, CustomerInput) or "tax_id" in values or "billing_address" in values:
+        merged = msgspec.structs.replace(merged, tax_id=checked_tax_id(merged.tax_id, merged.billing_address))
     await tx.execute(
         """
         UPDATE customers SET

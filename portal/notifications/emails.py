@@ -167,7 +167,7 @@ SELECT
     b.type,
     b.description
 FROM benefit_grants g
-JOIN benefits b ON b.id = g.benefit_id
+JOIN benefits b ON b.id = g.benefit_id AND b.visibility = 'public'  -- Polar's emails list public benefits only
 WHERE g.revoked_at IS NULL
   AND (g.order_id = ? OR (? IS NOT NULL AND g.subscription_id = ?))
 ORDER BY g.created_at, b.description

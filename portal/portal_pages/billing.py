@@ -12,7 +12,7 @@ from litestar.params import Body
 from litestar.response import Template
 
 from portal.clock import Clock
-from portal.customers.billing import BillingForm, countries, save_billing
+from portal.customers.billing import BillingForm, countries, save_billing, stored_problems
 from portal.db import Database
 from portal.i18n import current_locale
 from portal.portal_pages.layout import base_path, page_context, render, see_other
@@ -37,7 +37,7 @@ class BillingController(Controller):
             portal_customer,
             active="billing",
             form=form,
-            errors={},
+            errors=stored_problems(customer),
             countries=countries(current_locale()),
         )
 

@@ -351,10 +351,10 @@ class _Checker:
         if benefit.type == "downloadables" and benefit.properties.get("files"):
             self.add(f"{path}.properties.files", "filled from `files`; leave it out")
         properties = {k: v for k, v in benefit.properties.items() if k != "files"}
-        self.add_domain(
-            path,
-            check_benefit(BenefitInput(type=benefit.type, description=benefit.description, properties=properties)),
+        data = BenefitInput(
+            type=benefit.type, description=benefit.description, properties=properties, visibility=benefit.visibility
         )
+        self.add_domain(path, check_benefit(data))
         if benefit.files and benefit.type != "downloadables":
             self.add(f"{path}.files", "only downloadables benefits have files")
         files: list[_FileData] = []
@@ -745,6 +745,7 @@ class _Writer:
             properties=properties,
             external_id=benefit.external_id,
             metadata=benefit.metadata,
+            visibility=benefit.visibility,
         )
         if benefit_id is None:
             benefit_id = await create_benefit(tx, org_id, benefit_data, now=self.now)

@@ -9,7 +9,7 @@ organization)::
         "accent_color"?, "allow_plan_change"?, "allow_seats"?, "show_usage"?, "allow_email_change"?,
         "email_sender_name"?, "email_reply_to"?,
         "settings"?: {...},
-        "benefits": [{"external_id", "type", "description", "properties": {...},
+        "benefits": [{"external_id", "type", "description", "properties": {...}, "visibility"?,
                       "files"?: [{"name", "path" (relative to the seed dir) | "content_base64", "mime_type"}]}],
         "products": [{"external_id", "name", "description"?, "recurring_interval": null|"month"|"year"|...,
                       "prices": [{"amount", "currency"}], "benefits": [benefit external_ids]}],
@@ -88,6 +88,9 @@ class SeedBenefit(_Seed, kw_only=True):
     properties: dict[str, Any] = {}
     files: list[SeedFile] = []
     metadata: dict[str, Any] = {}
+    # Polar's visibility in the customer portal (custom, license_keys, meter_credit, feature_flag may be hidden);
+    # None: the type's default.
+    visibility: Literal["public", "private", "draft"] | None = None
 
 
 class SeedPrice(_Seed, kw_only=True):
