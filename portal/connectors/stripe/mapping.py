@@ -38,7 +38,7 @@ Stripe's ``paused`` status has no Polar equivalent (Portal's API is Polar's): a 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -484,9 +484,20 @@ def subscription_of_invoice(invoice: dict[str, Any]) -> str | None:
     return found
 
 
-async def apply_invoice(tx: Transaction, ctx: ApplyContext, invoice: dict[str, Any]) -> Outcome:
+def _line_price(line: dict[str, Any]) -> str | None:
+    """The price of an invoice line (API 2025-03-31 and later: ``pricing.price_details.price``)."""
+    details = (line.get("pricing") or {}).get("price_details") or {}
+    return _id(details.get("price")) or _id(line.get("price"))
+
+
+async def apply_invoice(
+    tx: Transaction, ctx: ApplyContext, invoice: dict[str, Any], prices: Mapping[str, dict[str, Any]] | None = None
+) -> Outcome:
     """A paid invoice of a subscription: one paid Portal order for it (``billing_reason`` from Stripe's:
-    subscription_create, subscription_cycle, subscription_update), receipt email and ``order.paid``."""
+    subscription_create, subscription_cycle, subscription_update), receipt email and ``order.paid``. The order's
+    product is that of the invoice's (first charged) price at the time, not the subscription's current one: an
+    invoice lines carry only price ids, so a price mapped by metadata is looked up in ``prices`` (price objects by
+    id), else ``NeedObject("prices", id)``."""
     if invoice.get("status") != "paid":
         return Outcome("ignored", f"invoice is {invoice.get('status')}, not paid")
     if await get_link(tx, ctx, "invoice", invoice["id"]) is not None:
@@ -501,12 +512,22 @@ async def apply_invoice(tx: Transaction, ctx: ApplyContext, invoice: dict[str, A
     reason = BILLING_REASONS.get(str(invoice.get("billing_reason")), "subscription_cycle")
     items: list[OrderItemInput] = []
     credits = 0
+    product_id: str | None = None
     for line in (invoice.get("lines") or {}).get("data") or []:
         amount = int(line.get("amount") or 0)
         parent = (line.get("parent") or {}).get("subscription_item_details") or {}
         if amount < 0:  # proration credits for unused time: a discount on the order (Portal items are >= 0)
             credits -= amount
             continue
+        price_id = _line_price(line)
+        if product_id is None and price_id is not None:
+            product_id = await mapped_product(tx, ctx, price_id)
+            if product_id is None:
+                if price_id not in (prices or {}):
+                    raise NeedObject("prices", price_id)
+                product_id = await product_for_price(tx, ctx, (prices or {})[price_id])
+                if product_id is None:
+                    return Outcome("unmapped", "no Portal product for this Stripe price", price_id)
         quantity = int(line.get("quantity") or 1)
         exact = quantity > 0 and amount % quantity == 0
         items.append(
@@ -530,7 +551,7 @@ async def apply_invoice(tx: Transaction, ctx: ApplyContext, invoice: dict[str, A
             OrderInput(
                 customer_id=subscription["customer_id"],
                 currency=str(invoice.get("currency") or subscription["currency"]).lower(),
-                product_id=subscription["product_id"],
+                product_id=product_id or subscription["product_id"],
                 subscription_id=subscription_id,
                 billing_reason=reason,
                 items=items,
@@ -590,13 +611,22 @@ async def apply_invoice_payment_failed(tx: Transaction, ctx: ApplyContext, invoi
 # --- charges and refunds -----------------------------------------------------------------------------------------
 
 
-async def apply_charge(tx: Transaction, ctx: ApplyContext, charge: dict[str, Any]) -> Outcome:
+async def apply_charge(
+    tx: Transaction, ctx: ApplyContext, charge: dict[str, Any], payment: dict[str, Any] | None = None
+) -> Outcome:
     """A charge's refunded amount (cumulative): Portal refunds what it had not yet, as a refund of the order (its
-    email and ``order.refunded``); fully refunded, the order's benefits are revoked if the seller chose so."""
+    email and ``order.refunded``); fully refunded, the order's benefits are revoked if the seller chose so.
+
+    No order for the charge's payment yet: ``NeedObject("payments", payment_intent)``; the caller fetches what the
+    payment paid for (``payment``: ``{"checkout_session": …, "invoice": …}``), applies it, and passes it here."""
     order_id = await linked_id(tx, ctx, "charge", charge.get("id"))
-    order_id = order_id or await linked_id(tx, ctx, "payment_intent", _id(charge.get("payment_intent")))
+    payment_intent = _id(charge.get("payment_intent"))
+    order_id = order_id or await linked_id(tx, ctx, "payment_intent", payment_intent)
     if order_id is None:
-        return Outcome("ignored", "no Portal order for this payment")
+        if payment_intent is None or payment is not None:
+            return Outcome("ignored", "no Portal order for this payment")
+        # A refund may arrive before the sale it refunds: fetch what the payment paid for and apply it first.
+        raise NeedObject("payments", payment_intent)
     order = await order_service.get_order_row(tx, order_id)
     if order["status"] not in ("paid", "partially_refunded"):
         return Outcome("ignored", f"the order is {order['status']}")
