@@ -17,15 +17,18 @@ Interface (stable; the importer builds on it), each ``async (tx, ctx, obj) -> Ou
 
 Ordering (why out-of-order deliveries end in the same state as in-order ones):
 
-* State objects (customers, subscriptions) carry a version in ``connector_links.version``: the Unix time of the
-  state applied last (the event's ``created``; for an object fetched from the API or imported, the fetch time). An
-  older state than the one applied is skipped (``ignored``, reason ``stale``); an equal or newer one is applied.
+* State objects (customers, subscriptions) carry a version in ``connector_links.version``: the Unix time (Stripe's
+  clock) of the event whose state was applied last (``ApplyContext.version``; None, for an import: Portal's now).
+  An older state than the one applied is skipped (``ignored``, reason ``stale``); an equal or newer one is applied.
 * Facts (a paid checkout, a paid invoice) are applied once, keyed by their Stripe id in ``connector_links``.
 * Amounts are cumulative: a charge's ``amount_refunded`` only ever grows, so Portal refunds the difference between
   it and what the order already had refunded; an older, smaller figure does nothing.
 * A fact whose parent Portal does not know yet (an invoice before its subscription, a subscription before its
-  customer) raises ``NeedObject``: the caller fetches that object from Stripe's API (current state, versioned at the
-  fetch time), applies it first in the same transaction, and applies the event again.
+  customer) raises ``NeedObject``: the caller fetches that object from Stripe's API, applies its current state
+  first in the same transaction, versioned as the event that needed it (at least that new; never Portal's clock,
+  which may run ahead of Stripe's and would then hide a later change), and applies the event again. Deliveries
+  out of order may show an older state for a while; once every event has arrived (Stripe retries until then), the
+  newest one's state is what remains.
 
 Prices map to Portal products through the connection's mapping (``connector_prices``, set with ``portal connect map``
 or ``PUT /v1/connectors/stripe/prices/{price_id}``), else the price's metadata ``portal_product_id``. A price with

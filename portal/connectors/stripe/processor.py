@@ -6,12 +6,11 @@ Which object each event applies: the event's own ``data.object`` (its state when
 the event's ``created`` (see ``mapping`` on ordering); ``refund.*`` carries one refund, not the charge's total, so
 the charge is fetched from the API (its current ``amount_refunded``). Objects an event needs and Portal has not
 seen (the customer of a subscription, the subscription of an invoice, a checkout session's line items, which
-Stripe leaves out of the event) are fetched from the API (``fetch``) and applied first, as their current state.
+Stripe leaves out of the event) are fetched from the API (``fetch``) and applied first, versioned as the event.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -80,7 +79,9 @@ class StripeProcessor:
     async def apply(
         self, tx: Transaction, ctx: ApplyContext, event: InboundEvent, fetched: Mapping[tuple[str, str], Any]
     ) -> Outcome:
-        current = dataclasses.replace(ctx, version=None)  # fetched objects are their state now
+        # A fetched object's current state is at least as new as the event that needed it: versioned as the event
+        # (Stripe's clock), so an event created later still applies (see mapping: Ordering).
+        current = ctx
         for state_kind, apply_state in STATE_KINDS.items():  # customers before the subscriptions that name them
             for (kind, _object_id), obj in fetched.items():
                 if kind == state_kind:
@@ -123,7 +124,7 @@ class StripeProcessor:
         payment_intent = charge.get("payment_intent")
         payment = fetched.get(("payments", payment_intent)) if isinstance(payment_intent, str) else None
         if payment is not None:
-            current = dataclasses.replace(ctx, version=None)
+            current = ctx
             if payment.get("checkout_session"):
                 await mapping.apply_checkout_session(tx, current, payment["checkout_session"])
             if payment.get("invoice"):
