@@ -10,6 +10,7 @@ order, with the API already in its final state. Both must end identical."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import time
@@ -24,6 +25,9 @@ from litestar.testing import TestClient
 
 from portal.app import create_app
 from portal.cli import main
+from portal.mail import MailMessage
+from portal.notifications import emails
+from portal.notifications.outbox import OutboxMessage
 from portal.settings import Settings
 from tests import stripe_events as se
 from tests.admin_support import api, create_org, mint_token
@@ -337,6 +341,22 @@ def test_story_in_order_and_shuffled_twice_end_in_the_same_state(
     assert expected["grants"] == [("ada@newmail.example", "Team")]
 
 
+def _render(db_path: Path, organization_id: str, kind: str) -> MailMessage:
+    """The first queued email of ``kind``, rendered as the worker will (links replaced by a stand-in URL)."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        row = conn.execute(
+            "SELECT * FROM email_outbox WHERE organization_id = ? AND kind = ? ORDER BY created_at",
+            (organization_id, kind),
+        ).fetchone()
+    finally:
+        conn.close()
+    message = OutboxMessage(**{name: row[name] for name in OutboxMessage.__struct_fields__})
+    links = json.loads(row["context"]).get("links", {})
+    return emails.render(message, {name: f"https://portal.example/{name}" for name in links})
+
+
 def _outbox(db_path: Path, organization_id: str) -> list[tuple[str, str]]:
     conn = sqlite3.connect(db_path)
     try:
@@ -365,6 +385,10 @@ def test_downstream_is_an_admin_orders_receipts_webhooks_and_the_past_due_email(
     assert kinds.count("receipt") == 5  # the guide and Ada's four paid invoices
     assert kinds.count("refund") == 2
     assert ("payment_failed", "ada@example.com") in mails
+    failed = _render(stripe_settings.db_path, shop.org["id"], "payment_failed")
+    assert failed.subject == "Payment for your Team subscription failed"
+    assert "We could not charge your payment method for your Team subscription ($30.00)." in failed.text
+    assert "https://portal.example/subscription" in failed.text and "Update your payment method" in (failed.html or "")
     assert "subscription_canceled" in kinds and "subscription_updated" in kinds
     conn = sqlite3.connect(stripe_settings.db_path)
     try:

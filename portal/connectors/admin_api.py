@@ -13,7 +13,7 @@ organization's connections; an admin token names ``organization_id`` (query). Se
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get, patch, post, put
@@ -36,6 +36,7 @@ from portal.references import UnknownReference, owner_of, require_owned
 from portal.settings import Settings
 
 OrganizationParam = Annotated[str | None, QueryParameter(max_length=64)]
+EventStatus = Literal["applied", "ignored", "unmapped", "failed"]
 CALLS_PROCESSOR = {
     **responses.WRITE,
     502: ResponseSpec(responses.ApiError, description="The processor could not be reached.", generate_examples=False),
@@ -205,7 +206,7 @@ class ConnectorController(Controller):
         principal: NamedDependency[Principal],
         processor: FromPath[str],
         organization_id: OrganizationParam = None,
-        status: Annotated[str | None, QueryParameter(max_length=16)] = None,
+        status: Annotated[EventStatus | None, QueryParameter()] = None,
         event_type: Annotated[str | None, QueryParameter(name="type", max_length=128)] = None,
         page: PageParam = 1,
         limit: LimitParam = 10,

@@ -34,6 +34,9 @@ Prices map to Portal products through the connection's mapping (``connector_pric
 or ``PUT /v1/connectors/stripe/prices/{price_id}``), else the price's metadata ``portal_product_id``. A price with
 neither answers ``Outcome("unmapped", price_id=...)``: the event is kept and applied once the mapping exists.
 
+A checkout of several products gives one order per product (a Portal order grants one product's benefits); its
+payment is linked to the first, so Stripe refunds of that payment are applied to the first order (up to its total).
+
 Stripe's ``paused`` status has no Polar equivalent (Portal's API is Polar's): a paused subscription is shown as
 ``unpaid`` (benefits withheld) and comes back ``active`` when Stripe resumes it.
 """
