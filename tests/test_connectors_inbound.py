@@ -536,3 +536,24 @@ def test_a_failure_is_stored_with_its_reason_and_replayable(
     assert shop.deliver(signup).json()["status"] == "applied"  # Stripe's retry of a failed event is applied
     (subscription,) = api(client, shop.token, "GET", "/v1/subscriptions/", 200)["items"]
     assert subscription["status"] == "active"
+
+
+def test_an_invoice_waiting_on_its_subscriptions_unmapped_price_is_applied_once_mapped(
+    client: TestClient[Litestar], stripe_settings: Settings, fake: FakeStripe
+) -> None:
+    shop = Shop(client, stripe_settings, fake, "acme")
+    story = _story("prod_not_portal")  # Pro's metadata names no Portal product
+    story.load(fake, upto=1)
+    signup_invoice = story.steps[1][0][2]  # invoice.paid first: its subscription and customer are fetched
+    answered = shop.deliver(signup_invoice).json()
+    assert answered["status"] == "unmapped", answered
+    assert api(client, shop.token, "GET", "/v1/connectors/stripe/health", 200)["unmapped_prices"][0]["price_id"] == (
+        "price_pro"
+    )
+    body = {"product_id": shop.products["Pro"]["id"]}
+    mapped = api(client, shop.token, "PUT", "/v1/connectors/stripe/prices/price_pro", 200, json=body)
+    assert [item["status"] for item in mapped["applied"]] == ["applied"]
+    (order,) = api(client, shop.token, "GET", "/v1/orders/", 200)["items"]
+    assert order["billing_reason"] == "subscription_create" and order["product_id"] == shop.products["Pro"]["id"]
+    (subscription,) = api(client, shop.token, "GET", "/v1/subscriptions/", 200)["items"]
+    assert subscription["status"] == "active" and subscription["customer"]["email"] == "ada@example.com"

@@ -85,7 +85,9 @@ class StripeProcessor:
         for state_kind, apply_state in STATE_KINDS.items():  # customers before the subscriptions that name them
             for (kind, _object_id), obj in fetched.items():
                 if kind == state_kind:
-                    await apply_state(tx, current, obj)
+                    outcome = await apply_state(tx, current, obj)
+                    if outcome.status == "unmapped":  # the event waits on the same price as its object
+                        return outcome
         obj = (event.payload.get("data") or {}).get("object")
         if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
             return Outcome("ignored", "the event carries no object")
