@@ -10,10 +10,16 @@ Interface (stable; the importer builds on it), each ``async (tx, ctx, obj) -> Ou
 * ``apply_checkout_session(tx, ctx, session)``: a ``checkout.session`` with ``line_items`` expanded (payment mode:
   customer + paid order; subscription mode only links the customer, the subscription's own objects do the rest);
 * ``apply_subscription(tx, ctx, subscription)``: a ``subscription`` (items with their prices, as Stripe sends);
-* ``apply_invoice(tx, ctx, invoice)``: a paid ``invoice`` -> the subscription's order with its ``billing_reason``;
+* ``apply_invoice(tx, ctx, invoice, prices=None)``: a paid ``invoice`` -> the subscription's order with its
+  ``billing_reason`` (``prices``: Stripe price objects by id, for lines whose price is mapped by metadata only);
 * ``apply_invoice_payment_failed(tx, ctx, invoice)``: the subscription goes ``past_due`` + the fix-your-card email;
-* ``apply_charge(tx, ctx, charge)``: refunded amounts (cumulative ``amount_refunded``; a full refund revokes the
-  order's benefits when the connection's ``revoke_on_full_refund`` is on).
+* ``apply_charge(tx, ctx, charge, payment=None)``: refunded amounts (cumulative ``amount_refunded``; a full refund
+  revokes the order's benefits when the connection's ``revoke_on_full_refund`` is on).
+
+Each returns ``Outcome`` (``applied``, ``ignored`` with the reason, ``unmapped`` with the price id) or raises
+``NeedObject(kind, id)`` (``customers``, ``subscriptions``, ``prices``, ``payments``, ``checkout/sessions/line_items``:
+fetch it, apply it first, call again; an import applies customers before subscriptions before invoices and rarely
+sees it) or ``MappingError`` / a ``DomainError`` (the object cannot be applied: the caller's transaction rolls back).
 
 Ordering (why out-of-order deliveries end in the same state as in-order ones):
 
