@@ -557,3 +557,39 @@ def test_an_invoice_waiting_on_its_subscriptions_unmapped_price_is_applied_once_
     assert order["billing_reason"] == "subscription_create" and order["product_id"] == shop.products["Pro"]["id"]
     (subscription,) = api(client, shop.token, "GET", "/v1/subscriptions/", 200)["items"]
     assert subscription["status"] == "active" and subscription["customer"]["email"] == "ada@example.com"
+
+
+def test_paused_resumed_and_deleted_subscriptions(
+    client: TestClient[Litestar], stripe_settings: Settings, fake: FakeStripe
+) -> None:
+    """Stripe's ``paused`` (no Polar equivalent) shows as ``unpaid`` with benefits withheld, resumed is active
+    again with them, deleted ends the subscription; an unpaid one stays unpaid."""
+    shop = Shop(client, stripe_settings, fake, "acme")
+    _map_prices(shop, with_pro=True)
+    story = _story(shop.products["Pro"]["id"])
+    story.load(fake, upto=1)
+    for evt in story.steps[1][0]:
+        assert shop.deliver(evt).json()["status"] == "applied"
+    pro = se.price("price_pro", 1000, product="prod_pro", interval="month")
+    t1 = T0 + 3600
+
+    def state(kind: str, created: int, **fields: Any) -> tuple[str, bool]:
+        obj = se.subscription("sub_ada", customer_id="cus_ada", the_price=pro, created=t1, period_start=t1)
+        obj.update(fields)
+        evt = se.event(f"evt_{kind}_{created}", f"customer.subscription.{kind}", obj, created)
+        assert shop.deliver(evt).json()["status"] == "applied"
+        (sub,) = api(client, shop.token, "GET", "/v1/subscriptions/", 200)["items"]
+        grants = api(client, shop.token, "GET", f"/v1/benefit-grants/?subscription_id={sub['id']}", 200)["items"]
+        return sub["status"], any(grant["is_granted"] for grant in grants)
+
+    assert state("paused", t1 + 100, status="paused") == ("unpaid", False)
+    assert state("resumed", t1 + 200, status="active") == ("active", True)
+    assert state("updated", t1 + 300, status="unpaid") == ("unpaid", False)
+    assert state("deleted", t1 + 400, status="canceled", canceled_at=t1 + 400, ended_at=t1 + 400) == (
+        "canceled",
+        False,
+    )
+    # An older state delivered late changes nothing.
+    obj = se.subscription("sub_ada", customer_id="cus_ada", the_price=pro, created=t1, period_start=t1)
+    late = shop.deliver(se.event("evt_late", "customer.subscription.updated", obj, t1 + 150)).json()
+    assert late["status"] == "ignored" and late["reason"].startswith("stale")
