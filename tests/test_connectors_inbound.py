@@ -593,3 +593,20 @@ def test_paused_resumed_and_deleted_subscriptions(
     obj = se.subscription("sub_ada", customer_id="cus_ada", the_price=pro, created=t1, period_start=t1)
     late = shop.deliver(se.event("evt_late", "customer.subscription.updated", obj, t1 + 150)).json()
     assert late["status"] == "ignored" and late["reason"].startswith("stale")
+
+
+def test_a_customer_without_email_is_a_failure_with_its_reason(
+    client: TestClient[Litestar], stripe_settings: Settings, fake: FakeStripe
+) -> None:
+    shop = Shop(client, stripe_settings, fake, "acme")
+    _map_prices(shop, with_pro=True)
+    story = _story(shop.products["Pro"]["id"])
+    story.load(fake, upto=1)
+    fake.add("customers", se.customer("cus_ada", "", "Ada", T0) | {"email": None})
+    created = story.steps[1][0][1]  # customer.subscription.created for cus_ada, unknown to Portal
+    answer = shop.deliver(created).json()
+    assert answer["status"] == "failed" and answer["reason"] == "the Stripe customer cus_ada has no email address"
+    nameless = se.event("evt_nameless", "customer.updated", se.customer("cus_x", "", "X", T0) | {"email": None}, T0)
+    assert shop.deliver(nameless).json()["status"] == "ignored"
+    assert api(client, shop.token, "GET", "/v1/subscriptions/", 200)["items"] == []
+    assert api(client, shop.token, "GET", "/v1/customers/", 200)["items"] == []

@@ -252,6 +252,8 @@ async def apply_customer(tx: Transaction, ctx: ApplyContext, customer: dict[str,
         return Outcome("ignored", "a deleted Stripe customer: the Portal customer and their orders are kept")
     link = await get_link(tx, ctx, "customer", customer["id"])
     version = version_of(ctx)
+    if link is None and not customer.get("email"):
+        return Outcome("ignored", "a Stripe customer without an email address (nobody to sign in yet)")
     if link is not None and version < int(link["version"]):
         return Outcome("ignored", "stale: a newer state of this customer is applied")
     with _quiet(ctx):

@@ -17,7 +17,15 @@ from typing import Any
 
 import stripe
 
-from portal.connectors.base import Account, ApplyContext, BadSignature, InboundEvent, NeedObject, Outcome
+from portal.connectors.base import (
+    Account,
+    ApplyContext,
+    BadSignature,
+    InboundEvent,
+    MappingError,
+    NeedObject,
+    Outcome,
+)
 from portal.connectors.store import Secrets
 from portal.connectors.stripe import client as stripe_client
 from portal.connectors.stripe import mapping
@@ -85,6 +93,8 @@ class StripeProcessor:
         for state_kind, apply_state in STATE_KINDS.items():  # customers before the subscriptions that name them
             for (kind, _object_id), obj in fetched.items():
                 if kind == state_kind:
+                    if state_kind == "customers" and not obj.get("email"):
+                        raise MappingError(f"the Stripe customer {obj.get('id')} has no email address")
                     outcome = await apply_state(tx, current, obj)
                     if outcome.status == "unmapped":  # the event waits on the same price as its object
                         return outcome
