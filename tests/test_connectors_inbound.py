@@ -610,3 +610,60 @@ def test_a_customer_without_email_is_a_failure_with_its_reason(
     assert shop.deliver(nameless).json()["status"] == "ignored"
     assert api(client, shop.token, "GET", "/v1/subscriptions/", 200)["items"] == []
     assert api(client, shop.token, "GET", "/v1/customers/", 200)["items"] == []
+
+
+def test_async_payment_refund_events_and_an_email_conflict(
+    client: TestClient[Litestar], stripe_settings: Settings, fake: FakeStripe
+) -> None:
+    shop = Shop(client, stripe_settings, fake, "acme")
+    _map_prices(shop, with_pro=True)
+    guide = se.price("price_guide", 2900, product="prod_guide")
+    pending = se.checkout_session(
+        "cs_bank",
+        created=T0,
+        email="bea@example.com",
+        name="Bea",
+        amount=2900,
+        payment_intent="pi_bank",
+        payment_status="unpaid",
+    )
+    fake.add("checkout/sessions", pending)
+    fake.line_items["cs_bank"] = [se.line_item("li_bank", guide, "Guide")]
+    waiting = shop.deliver(se.event("evt_bank_1", "checkout.session.completed", pending, T0)).json()
+    assert waiting["status"] == "ignored" and "async_payment_succeeded" in waiting["reason"]
+    assert api(client, shop.token, "GET", "/v1/orders/", 200)["items"] == []
+    paid = dict(pending, payment_status="paid")
+    assert (
+        shop.deliver(se.event("evt_bank_2", "checkout.session.async_payment_succeeded", paid, T0 + 60)).json()["status"]
+        == "applied"
+    )
+    (order,) = api(client, shop.token, "GET", "/v1/orders/", 200)["items"]
+    assert order["status"] == "paid" and order["customer"]["email"] == "bea@example.com"
+
+    # refund.created carries one refund: the charge's current total is fetched from the API.
+    fake.add("charges", se.charge("ch_bank", payment_intent="pi_bank", amount=2900, refunded=500, created=T0))
+    refund = {
+        "id": "re_bank",
+        "object": "refund",
+        "amount": 500,
+        "charge": "ch_bank",
+        "created": T0 + 120,
+        "currency": "usd",
+        "metadata": {},
+        "payment_intent": "pi_bank",
+        "reason": "requested_by_customer",
+        "status": "succeeded",
+    }
+    assert shop.deliver(se.event("evt_refund", "refund.created", refund, T0 + 120)).json()["status"] == "applied"
+    (order,) = api(client, shop.token, "GET", "/v1/orders/", 200)["items"]
+    assert order["status"] == "partially_refunded" and order["refunded_amount"] == 500
+
+    # A Stripe customer changing to another Portal customer's email: a failure with its reason, nothing changed.
+    api(client, shop.token, "POST", "/v1/customers/", 201, json={"email": "taken@example.com"})
+    first = se.customer("cus_bea", "bea@example.com", "Bea", T0)
+    assert shop.deliver(se.event("evt_bea_1", "customer.updated", first, T0 + 200)).json()["status"] == "applied"
+    clash = se.customer("cus_bea", "taken@example.com", "Bea", T0)
+    failed = shop.deliver(se.event("evt_bea_2", "customer.updated", clash, T0 + 300)).json()
+    assert failed["status"] == "failed" and "email" in failed["reason"]
+    emails = sorted(c["email"] for c in api(client, shop.token, "GET", "/v1/customers/", 200)["items"])
+    assert emails == ["bea@example.com", "taken@example.com"]
