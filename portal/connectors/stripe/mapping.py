@@ -636,10 +636,17 @@ async def apply_charge(
     order_id = await linked_id(tx, ctx, "charge", charge.get("id"))
     payment_intent = _id(charge.get("payment_intent"))
     order_id = order_id or await linked_id(tx, ctx, "payment_intent", payment_intent)
+    if order_id is None and payment is not None:  # what the payment paid for, fetched (and applied) by the caller
+        paid_for = payment.get("invoice") or payment.get("checkout_session") or {}
+        kind = "invoice" if payment.get("invoice") else "checkout_session"
+        order_id = await linked_id(tx, ctx, kind, _id(paid_for))
+        if order_id is not None and payment_intent is not None:
+            await set_link(tx, ctx, "payment_intent", payment_intent, order_id)
     if order_id is None:
         if payment_intent is None or payment is not None:
             return Outcome("ignored", "no Portal order for this payment")
-        # A refund may arrive before the sale it refunds: fetch what the payment paid for and apply it first.
+        # A refund may arrive before the sale it refunds (and an invoice's payment is not in its event): fetch what
+        # the payment paid for, apply it first, and link the payment to its order.
         raise NeedObject("payments", payment_intent)
     order = await order_service.get_order_row(tx, order_id)
     if order["status"] not in ("paid", "partially_refunded"):
