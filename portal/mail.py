@@ -24,6 +24,7 @@ from typing import Protocol
 import msgspec
 
 from portal.clock import new_id
+from portal.fields import fold_header
 from portal.settings import Settings
 
 log = logging.getLogger("portal.mail")
@@ -49,13 +50,18 @@ class Mailer(Protocol):
 
 
 def build_email(message: MailMessage, mail_from: str) -> EmailMessage:
-    """The MIME message: ``text/plain`` first, then ``text/html`` as the preferred alternative."""
+    """The MIME message: ``text/plain`` first, then ``text/html`` as the preferred alternative.
+
+    Every header value is folded to one line (``fields.fold_header``): inputs are refused with line breaks
+    today, but a name stored before that rule, or any future path that forgets it, must neither break the
+    email (``EmailMessage`` raises on CR/LF, so sign-in mail would stop) nor add a header."""
     email = EmailMessage()
-    email["From"] = formataddr((message.sender_name, parseaddr(mail_from)[1])) if message.sender_name else mail_from
-    if message.reply_to:
-        email["Reply-To"] = message.reply_to
-    email["To"] = message.to
-    email["Subject"] = message.subject
+    sender_name = fold_header(message.sender_name or "")
+    email["From"] = formataddr((sender_name, parseaddr(mail_from)[1])) if sender_name else mail_from
+    if message.reply_to and (reply_to := fold_header(message.reply_to)):
+        email["Reply-To"] = reply_to
+    email["To"] = fold_header(message.to)
+    email["Subject"] = fold_header(message.subject)
     email["Date"] = formatdate(localtime=False, usegmt=True)
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
     email["Message-ID"] = make_msgid(domain=domain)
