@@ -391,3 +391,31 @@ def test_portal_seed_reports_times_out_of_range_at_their_paths(tmp_path: Path) -
         "organizations[0].subscriptions[1].current_period_start: expected an ISO-8601 time",
     ):
         assert where in result.stderr, (where, result.stderr)
+
+
+def test_a_license_key_lifetime_that_would_overflow_is_refused_at_the_benefit(
+    client: TestClient[Litestar], admin: str, sub: dict[str, Any]
+) -> None:
+    """A ttl of 10¹² years was stored, and then every order of a product with that benefit answered 422 "value out
+    of range" at ["body"] (the key's expiry overflowed at grant time): the benefit's write refuses it instead."""
+    body = {
+        "organization_id": sub["org"]["id"],
+        "type": "license_keys",
+        "description": "Key",
+        "properties": {"expires": {"ttl": 10**12, "timeframe": "year"}},
+    }
+    refused = api(client, admin, "POST", "/v1/benefits/", 422, json=body)
+    assert refused["detail"][0]["loc"] == ["body", "properties", "expires"]
+    century = {**body, "properties": {"expires": {"ttl": 36600, "timeframe": "day"}}}
+    benefit = api(client, admin, "POST", "/v1/benefits/", 201, json=century)
+    price = [{"amount_type": "fixed", "price_amount": 100, "price_currency": "usd"}]
+    product = api(
+        client,
+        admin,
+        "POST",
+        "/v1/products/",
+        201,
+        json={"organization_id": sub["org"]["id"], "name": "Keyed", "prices": price, "benefits": [benefit["id"]]},
+    )
+    order = {"customer_id": sub["customer"]["id"], "product_id": product["id"]}
+    api(client, admin, "POST", "/v1/orders/", 201, json=order)

@@ -44,9 +44,18 @@ class CustomProperties(_Properties, kw_only=True):
     note: str | None = None
 
 
+# The longest key lifetime per timeframe (a century): a key's expiry is computed at every grant, and a larger ttl
+# would overflow the date there, failing every later order of the product instead of this benefit's write.
+MAX_KEY_TTL = {"year": 100, "month": 1200, "day": 36600}
+
+
 class LicenseKeyExpiration(_Properties, kw_only=True):
     ttl: Positive
     timeframe: Literal["year", "month", "day"]
+
+    def __post_init__(self) -> None:
+        if self.ttl > MAX_KEY_TTL[self.timeframe]:
+            raise ValueError(f"ttl: at most {MAX_KEY_TTL[self.timeframe]} for timeframe {self.timeframe!r}")
 
 
 class LicenseKeyActivations(_Properties, kw_only=True):
