@@ -35,7 +35,7 @@ SingleLine = Annotated[
     str,
     msgspec.Meta(
         pattern=SINGLE_LINE_PATTERN,
-        max_length=1000,
+        max_length=2048,  # room for long URLs (avatar, website)
         description="One line of text: no line breaks or control characters.",
     ),
 ]
