@@ -96,6 +96,12 @@ def _writes(shop: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], list[A
         ),
         (
             "POST",
+            "/v1/customer-sessions/",
+            {"customer_id": customer["id"], "return_url": "https://acme.example/{bad}"},
+            ["body", "return_url"],
+        ),
+        (
+            "POST",
             "/v1/orders/",
             {"customer_id": customer["id"], "items": [{"label": "{bad}", "unit_amount": 100}]},
             ["body", "items", 0, "label"],
