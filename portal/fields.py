@@ -39,6 +39,13 @@ SingleLine = Annotated[
         description="One line of text: no line breaks or control characters.",
     ),
 ]
+# One address, as the sign-in and email-change forms take it: one "@", no whitespace, no control characters
+# (it becomes a To header and the SMTP envelope).
+EMAIL_ADDRESS_PATTERN = rf"^[^@\s{CONTROL_CHARACTERS}]+@[^@\s{CONTROL_CHARACTERS}]+\Z"
+# The same with a dot in the domain (the customer API's shape, as Polar's).
+DOTTED_EMAIL_ADDRESS_PATTERN = (
+    rf"^[^@\s{CONTROL_CHARACTERS}]+@[^@\s{CONTROL_CHARACTERS}]+\.[^@\s{CONTROL_CHARACTERS}]+\Z"
+)
 # An email address as the admin and customer APIs take it: one line, at most 320 characters.
 EmailLine = Annotated[str, msgspec.Meta(pattern=SINGLE_LINE_PATTERN, max_length=320)]
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -58,9 +58,13 @@ def build_email(message: MailMessage, mail_from: str) -> EmailMessage:
     email = EmailMessage()
     sender_name = fold_header(message.sender_name or "")
     email["From"] = formataddr((sender_name, parseaddr(mail_from)[1])) if sender_name else mail_from
-    if message.reply_to and (reply_to := fold_header(message.reply_to)):
+    # Address headers hold exactly one address: folding "a@x.io\r\nBcc: b@y.io" to one line would still list two.
+    if message.reply_to and (reply_to := single_address(message.reply_to)):
         email["Reply-To"] = reply_to
-    email["To"] = fold_header(message.to)
+    to = single_address(message.to)
+    if to is None:
+        raise ValueError("a message goes to exactly one address")
+    email["To"] = to
     email["Subject"] = fold_header(message.subject)
     email["Date"] = formatdate(localtime=False, usegmt=True)
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
@@ -69,6 +73,14 @@ def build_email(message: MailMessage, mail_from: str) -> EmailMessage:
     if message.html is not None:
         email.add_alternative(message.html, subtype="html")
     return email
+
+
+def single_address(text: str) -> str | None:
+    """``text`` as one plain address (control characters folded), or None when it is not exactly one."""
+    addresses = getaddresses([fold_header(text)])
+    if len(addresses) != 1 or addresses[0][1].count("@") != 1:
+        return None
+    return addresses[0][1]
 
 
 class SMTPMailer:
@@ -110,7 +122,8 @@ class SMTPMailer:
                 smtp.starttls(context=context)
             if self.username:
                 smtp.login(self.username, self.password)
-            smtp.send_message(email)
+            # The envelope names the one To address: no header of the message can add a recipient.
+            smtp.send_message(email, to_addrs=[str(email["To"])])
 
 
 class OutboxMailer:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from portal.fields import SingleLine
+from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN, SingleLine
 from portal.pagination import ListResource, Pagination
 
 __all__ = ["ListResource", "Pagination"]
@@ -201,7 +201,7 @@ class CustomerPortalCustomerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_
     default_payment_method_id: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
-EmailText = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+EmailText = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=DOTTED_EMAIL_ADDRESS_PATTERN)]
 
 
 class CustomerEmailUpdateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
