@@ -22,7 +22,7 @@ MAX_SEGMENT_BYTES = 255
 MAX_PATH_BYTES = 1024
 
 
-def static_path_problem(path: str) -> bool:
+def impossible_static_path(path: str) -> bool:
     """Whether ``path`` (decoded) can name no static file: control characters or over-long names."""
     encoded = path.encode("utf-8", "surrogatepass")
     if len(encoded) > MAX_PATH_BYTES or has_control_characters(path):
@@ -31,11 +31,12 @@ def static_path_problem(path: str) -> bool:
 
 
 def _plausible_name(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if static_path_problem(connection.scope.get("path", "")):
+    if impossible_static_path(connection.scope.get("path", "")):
         raise NotFoundException()
 
 
 def static_router() -> Router:
+    """``/static`` served from ``templates/static``, behind the name guard."""
     return create_static_files_router(
         path="/static", directories=[templates_dir() / "static"], guards=[_plausible_name]
     )
