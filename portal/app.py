@@ -12,7 +12,6 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from portal import customer_portal, i18n, portal_pages, system
@@ -26,12 +25,12 @@ from portal.mail import build_mailer
 from portal.migrations import migrate
 from portal.notifications.background import BackgroundTasks
 from portal.request_log import RequestLogMiddleware
-from portal.resources import templates_dir
 from portal.sessions import api as session_api
 from portal.sessions import email_link_pages, rate_limit
 from portal.sessions import pages as session_pages
 from portal.sessions.auth import provide_api_customer, provide_portal_customer
 from portal.settings import Settings
+from portal.static_files import static_router
 from portal.templating import template_config
 from portal.web import (
     PortalState,
@@ -79,7 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
         system.landing,
         system.healthz,
         system.readyz,
-        create_static_files_router(path="/static", directories=[templates_dir() / "static"]),
+        static_router(),
         *session_pages.ROUTES,
         *email_link_pages.ROUTES,
         *session_api.ROUTES,

@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any, Literal
 
+from portal.fields import escape_controls
+
 LogFormat = Literal["text", "json"]
 
 # Marks the handler configure_logging installs, so calling it again (every create_app) replaces it.
@@ -35,16 +37,24 @@ class TextFormatter(logging.Formatter):
     """``2026-11-25T12:00:00.000Z INFO portal.request GET /acme/portal 200 3.1ms org=acme``"""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname} {record.name} {record.getMessage()}"
+        # Message and fields escape control characters and line breaks (``\r``, ``\n``, ``\u2028``): text that
+        # came from a client (a decoded URL path, a name) cannot end this line and forge another (issue 17.8).
+        # Only a traceback, appended below, spans lines.
+        line = f"{_timestamp(record)} {record.levelname} {record.name} {escape_controls(record.getMessage())}"
         shown = set(getattr(record, "in_message", ()))  # fields the message already spells out
         extras = " ".join(
-            f"{key}={value}" for key, value in _fields(record).items() if value is not None and key not in shown
+            f"{key}={escape_controls(str(value))}"
+            for key, value in _fields(record).items()
+            if value is not None and key not in shown
         )
         if extras:
             line = f"{line} {extras}"
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
         return line
+
+
+_JSON_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,7 +70,9 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # json escapes C0 controls; U+0085/U+2028/U+2029 are line breaks to some readers (str.splitlines), so they
+        # are escaped too and one record stays one line whatever a client put in a path.
+        return json.dumps(entry, default=str, ensure_ascii=False).translate(_JSON_LINE_BREAKS)
 
 
 def formatter_for(log_format: LogFormat) -> logging.Formatter:

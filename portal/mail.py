@@ -17,13 +17,14 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
 from portal.clock import new_id
+from portal.fields import fold_header
 from portal.settings import Settings
 
 log = logging.getLogger("portal.mail")
@@ -49,13 +50,22 @@ class Mailer(Protocol):
 
 
 def build_email(message: MailMessage, mail_from: str) -> EmailMessage:
-    """The MIME message: ``text/plain`` first, then ``text/html`` as the preferred alternative."""
+    """The MIME message: ``text/plain`` first, then ``text/html`` as the preferred alternative.
+
+    Every header value is folded to one line (``fields.fold_header``): inputs are refused with line breaks
+    today, but a name stored before that rule, or any future path that forgets it, must neither break the
+    email (``EmailMessage`` raises on CR/LF, so sign-in mail would stop) nor add a header."""
     email = EmailMessage()
-    email["From"] = formataddr((message.sender_name, parseaddr(mail_from)[1])) if message.sender_name else mail_from
-    if message.reply_to:
-        email["Reply-To"] = message.reply_to
-    email["To"] = message.to
-    email["Subject"] = message.subject
+    sender_name = fold_header(message.sender_name or "")
+    email["From"] = formataddr((sender_name, parseaddr(mail_from)[1])) if sender_name else mail_from
+    # Address headers hold exactly one address: folding "a@x.io\r\nBcc: b@y.io" to one line would still list two.
+    if message.reply_to and (reply_to := single_address(message.reply_to)):
+        email["Reply-To"] = reply_to
+    to = single_address(message.to)
+    if to is None:
+        raise ValueError("a message goes to exactly one address")
+    email["To"] = to
+    email["Subject"] = fold_header(message.subject)
     email["Date"] = formatdate(localtime=False, usegmt=True)
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
     email["Message-ID"] = make_msgid(domain=domain)
@@ -63,6 +73,14 @@ def build_email(message: MailMessage, mail_from: str) -> EmailMessage:
     if message.html is not None:
         email.add_alternative(message.html, subtype="html")
     return email
+
+
+def single_address(text: str) -> str | None:
+    """``text`` as one plain address (control characters folded), or None when it is not exactly one."""
+    addresses = getaddresses([fold_header(text)])
+    if len(addresses) != 1 or addresses[0][1].count("@") != 1:
+        return None
+    return addresses[0][1]
 
 
 class SMTPMailer:
@@ -104,7 +122,8 @@ class SMTPMailer:
                 smtp.starttls(context=context)
             if self.username:
                 smtp.login(self.username, self.password)
-            smtp.send_message(email)
+            # The envelope names the one To address: no header of the message can add a recipient.
+            smtp.send_message(email, to_addrs=[str(email["To"])])
 
 
 class OutboxMailer:

@@ -3,7 +3,9 @@
 Raw ASGI middleware that ``create_app`` wraps around Litestar's whole handler (routing included), so unmatched
 paths (404/405) get their line too. What is never logged: the query string (pre-authenticated
 ``customer_session_token``, download signatures), headers (cookies, ``Authorization``) and bodies (login codes).
-The organization is the one a handler or auth dependency put on ``request.state.organization``.
+The organization is the one a handler or auth dependency put on ``request.state.organization``. The path is the
+decoded one: a CR/LF or other control character in it is escaped by the formatters (``logging_setup``), so a
+request cannot forge a log line.
 """
 
 from __future__ import annotations

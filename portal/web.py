@@ -28,6 +28,7 @@ from portal import i18n
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.fields import readable_message
 from portal.limits import is_too_deep
 from portal.sessions.auth import SignInRequired
 from portal.settings import Settings
@@ -133,10 +134,9 @@ def _validation_detail(exc: ValidationException) -> list[dict[str, Any]]:
             continue
         source = problem.get("source") or "body"
         key = problem.get("key")
-        loc: list[Any] = [source]
-        if key:
-            loc.extend(str(key).split("."))
-        items.append({"loc": loc, "msg": problem.get("message", "invalid"), "type": "value_error"})
+        # ``items[0].label`` -> "items", 0, "label": list indexes as integers, as for domain errors.
+        loc: list[Any] = [source, *field_loc(str(key))[1:]] if key else [source]
+        items.append({"loc": loc, "msg": readable_message(problem.get("message", "invalid")), "type": "value_error"})
     if not items:
         items.append({"loc": ["body"], "msg": exc.detail or "invalid input", "type": "value_error"})
     return items
@@ -147,7 +147,7 @@ def _misattributed_detail(cause: msgspec.ValidationError) -> list[dict[str, Any]
     message, _, where = str(cause).partition(" - at `$.")
     path = where.rstrip("`").split(".") if where else []
     loc = ["body", *(path[1:] if path[:1] == ["data"] else path)]
-    return [{"loc": loc, "msg": message, "type": "value_error"}]
+    return [{"loc": loc, "msg": readable_message(message), "type": "value_error"}]
 
 
 _ERROR_NAMES = {

@@ -19,6 +19,7 @@ from portal.benefits import service as benefit_service
 from portal.benefits.service import BenefitType
 from portal.clock import Clock
 from portal.db import Database
+from portal.fields import SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 
 
@@ -26,11 +27,11 @@ class BenefitCreate(msgspec.Struct, kw_only=True):
     """Polar's ``Benefit*Create``: ``properties`` are checked against ``type`` (422 names the bad field)."""
 
     type: BenefitType
-    description: str
+    description: SingleLine
     properties: dict[str, Any] = {}
     organization_id: str | None = None
     metadata: dict[str, Any] = {}
-    external_id: str | None = None
+    external_id: SingleLine | None = None
     visibility: benefit_service.Visibility | None = None  # None: the type's default (feature flags private)
 
 
@@ -38,10 +39,10 @@ class BenefitUpdate(msgspec.Struct, kw_only=True):
     """Polar's ``Benefit*Update``: ``type`` may be sent but never changes."""
 
     type: BenefitType | msgspec.UnsetType = msgspec.UNSET
-    description: str | msgspec.UnsetType = msgspec.UNSET
+    description: SingleLine | msgspec.UnsetType = msgspec.UNSET
     properties: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    external_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    external_id: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
     visibility: benefit_service.Visibility | msgspec.UnsetType | None = msgspec.UNSET
 
 

@@ -18,6 +18,7 @@ from portal.clock import Clock
 from portal.customers import admin_queries as customer_queries
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput
+from portal.fields import SingleLine
 from portal.organizations import queries as org_queries
 from portal.sessions.store import create_session, customer_portal_url
 from portal.settings import Settings
@@ -29,7 +30,7 @@ class CustomerSessionCreate(msgspec.Struct, kw_only=True):
 
     customer_id: str | None = None
     external_customer_id: str | None = None
-    return_url: str | None = None
+    return_url: SingleLine | None = None
     member_id: str | None = None
     external_member_id: str | None = None
 

@@ -20,19 +20,20 @@ from portal.customers import service as customer_service
 from portal.customers.service import Address
 from portal.db import Database
 from portal.errors import NotFound
+from portal.fields import EmailLine, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 
 
 class CustomerCreate(msgspec.Struct, kw_only=True):
     """Polar's ``CustomerIndividualCreate`` (+ ``billing_name``, ``email_verified``)."""
 
-    email: str
-    name: str | None = None
-    external_id: str | None = None
-    billing_name: str | None = None
+    email: EmailLine
+    name: SingleLine | None = None
+    external_id: SingleLine | None = None
+    billing_name: SingleLine | None = None
     billing_address: Address | None = None
-    tax_id: str | None = None
-    locale: str | None = None
+    tax_id: SingleLine | None = None
+    locale: SingleLine | None = None
     organization_id: str | None = None
     metadata: dict[str, Any] = {}
     email_verified: bool = False
@@ -40,13 +41,13 @@ class CustomerCreate(msgspec.Struct, kw_only=True):
 
 
 class CustomerUpdate(msgspec.Struct, kw_only=True):
-    email: str | msgspec.UnsetType = msgspec.UNSET
-    name: str | msgspec.UnsetType | None = msgspec.UNSET
-    external_id: str | msgspec.UnsetType | None = msgspec.UNSET
-    billing_name: str | msgspec.UnsetType | None = msgspec.UNSET
+    email: EmailLine | msgspec.UnsetType = msgspec.UNSET
+    name: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
+    external_id: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
+    billing_name: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
     billing_address: Address | msgspec.UnsetType | None = msgspec.UNSET
-    tax_id: str | msgspec.UnsetType | None = msgspec.UNSET
-    locale: str | msgspec.UnsetType | None = msgspec.UNSET
+    tax_id: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
+    locale: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     email_verified: bool | msgspec.UnsetType = msgspec.UNSET
 

@@ -20,6 +20,7 @@ from portal.benefits import admin_queries
 from portal.benefits import service as benefit_service
 from portal.clock import Clock
 from portal.db import Database
+from portal.fields import fold_header
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 from portal.settings import Settings
 
@@ -62,7 +63,9 @@ class FileController(Controller):
         data: MultipartBody[FileUpload],
     ) -> FileOut:
         content = await data.file.read()
-        name = (data.name or data.file.filename or "file").strip()
+        # A name given in the form is checked as given (422 at "name" if it has control characters); the name the
+        # client's multipart header carries is only a default, so it is cleaned (control characters to spaces).
+        name = (data.name or fold_header(data.file.filename or "") or "file").strip()
         async with db.write() as tx:
             organization_id = await principal.target_organization(tx, data.organization_id)
             stored = await benefit_service.register_file(

@@ -18,14 +18,12 @@ from portal.admin.models import OrderOut
 from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
+from portal.fields import NonNegative, Positive, SingleLine
 from portal.orders import admin_queries
 from portal.orders import service as order_service
 from portal.orders.service import BillingReason, OrderItemInput
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 from portal.products import service as product_service
-
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
-Positive = Annotated[int, msgspec.Meta(gt=0)]
 
 
 class OrderCreate(msgspec.Struct, kw_only=True):
@@ -33,7 +31,7 @@ class OrderCreate(msgspec.Struct, kw_only=True):
     ``status`` ``paid`` (the default: Polar orders exist once paid) pays it at once."""
 
     customer_id: str
-    currency: str = "usd"
+    currency: SingleLine = "usd"
     items: list[OrderItemInput] = []
     product_id: str | None = None
     subscription_id: str | None = None
@@ -41,7 +39,7 @@ class OrderCreate(msgspec.Struct, kw_only=True):
     discount_amount: NonNegative = 0
     tax_amount: NonNegative | None = None
     status: Literal["pending", "paid"] = "paid"
-    external_id: str | None = None
+    external_id: SingleLine | None = None
     metadata: dict[str, Any] = {}
 
 

@@ -18,6 +18,7 @@ from portal.admin.models import OrganizationOut, organization_out
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
+from portal.fields import EmailLine, SingleLine
 from portal.organizations import admin_queries, queries
 from portal.organizations import service as org_service
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
@@ -41,44 +42,44 @@ class CustomerPortalSettingsIn(msgspec.Struct, kw_only=True):
 class OrganizationCreate(msgspec.Struct, kw_only=True):
     """Polar's ``OrganizationCreate`` fields Portal uses, plus Portal's receipt/portal settings."""
 
-    name: str
-    slug: str
-    avatar_url: str | None = None
-    email: str | None = None
-    website: str | None = None
-    default_presentment_currency: str = "usd"
+    name: SingleLine
+    slug: SingleLine
+    avatar_url: SingleLine | None = None
+    email: EmailLine | None = None
+    website: SingleLine | None = None
+    default_presentment_currency: SingleLine = "usd"
     customer_portal_settings: CustomerPortalSettingsIn | None = None
     address: str | None = None
-    receipt_prefix: str | None = None
-    default_locale: str = "en"
-    accent_color: str = "#2563eb"
+    receipt_prefix: SingleLine | None = None
+    default_locale: SingleLine = "en"
+    accent_color: SingleLine = "#2563eb"
     allow_email_change: bool = False
     # Portal's: the From display name and Reply-To of this organization's emails (Reply-To defaults to `email`).
-    email_sender_name: str | None = None
-    email_reply_to: str | None = None
+    email_sender_name: SingleLine | None = None
+    email_reply_to: EmailLine | None = None
     settings: dict[str, Any] = {}
-    external_id: str | None = None
+    external_id: SingleLine | None = None
 
 
 class OrganizationUpdate(msgspec.Struct, kw_only=True):
     """Fields to change; the ones left out keep their value."""
 
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    slug: str | msgspec.UnsetType = msgspec.UNSET
-    avatar_url: str | msgspec.UnsetType | None = msgspec.UNSET
-    email: str | msgspec.UnsetType | None = msgspec.UNSET
-    website: str | msgspec.UnsetType | None = msgspec.UNSET
-    default_presentment_currency: str | msgspec.UnsetType = msgspec.UNSET
+    name: SingleLine | msgspec.UnsetType = msgspec.UNSET
+    slug: SingleLine | msgspec.UnsetType = msgspec.UNSET
+    avatar_url: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
+    email: EmailLine | msgspec.UnsetType | None = msgspec.UNSET
+    website: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
+    default_presentment_currency: SingleLine | msgspec.UnsetType = msgspec.UNSET
     customer_portal_settings: CustomerPortalSettingsIn | msgspec.UnsetType = msgspec.UNSET
     address: str | msgspec.UnsetType | None = msgspec.UNSET
-    receipt_prefix: str | msgspec.UnsetType | None = msgspec.UNSET
-    default_locale: str | msgspec.UnsetType = msgspec.UNSET
-    accent_color: str | msgspec.UnsetType = msgspec.UNSET
+    receipt_prefix: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
+    default_locale: SingleLine | msgspec.UnsetType = msgspec.UNSET
+    accent_color: SingleLine | msgspec.UnsetType = msgspec.UNSET
     allow_email_change: bool | msgspec.UnsetType = msgspec.UNSET
-    email_sender_name: str | msgspec.UnsetType | None = msgspec.UNSET
-    email_reply_to: str | msgspec.UnsetType | None = msgspec.UNSET
+    email_sender_name: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
+    email_reply_to: EmailLine | msgspec.UnsetType | None = msgspec.UNSET
     settings: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    external_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    external_id: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
 
 
 _RENAMED = {"email": "support_email", "website": "website_url", "default_presentment_currency": "default_currency"}

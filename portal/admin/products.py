@@ -16,12 +16,11 @@ from portal.admin.models import ProductOut
 from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
+from portal.fields import NonNegative, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 from portal.products import admin_queries
 from portal.products import service as product_service
 from portal.references import UnknownReference
-
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class PriceIn(msgspec.Struct, kw_only=True):
@@ -35,7 +34,7 @@ class PriceIn(msgspec.Struct, kw_only=True):
 
 
 class ProductCreate(msgspec.Struct, kw_only=True):
-    name: str
+    name: SingleLine
     prices: list[PriceIn]
     description: str | None = None
     visibility: Literal["public", "private", "draft"] = "public"
@@ -43,12 +42,12 @@ class ProductCreate(msgspec.Struct, kw_only=True):
     recurring_interval_count: Annotated[int, msgspec.Meta(ge=1, le=365)] | None = None
     organization_id: str | None = None
     metadata: dict[str, Any] = {}
-    external_id: str | None = None
+    external_id: SingleLine | None = None
     benefits: list[str] | None = None
 
 
 class ProductUpdate(msgspec.Struct, kw_only=True):
-    name: str | msgspec.UnsetType = msgspec.UNSET
+    name: SingleLine | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType | None = msgspec.UNSET
     visibility: Literal["public", "private", "draft"] | msgspec.UnsetType = msgspec.UNSET
     recurring_interval: Literal["day", "week", "month", "year"] | msgspec.UnsetType | None = msgspec.UNSET
@@ -56,7 +55,7 @@ class ProductUpdate(msgspec.Struct, kw_only=True):
     is_archived: bool | msgspec.UnsetType = msgspec.UNSET
     prices: list[PriceIn] | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
-    external_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    external_id: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ProductBenefitsUpdate(msgspec.Struct, kw_only=True):

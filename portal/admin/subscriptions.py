@@ -17,6 +17,7 @@ from portal.admin.auth import Principal
 from portal.admin.models import SubscriptionOut
 from portal.clock import Clock, parse_iso
 from portal.db import Database
+from portal.fields import Moment, NonNegative, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 from portal.subscriptions import admin_queries
 from portal.subscriptions import service as subscription_service
@@ -33,20 +34,20 @@ class SubscriptionUpdate(msgspec.Struct, kw_only=True):
     status: SubscriptionStatus | msgspec.UnsetType = UNSET
     product_id: str | msgspec.UnsetType = UNSET
     price_id: str | msgspec.UnsetType | None = UNSET
-    amount: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = UNSET
-    currency: str | msgspec.UnsetType | None = UNSET
-    current_period_start: datetime | msgspec.UnsetType = UNSET
-    current_period_end: datetime | msgspec.UnsetType | None = UNSET
-    trial_start: datetime | msgspec.UnsetType | None = UNSET
-    trial_end: datetime | msgspec.UnsetType | None = UNSET
+    amount: NonNegative | msgspec.UnsetType | None = UNSET
+    currency: SingleLine | msgspec.UnsetType | None = UNSET
+    current_period_start: Moment | msgspec.UnsetType = UNSET
+    current_period_end: Moment | msgspec.UnsetType | None = UNSET
+    trial_start: Moment | msgspec.UnsetType | None = UNSET
+    trial_end: Moment | msgspec.UnsetType | None = UNSET
     cancel_at_period_end: bool | msgspec.UnsetType = UNSET
-    canceled_at: datetime | msgspec.UnsetType | None = UNSET
-    started_at: datetime | msgspec.UnsetType | None = UNSET
-    ends_at: datetime | msgspec.UnsetType | None = UNSET
-    ended_at: datetime | msgspec.UnsetType | None = UNSET
+    canceled_at: Moment | msgspec.UnsetType | None = UNSET
+    started_at: Moment | msgspec.UnsetType | None = UNSET
+    ends_at: Moment | msgspec.UnsetType | None = UNSET
+    ended_at: Moment | msgspec.UnsetType | None = UNSET
     customer_cancellation_reason: CancellationReason | msgspec.UnsetType | None = UNSET
     customer_cancellation_comment: str | msgspec.UnsetType | None = UNSET
-    external_id: str | msgspec.UnsetType | None = UNSET
+    external_id: SingleLine | msgspec.UnsetType | None = UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = UNSET
     revoke: bool | msgspec.UnsetType = UNSET
 

@@ -222,12 +222,14 @@ async def list_past_grants(db: Database, organization_id: str, customer_id: str)
 async def get_live_grant_file(
     db: Database, organization_id: str, customer_id: str, grant_id: str, file_id: str
 ) -> File | None:
-    """The file if ``grant_id`` is a live downloadables grant of this customer that includes it; else None."""
+    """The file if ``grant_id`` is a live downloadables grant of this (not deleted) customer that includes it;
+    else None. A signed download link minted before the customer was deleted stops working at once."""
     grant = await db.fetchone(
         """
         SELECT g.properties AS grant_properties, b.properties AS benefit_properties
         FROM benefit_grants g
         JOIN benefits b ON b.id = g.benefit_id AND b.type = 'downloadables' AND b.deleted_at IS NULL
+        JOIN customers c ON c.id = g.customer_id AND c.deleted_at IS NULL
         WHERE g.id = ?
           AND g.customer_id = ?
           AND g.organization_id = ?

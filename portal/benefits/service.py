@@ -17,6 +17,7 @@ import msgspec
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import DomainError, InvalidInput, NotFound
+from portal.fields import Positive, SingleLine, has_control_characters, readable_message, single_line_problem
 from portal.references import require_all_owned
 
 BenefitType = Literal[
@@ -30,7 +31,6 @@ BenefitType = Literal[
 ]
 BENEFIT_TYPES: tuple[str, ...] = BenefitType.__args__  # type: ignore[attr-defined]
 
-Positive = Annotated[int, msgspec.Meta(gt=0)]
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,15}$")
 
 
@@ -44,9 +44,18 @@ class CustomProperties(_Properties, kw_only=True):
     note: str | None = None
 
 
+# The longest key lifetime per timeframe (a century): a key's expiry is computed at every grant, and a larger ttl
+# would overflow the date there, failing every later order of the product instead of this benefit's write.
+MAX_KEY_TTL = {"year": 100, "month": 1200, "day": 36600}
+
+
 class LicenseKeyExpiration(_Properties, kw_only=True):
     ttl: Positive
     timeframe: Literal["year", "month", "day"]
+
+    def __post_init__(self) -> None:
+        if self.ttl > MAX_KEY_TTL[self.timeframe]:
+            raise ValueError(f"ttl: at most {MAX_KEY_TTL[self.timeframe]} for timeframe {self.timeframe!r}")
 
 
 class LicenseKeyActivations(_Properties, kw_only=True):
@@ -129,9 +138,9 @@ def default_visibility(benefit_type: str) -> Visibility:
 
 class BenefitInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     type: BenefitType
-    description: str
+    description: SingleLine
     properties: dict[str, Any] = {}
-    external_id: str | None = None
+    external_id: SingleLine | None = None
     metadata: dict[str, Any] = {}
     # Polar's benefit visibility in the customer portal: only public benefits are shown there (grants, the
     # benefits of products, emails). None: the type's default.
@@ -160,6 +169,8 @@ def validation_problem(exc: msgspec.ValidationError, prefix: str) -> tuple[str, 
     elif message.startswith("Object contains unknown field `"):
         path += "." + message.split("`")[1]
         message = "unknown field"
+    elif (readable := readable_message(message)) != message:
+        message = readable
     else:
         message = message.replace("`", "")
         message = message[:1].lower() + message[1:]
@@ -353,10 +364,14 @@ async def register_file(
 
     The bytes land on disk before the row commits: if the transaction rolls back, the caller may delete
     ``files_dir / stored.path`` (the seed loader does); an orphan file is harmless otherwise."""
-    if not name.strip() or "/" in name or "\\" in name:
+    if not name.strip() or "/" in name or "\\" in name or len(name) > 255:
         raise InvalidInput("expected a plain file name", "name")
-    if "/" not in mime_type:
+    if (message := single_line_problem(name)) is not None:
+        raise InvalidInput(message, "name")  # it is shown, logged and sent as Content-Disposition
+    if "/" not in mime_type or has_control_characters(mime_type):  # sent back as Content-Type
         raise InvalidInput("expected a MIME type like text/plain", "mime_type")
+    if version is not None and (message := single_line_problem(version)) is not None:
+        raise InvalidInput(message, "version")
     file_id = new_id()
     relative = f"{organization_id}/{file_id}"
     await asyncio.to_thread(_write_file, files_dir / relative, content)

@@ -5,7 +5,7 @@ off unless the organization enables ``allow_email_change``. Payment methods need
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -36,12 +36,13 @@ from portal.customer_portal.models import (
 from portal.customers.billing import BillingForm, save_billing
 from portal.customers.queries import get_by_email, get_in_org
 from portal.customers.service import CustomerUpdate, update_customer
-from portal.db import Database
+from portal.db import Database, Transaction
 from portal.errors import Conflict, InvalidInput
 from portal.mail import MailMessage, send_in_background
 from portal.organizations.queries import get_by_id
 from portal.security import hmac_digest, new_token
 from portal.sessions import rate_limit
+from portal.sessions.service import MailBudget
 from portal.sessions.store import SessionContext, create_session
 from portal.settings import Settings
 from portal.subscriptions.actions import record_event
@@ -134,7 +135,14 @@ class CustomersController(Controller):
         status_code=202,
         summary="Request Email Change",
         description="Emails a verification code to the new address. 403 when the seller disables email changes.",
-        responses=responses((403, "`NotPermitted`: email changes are disabled."), found=False),
+        responses={
+            **responses((403, "`NotPermitted`: email changes are disabled."), found=False),
+            429: ResponseSpec(
+                PolarErrorBody,
+                description="`TooManyRequests`: too many verification mails; see `Retry-After`.",
+                generate_examples=False,
+            ),
+        },
         security=BEARER,
     )
     async def request_email_update(
@@ -152,48 +160,30 @@ class CustomersController(Controller):
         email = data.email.strip()
         if email.lower() == ctx.customer.email.lower():
             raise InvalidInput("this is already your email address", "email")
-        other = await get_by_email(db, ctx.organization.id, email)
-        if other is not None:
-            raise InvalidInput("this email address is already in use", "email")
+        # An address that is already a customer's gets the same answer and the same writes, but no mail: the
+        # answer must not tell who is a customer (issue 17.3); such a change would fail at verification anyway.
+        in_use = await get_by_email(db, ctx.organization.id, email) is not None
         now = clock.now()
+        # Throttled like sign-in (issue 17.3): per customer, per target address, per client network (IPv6 /64).
+        budget = MailBudget.for_email_change(
+            settings,
+            organization_id=ctx.organization.id,
+            customer_id=ctx.customer.id,
+            email=email,
+            ip=client_ip(request, settings),
+        )
         # 12 characters of A-Z0-9 (~62 bits): short enough to type, far too many to guess in 30 minutes.
         token = "".join(ch for ch in new_token(24).upper() if ch.isalnum())[:12]
-        async with db.write() as tx:
-            # A new request cancels older unused ones.
-            await tx.execute(
-                "UPDATE customer_email_updates SET used_at = ? WHERE customer_id = ? AND used_at IS NULL",
-                (iso(now), ctx.customer.id),
-            )
-            await tx.execute(
-                """
-                INSERT INTO customer_email_updates (
-                    id,
-                    organization_id,
-                    customer_id,
-                    email,
-                    token_hash,
-                    expires_at,
-                    created_at
-                ) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """,
-                (
-                    new_id(),
-                    ctx.organization.id,
-                    ctx.customer.id,
-                    email,
-                    _digest(settings, token),
-                    iso(now + EMAIL_UPDATE_TTL),
-                    iso(now),
-                ),
-            )
-            await record_event(
-                tx,
-                organization_id=ctx.organization.id,
-                customer_id=ctx.customer.id,
-                name="customer.email_update_requested",
-                subject_id=ctx.customer.id,
-                now=now,
-            )
+        try:
+            await budget.check(db, now)  # a spent budget is refused from memory, before any write
+            async with db.write() as tx:
+                await budget.charge(tx, now)
+                await _store_email_update(tx, settings, ctx, email, token, now)
+        except rate_limit.RateLimited as exc:
+            raise _throttled(exc) from None
+        budget.charged(db, now)
+        if in_use:
+            return Response(None, status_code=202)
         minutes = int(EMAIL_UPDATE_TTL.total_seconds() // 60)
         name = ctx.organization.name
         send_in_background(
@@ -379,3 +369,44 @@ async def _pending(db: Database, settings: Settings, token: str, now: str) -> An
         return None
     organization = await get_by_id(db, row["organization_id"])
     return row if organization is not None and organization.allow_email_change else None
+
+
+async def _store_email_update(
+    tx: Transaction, settings: Settings, ctx: SessionContext, email: str, token: str, now: datetime
+) -> None:
+    """Record a requested change (a new request cancels older unused ones)."""
+    # A new request cancels older unused ones.
+    await tx.execute(
+        "UPDATE customer_email_updates SET used_at = ? WHERE customer_id = ? AND used_at IS NULL",
+        (iso(now), ctx.customer.id),
+    )
+    await tx.execute(
+        """
+        INSERT INTO customer_email_updates (
+            id,
+            organization_id,
+            customer_id,
+            email,
+            token_hash,
+            expires_at,
+            created_at
+        ) VALUES (?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            new_id(),
+            ctx.organization.id,
+            ctx.customer.id,
+            email,
+            _digest(settings, token),
+            iso(now + EMAIL_UPDATE_TTL),
+            iso(now),
+        ),
+    )
+    await record_event(
+        tx,
+        organization_id=ctx.organization.id,
+        customer_id=ctx.customer.id,
+        name="customer.email_update_requested",
+        subject_id=ctx.customer.id,
+        now=now,
+    )

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN, SingleLine
 from portal.pagination import ListResource, Pagination
 
 __all__ = ["ListResource", "Pagination"]
@@ -185,22 +186,22 @@ class CustomerPortalCustomer(msgspec.Struct, kw_only=True):
 
 
 class AddressInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    line1: str | None = None
-    line2: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    state: str | None = None
+    line1: SingleLine | None = None
+    line2: SingleLine | None = None
+    postal_code: SingleLine | None = None
+    city: SingleLine | None = None
+    state: SingleLine | None = None
     country: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}$")]
 
 
 class CustomerPortalCustomerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    billing_name: str | msgspec.UnsetType | None = msgspec.UNSET
+    billing_name: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
     billing_address: AddressInput | msgspec.UnsetType | None = msgspec.UNSET
     tax_id: str | msgspec.UnsetType | None = msgspec.UNSET
     default_payment_method_id: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
-EmailText = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+EmailText = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=DOTTED_EMAIL_ADDRESS_PATTERN)]
 
 
 class CustomerEmailUpdateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -306,7 +307,7 @@ class CustomerOrder(msgspec.Struct, kw_only=True):
 
 
 class CustomerOrderUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    billing_name: str | msgspec.UnsetType | None = msgspec.UNSET
+    billing_name: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
     billing_address: AddressInput | msgspec.UnsetType | None = msgspec.UNSET
 
 

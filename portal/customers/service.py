@@ -14,6 +14,7 @@ from portal.clock import iso, new_id
 from portal.customers.tax_ids import InvalidTaxID, validate_tax_id
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.fields import SingleLine
 from portal.notifications import hooks as notify
 from portal.organizations.service import email_problem, locale_problem
 
@@ -23,12 +24,12 @@ COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 class Address(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """A billing address, Polar's ``Address`` shape (``country`` is ISO-3166 alpha-2, upper case)."""
 
-    line1: str | None = None
-    line2: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    state: str | None = None
-    country: str
+    line1: SingleLine | None = None
+    line2: SingleLine | None = None
+    postal_code: SingleLine | None = None
+    city: SingleLine | None = None
+    state: SingleLine | None = None
+    country: SingleLine
 
 
 class CustomerInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

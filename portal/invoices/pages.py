@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 from portal import i18n
 from portal.clock import Clock
 from portal.customer_portal.links import check_document_signature
+from portal.customers.queries import get_in_org
 from portal.db import Database
 from portal.errors import NotFound
 from portal.invoices import queries
@@ -136,6 +137,12 @@ SignatureParam = Annotated[str, QueryParameter(name="signature", max_length=200)
 GONE = "This link has expired or is not valid. Open the order again in the customer portal for a fresh one."
 
 
+async def _owner_live(db: Database, organization_id: str, customer_id: str) -> bool:
+    """A signed link opens only while its customer exists: one minted before the customer was deleted stops
+    working at once (its signature alone would keep it valid for its hour)."""
+    return await get_in_org(db, organization_id, customer_id) is not None
+
+
 class SignedDocumentsController(Controller):
     """Receipts and invoices through signed links: no cookie, valid until the signature expires."""
 
@@ -152,7 +159,9 @@ class SignedDocumentsController(Controller):
         signature: SignatureParam = "",
     ) -> Template:
         owner = await db.fetchone("SELECT organization_id, customer_id FROM orders WHERE id = ?", (order_id,))
-        if owner is None or not check_document_signature(
+        if owner is None or not await _owner_live(db, owner["organization_id"], owner["customer_id"]):
+            raise NotFoundException(GONE)
+        if not check_document_signature(
             settings,
             "receipt",
             organization_id=owner["organization_id"],
@@ -180,7 +189,9 @@ class SignedDocumentsController(Controller):
         signature: SignatureParam = "",
     ) -> Template:
         invoice = await queries.get_invoice_any(db, invoice_id)
-        if invoice is None or not check_document_signature(
+        if invoice is None or not await _owner_live(db, invoice.organization_id, invoice.customer_id):
+            raise NotFoundException(GONE)
+        if not check_document_signature(
             settings,
             "invoice",
             organization_id=invoice.organization_id,

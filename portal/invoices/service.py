@@ -8,6 +8,11 @@ Rules:
 * an issued invoice is frozen: bill-to, amounts, items and seller details are copied into it. Changing the
   order's billing details afterwards and generating again issues a *corrected* invoice with a new number that
   points at the one it replaces; the old one stays retrievable. Generating again without a change is a no-op;
+* an order gets at most ``MAX_INVOICE_CORRECTIONS`` corrected invoices (``InvoiceCorrectionLimit``, answered like
+  ``OrderNotEligibleForInvoice``: 409): invoice numbers are a gap-free sequence the seller files with the tax
+  office, and a customer toggling billing details must not burn them without limit (issue 17.10). Limiting was
+  chosen over numbering only a "final" invoice because an issued invoice must keep its number once sent;
+  beyond the limit the seller corrects it by hand;
 * the billing country and state of an order cannot change once set (they decided the tax), as in Polar.
 """
 
@@ -37,6 +42,12 @@ class MissingInvoiceBillingDetails(DomainError):
 
 
 MISSING_DETAILS = "Billing name and address are required to generate an invoice for this order."
+# Corrected invoices one order may get after its first: 4 invoice numbers per paid order at most.
+MAX_INVOICE_CORRECTIONS = 3
+
+
+class InvoiceCorrectionLimit(OrderNotEligibleForInvoice):
+    """The order's invoice was corrected ``MAX_INVOICE_CORRECTIONS`` times already (409 like its base)."""
 
 
 def _address(text: str | None) -> dict[str, Any] | None:
@@ -142,6 +153,13 @@ async def generate_invoice(
             and latest.tax_id == order["tax_id"]
         ):
             return latest, False
+        if latest is not None:
+            issued = await tx.fetchval("SELECT COUNT(*) FROM invoices WHERE order_id = ?", (order_id,))
+            if int(issued) > MAX_INVOICE_CORRECTIONS:
+                raise InvoiceCorrectionLimit(
+                    f"This order's invoice was already corrected {MAX_INVOICE_CORRECTIONS} times, the most allowed. "
+                    "Contact the seller to correct it again."
+                )
         invoice = Invoice(
             id=new_id(),
             organization_id=organization_id,

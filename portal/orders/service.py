@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -15,19 +15,19 @@ from portal.clock import iso, new_id
 from portal.customers.service import get_customer_row
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.fields import INT64_MAX, NonNegative, Quantity, SingleLine
 from portal.notifications import hooks as notify
 from portal.organizations.service import allocate_receipt_number, currency_problem
 from portal.references import require_owned
 
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 BillingReason = Literal["purchase", "subscription_create", "subscription_cycle", "subscription_update"]
 OrderStatus = Literal["pending", "paid", "refunded", "partially_refunded", "void"]
 
 
 class OrderItemInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    label: str
+    label: SingleLine
     unit_amount: NonNegative
-    quantity: Annotated[int, msgspec.Meta(ge=1)] = 1
+    quantity: Quantity = 1
     tax_amount: NonNegative = 0
     proration: bool = False
     product_price_id: str | None = None
@@ -60,6 +60,9 @@ def compute_totals(items: list[OrderItemInput], discount_amount: int, tax_amount
     tax = sum(item.tax_amount for item in items) if tax_amount is None else tax_amount
     if discount_amount > subtotal:
         raise InvalidInput("discount exceeds the subtotal", "discount_amount")
+    if subtotal + tax > INT64_MAX:
+        # Each amount is bounded (``fields.NonNegative``); only many large items can add up past SQLite's range.
+        raise InvalidInput("the items add up to more than can be stored", "items")
     return OrderTotals(
         subtotal_amount=subtotal,
         discount_amount=discount_amount,

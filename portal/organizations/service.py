@@ -16,6 +16,7 @@ from babel.numbers import list_currencies
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.fields import single_line_problem
 from portal.notifications.org_settings import email_settings_problems
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
@@ -137,6 +138,8 @@ def check_organization(data: OrganizationInput) -> list[DomainError]:
         problems.append(InvalidInput(f"{data.slug!r} is reserved", "slug"))
     if not data.name.strip():
         problems.append(InvalidInput("must not be empty", "name"))
+    elif (message := single_line_problem(data.name)) is not None:  # it is in every email's subject
+        problems.append(InvalidInput(message, "name"))
     if data.receipt_prefix is not None and not RECEIPT_PREFIX_RE.match(data.receipt_prefix):
         problems.append(InvalidInput("expected upper-case letters, digits and dashes (1-16)", "receipt_prefix"))
     if (message := currency_problem(data.default_currency)) is not None:

@@ -12,11 +12,11 @@ import msgspec
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import DomainError, InvalidInput, NotFound
+from portal.fields import NonNegative, single_line_problem
 from portal.organizations.service import currency_problem
 from portal.references import require_all_owned
 
 RecurringInterval = Literal["day", "week", "month", "year"]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class PriceInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -41,6 +41,8 @@ def check_product(data: ProductInput) -> list[DomainError]:
     problems: list[DomainError] = []
     if not data.name.strip():
         problems.append(InvalidInput("must not be empty", "name"))
+    elif (message := single_line_problem(data.name)) is not None:  # it is in subscription emails' subjects
+        problems.append(InvalidInput(message, "name"))
     if not data.prices:
         problems.append(InvalidInput("a product needs at least one price", "prices"))
     seen: set[str] = set()

@@ -46,6 +46,7 @@ from portal.customers.service import (
 )
 from portal.db import Database, Transaction
 from portal.errors import DomainError
+from portal.fields import moment_problem
 from portal.notifications.mute import muted
 from portal.orders.service import (
     OrderInput,
@@ -239,14 +240,20 @@ class _Checker:
         for problem in problems:
             self.add(f"{path}.{problem.field}" if problem.field else path, problem.message)
 
-    def time(self, path: str, text: str | None) -> datetime | None:
+    def time(self, path: str, text: str | None, *, report: bool = True) -> datetime | None:
         if text is None:
             return None
         try:
-            return resolve_time(text, self.now)
-        except ValueError:
-            self.add(path, f"expected an ISO-8601 time or 'now-30d', got {text!r}")
+            moment = resolve_time(text, self.now)
+        except (ValueError, OverflowError):  # "now+99999y" overflows: the input's problem, not a traceback
+            if report:
+                self.add(path, f"expected an ISO-8601 time or 'now-30d', got {text!r}")
             return None
+        if (problem := moment_problem(moment)) is not None:  # it could not be stored (or advanced) otherwise
+            if report:
+                self.add(path, problem)
+            return None
+        return moment
 
     def duplicates(self, path: str, items: list[Any], key: Callable[[Any], Any], what: str) -> None:
         seen: set[Any] = set()
@@ -340,7 +347,8 @@ class _Checker:
             )
         # A customer is created when it first appears (orders and subscriptions may predate ``now``).
         for customer in org.customers:
-            explicit = self.time("", customer.created_at) if customer.created_at else None
+            # Checked (and any problem reported at its path) by ``customer()``; here only its value is needed.
+            explicit = self.time("", customer.created_at, report=False) if customer.created_at else None
             firsts = [moment for _, data, moment in plan.subscriptions if data.customer_id == customer.external_id] + [
                 moment for _, data, moment in plan.orders if data.customer_id == customer.external_id
             ]

@@ -53,10 +53,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from portal.customers.service import Address
+from portal.fields import EmailLine, NonNegative, Positive, Quantity, SingleLine
 
 Timestamp = str  # ISO-8601 or relative ("now-30d"); see the module docstring
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class _Seed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -66,7 +66,7 @@ class _Seed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class SeedFile(_Seed, kw_only=True):
     """A downloadable file: bytes from ``path`` (relative to the seed directory) or ``content_base64``."""
 
-    name: str
+    name: SingleLine
     mime_type: str = "application/octet-stream"
     path: str | None = None
     content_base64: str | None = None
@@ -84,7 +84,7 @@ class SeedBenefit(_Seed, kw_only=True):
         "meter_credit",
         "feature_flag",
     ]
-    description: str
+    description: SingleLine
     properties: dict[str, Any] = {}
     files: list[SeedFile] = []
     metadata: dict[str, Any] = {}
@@ -95,16 +95,16 @@ class SeedBenefit(_Seed, kw_only=True):
 
 class SeedPrice(_Seed, kw_only=True):
     amount: NonNegative
-    currency: str
+    currency: SingleLine
     amount_type: Literal["fixed", "free", "custom"] = "fixed"
 
 
 class SeedProduct(_Seed, kw_only=True):
     external_id: ExternalId
-    name: str
+    name: SingleLine
     description: str | None = None
     recurring_interval: Literal["day", "week", "month", "year"] | None = None
-    recurring_interval_count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    recurring_interval_count: Annotated[int, msgspec.Meta(ge=1, le=365)] = 1
     prices: list[SeedPrice]
     benefits: list[str] = []
     visibility: Literal["public", "private", "draft"] = "public"
@@ -114,12 +114,12 @@ class SeedProduct(_Seed, kw_only=True):
 
 class SeedCustomer(_Seed, kw_only=True):
     external_id: ExternalId
-    email: str
-    name: str | None = None
-    billing_name: str | None = None
+    email: EmailLine
+    name: SingleLine | None = None
+    billing_name: SingleLine | None = None
     billing_address: Address | None = None
-    tax_id: str | None = None
-    locale: str | None = None
+    tax_id: SingleLine | None = None
+    locale: SingleLine | None = None
     email_verified: bool = True
     created_at: Timestamp | None = None  # default: the earliest of its orders/subscriptions
     metadata: dict[str, Any] = {}
@@ -127,21 +127,21 @@ class SeedCustomer(_Seed, kw_only=True):
 
 class SeedActivation(_Seed, kw_only=True):
     benefit: str  # external_id of a license_keys benefit of the order's/subscription's product
-    label: str
+    label: SingleLine
     meta: dict[str, Any] = {}
     created_at: Timestamp | None = None
 
 
 class SeedRefund(_Seed, kw_only=True):
-    amount: Annotated[int, msgspec.Meta(gt=0)]
+    amount: Positive
     created_at: Timestamp
     reason: str | None = None
 
 
 class SeedOrderItem(_Seed, kw_only=True):
-    label: str
+    label: SingleLine
     unit_amount: NonNegative
-    quantity: Annotated[int, msgspec.Meta(ge=1)] = 1
+    quantity: Quantity = 1
     tax_amount: NonNegative = 0
     proration: bool = False
 
@@ -156,7 +156,7 @@ class SeedOrder(_Seed, kw_only=True):
     billing_reason: Literal["purchase", "subscription_create", "subscription_cycle", "subscription_update"] | None = (
         None  # default: purchase, or subscription_cycle when ``subscription`` is set
     )
-    currency: str | None = None
+    currency: SingleLine | None = None
     items: list[SeedOrderItem] | None = None
     amount: NonNegative | None = None
     discount_amount: NonNegative = 0
@@ -173,7 +173,7 @@ class SeedSubscription(_Seed, kw_only=True):
     status: Literal["incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid"]
     current_period_start: Timestamp
     current_period_end: Timestamp | None = None
-    currency: str | None = None
+    currency: SingleLine | None = None
     amount: NonNegative | None = None
     started_at: Timestamp | None = None
     trial_start: Timestamp | None = None
@@ -201,12 +201,12 @@ class SeedSubscription(_Seed, kw_only=True):
 
 
 class SeedOrganization(_Seed, kw_only=True):
-    slug: str
-    name: str
+    slug: SingleLine
+    name: SingleLine
     external_id: str | None = None
     avatar_url: str | None = None
     website_url: str | None = None
-    support_email: str | None = None
+    support_email: EmailLine | None = None
     address: str | None = None
     receipt_prefix: str | None = None
     default_currency: str = "usd"
@@ -216,8 +216,8 @@ class SeedOrganization(_Seed, kw_only=True):
     allow_seats: bool = False
     show_usage: bool = True
     allow_email_change: bool = False
-    email_sender_name: str | None = None
-    email_reply_to: str | None = None
+    email_sender_name: SingleLine | None = None
+    email_reply_to: EmailLine | None = None
     settings: dict[str, Any] = {}
     benefits: list[SeedBenefit] = []
     products: list[SeedProduct] = []

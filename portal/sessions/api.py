@@ -21,6 +21,7 @@ from litestar.params import JSONBody
 from portal.clock import Clock
 from portal.customer_portal.models import HTTPValidationErrorBody, PolarErrorBody
 from portal.db import Database
+from portal.fields import EMAIL_ADDRESS_PATTERN
 from portal.organizations import queries as org_queries
 from portal.sessions import codes, service
 from portal.sessions.emails import send_login_code
@@ -29,7 +30,7 @@ from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.web import api_error, client_ip
 
-EmailText = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+EmailText = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_ADDRESS_PATTERN)]
 
 
 class CustomerSessionCodeRequest(msgspec.Struct, kw_only=True):

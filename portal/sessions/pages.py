@@ -27,6 +27,7 @@ from litestar.response import Redirect, Template
 from portal import i18n
 from portal.clock import Clock, parse_iso
 from portal.db import Database
+from portal.fields import EMAIL_ADDRESS_PATTERN
 from portal.i18n import lazy_gettext as _l
 from portal.organizations import queries as org_queries
 from portal.organizations.queries import Organization
@@ -51,7 +52,7 @@ INVALID_CODE_MESSAGE = _l("That code is wrong or has expired. Check the latest e
 INVALID_LINK_MESSAGE = _l("This sign-in link is invalid or has expired. Enter your email to get a sign-in code.")
 RATE_LIMITED_MESSAGE = _l("Too many sign-in attempts. Please wait a few minutes and try again.")
 INVALID_EMAIL_MESSAGE = _l("Enter a valid email address.")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_EMAIL = re.compile(EMAIL_ADDRESS_PATTERN)
 
 # Tokens travel in this URL: keep them out of Referer headers, caches and history-restored pages.
 _TOKEN_URL_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}

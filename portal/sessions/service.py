@@ -117,6 +117,43 @@ async def request_code(
     return IssuedCode(email=email, code=code, expires_at=expires_at)
 
 
+class MailBudget(msgspec.Struct, frozen=True, kw_only=True):
+    """The throttles one outgoing sign-in-like mail is charged to: ``(limit, subject)`` pairs."""
+
+    charges: tuple[tuple[rate_limit.Limit, str], ...]
+
+    @classmethod
+    def for_email_change(
+        cls, settings: Settings, *, organization_id: str, customer_id: str, email: str, ip: str
+    ) -> MailBudget:
+        """An email-change verification mail: per customer, per target address (sign-in's budget for that
+        address in that organization) and per client network (sign-in's, IPv6 by /64)."""
+        return cls(
+            charges=(
+                (rate_limit.EMAIL_UPDATE_REQUEST_PER_CUSTOMER, customer_id),
+                (rate_limit.REQUEST_PER_EMAIL, codes.email_digest(settings.secret_key, organization_id, email)),
+                (rate_limit.REQUEST_PER_IP, rate_limit.network_key(ip)),
+            )
+        )
+
+    async def check(self, db: Database, now: datetime) -> None:
+        """Raise ``RateLimited`` from memory if any budget is spent: a refused request never takes the writer."""
+        limiter = rate_limit.limiter(db)
+        for limit, subject in self.charges:
+            await limiter.check(limit, subject, _ts(now))
+
+    async def charge(self, tx: Transaction, now: datetime) -> None:
+        """Count the mail exactly, in the caller's write transaction (``RateLimited`` rolls it back)."""
+        for limit, subject in self.charges:
+            await rate_limit.hit_tx(tx, limit, subject, _ts(now))
+
+    def charged(self, db: Database, now: datetime) -> None:
+        """After the commit: the limiter re-reads these counts on their next use."""
+        limiter = rate_limit.limiter(db)
+        for limit, subject in self.charges:
+            limiter.written(limit, subject, _ts(now))
+
+
 def _usable(row: LoginCode, now: datetime) -> bool:
     return parse_iso(row.expires_at) > now and row.attempts < codes.MAX_ATTEMPTS
 

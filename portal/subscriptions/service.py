@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -16,6 +16,7 @@ from portal.benefits.license_keys import add_interval
 from portal.clock import iso, new_id, parse_iso
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
+from portal.fields import Moment, NonNegative, SingleLine, moment_problem
 from portal.notifications import hooks as notify
 from portal.organizations.service import currency_problem
 from portal.products.service import get_active_price, get_product_row
@@ -43,27 +44,33 @@ class SubscriptionInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     customer_id: str
     product_id: str
     status: SubscriptionStatus
-    current_period_start: datetime
-    current_period_end: datetime | None = None
+    current_period_start: Moment
+    current_period_end: Moment | None = None
     price_id: str | None = None
-    amount: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    currency: str | None = None
-    trial_start: datetime | None = None
-    trial_end: datetime | None = None
+    amount: NonNegative | None = None
+    currency: SingleLine | None = None
+    trial_start: Moment | None = None
+    trial_end: Moment | None = None
     cancel_at_period_end: bool = False
-    canceled_at: datetime | None = None
-    started_at: datetime | None = None
-    ends_at: datetime | None = None
-    ended_at: datetime | None = None
+    canceled_at: Moment | None = None
+    started_at: Moment | None = None
+    ends_at: Moment | None = None
+    ended_at: Moment | None = None
     customer_cancellation_reason: CancellationReason | None = None
     customer_cancellation_comment: str | None = None
-    external_id: str | None = None
+    external_id: SingleLine | None = None
     metadata: dict[str, Any] = {}
 
 
 def check_subscription(data: SubscriptionInput) -> list[DomainError]:
     """Rules that need no database: status vs. trial/cancellation fields, period order."""
     problems: list[DomainError] = []
+    for name in data.__struct_fields__:
+        # Every time, whichever way it came in (API, seed, merge of a PATCH): naive or far out of range, it
+        # could not be compared or advanced by a period without an exception.
+        moment = getattr(data, name)
+        if isinstance(moment, datetime) and (message := moment_problem(moment)):
+            problems.append(InvalidInput(message, name))
     if data.currency is not None and (message := currency_problem(data.currency)):
         problems.append(InvalidInput(message, "currency"))
     if data.current_period_end is not None and data.current_period_end <= data.current_period_start:
