@@ -5,6 +5,7 @@ form fields, ``Stripe-Version``) and can be told to refuse (``fail_with``) or to
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 from collections.abc import Iterator
@@ -63,6 +64,9 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
     if parts[0] != "v1":
         return _error(404, "invalid_request_error", "unknown path")
     rest = "/".join(parts[1:])
+    actions_answer = _actions_out(fake, method, rest, form)
+    if actions_answer is not None:
+        return actions_answer
     for kind, object_name in _LISTS.items():
         if rest == kind and method == "GET":
             items = sorted(fake.objects[kind].values(), key=lambda o: (-int(o.get("created", 0)), o["id"]))
@@ -86,6 +90,84 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
     return _error(404, "invalid_request_error", f"unknown path {path}")
 
 
+# --- actions out (issue 19): subscription item swap and the billing portal ---------------------------------------
+
+
+def _nested(form: dict[str, str], prefix: str) -> dict[str, str]:
+    """The fields of one nested form parameter, e.g. ``items[0]`` → {"id": …, "price": …}."""
+    return {key[len(prefix) + 1 : -1]: value for key, value in form.items() if key.startswith(prefix + "[")}
+
+
+def _actions_out(fake: FakeStripe, method: str, rest: str, form: dict[str, str]) -> tuple[int, Any] | None:
+    """Answers for the calls of ``portal.connectors.stripe.actions`` Stripe's generic update does not cover: a
+    subscription update swapping an item's price, and creating a billing-portal session. None: not one of these."""
+    if method == "POST" and rest.startswith("subscriptions/") and rest.count("/") == 1:
+        subscription = fake.objects["subscriptions"].get(rest.split("/")[1])
+        if subscription is None or "items[0][id]" not in form:
+            return None
+        item = _nested(form, "items[0]")
+        prices = fake.objects["prices"]
+        if item.get("price") not in prices:
+            return _error(400, "invalid_request_error", f"No such price: '{item.get('price')}'")
+        for existing in subscription["items"]["data"]:
+            if existing["id"] == item.get("id"):
+                existing["price"] = prices[item["price"]]
+                subscription["plan"] = prices[item["price"]]
+                break
+        else:
+            return _error(400, "invalid_request_error", f"No such subscription item: '{item.get('id')}'")
+        subscription["proration_behavior_used"] = form.get("proration_behavior")
+        return 200, subscription
+    if method == "POST" and rest == "billing_portal/sessions":
+        customer = form.get("customer")
+        if customer not in fake.objects["customers"]:
+            return _error(400, "invalid_request_error", f"No such customer: '{customer}'")
+        session_id = f"bps_fake{len(fake.objects.setdefault('billing_portal/sessions', {})) + 1}"
+        flow_type = form.get("flow_data[type]")
+        session = {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "configuration": "bpc_fake",
+            "created": 1796000000,
+            "customer": customer,
+            "customer_account": None,
+            "flow": None
+            if flow_type is None
+            else {
+                "type": flow_type,
+                "after_completion": {
+                    "type": form.get("flow_data[after_completion][type]", "portal_homepage"),
+                    "redirect": {"return_url": form.get("flow_data[after_completion][redirect][return_url]")},
+                    "hosted_confirmation": None,
+                },
+                "subscription_cancel": None,
+                "subscription_update": None,
+                "subscription_update_confirm": None,
+            },
+            "livemode": False,
+            "locale": None,
+            "on_behalf_of": None,
+            "return_url": form.get("return_url"),
+            "url": f"{fake.base_url}/p/session/test_{session_id}",
+        }
+        fake.objects["billing_portal/sessions"][session_id] = session
+        return 200, session
+    return None
+
+
+def billing_portal_page(fake: FakeStripe, path: str) -> bytes:
+    """The page a billing-portal session URL opens: its flow and a link back to its return URL."""
+    session = fake.objects.get("billing_portal/sessions", {}).get(path.rsplit("test_", 1)[-1])
+    if session is None:
+        return b""
+    flow = (session["flow"] or {}).get("type", "")
+    back = html.escape(session["return_url"] or "")
+    return (
+        f"<!doctype html><title>Fake billing portal</title><h1>Billing portal: {html.escape(flow)}</h1>"
+        f'<a id="return" href="{back}">Return</a>'
+    ).encode()
+
+
 @contextmanager
 def fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
     fake = fake or FakeStripe()
@@ -99,6 +181,9 @@ def fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
                 self.connection.close()
                 return
             url = urlsplit(self.path)
+            if url.path.startswith("/p/session/"):
+                self._billing_portal_page(url.path)
+                return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             query = dict(parse_qsl(url.query))
@@ -123,6 +208,14 @@ def fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Request-Id", "req_fake")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _billing_portal_page(self, path: str) -> None:
+            data = billing_portal_page(fake, path)
+            self.send_response(200 if data else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 

@@ -198,3 +198,47 @@ async def update_settings(tx: Transaction, connection_id: str, settings: Connect
 
 def public_settings(settings: ConnectorSettings) -> dict[str, Any]:
     return msgspec.to_builtins(settings)
+
+
+# --- links read by customer actions out (portal.subscriptions.remote) ------------------------------------------
+
+
+async def linked_connection(
+    reader: Reader, organization_id: str, kind: str, portal_id: str
+) -> tuple[Connection, str] | None:
+    """The organization's connection a Portal object came from and the processor's id for it (``connector_links``
+    of ``kind``), or None for an object made in Portal. Scoped by organization: a link never crosses tenants."""
+    row = await reader.fetchone(
+        _SELECT.replace("SELECT c.*", "SELECT c.*, l.processor_id AS linked_processor_id", 1)
+        + """JOIN connector_links l ON l.connection_id = c.id
+        WHERE l.kind = ? AND l.portal_id = ? AND c.organization_id = ?
+        ORDER BY c.processor LIMIT 1""",
+        (kind, portal_id, organization_id),
+    )
+    return None if row is None else (_connection(row), str(row["linked_processor_id"]))
+
+
+async def processor_id(reader: Reader, connection_id: str, kind: str, portal_id: str) -> str | None:
+    """The processor's id of a Portal object through one connection (e.g. the Stripe customer of a customer)."""
+    row = await reader.fetchone(
+        "SELECT processor_id FROM connector_links WHERE connection_id = ? AND kind = ? AND portal_id = ? "
+        "ORDER BY processor_id LIMIT 1",
+        (connection_id, kind, portal_id),
+    )
+    return None if row is None else str(row["processor_id"])
+
+
+async def processor_prices(reader: Reader, connection_id: str, product_ids: list[str]) -> dict[str, str]:
+    """For each Portal product, the processor price it is mapped to (``connector_prices``); a product mapped to
+    several prices gets the oldest mapping, so the choice is stable."""
+    if not product_ids:
+        return {}
+    marks = ",".join("?" * len(product_ids))
+    rows = await reader.fetchall(
+        f"""SELECT product_id, processor_price_id FROM connector_prices
+        WHERE connection_id = ? AND product_id IN ({marks})
+        ORDER BY created_at DESC, processor_price_id DESC""",
+        (connection_id, *product_ids),
+    )
+    # Newest first, so the oldest mapping is the one left in the dict.
+    return {row["product_id"]: row["processor_price_id"] for row in rows}
