@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from portal.connectors.store import Connection, ConnectorSettings, Secrets
+from portal.db import Transaction
 from portal.settings import Settings
 
 
@@ -66,6 +67,9 @@ class ApplyContext:
     connection: Connection
     now: datetime
     history: bool = False
+    # The version (Unix seconds) of the state applied: the event's ``created`` for a live event; None: ``now``'s
+    # (an object fetched from the API or imported is its current state). See ``stripe.mapping`` on ordering.
+    version: int | None = None
 
 
 # What a customer can do in Portal to a subscription billed by a processor, when the processor can receive it
@@ -124,6 +128,32 @@ class Processor(Protocol):
         """The origins ``payment_method_url`` may point to: the page with the form allows them in its CSP
         ``form-action`` (a form's redirect is checked against it) and Portal refuses any other."""
         ...
+
+    async def apply(
+        self, tx: Transaction, ctx: ApplyContext, event: InboundEvent, fetched: Mapping[tuple[str, str], Any]
+    ) -> Outcome:
+        """Apply a verified event inside ``tx``. ``fetched`` holds the objects fetched so far for it (by kind and
+        id); when the event needs another, ``apply`` raises ``NeedObject`` and is called again once it is fetched.
+        ``MappingError`` or a ``DomainError``: the event fails with that reason."""
+        ...
+
+    def fetch(self, kind: str, object_id: str, secrets: Secrets, settings: Settings) -> Any:
+        """Fetch an object's current state from the processor's API (blocking; ``ProcessorError``)."""
+        ...
+
+
+class NeedObject(Exception):
+    """Applying an event needs a processor object Portal has not seen (``kind``: the processor's API collection,
+    e.g. ``customers``); the caller fetches it and applies the event again."""
+
+    def __init__(self, kind: str, object_id: str) -> None:
+        super().__init__(f"needs {kind} {object_id}")
+        self.kind = kind
+        self.object_id = object_id
+
+
+class MappingError(Exception):
+    """An object that cannot be applied as it is; the reason is for the operator (the event is stored failed)."""
 
 
 def webhook_path(processor: str, organization_slug: str) -> str:

@@ -21,6 +21,7 @@ from babel import Locale, UnknownLocaleError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from portal import i18n
+from portal.clock import iso
 from portal.db import Transaction, row_dict
 from portal.i18n import gettext as _
 from portal.mail import MailMessage
@@ -40,6 +41,7 @@ SWITCHES: dict[str, str] = {
     "subscription_uncanceled": "subscription_uncanceled",
     "subscription_updated": "subscription_updated",
     "renewal_reminder": "renewal_reminder",
+    "payment_failed": "subscription_payment_failed",
 }
 
 # Subjects in the email's language (``render`` activates it); ``_`` is portal.i18n's gettext.
@@ -63,6 +65,9 @@ SUBJECTS: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "renewal_reminder": lambda c: (
         _("Your %(product)s subscription renews soon") % {"product": c["subscription"]["product_name"]}
+    ),
+    "payment_failed": lambda c: (
+        _("Payment for your %(product)s subscription failed") % {"product": c["subscription"]["product_name"]}
     ),
 }
 
@@ -278,6 +283,28 @@ async def enqueue_subscription(
         "previous_product_name": previous_product_name,
     }
     return await _enqueue(tx, kind, customer, organization, context, now=now, dedupe_key=dedupe_key)
+
+
+async def enqueue_payment_failed(
+    tx: Transaction,
+    subscription_id: str,
+    *,
+    now: datetime,
+    next_attempt: datetime | None = None,
+    dedupe_key: str | None = None,
+) -> str | None:
+    """A renewal payment failed (a processor's ``invoice.payment_failed``): the link opens the subscription's page,
+    where the customer updates their payment method (the processor's billing portal, where the seller allows it)."""
+    row, summary = await _subscription_summary(tx, subscription_id)
+    parties = await _parties(tx, row["customer_id"])
+    if parties is None:
+        return None
+    customer, organization = parties
+    context = _common(customer, organization, {"subscription": f"/subscriptions/{subscription_id}"}) | {
+        "subscription": summary,
+        "next_attempt": None if next_attempt is None else iso(next_attempt),
+    }
+    return await _enqueue(tx, "payment_failed", customer, organization, context, now=now, dedupe_key=dedupe_key)
 
 
 # --- rendering (at send time) -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class EmailSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     subscription_uncanceled: bool = True  # resumed before the period ended
     subscription_updated: bool = True  # plan changed
     renewal_reminder: bool = True  # N days before the period ends
+    subscription_payment_failed: bool = True  # a renewal payment failed (processor connectors): fix the card
     renewal_reminder_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
 
 

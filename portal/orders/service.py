@@ -259,11 +259,13 @@ async def refund_order(
     *,
     now: datetime,
     reason: str | None = None,
+    revoke_grants: bool = True,
 ) -> str:
     """Refund ``amount`` (minor units) of a paid order; returns the refund id.
 
     More than what remains -> ``InvalidInput`` on ``amount``. The status becomes ``partially_refunded``, or
-    ``refunded`` once nothing remains, which also revokes the grants the order gave (license keys revoked).
+    ``refunded`` once nothing remains, which also revokes the grants the order gave (license keys revoked) unless
+    ``revoke_grants`` is off (a processor connection whose seller keeps benefits after a full refund).
     The refund's tax share is proportional, and exact on the last refund."""
     order = await get_order_row(tx, order_id)
     if order["status"] not in ("paid", "partially_refunded"):
@@ -297,7 +299,7 @@ async def refund_order(
         """,
         (amount, tax, "refunded" if full else "partially_refunded", iso(now), order_id),
     )
-    if full:
+    if full and revoke_grants:
         await revoke_order_grants(tx, order_id, now=now)
     await notify.order_refunded(tx, order_id, refund_id, now=now)
     return refund_id

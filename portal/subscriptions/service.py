@@ -13,7 +13,7 @@ import msgspec
 
 from portal.benefits.grants import sync_subscription_grants
 from portal.benefits.license_keys import add_interval
-from portal.clock import iso, new_id
+from portal.clock import iso, new_id, parse_iso
 from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.notifications import hooks as notify
@@ -252,6 +252,36 @@ async def end_subscription(
     )
     await sync_subscription_grants(tx, subscription_id, now=now)
     await notify.subscription_changed(tx, before, now=now)
+
+
+def input_from_row(row: sqlite3.Row) -> SubscriptionInput:
+    """The ``SubscriptionInput`` that rewrites a subscription as it is (change a field, then
+    ``update_subscription``: e.g. a processor marking it ``past_due``)."""
+
+    def moment(text: str | None) -> datetime | None:
+        return None if text is None else parse_iso(text)
+
+    return SubscriptionInput(
+        customer_id=row["customer_id"],
+        product_id=row["product_id"],
+        status=row["status"],
+        current_period_start=parse_iso(row["current_period_start"]),
+        current_period_end=moment(row["current_period_end"]),
+        price_id=row["price_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        trial_start=moment(row["trial_start"]),
+        trial_end=moment(row["trial_end"]),
+        cancel_at_period_end=bool(row["cancel_at_period_end"]),
+        canceled_at=moment(row["canceled_at"]),
+        started_at=moment(row["started_at"]),
+        ends_at=moment(row["ends_at"]),
+        ended_at=moment(row["ended_at"]),
+        customer_cancellation_reason=row["customer_cancellation_reason"],
+        customer_cancellation_comment=row["customer_cancellation_comment"],
+        external_id=row["external_id"],
+        metadata=msgspec.json.decode(row["metadata"]),
+    )
 
 
 async def get_subscription_row(

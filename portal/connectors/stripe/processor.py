@@ -1,16 +1,29 @@
-"""``StripeProcessor``: the ``portal.connectors.base.Processor`` for Stripe."""
+"""``StripeProcessor``: the ``portal.connectors.base.Processor`` for Stripe: credentials check, webhook
+verification (Stripe's signing scheme through the official SDK, 300 s tolerance), and the dispatch of each event
+type to ``portal.connectors.stripe.mapping``.
+
+Which object each event applies: the event's own ``data.object`` (its state when the event happened), versioned by
+the event's ``created`` (see ``mapping`` on ordering); ``refund.*`` carries one refund, not the charge's total, so
+the charge is fetched from the API (its current ``amount_refunded``). Objects an event needs and Portal has not
+seen (the customer of a subscription, the subscription of an invoice, a checkout session's line items, which
+Stripe leaves out of the event) are fetched from the API (``fetch``) and applied first, as their current state.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import stripe
 
-from portal.connectors.base import Account, ActionTarget, BadSignature, InboundEvent
+from portal.connectors.base import Account, ActionTarget, ApplyContext, BadSignature, InboundEvent, NeedObject, Outcome
 from portal.connectors.store import Secrets
 from portal.connectors.stripe import actions as stripe_actions
 from portal.connectors.stripe import client as stripe_client
+from portal.connectors.stripe import mapping
+from portal.db import Transaction
 from portal.settings import Settings
 
 # What to select in Stripe's dashboard for the webhook endpoint (README "Connect Stripe").
@@ -29,6 +42,10 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "refund.updated",
     "customer.updated",
 )
+
+# Objects fetched for an event that are applied first, as their current state (mapping function by API kind).
+STATE_KINDS = {"customers": mapping.apply_customer, "subscriptions": mapping.apply_subscription}
+LINE_ITEMS = "checkout/sessions/line_items"
 
 
 class StripeProcessor:
@@ -76,3 +93,58 @@ class StripeProcessor:
 
     def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
         return stripe_actions.redirect_origins(settings)
+
+    async def apply(
+        self, tx: Transaction, ctx: ApplyContext, event: InboundEvent, fetched: Mapping[tuple[str, str], Any]
+    ) -> Outcome:
+        current = dataclasses.replace(ctx, version=None)  # fetched objects are their state now
+        for (kind, _object_id), obj in fetched.items():
+            if kind in STATE_KINDS:
+                await STATE_KINDS[kind](tx, current, obj)
+        obj = (event.payload.get("data") or {}).get("object")
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            return Outcome("ignored", "the event carries no object")
+        kind = event.type
+        if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+            if "line_items" not in obj and obj.get("mode") == "payment":
+                lines = fetched.get((LINE_ITEMS, obj["id"]))
+                if lines is None:
+                    raise NeedObject(LINE_ITEMS, obj["id"])
+                obj = {**obj, "line_items": lines}
+            return await mapping.apply_checkout_session(tx, ctx, obj)
+        if kind.startswith("customer.subscription."):
+            return await mapping.apply_subscription(tx, ctx, obj)
+        if kind == "invoice.paid":
+            return await mapping.apply_invoice(tx, ctx, obj)
+        if kind == "invoice.payment_failed":
+            return await mapping.apply_invoice_payment_failed(tx, ctx, obj)
+        if kind == "charge.refunded":
+            return await mapping.apply_charge(tx, ctx, obj)
+        if kind.startswith("refund."):
+            charge_id = obj.get("charge") if isinstance(obj.get("charge"), str) else None
+            if charge_id is None:
+                return Outcome("ignored", "the refund names no charge")
+            charge = fetched.get(("charges", charge_id))
+            if charge is None:
+                raise NeedObject("charges", charge_id)
+            return await mapping.apply_charge(tx, dataclasses.replace(ctx, version=None), charge)
+        if kind == "customer.updated":
+            return await mapping.apply_customer(tx, ctx, obj)
+        return Outcome("ignored", f"Portal does not use {kind} events")
+
+    def fetch(self, kind: str, object_id: str, secrets: Secrets, settings: Settings) -> Any:
+        api = stripe_client.client(secrets.api_key, settings.stripe_api_base)
+        if kind == LINE_ITEMS:
+            lines = stripe_client.call(
+                lambda: api.v1.checkout.sessions.line_items.list(object_id, {"limit": 100}).auto_paging_iter()
+            )
+            return {"object": "list", "data": [line.to_dict() for line in stripe_client.call(lambda: list(lines))]}
+        services: dict[str, Any] = {
+            "customers": api.v1.customers,
+            "subscriptions": api.v1.subscriptions,
+            "charges": api.v1.charges,
+        }
+        if kind not in services:
+            raise ValueError(f"Stripe objects of kind {kind!r} are not fetched")
+        found = stripe_client.call(lambda: services[kind].retrieve(object_id))
+        return found.to_dict()

@@ -1,0 +1,88 @@
+"""Links between processor objects and Portal rows (``connector_links``: a Stripe ``cus_…`` to a Portal customer,
+with the version of the state applied last) and the seller's price mappings (``connector_prices``: a processor
+price to a Portal product). Shared by every processor's mapping and by the importer."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from portal.clock import iso
+from portal.connectors.base import ApplyContext, MappingError
+from portal.db import Database, Transaction
+from portal.references import owner_of
+
+Reader = Database | Transaction
+
+
+async def get_link(tx: Transaction, ctx: ApplyContext, kind: str, processor_id: str) -> sqlite3.Row | None:
+    """The link of a Stripe object of ``kind`` to its Portal row (``portal_id``, ``version``), or None."""
+    return await tx.fetchone(
+        "SELECT portal_id, version FROM connector_links WHERE connection_id = ? AND kind = ? AND processor_id = ?",
+        (ctx.connection.id, kind, processor_id),
+    )
+
+
+async def linked_id(tx: Transaction, ctx: ApplyContext, kind: str, processor_id: str | None) -> str | None:
+    if not processor_id:
+        return None
+    row = await get_link(tx, ctx, kind, processor_id)
+    return None if row is None else str(row["portal_id"])
+
+
+async def set_link(
+    tx: Transaction, ctx: ApplyContext, kind: str, processor_id: str, portal_id: str, version: int = 0
+) -> None:
+    await tx.execute(
+        """
+        INSERT INTO connector_links (connection_id, kind, processor_id, portal_id, version) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (connection_id, kind, processor_id)
+        DO UPDATE SET portal_id = excluded.portal_id, version = MAX(version, excluded.version)
+        """,
+        (ctx.connection.id, kind, processor_id, portal_id, version),
+    )
+
+
+async def processor_id_for(tx: Transaction, connection_id: str, kind: str, portal_id: str) -> str | None:
+    """The Stripe id linked to a Portal row (e.g. the ``sub_…`` of a Portal subscription), or None."""
+    return await tx.fetchval(
+        "SELECT processor_id FROM connector_links WHERE connection_id = ? AND kind = ? AND portal_id = ?",
+        (connection_id, kind, portal_id),
+    )
+
+
+async def set_price_mapping(
+    tx: Transaction, connection_id: str, organization_id: str, price_id: str, product_id: str, *, now: datetime
+) -> None:
+    """Map a Stripe price to a Portal product of the organization (``MappingError`` for another's product)."""
+    if await owner_of(tx, "product", product_id) != organization_id:
+        raise MappingError(f"no product {product_id} in this organization")
+    await tx.execute(
+        """
+        INSERT INTO connector_prices (connection_id, processor_price_id, product_id, created_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (connection_id, processor_price_id) DO UPDATE SET product_id = excluded.product_id
+        """,
+        (connection_id, price_id, product_id, iso(now)),
+    )
+
+
+async def mapped_product(tx: Transaction, ctx: ApplyContext, price_id: str) -> str | None:
+    """The Portal product the seller mapped a processor price to (still the organization's), or None."""
+    mapped = await tx.fetchval(
+        """
+        SELECT m.product_id FROM connector_prices m JOIN products p ON p.id = m.product_id
+        WHERE m.connection_id = ? AND m.processor_price_id = ? AND p.organization_id = ?
+        """,
+        (ctx.connection.id, price_id, ctx.connection.organization_id),
+    )
+    return None if mapped is None else str(mapped)
+
+
+async def list_price_mappings(reader: Reader, connection_id: str) -> list[sqlite3.Row]:
+    return await reader.fetchall(
+        """
+        SELECT processor_price_id, product_id, created_at FROM connector_prices
+        WHERE connection_id = ? ORDER BY created_at, processor_price_id
+        """,
+        (connection_id,),
+    )
