@@ -15,7 +15,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from portal.connectors import store
+from portal.connectors import links
 from portal.connectors.base import Action, ActionTarget, Processor, ProcessorError, get_processor
 from portal.connectors.store import Connection, Reader
 from portal.errors import DomainError
@@ -60,7 +60,7 @@ class Source:
 
 async def source_of(reader: Reader, organization_id: str, subscription_id: str) -> Source | None:
     """The processor a subscription is billed by, or None for a subscription made in Portal (admin API)."""
-    linked = await store.linked_connection(reader, organization_id, "subscription", subscription_id)
+    linked = await links.linked_connection(reader, organization_id, "subscription", subscription_id)
     if linked is None:
         return None
     connection, processor_subscription_id = linked
@@ -83,7 +83,7 @@ async def plan_prices(reader: Reader, source: Source | None, product_ids: list[s
     billed by a processor (every option is fine). A product without a mapped price is not a valid option."""
     if source is None:
         return None
-    return await store.processor_prices(reader, source.connection.id, product_ids)
+    return await links.processor_prices(reader, source.connection.id, product_ids)
 
 
 async def _target(reader: Reader, settings: Settings, source: Source, customer_id: str) -> ActionTarget:
@@ -92,7 +92,7 @@ async def _target(reader: Reader, settings: Settings, source: Source, customer_i
         settings=settings,
         connector_settings=source.connection.settings,
         subscription_id=source.processor_subscription_id,
-        customer_id=await store.processor_id(reader, source.connection.id, "customer", customer_id),
+        customer_id=await links.processor_id_for(reader, source.connection.id, "customer", customer_id),
     )
 
 
