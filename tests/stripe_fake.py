@@ -46,6 +46,8 @@ class FakeStripe:
     down: bool = False
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Imports: answer this many list calls, then fail every call with a 500 (None: never).
+    lists_before_failing: int | None = None
 
     def add(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         self.objects[kind][obj["id"]] = obj
@@ -64,12 +66,16 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
     if parts[0] != "v1":
         return _error(404, "invalid_request_error", "unknown path")
     rest = "/".join(parts[1:])
+    import_failure = _import_failure(fake, method, rest)
+    if import_failure is not None:
+        return import_failure
     actions_answer = _actions_out(fake, method, rest, form)
     if actions_answer is not None:
         return actions_answer
     for kind, object_name in _LISTS.items():
         if rest == kind and method == "GET":
             items = sorted(fake.objects[kind].values(), key=lambda o: (-int(o.get("created", 0)), o["id"]))
+            items = list_filtered(items, query)
             after = query.get("starting_after")
             if after:
                 ids = [o["id"] for o in items]
@@ -88,6 +94,29 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
                         obj[key] = {"true": True, "false": False}.get(value, value)
             return 200, obj
     return _error(404, "invalid_request_error", f"unknown path {path}")
+
+
+# --- imports (issue 19, history in): list filters and a failure part-way ------------------------------------------
+
+
+def list_filtered(items: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    """The list filters the importer sends: ``created[gte]`` and ``status`` (``all``: every status)."""
+    since = query.get("created[gte]")
+    if since is not None:
+        items = [o for o in items if int(o.get("created", 0)) >= int(since)]
+    status = query.get("status")
+    if status is not None and status != "all":
+        items = [o for o in items if o.get("status") == status]
+    return items
+
+
+def _import_failure(fake: FakeStripe, method: str, rest: str) -> tuple[int, Any] | None:
+    if fake.lists_before_failing is None or method != "GET" or rest not in _LISTS:
+        return None
+    if fake.lists_before_failing <= 0:
+        return _error(500, "api_error", "the fake failed part-way")
+    fake.lists_before_failing -= 1
+    return None
 
 
 # --- actions out (issue 19): subscription item swap and the billing portal ---------------------------------------

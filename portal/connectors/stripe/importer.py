@@ -1,0 +1,463 @@
+"""``portal import stripe``: a Stripe account's history into Portal (issue 19, "History in").
+
+Streams, in this order (each a cursor-paginated Stripe list, newest first, ``starting_after`` the last id seen):
+
+* ``customers`` — every customer (``created >= --since``);
+* ``catalog`` (only with ``--catalog``) — each Stripe price without a mapping gets a Portal product (one per Stripe
+  product and billing interval, named after the Stripe product) and is mapped to it;
+* ``subscriptions`` — every status; ``invoices`` — paid ones, each a Portal order with its ``billing_reason``;
+* ``checkout_sessions`` — completed payment-mode sessions (Payment Links included), the one-time sales: a bare
+  PaymentIntent names no product, so one-time payments are taken from the sessions that sold them;
+* ``refunds`` — charges with a refunded amount (cumulative: a partial refund, then the rest).
+
+Objects are applied through the same mapping as live webhooks (``portal.connectors.stripe.mapping``) with an
+``ApplyContext`` in history mode: Stripe's own dates kept, no emails, no outgoing webhooks. One page is one write
+transaction that also stores the stream's checkpoint (``connector_checkpoints``: the page's last id), so a Ctrl-C
+or a crash loses at most the page in flight and the next run resumes after the last committed page. An object
+whose parent Portal has not seen (``NeedObject``, e.g. a subscription of a customer created before ``--since``) is
+fetched and applied first. Live events arriving meanwhile are safe: facts apply once (by Stripe id), states carry
+the version they were fetched at (an older state never overwrites a newer one), refunds are cumulative.
+
+``--dry-run`` applies each page in a transaction that is rolled back: the counts are what a real run would do,
+nothing is kept (not even checkpoints). A run whose streams are all done starts a new import from the beginning
+(the mapping makes that a no-op for what is already there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from portal.clock import iso
+from portal.connectors.base import ApplyContext, MappingError, NeedObject, Outcome, ProcessorError
+from portal.connectors.links import get_link, mapped_product, set_link, set_price_mapping
+from portal.connectors.store import Connection, Secrets
+from portal.connectors.stripe import client as stripe_client
+from portal.connectors.stripe import mapping
+from portal.connectors.stripe.processor import LINE_ITEMS, StripeProcessor
+from portal.db import Database, Transaction
+from portal.errors import DomainError
+from portal.products.service import PriceInput, ProductInput, create_product
+from portal.settings import Settings
+
+PAGE_SIZE = 100
+# Rounds of fetching missing parents for one page (a subscription's customer, an invoice's subscription...).
+MAX_ROUNDS = 4
+ALL_STREAMS = ("customers", "catalog", "subscriptions", "invoices", "checkout_sessions", "refunds")
+# Stripe intervals as Portal words them in a second product's name ("Pro (yearly)").
+INTERVAL_NAMES = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}
+
+Apply = Callable[[Transaction, ApplyContext, dict[str, Any]], Awaitable[Outcome]]
+
+
+class _RolledBack(Exception):
+    """Raised inside a dry run's transaction so that nothing it wrote is kept."""
+
+
+@dataclasses.dataclass
+class StreamReport:
+    """What one stream did: objects seen and the outcome of each (``applied``, ``ignored``, ``unmapped``,
+    ``failed``), the failures' reasons and the unmapped prices."""
+
+    name: str
+    seen: int = 0
+    pages: int = 0
+    outcomes: Counter[str] = dataclasses.field(default_factory=Counter)
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    unmapped: Counter[str] = dataclasses.field(default_factory=Counter)
+    resumed: bool = False
+    skipped: bool = False
+
+
+@dataclasses.dataclass
+class ImportReport:
+    streams: list[StreamReport]
+    dry_run: bool
+    seconds: float = 0.0
+    interrupted: str | None = None
+
+    @property
+    def unmapped(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for stream in self.streams:
+            total.update(stream.unmapped)
+        return total
+
+
+Progress = Callable[[StreamReport], None]
+
+
+def _merge(report: StreamReport, tally: StreamReport) -> None:
+    report.outcomes.update(tally.outcomes)
+    report.failures.extend(tally.failures)
+    report.unmapped.update(tally.unmapped)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stream:
+    name: str
+    service: str  # the StripeClient v1 service listing it
+    params: dict[str, Any]
+    apply: Apply
+    keep: Callable[[dict[str, Any]], bool] = lambda _obj: True
+    since: bool = True
+
+
+async def _apply_customer(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+    return await mapping.apply_customer(tx, ctx, obj)
+
+
+async def _apply_subscription(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+    return await mapping.apply_subscription(tx, ctx, obj)
+
+
+async def _apply_invoice(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+    return await mapping.apply_invoice(tx, ctx, obj)
+
+
+async def _apply_checkout(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+    return await mapping.apply_checkout_session(tx, ctx, obj)
+
+
+async def _apply_charge(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+    return await mapping.apply_charge(tx, ctx, obj)
+
+
+# --- catalog -------------------------------------------------------------------------------------------------------
+
+
+async def _apply_price(tx: Transaction, ctx: ApplyContext, price: dict[str, Any]) -> Outcome:
+    """Map a Stripe price to a Portal product, creating the product (one per Stripe product and interval) when
+    the price has none. A price mapped already (by the seller, or by metadata) is left as it is."""
+    if await mapped_product(tx, ctx, price["id"]) is not None:
+        return Outcome("ignored", "the price is mapped already")
+    product = price.get("product")
+    if not isinstance(product, dict):
+        raise MappingError("the price's product was not expanded")
+    if await mapping.product_for_price(tx, ctx, price) is not None:
+        return Outcome("ignored", "the price names its Portal product in metadata")
+    recurring = price.get("recurring") or None
+    interval = recurring.get("interval") if recurring else None
+    count = int(recurring.get("interval_count") or 1) if recurring else 1
+    group = f"{product['id']}:{interval or 'once'}:{count}"
+    link = await get_link(tx, ctx, "catalog_product", group)
+    currency = str(price.get("currency") or "").lower()
+    if link is not None:
+        product_id = str(link["portal_id"])
+    else:
+        siblings = await tx.fetchval(
+            "SELECT COUNT(*) FROM connector_links WHERE connection_id = ? AND kind = 'catalog_product' "
+            "AND processor_id LIKE ?",
+            (ctx.connection.id, f"{product['id']}:%"),
+        )
+        name = str(product.get("name") or product["id"])
+        if siblings:
+            label = INTERVAL_NAMES.get(str(interval), "one-time") if count == 1 else f"every {count} {interval}s"
+            name = f"{name} ({label})"
+        unit = price.get("unit_amount")
+        product_id = await create_product(
+            tx,
+            ctx.connection.organization_id,
+            ProductInput(
+                name=name,
+                description=product.get("description") or None,
+                recurring_interval=interval,
+                recurring_interval_count=count,
+                prices=[
+                    PriceInput(
+                        amount=int(unit or 0),
+                        currency=currency,
+                        amount_type="fixed" if unit is not None else "custom",
+                    )
+                ],
+                is_archived=not product.get("active", True),
+                metadata={"stripe_product": product["id"]},
+            ),
+            now=mapping.moment(price.get("created")) or ctx.now,
+        )
+        await set_link(tx, ctx, "catalog_product", group, product_id)
+    await set_price_mapping(tx, ctx.connection.id, ctx.connection.organization_id, price["id"], product_id, now=ctx.now)
+    return Outcome("applied")
+
+
+def _streams(since: int | None, catalog: bool) -> list[_Stream]:
+    streams = [
+        _Stream("customers", "customers", {}, _apply_customer),
+        _Stream("catalog", "prices", {"expand": ["data.product"]}, _apply_price, since=False),
+        _Stream("subscriptions", "subscriptions", {"status": "all"}, _apply_subscription),
+        _Stream("invoices", "invoices", {"status": "paid"}, _apply_invoice),
+        _Stream(
+            "checkout_sessions",
+            "checkout.sessions",
+            {"status": "complete", "expand": ["data.line_items"]},
+            _apply_checkout,
+            keep=lambda session: session.get("mode") == "payment",
+        ),
+        _Stream(
+            "refunds", "charges", {}, _apply_charge, keep=lambda charge: int(charge.get("amount_refunded") or 0) > 0
+        ),
+    ]
+    chosen = [stream for stream in streams if catalog or stream.name != "catalog"]
+    if since is None:
+        return chosen
+    return [
+        dataclasses.replace(stream, params={**stream.params, "created": {"gte": since}}) if stream.since else stream
+        for stream in chosen
+    ]
+
+
+# --- Stripe pages ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Page:
+    objects: list[dict[str, Any]]
+    has_more: bool
+    fetched_at: int
+
+
+def _list_page(api: Any, service: str, params: dict[str, Any], cursor: str | None) -> _Page:
+    """One page of a Stripe list (blocking: run in a worker thread), as Stripe's JSON."""
+    target = api
+    for part in service.split("."):
+        target = getattr(target, part)
+    query = {**params, "limit": PAGE_SIZE}
+    if cursor:
+        query["starting_after"] = cursor
+    fetched_at = int(time.time())
+    result = stripe_client.call(lambda: target.list(query))
+    raw = getattr(getattr(result, "last_response", None), "data", None)
+    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
+        return _Page(raw["data"], bool(raw.get("has_more")), fetched_at)
+    body = result.to_dict()
+    return _Page(list(body.get("data") or []), bool(body.get("has_more")), fetched_at)
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------------
+
+
+async def _checkpoints(db: Database, connection_id: str) -> dict[str, tuple[str | None, bool]]:
+    rows = await db.fetchall(
+        "SELECT stream, cursor, done FROM connector_checkpoints WHERE connection_id = ?", (connection_id,)
+    )
+    return {row["stream"]: (row["cursor"], bool(row["done"])) for row in rows}
+
+
+async def _save_checkpoint(
+    tx: Transaction, connection_id: str, stream: str, cursor: str | None, done: bool, now: datetime
+) -> None:
+    await tx.execute(
+        """
+        INSERT INTO connector_checkpoints (connection_id, stream, cursor, done, modified_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (connection_id, stream) DO UPDATE SET
+            cursor = excluded.cursor, done = excluded.done, modified_at = excluded.modified_at
+        """,
+        (connection_id, stream, cursor, int(done), iso(now)),
+    )
+
+
+async def reset_checkpoints(db: Database, connection_id: str) -> None:
+    async with db.write() as tx:
+        await tx.execute("DELETE FROM connector_checkpoints WHERE connection_id = ?", (connection_id,))
+
+
+# --- applying ----------------------------------------------------------------------------------------------------
+
+
+class _Importer:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        connection: Connection,
+        *,
+        now: Callable[[], datetime],
+        dry_run: bool,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.connection = connection
+        self.now = now
+        self.dry_run = dry_run
+        self.secrets: Secrets = connection.secrets(settings.secret_key)
+        self.api = stripe_client.client(self.secrets.api_key, settings.stripe_api_base).v1
+        self.processor = StripeProcessor()
+
+    def context(self, version: int | None) -> ApplyContext:
+        return ApplyContext(connection=self.connection, now=self.now(), history=True, version=version)
+
+    async def _fetch(self, need: NeedObject) -> Any:
+        return await asyncio.to_thread(self.processor.fetch, need.kind, need.object_id, self.secrets, self.settings)
+
+    async def apply_page(self, stream: _Stream, page: _Page, report: StreamReport, cursor: str | None) -> None:
+        """Apply one page and store the checkpoint, in one transaction (a dry run rolls it back)."""
+        pending = [obj for obj in page.objects if stream.keep(obj)]
+        report.seen += len(page.objects)
+        fetched: dict[tuple[str, str], Any] = {}
+        for round_number in range(MAX_ROUNDS + 1):
+            tally = StreamReport(stream.name)
+            needs: list[NeedObject] = []
+            waiting: list[dict[str, Any]] = []
+            try:
+                async with self.db.write() as tx:
+                    ctx = self.context(page.fetched_at)
+                    await self._apply_fetched(tx, ctx, fetched)
+                    for obj in pending:
+                        need = await self._apply_one(
+                            tx, ctx, stream, obj, tally, fetched, give_up=round_number == MAX_ROUNDS
+                        )
+                        if need is not None:
+                            needs.append(need)
+                            waiting.append(obj)
+                    if not waiting:
+                        await _save_checkpoint(
+                            tx, self.connection.id, stream.name, cursor, not page.has_more, self.now()
+                        )
+                    if self.dry_run:
+                        raise _RolledBack
+            except _RolledBack:
+                pass
+            if not self.dry_run or not waiting:
+                # Committed (a dry run: the last round, which applied the whole page again).
+                _merge(report, tally)
+            if not waiting:
+                return
+            for need in needs:
+                key = (need.kind, need.object_id)
+                if key not in fetched:
+                    fetched[key] = await self._fetch(need)
+            if not self.dry_run:
+                # What was applied is committed; the next round applies the parents, then the objects waiting.
+                pending = waiting
+
+    async def _apply_fetched(self, tx: Transaction, ctx: ApplyContext, fetched: dict[tuple[str, str], Any]) -> None:
+        """Parents fetched for this page (their state now), applied before the objects that need them."""
+        current = dataclasses.replace(ctx, version=None)
+        for (kind, _object_id), obj in fetched.items():
+            if kind == "customers":
+                await self._parent(tx, mapping.apply_customer(tx, current, obj))
+            elif kind == "subscriptions":
+                await self._parent(tx, mapping.apply_subscription(tx, current, obj))
+
+    async def _parent(self, tx: Transaction, work: Awaitable[Outcome]) -> None:
+        """A parent that cannot be applied leaves its children failing with the reason, not the whole page."""
+        await tx.execute("SAVEPOINT portal_import_parent")
+        try:
+            await work
+        except (MappingError, DomainError, NeedObject):
+            await tx.execute("ROLLBACK TO portal_import_parent")
+        await tx.execute("RELEASE portal_import_parent")
+
+    async def _apply_one(
+        self,
+        tx: Transaction,
+        ctx: ApplyContext,
+        stream: _Stream,
+        obj: dict[str, Any],
+        tally: StreamReport,
+        fetched: dict[tuple[str, str], Any],
+        *,
+        give_up: bool,
+    ) -> NeedObject | None:
+        """Apply one object in a savepoint: a failure rolls back only its own writes. Returns the parent it
+        needs (its writes rolled back; applied again once fetched), or None when it is done."""
+        lines = fetched.get((LINE_ITEMS, obj["id"]))
+        if lines is not None and "line_items" not in obj:
+            obj = {**obj, "line_items": lines}
+        await tx.execute("SAVEPOINT portal_import_object")
+        try:
+            outcome = await stream.apply(tx, ctx, obj)
+        except NeedObject as need:
+            await tx.execute("ROLLBACK TO portal_import_object")
+            await tx.execute("RELEASE portal_import_object")
+            if give_up or (need.kind, need.object_id) in fetched:
+                tally.outcomes["failed"] += 1
+                tally.failures.append((obj["id"], f"needs {need.kind} {need.object_id}, which could not be applied"))
+                return None
+            return need
+        except (MappingError, DomainError) as exc:
+            await tx.execute("ROLLBACK TO portal_import_object")
+            await tx.execute("RELEASE portal_import_object")
+            reason = exc.message if isinstance(exc, DomainError) else str(exc)
+            if isinstance(exc, DomainError) and exc.field:
+                reason += f" ({exc.field})"
+            tally.outcomes["failed"] += 1
+            tally.failures.append((obj["id"], reason))
+            return None
+        await tx.execute("RELEASE portal_import_object")
+        tally.outcomes[outcome.status] += 1
+        if outcome.status == "unmapped" and outcome.price_id:
+            tally.unmapped[outcome.price_id] += 1
+        return None
+
+    async def run_stream(
+        self, stream: _Stream, cursor: str | None, report: StreamReport, progress: Progress | None
+    ) -> None:
+        next_page = asyncio.ensure_future(
+            asyncio.to_thread(_list_page, self.api, stream.service, stream.params, cursor)
+        )
+        try:
+            while True:
+                page = await next_page
+                last_id = page.objects[-1]["id"] if page.objects else cursor
+                if page.has_more and page.objects:
+                    # Fetch the next page while this one is written: the network and the database overlap.
+                    next_page = asyncio.ensure_future(
+                        asyncio.to_thread(_list_page, self.api, stream.service, stream.params, last_id)
+                    )
+                await self.apply_page(stream, page, report, last_id)
+                report.pages += 1
+                if progress is not None:
+                    progress(report)
+                if not (page.has_more and page.objects):
+                    return
+                cursor = last_id
+        finally:
+            if not next_page.done():
+                next_page.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ProcessorError):
+                    await next_page
+
+
+async def run_import(
+    db: Database,
+    settings: Settings,
+    connection: Connection,
+    *,
+    now: Callable[[], datetime],
+    since: datetime | None = None,
+    dry_run: bool = False,
+    catalog: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import the connection's Stripe history (see the module docstring). ``ProcessorError`` from Stripe stops
+    the import (``report.interrupted`` says why); what was committed stays and the next run resumes after it."""
+    streams = _streams(None if since is None else int(since.timestamp()), catalog)
+    importer = _Importer(db, settings, connection, now=now, dry_run=dry_run)
+    checkpoints = {} if dry_run else await _checkpoints(db, connection.id)
+    if checkpoints and all(checkpoints.get(stream.name, (None, False))[1] for stream in streams):
+        await reset_checkpoints(db, connection.id)  # the last import finished: this is a new one
+        checkpoints = {}
+    report = ImportReport(streams=[], dry_run=dry_run)
+    started = time.monotonic()
+    try:
+        for stream in streams:
+            stream_report = StreamReport(stream.name)
+            report.streams.append(stream_report)
+            cursor, done = checkpoints.get(stream.name, (None, False))
+            if done:
+                stream_report.skipped = True
+                continue
+            stream_report.resumed = cursor is not None
+            await importer.run_stream(stream, cursor, stream_report, progress)
+    except ProcessorError as exc:
+        report.interrupted = exc.message
+    finally:
+        report.seconds = time.monotonic() - started
+    return report
