@@ -47,6 +47,8 @@ from portal.products.service import PriceInput, ProductInput, create_product
 from portal.settings import Settings
 
 PAGE_SIZE = 100
+# Pages between two WAL checkpoints.
+CHECKPOINT_EVERY = 20
 # Rounds of fetching missing parents for one page (a subscription's customer, an invoice's subscription...).
 MAX_ROUNDS = 4
 ALL_STREAMS = ("customers", "catalog", "subscriptions", "invoices", "checkout_sessions", "refunds")
@@ -102,7 +104,7 @@ def _merge(report: StreamReport, tally: StreamReport) -> None:
 @dataclasses.dataclass(frozen=True)
 class _Stream:
     name: str
-    service: str  # the StripeClient v1 service listing it
+    path: str  # the Stripe API list
     params: dict[str, Any]
     apply: Apply
     keep: Callable[[dict[str, Any]], bool] = lambda _obj: True
@@ -188,19 +190,19 @@ async def _apply_price(tx: Transaction, ctx: ApplyContext, price: dict[str, Any]
 
 def _streams(since: int | None, catalog: bool) -> list[_Stream]:
     streams = [
-        _Stream("customers", "customers", {}, _apply_customer),
-        _Stream("catalog", "prices", {"expand": ["data.product"]}, _apply_price, since=False),
-        _Stream("subscriptions", "subscriptions", {"status": "all"}, _apply_subscription),
-        _Stream("invoices", "invoices", {"status": "paid"}, _apply_invoice),
+        _Stream("customers", "/v1/customers", {}, _apply_customer),
+        _Stream("catalog", "/v1/prices", {"expand": ["data.product"]}, _apply_price, since=False),
+        _Stream("subscriptions", "/v1/subscriptions", {"status": "all"}, _apply_subscription),
+        _Stream("invoices", "/v1/invoices", {"status": "paid"}, _apply_invoice),
         _Stream(
             "checkout_sessions",
-            "checkout.sessions",
+            "/v1/checkout/sessions",
             {"status": "complete", "expand": ["data.line_items"]},
             _apply_checkout,
             keep=lambda session: session.get("mode") == "payment",
         ),
         _Stream(
-            "refunds", "charges", {}, _apply_charge, keep=lambda charge: int(charge.get("amount_refunded") or 0) > 0
+            "refunds", "/v1/charges", {}, _apply_charge, keep=lambda charge: int(charge.get("amount_refunded") or 0) > 0
         ),
     ]
     chosen = [stream for stream in streams if catalog or stream.name != "catalog"]
@@ -222,21 +224,19 @@ class _Page:
     fetched_at: int
 
 
-def _list_page(api: Any, service: str, params: dict[str, Any], cursor: str | None) -> _Page:
-    """One page of a Stripe list (blocking: run in a worker thread), as Stripe's JSON."""
-    target = api
-    for part in service.split("."):
-        target = getattr(target, part)
+def _list_page(client: Any, path: str, params: dict[str, Any], cursor: str | None) -> _Page:
+    """One page of a Stripe list (blocking: run in a worker thread), as Stripe's JSON. Through the SDK's
+    ``raw_request``: the same key, API version, retries and errors as every call, without building an SDK object
+    per item (that took most of a page's time)."""
     query = {**params, "limit": PAGE_SIZE}
     if cursor:
         query["starting_after"] = cursor
     fetched_at = int(time.time())
-    result = stripe_client.call(lambda: target.list(query))
-    raw = getattr(getattr(result, "last_response", None), "data", None)
-    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
-        return _Page(raw["data"], bool(raw.get("has_more")), fetched_at)
-    body = result.to_dict()
-    return _Page(list(body.get("data") or []), bool(body.get("has_more")), fetched_at)
+    response = stripe_client.call(lambda: client.raw_request("get", path, **query))
+    body = response.data
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise ProcessorError(f"Stripe answered {path} with something that is not a list", unavailable=True)
+    return _Page(list(body["data"]), bool(body.get("has_more")), fetched_at)
 
 
 # --- checkpoints -------------------------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ class _Importer:
         self.now = now
         self.dry_run = dry_run
         self.secrets: Secrets = connection.secrets(settings.secret_key)
-        self.api = stripe_client.client(self.secrets.api_key, settings.stripe_api_base).v1
+        self.client = stripe_client.client(self.secrets.api_key, settings.stripe_api_base)
         self.processor = StripeProcessor()
 
     def context(self, version: int | None) -> ApplyContext:
@@ -299,13 +299,15 @@ class _Importer:
         """Apply one page and store the checkpoint, in one transaction (a dry run rolls it back)."""
         pending = [obj for obj in page.objects if stream.keep(obj)]
         report.seen += len(page.objects)
+        if not self.dry_run and await self._fast_page(stream, page, pending, report, cursor):
+            return
         fetched: dict[tuple[str, str], Any] = {}
         for round_number in range(MAX_ROUNDS + 1):
             tally = StreamReport(stream.name)
             needs: list[NeedObject] = []
             waiting: list[dict[str, Any]] = []
             try:
-                async with self.db.write() as tx:
+                async with self.db.bulk_write() as tx:
                     ctx = self.context(page.fetched_at)
                     await self._apply_fetched(tx, ctx, fetched)
                     for obj in pending:
@@ -335,6 +337,27 @@ class _Importer:
             if not self.dry_run:
                 # What was applied is committed; the next round applies the parents, then the objects waiting.
                 pending = waiting
+
+    async def _fast_page(
+        self, stream: _Stream, page: _Page, pending: list[dict[str, Any]], report: StreamReport, cursor: str | None
+    ) -> bool:
+        """The usual case, every object of the page applying cleanly: no savepoint per object (each statement is
+        a hop to the writer thread, the import's main cost). Any refusal or missing parent rolls the whole page
+        back and returns False: the careful path (a savepoint per object, parents fetched) does it again."""
+        tally = StreamReport(stream.name)
+        try:
+            async with self.db.bulk_write() as tx:
+                ctx = self.context(page.fetched_at)
+                for obj in pending:
+                    outcome = await stream.apply(tx, ctx, obj)
+                    tally.outcomes[outcome.status] += 1
+                    if outcome.status == "unmapped" and outcome.price_id:
+                        tally.unmapped[outcome.price_id] += 1
+                await _save_checkpoint(tx, self.connection.id, stream.name, cursor, not page.has_more, self.now())
+        except (MappingError, DomainError, NeedObject):
+            return False
+        _merge(report, tally)
+        return True
 
     async def _apply_fetched(self, tx: Transaction, ctx: ApplyContext, fetched: dict[tuple[str, str], Any]) -> None:
         """Parents fetched for this page (their state now), applied before the objects that need them."""
@@ -400,7 +423,7 @@ class _Importer:
         self, stream: _Stream, cursor: str | None, report: StreamReport, progress: Progress | None
     ) -> None:
         next_page = asyncio.ensure_future(
-            asyncio.to_thread(_list_page, self.api, stream.service, stream.params, cursor)
+            asyncio.to_thread(_list_page, self.client, stream.path, stream.params, cursor)
         )
         try:
             while True:
@@ -409,10 +432,13 @@ class _Importer:
                 if page.has_more and page.objects:
                     # Fetch the next page while this one is written: the network and the database overlap.
                     next_page = asyncio.ensure_future(
-                        asyncio.to_thread(_list_page, self.api, stream.service, stream.params, last_id)
+                        asyncio.to_thread(_list_page, self.client, stream.path, stream.params, last_id)
                     )
                 await self.apply_page(stream, page, report, last_id)
                 report.pages += 1
+                if report.pages % CHECKPOINT_EVERY == 0 and not self.dry_run:
+                    # bulk_write's inline writer leaves the WAL to checkpoints: keep it from growing all import.
+                    await self.db.checkpoint()
                 if progress is not None:
                     progress(report)
                 if not (page.has_more and page.objects):
