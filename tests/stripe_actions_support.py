@@ -117,14 +117,16 @@ def link(settings: Settings, org_id: str, processor: str, links: list[tuple[str,
     return asyncio.run(_link(settings, org_id, processor, links))
 
 
-def make_shop(client: Any, settings: Settings, fake: FakeStripe, processor: str = "stripe") -> StripeShop:
+def make_shop(
+    client: Any, settings: Settings, fake: FakeStripe, processor: str = "stripe", slug: str = "acme"
+) -> StripeShop:
     admin = mint_token(settings)
-    org = create_org(client, admin, "acme", email=SUPPORT_EMAIL)
+    org = create_org(client, admin, slug, email=SUPPORT_EMAIL)
     token = mint_token(settings, org["id"])
     basic = _product(client, token, "Basic", 900)
     pro = _product(client, token, "Pro", 1900)
     team = _product(client, token, "Team", 4900)
-    customer = api(client, token, "POST", "/v1/customers/", 201, json={"email": "ada@example.com"})
+    customer = api(client, token, "POST", "/v1/customers/", 201, json={"email": "ada@example.com", "name": "Ada"})
     start = datetime.now(UTC) - timedelta(days=5)
     subscription = api(
         client,
@@ -139,7 +141,8 @@ def make_shop(client: Any, settings: Settings, fake: FakeStripe, processor: str 
             "current_period_start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
     )
-    _stripe_objects(fake)
+    if processor == "stripe":
+        _stripe_objects(fake)
     connection_id = link(
         settings,
         org["id"],
