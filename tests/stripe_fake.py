@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class FakeStripe:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Imports: answer this many list calls, then fail every call with a 500 (None: never).
     lists_before_failing: int | None = None
+    # Imports: seconds every list call takes (a slow API, to interrupt an import part-way).
+    list_delay: float = 0.0
     # Each list's objects in Stripe's order, by kind, with the object count it was computed for.
     list_order: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
 
@@ -123,6 +126,8 @@ def list_filtered(items: list[dict[str, Any]], query: dict[str, str]) -> list[di
 
 
 def _import_failure(fake: FakeStripe, method: str, rest: str) -> tuple[int, Any] | None:
+    if method == "GET" and rest in _LISTS and fake.list_delay:
+        time.sleep(fake.list_delay)
     if fake.lists_before_failing is None or method != "GET" or rest not in _LISTS:
         return None
     if fake.lists_before_failing <= 0:

@@ -82,6 +82,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         connection = await store.get_connection(db, organization.id, args.processor)
         if connection is None:
             return f"{args.org} is not connected to Stripe: run `portal connect stripe --org {args.org}` first"
+        try:
+            connection.secrets(settings.secret_key)
+        except ValueError:
+            return f"the Stripe connection of {args.org} cannot be read with this instance secret: connect again"
         return await importer.run_import(
             db,
             settings,
