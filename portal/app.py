@@ -18,6 +18,7 @@ from litestar.types import ControllerRouterHandler
 from portal import customer_portal, i18n, portal_pages, system
 from portal.admin import admin_router
 from portal.clock import Clock
+from portal.connectors import inbound_api as connector_inbound
 from portal.db import Database, connect_sync
 from portal.limits import BodyLimitMiddleware
 from portal.logging_setup import configure_logging
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
         *email_link_pages.ROUTES,
         *session_api.ROUTES,
         *portal_pages.ROUTES,
+        *connector_inbound.ROUTES,
         admin_router(),
         *customer_portal.routes(),
     ]

@@ -53,6 +53,9 @@ class FakeStripe:
     list_delay: float = 0.0
     # Each list's objects in Stripe's order, by kind, with the object count it was computed for.
     list_order: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
+    # Inbound (events in): a checkout session's line items by session id, and the invoice a PaymentIntent paid.
+    line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    invoice_of_payment: dict[str, str] = field(default_factory=dict)
 
     def add(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         self.objects[kind][obj["id"]] = obj
@@ -77,6 +80,9 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
     actions_answer = _actions_out(fake, method, rest, form)
     if actions_answer is not None:
         return actions_answer
+    inbound = _answer_inbound(fake, method, rest, query)
+    if inbound is not None:
+        return inbound
     for kind, object_name in _LISTS.items():
         if rest == kind and method == "GET":
             items = list_filtered(newest_first(fake, kind), query)
@@ -212,6 +218,53 @@ def billing_portal_page(fake: FakeStripe, path: str) -> bytes:
         f"<!doctype html><title>Fake billing portal</title><h1>Billing portal: {html.escape(flow)}</h1>"
         f'<a id="return" href="{back}">Return</a>'
     ).encode()
+
+
+def _list(data: list[dict[str, Any]], url: str) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": False, "url": url}
+
+
+def _answer_inbound(fake: FakeStripe, method: str, rest: str, query: dict[str, str]) -> tuple[int, Any] | None:
+    """What the inbound connector fetches besides plain objects: a checkout session's line items, the sessions
+    and invoice payments of a PaymentIntent (filtered lists, ``expand`` honoured). None: not one of these."""
+    if method != "GET":
+        return None
+    parts = rest.split("/")
+    if len(parts) == 4 and parts[:2] == ["checkout", "sessions"] and parts[3] == "line_items":
+        if parts[2] not in fake.objects["checkout/sessions"]:
+            return _error(404, "invalid_request_error", f"No such checkout.session: '{parts[2]}'")
+        return 200, _list(fake.line_items.get(parts[2], []), f"/v1/checkout/sessions/{parts[2]}/line_items")
+    if rest == "checkout/sessions" and "payment_intent" in query:
+        found = [
+            dict(session, line_items=_list(fake.line_items.get(session["id"], []), "/v1/line_items"))
+            if "data.line_items" in query.values()
+            else session
+            for session in fake.objects["checkout/sessions"].values()
+            if session.get("payment_intent") == query["payment_intent"]
+        ]
+        return 200, _list(found, "/v1/checkout/sessions")
+    if rest == "invoice_payments":
+        intent = query.get("payment[payment_intent]")
+        invoice_id = fake.invoice_of_payment.get(intent or "")
+        if invoice_id is None or invoice_id not in fake.objects["invoices"]:
+            return 200, _list([], "/v1/invoice_payments")
+        invoice = fake.objects["invoices"][invoice_id]
+        payment = {
+            "id": f"inpay_{invoice_id}",
+            "object": "invoice_payment",
+            "amount_paid": invoice.get("amount_paid"),
+            "amount_requested": invoice.get("amount_due"),
+            "created": invoice.get("created"),
+            "currency": invoice.get("currency"),
+            "invoice": invoice if "data.invoice" in query.values() else invoice_id,
+            "is_default": True,
+            "livemode": False,
+            "payment": {"type": "payment_intent", "payment_intent": intent},
+            "status": "paid",
+            "status_transitions": {"canceled_at": None, "paid_at": invoice.get("created")},
+        }
+        return 200, _list([payment], "/v1/invoice_payments")
+    return None
 
 
 @contextmanager

@@ -46,6 +46,8 @@ class Write:
     admin_only: bool = False
     # Path parameters that name no stored object (a processor's name): sent as given, never walked.
     names: dict[str, str] = field(default_factory=dict)
+    # Body locations that choose this write's organization (like ANCHORS, for this route only).
+    anchors: frozenset[Loc] = frozenset()
 
 
 GRANT_BODY = {"customer_id": "{customer}", "benefit_id": "{benefit}"}
@@ -193,6 +195,20 @@ WRITES: list[Write] = [
     # A connection is named by its processor; its body (secrets, settings) names no stored object.
     Write("PUT", "/v1/connectors/{processor:str}", names={"processor": "stripe"}),
     Write("PATCH", "/v1/connectors/{processor:str}", names={"processor": "stripe"}),
+    # A price mapping names a Portal product (checked before the connection); the price is the processor's id.
+    Write(
+        "PUT",
+        "/v1/connectors/{processor:str}/prices/{price_id:str}",
+        body={"product_id": "{product}"},
+        refs={("product_id",): "product"},
+        names={"processor": "stripe", "price_id": "price_123"},
+        anchors=frozenset({("product_id",)}),
+    ),
+    Write(
+        "POST",
+        "/v1/connectors/{processor:str}/events/{event_id:str}/replay",
+        names={"processor": "stripe", "event_id": "evt_123"},
+    ),
 ]
 
 # Body fields that look like ids but name no stored object of another kind.
@@ -428,7 +444,7 @@ def _cases(write: Write, own: dict[str, str], other: dict[str, str], admin: bool
         cases.append((f"path {name} unknown", {**params, name: unknown}, body, ()))
     for loc, key in write.refs.items():
         unknown = UNKNOWN_EXTERNAL if key in EXTERNAL_KEYS else UNKNOWN
-        if not (admin and loc in ANCHORS):
+        if not (admin and (loc in ANCHORS or loc in write.anchors)):
             cases.append((f"body {loc} foreign", params, _set(body, loc, other[key]), loc))
         cases.append((f"body {loc} unknown", params, _set(body, loc, unknown), loc))
     return cases

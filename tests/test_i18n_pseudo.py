@@ -376,6 +376,7 @@ def _emails(settings: Settings, clock: Clock) -> list[tuple[str, str, bool]]:
             await emails.enqueue_subscription(
                 tx, "subscription_updated", sub["id"], now=now, previous_product_name="Old plan", dedupe_key="upd"
             )
+            await emails.enqueue_payment_failed(tx, sub["id"], now=now, next_attempt=now)
 
     _run(settings, enqueue)
     rows = query(settings, "SELECT * FROM email_outbox ORDER BY created_at")

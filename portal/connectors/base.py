@@ -67,8 +67,8 @@ class ApplyContext:
     connection: Connection
     now: datetime
     history: bool = False
-    # The version (Unix seconds) of the state applied: the event's ``created`` for a live event; None: ``now``'s
-    # (an object fetched from the API or imported is its current state). See ``stripe.mapping`` on ordering.
+    # The version (Unix seconds, the processor's clock) of the state applied: the event's ``created`` for a live
+    # event (and for the objects fetched for it); None: ``now``'s (an import). See ``stripe.mapping`` on ordering.
     version: int | None = None
 
 

@@ -47,7 +47,7 @@ from portal.settings import Settings
 log = logging.getLogger("portal.connectors")
 
 # Objects fetched for one event at most (each one a round trip to the processor's API).
-MAX_FETCHES = 4
+MAX_FETCHES = 6
 DONE = ("applied", "ignored", "unmapped")
 
 

@@ -4,6 +4,7 @@ with a message for people (never the key)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,7 +21,10 @@ SIGNATURE_TOLERANCE = 300
 T = TypeVar("T")
 
 
+@functools.lru_cache(maxsize=64)
 def client(api_key: str, api_base: str) -> stripe.StripeClient:
+    """The SDK client for a key and API base, kept (its HTTP connections are reused: a webhook that needs an object
+    fetched pays one request, not a TLS handshake too). Keyed by the key itself, so a replaced key gets a new one."""
     return stripe.StripeClient(
         api_key,
         stripe_version=API_VERSION,

@@ -17,19 +17,25 @@ Interface (stable; the importer builds on it), each ``async (tx, ctx, obj) -> Ou
 
 Ordering (why out-of-order deliveries end in the same state as in-order ones):
 
-* State objects (customers, subscriptions) carry a version in ``connector_links.version``: the Unix time of the
-  state applied last (the event's ``created``; for an object fetched from the API or imported, the fetch time). An
-  older state than the one applied is skipped (``ignored``, reason ``stale``); an equal or newer one is applied.
+* State objects (customers, subscriptions) carry a version in ``connector_links.version``: the Unix time (Stripe's
+  clock) of the event whose state was applied last (``ApplyContext.version``; None, for an import: Portal's now).
+  An older state than the one applied is skipped (``ignored``, reason ``stale``); an equal or newer one is applied.
 * Facts (a paid checkout, a paid invoice) are applied once, keyed by their Stripe id in ``connector_links``.
 * Amounts are cumulative: a charge's ``amount_refunded`` only ever grows, so Portal refunds the difference between
   it and what the order already had refunded; an older, smaller figure does nothing.
 * A fact whose parent Portal does not know yet (an invoice before its subscription, a subscription before its
-  customer) raises ``NeedObject``: the caller fetches that object from Stripe's API (current state, versioned at the
-  fetch time), applies it first in the same transaction, and applies the event again.
+  customer) raises ``NeedObject``: the caller fetches that object from Stripe's API, applies its current state
+  first in the same transaction, versioned as the event that needed it (at least that new; never Portal's clock,
+  which may run ahead of Stripe's and would then hide a later change), and applies the event again. Deliveries
+  out of order may show an older state for a while; once every event has arrived (Stripe retries until then), the
+  newest one's state is what remains.
 
 Prices map to Portal products through the connection's mapping (``connector_prices``, set with ``portal connect map``
 or ``PUT /v1/connectors/stripe/prices/{price_id}``), else the price's metadata ``portal_product_id``. A price with
 neither answers ``Outcome("unmapped", price_id=...)``: the event is kept and applied once the mapping exists.
+
+A checkout of several products gives one order per product (a Portal order grants one product's benefits); its
+payment is linked to the first, so Stripe refunds of that payment are applied to the first order (up to its total).
 
 Stripe's ``paused`` status has no Polar equivalent (Portal's API is Polar's): a paused subscription is shown as
 ``unpaid`` (benefits withheld) and comes back ``active`` when Stripe resumes it.
@@ -38,7 +44,7 @@ Stripe's ``paused`` status has no Polar equivalent (Portal's API is Polar's): a 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -484,9 +490,20 @@ def subscription_of_invoice(invoice: dict[str, Any]) -> str | None:
     return found
 
 
-async def apply_invoice(tx: Transaction, ctx: ApplyContext, invoice: dict[str, Any]) -> Outcome:
+def _line_price(line: dict[str, Any]) -> str | None:
+    """The price of an invoice line (API 2025-03-31 and later: ``pricing.price_details.price``)."""
+    details = (line.get("pricing") or {}).get("price_details") or {}
+    return _id(details.get("price")) or _id(line.get("price"))
+
+
+async def apply_invoice(
+    tx: Transaction, ctx: ApplyContext, invoice: dict[str, Any], prices: Mapping[str, dict[str, Any]] | None = None
+) -> Outcome:
     """A paid invoice of a subscription: one paid Portal order for it (``billing_reason`` from Stripe's:
-    subscription_create, subscription_cycle, subscription_update), receipt email and ``order.paid``."""
+    subscription_create, subscription_cycle, subscription_update), receipt email and ``order.paid``. The order's
+    product is that of the invoice's (first charged) price at the time, not the subscription's current one: an
+    invoice lines carry only price ids, so a price mapped by metadata is looked up in ``prices`` (price objects by
+    id), else ``NeedObject("prices", id)``."""
     if invoice.get("status") != "paid":
         return Outcome("ignored", f"invoice is {invoice.get('status')}, not paid")
     if await get_link(tx, ctx, "invoice", invoice["id"]) is not None:
@@ -501,12 +518,22 @@ async def apply_invoice(tx: Transaction, ctx: ApplyContext, invoice: dict[str, A
     reason = BILLING_REASONS.get(str(invoice.get("billing_reason")), "subscription_cycle")
     items: list[OrderItemInput] = []
     credits = 0
+    product_id: str | None = None
     for line in (invoice.get("lines") or {}).get("data") or []:
         amount = int(line.get("amount") or 0)
         parent = (line.get("parent") or {}).get("subscription_item_details") or {}
         if amount < 0:  # proration credits for unused time: a discount on the order (Portal items are >= 0)
             credits -= amount
             continue
+        price_id = _line_price(line)
+        if product_id is None and price_id is not None:
+            product_id = await mapped_product(tx, ctx, price_id)
+            if product_id is None:
+                if price_id not in (prices or {}):
+                    raise NeedObject("prices", price_id)
+                product_id = await product_for_price(tx, ctx, (prices or {})[price_id])
+                if product_id is None:
+                    return Outcome("unmapped", "no Portal product for this Stripe price", price_id)
         quantity = int(line.get("quantity") or 1)
         exact = quantity > 0 and amount % quantity == 0
         items.append(
@@ -530,7 +557,7 @@ async def apply_invoice(tx: Transaction, ctx: ApplyContext, invoice: dict[str, A
             OrderInput(
                 customer_id=subscription["customer_id"],
                 currency=str(invoice.get("currency") or subscription["currency"]).lower(),
-                product_id=subscription["product_id"],
+                product_id=product_id or subscription["product_id"],
                 subscription_id=subscription_id,
                 billing_reason=reason,
                 items=items,
@@ -590,13 +617,22 @@ async def apply_invoice_payment_failed(tx: Transaction, ctx: ApplyContext, invoi
 # --- charges and refunds -----------------------------------------------------------------------------------------
 
 
-async def apply_charge(tx: Transaction, ctx: ApplyContext, charge: dict[str, Any]) -> Outcome:
+async def apply_charge(
+    tx: Transaction, ctx: ApplyContext, charge: dict[str, Any], payment: dict[str, Any] | None = None
+) -> Outcome:
     """A charge's refunded amount (cumulative): Portal refunds what it had not yet, as a refund of the order (its
-    email and ``order.refunded``); fully refunded, the order's benefits are revoked if the seller chose so."""
+    email and ``order.refunded``); fully refunded, the order's benefits are revoked if the seller chose so.
+
+    No order for the charge's payment yet: ``NeedObject("payments", payment_intent)``; the caller fetches what the
+    payment paid for (``payment``: ``{"checkout_session": …, "invoice": …}``), applies it, and passes it here."""
     order_id = await linked_id(tx, ctx, "charge", charge.get("id"))
-    order_id = order_id or await linked_id(tx, ctx, "payment_intent", _id(charge.get("payment_intent")))
+    payment_intent = _id(charge.get("payment_intent"))
+    order_id = order_id or await linked_id(tx, ctx, "payment_intent", payment_intent)
     if order_id is None:
-        return Outcome("ignored", "no Portal order for this payment")
+        if payment_intent is None or payment is not None:
+            return Outcome("ignored", "no Portal order for this payment")
+        # A refund may arrive before the sale it refunds: fetch what the payment paid for and apply it first.
+        raise NeedObject("payments", payment_intent)
     order = await order_service.get_order_row(tx, order_id)
     if order["status"] not in ("paid", "partially_refunded"):
         return Outcome("ignored", f"the order is {order['status']}")

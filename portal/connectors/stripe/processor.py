@@ -6,12 +6,11 @@ Which object each event applies: the event's own ``data.object`` (its state when
 the event's ``created`` (see ``mapping`` on ordering); ``refund.*`` carries one refund, not the charge's total, so
 the charge is fetched from the API (its current ``amount_refunded``). Objects an event needs and Portal has not
 seen (the customer of a subscription, the subscription of an invoice, a checkout session's line items, which
-Stripe leaves out of the event) are fetched from the API (``fetch``) and applied first, as their current state.
+Stripe leaves out of the event) are fetched from the API (``fetch``) and applied first, versioned as the event.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -97,10 +96,15 @@ class StripeProcessor:
     async def apply(
         self, tx: Transaction, ctx: ApplyContext, event: InboundEvent, fetched: Mapping[tuple[str, str], Any]
     ) -> Outcome:
-        current = dataclasses.replace(ctx, version=None)  # fetched objects are their state now
-        for (kind, _object_id), obj in fetched.items():
-            if kind in STATE_KINDS:
-                await STATE_KINDS[kind](tx, current, obj)
+        # A fetched object's current state is at least as new as the event that needed it: versioned as the event
+        # (Stripe's clock), so an event created later still applies (see mapping: Ordering).
+        current = ctx
+        for state_kind, apply_state in STATE_KINDS.items():  # customers before the subscriptions that name them
+            for (kind, _object_id), obj in fetched.items():
+                if kind == state_kind:
+                    outcome = await apply_state(tx, current, obj)
+                    if outcome.status == "unmapped":  # the event waits on the same price as its object
+                        return outcome
         obj = (event.payload.get("data") or {}).get("object")
         if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
             return Outcome("ignored", "the event carries no object")
@@ -115,11 +119,11 @@ class StripeProcessor:
         if kind.startswith("customer.subscription."):
             return await mapping.apply_subscription(tx, ctx, obj)
         if kind == "invoice.paid":
-            return await mapping.apply_invoice(tx, ctx, obj)
+            return await mapping.apply_invoice(tx, ctx, obj, _prices(fetched))
         if kind == "invoice.payment_failed":
             return await mapping.apply_invoice_payment_failed(tx, ctx, obj)
         if kind == "charge.refunded":
-            return await mapping.apply_charge(tx, ctx, obj)
+            return await self._charge(tx, ctx, obj, fetched)
         if kind.startswith("refund."):
             charge_id = obj.get("charge") if isinstance(obj.get("charge"), str) else None
             if charge_id is None:
@@ -127,13 +131,29 @@ class StripeProcessor:
             charge = fetched.get(("charges", charge_id))
             if charge is None:
                 raise NeedObject("charges", charge_id)
-            return await mapping.apply_charge(tx, dataclasses.replace(ctx, version=None), charge)
+            return await self._charge(tx, current, charge, fetched)
         if kind == "customer.updated":
             return await mapping.apply_customer(tx, ctx, obj)
         return Outcome("ignored", f"Portal does not use {kind} events")
 
+    async def _charge(
+        self, tx: Transaction, ctx: ApplyContext, charge: dict[str, Any], fetched: Mapping[tuple[str, str], Any]
+    ) -> Outcome:
+        """A charge's refunds; when its sale was not applied yet, the sale fetched for it is applied first."""
+        payment_intent = charge.get("payment_intent")
+        payment = fetched.get(("payments", payment_intent)) if isinstance(payment_intent, str) else None
+        if payment is not None:
+            current = ctx
+            if payment.get("checkout_session"):
+                await mapping.apply_checkout_session(tx, current, payment["checkout_session"])
+            if payment.get("invoice"):
+                await mapping.apply_invoice(tx, current, payment["invoice"], _prices(fetched))
+        return await mapping.apply_charge(tx, ctx, charge, payment)
+
     def fetch(self, kind: str, object_id: str, secrets: Secrets, settings: Settings) -> Any:
         api = stripe_client.client(secrets.api_key, settings.stripe_api_base)
+        if kind == "payments":
+            return _payment(api, object_id)
         if kind == LINE_ITEMS:
             lines = stripe_client.call(
                 lambda: api.v1.checkout.sessions.line_items.list(object_id, {"limit": 100}).auto_paging_iter()
@@ -143,8 +163,33 @@ class StripeProcessor:
             "customers": api.v1.customers,
             "subscriptions": api.v1.subscriptions,
             "charges": api.v1.charges,
+            "prices": api.v1.prices,
         }
         if kind not in services:
             raise ValueError(f"Stripe objects of kind {kind!r} are not fetched")
         found = stripe_client.call(lambda: services[kind].retrieve(object_id))
         return found.to_dict()
+
+
+def _prices(fetched: Mapping[tuple[str, str], Any]) -> dict[str, dict[str, Any]]:
+    return {object_id: obj for (kind, object_id), obj in fetched.items() if kind == "prices"}
+
+
+def _payment(api: stripe.StripeClient, payment_intent: str) -> dict[str, Any]:
+    """What a PaymentIntent paid for: its Checkout Session (line items expanded) or its invoice, as far as Stripe
+    knows (``{"checkout_session": None, "invoice": None}`` when neither)."""
+    sessions = stripe_client.call(
+        lambda: api.v1.checkout.sessions.list({"payment_intent": payment_intent, "expand": ["data.line_items"]})
+    )
+    for session in sessions.data:
+        return {"checkout_session": session.to_dict(), "invoice": None}
+    payments = stripe_client.call(
+        lambda: api.v1.invoice_payments.list(
+            {"payment": {"type": "payment_intent", "payment_intent": payment_intent}, "expand": ["data.invoice"]}
+        )
+    )
+    for payment in payments.data:
+        invoice = payment.to_dict().get("invoice")
+        if isinstance(invoice, dict):
+            return {"checkout_session": None, "invoice": invoice}
+    return {"checkout_session": None, "invoice": None}
