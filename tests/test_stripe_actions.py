@@ -18,6 +18,7 @@ from litestar.testing import TestClient
 from portal.app import create_app
 from portal.connectors import base
 from portal.connectors.stripe.client import API_VERSION
+from portal.db import connect_sync
 from portal.settings import Settings
 from tests.admin_support import api
 from tests.browser_helpers import table_fingerprint
@@ -297,3 +298,22 @@ def test_update_payment_method_opens_the_billing_portal_only_where_enabled(
     fake.down = True
     failed = _post(web, _page(shop) + "/payment-method", page.text)
     assert failed.headers["location"].endswith("?failed=processor_down")
+
+
+def test_payment_method_without_a_linked_customer_asks_stripe_whose_subscription_it_is(
+    web: TestClient[Litestar], stripe_settings: Settings, fake: FakeStripe, shop: StripeShop
+) -> None:
+    # A subscription imported before its customer was linked: the Stripe customer comes from the subscription.
+    conn = connect_sync(stripe_settings.db_path)
+    try:
+        conn.execute("DELETE FROM connector_links WHERE kind = 'customer'")
+    finally:
+        conn.close()
+    api(web, shop.admin, "PATCH", "/v1/connectors/stripe", 200, json={"payment_method_update": True})
+    html = _signed_in(web, stripe_settings, shop)
+    fake.requests.clear()
+    response = _post(web, _page(shop) + "/payment-method", html)
+    assert response.status_code == 303 and response.headers["location"].startswith(fake.base_url + "/p/session/")
+    retrieve, create = fake.requests
+    assert (retrieve.method, retrieve.path) == ("GET", "/v1/subscriptions/sub_ada")
+    assert create.path == "/v1/billing_portal/sessions" and create.form["customer"] == "cus_ada"
