@@ -44,8 +44,14 @@ from tests.stripe_history import populate  # noqa: E402
 def _serve_fake(pipe: Pipe, customers: int, invoices: int, checkouts: int, refunds: int) -> None:
     """The fake Stripe API with the history, until the parent closes the pipe."""
     with fake_stripe(FakeStripe()) as fake:
+        # Customers two hours apart: a large history stays in the past (2025).
         history = populate(
-            fake, customers=customers, invoices_per_subscription=invoices, checkouts=checkouts, refunds=refunds
+            fake,
+            customers=customers,
+            invoices_per_subscription=invoices,
+            checkouts=checkouts,
+            refunds=refunds,
+            spacing=7200,
         )
         pipe.send((fake.base_url, fake.api_key, history.orders))
         with contextlib.suppress(EOFError):

@@ -52,7 +52,7 @@ class FakeStripe:
     # Imports: seconds every list call takes (a slow API, to interrupt an import part-way).
     list_delay: float = 0.0
     # Each list's objects in Stripe's order, by kind, with the object count it was computed for.
-    list_order: dict[str, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
+    list_order: dict[str, tuple[int, list[dict[str, Any]], dict[str, int]]] = field(default_factory=dict)
     # Inbound (events in): a checkout session's line items by session id, and the invoice a PaymentIntent paid.
     line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     invoice_of_payment: dict[str, str] = field(default_factory=dict)
@@ -85,14 +85,9 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
         return inbound
     for kind, object_name in _LISTS.items():
         if rest == kind and method == "GET":
-            items = list_filtered(newest_first(fake, kind), query)
-            after = query.get("starting_after")
-            if after:
-                ids = [o["id"] for o in items]
-                items = items[ids.index(after) + 1 :] if after in ids else []
             limit = int(query.get("limit", "10"))
-            page = items[:limit]
-            return 200, {"object": "list", "data": page, "has_more": len(items) > limit, "url": f"/v1/{kind}"}
+            page, has_more = list_page(fake, kind, query, limit)
+            return 200, {"object": "list", "data": page, "has_more": has_more, "url": f"/v1/{kind}"}
         if rest.startswith(kind + "/") and rest.count("/") == kind.count("/") + 1:
             object_id = rest.rsplit("/", 1)[1]
             obj = fake.objects[kind].get(object_id)
@@ -109,26 +104,37 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
 # --- imports (issue 19, history in): list filters and a failure part-way ------------------------------------------
 
 
-def newest_first(fake: FakeStripe, kind: str) -> list[dict[str, Any]]:
-    """Stripe's list order (newest first, then id), computed once per number of objects: the backfill benchmark
-    lists 10,000 invoices a page at a time, and sorting them for every page made the fake the bottleneck."""
+def newest_first(fake: FakeStripe, kind: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Stripe's list order (newest first, then id) and each id's position, computed once per number of objects:
+    the backfill benchmark lists 10,000 invoices a page at a time, and sorting them for every page made the fake
+    the bottleneck."""
     objects = fake.objects[kind]
     cached = fake.list_order.get(kind)
     if cached is None or cached[0] != len(objects):
-        cached = (len(objects), sorted(objects.values(), key=lambda o: (-int(o.get("created", 0)), o["id"])))
+        ordered = sorted(objects.values(), key=lambda o: (-int(o.get("created", 0)), o["id"]))
+        cached = (len(objects), ordered, {o["id"]: index for index, o in enumerate(ordered)})
         fake.list_order[kind] = cached
-    return cached[1]
+    return cached[1], cached[2]
 
 
-def list_filtered(items: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
-    """The list filters the importer sends: ``created[gte]`` and ``status`` (``all``: every status)."""
-    since = query.get("created[gte]")
-    if since is not None:
-        items = [o for o in items if int(o.get("created", 0)) >= int(since)]
+def list_page(fake: FakeStripe, kind: str, query: dict[str, str], limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a list: the objects after ``starting_after`` passing the filters the importer sends
+    (``created[gte]``, ``status``; ``all``: every status), and whether more follow."""
+    ordered, positions = newest_first(fake, kind)
+    after = query.get("starting_after")
+    start = 0 if not after else positions.get(after, len(ordered) - 1) + 1
+    since = int(query["created[gte]"]) if "created[gte]" in query else None
     status = query.get("status")
-    if status is not None and status != "all":
-        items = [o for o in items if o.get("status") == status]
-    return items
+    page: list[dict[str, Any]] = []
+    for obj in ordered[start:]:
+        if since is not None and int(obj.get("created", 0)) < since:
+            continue
+        if status is not None and status != "all" and obj.get("status") != status:
+            continue
+        if len(page) == limit:
+            return page, True
+        page.append(obj)
+    return page, False
 
 
 def _import_failure(fake: FakeStripe, method: str, rest: str) -> tuple[int, Any] | None:

@@ -252,11 +252,17 @@ def charge(payment_intent: str, amount: int, refunded: int, created: int) -> dic
 
 
 def populate(
-    fake: FakeStripe, *, customers: int, invoices_per_subscription: int = 2, checkouts: int = 0, refunds: int = 0
+    fake: FakeStripe,
+    *,
+    customers: int,
+    invoices_per_subscription: int = 2,
+    checkouts: int = 0,
+    refunds: int = 0,
+    spacing: int = DAY,
 ) -> History:
     """Every customer has one monthly subscription with ``invoices_per_subscription`` paid invoices; the first
     ``checkouts`` customers also bought the one-time Toolkit through a Payment Link; ``refunds`` charges are
-    refunded (odd ones in part, even ones in full)."""
+    refunded (odd ones in part, even ones in full). Customer ``i`` is created ``i * spacing`` after ``START``."""
     basic = product("prod_basic", "Basic")
     toolkit = product("prod_toolkit", "Toolkit")
     monthly = fake.add("prices", price("price_basic_monthly", basic, 900, "month"))
@@ -266,7 +272,7 @@ def populate(
     invoices = 0
     charged: list[tuple[str, int, int]] = []
     for index in range(customers):
-        created = START + index * DAY
+        created = START + index * spacing
         cust = fake.add("customers", customer(index, created))
         sub = fake.add(
             "subscriptions", subscription(index, cust["id"], monthly, created + 60, invoices_per_subscription)
