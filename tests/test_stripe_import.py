@@ -274,12 +274,17 @@ def test_import_is_idempotent_with_live_events(
 def test_dry_run_counts_and_writes_nothing(
     shop: str, stripe_settings: Settings, fake: FakeStripe, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    populate(fake, customers=12, invoices_per_subscription=1, checkouts=3)
+    populate(fake, customers=12, invoices_per_subscription=1, checkouts=3, refunds=2)
     before = table_fingerprint(stripe_settings)
     assert _import("--dry-run", "--catalog") == 0
     out = capsys.readouterr().out
     assert out.startswith("Dry run (nothing was written)")
-    assert "12 seen: 12 applied" in out  # invoices: a real run would apply every one
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.startswith("  ")}
+    # What a real run would do, stream by stream: the catalog's products serve the subscriptions after it, the
+    # subscriptions their invoices.
+    assert "2 seen: 2 applied" in lines["catalog"]
+    assert "12 seen: 12 applied" in lines["subscriptions"] and "12 seen: 12 applied" in lines["invoices"]
+    assert "3 seen: 3 applied" in lines["checkout_sessions"] and "2 seen: 2 applied" in lines["refunds"]
     assert table_fingerprint(stripe_settings) == before
 
 

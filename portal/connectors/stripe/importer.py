@@ -18,9 +18,10 @@ whose parent Portal has not seen (``NeedObject``, e.g. a subscription of a custo
 fetched and applied first. Live events arriving meanwhile are safe: facts apply once (by Stripe id), states carry
 the version they were fetched at (an older state never overwrites a newer one), refunds are cumulative.
 
-``--dry-run`` applies each page in a transaction that is rolled back: the counts are what a real run would do,
-nothing is kept (not even checkpoints). A run whose streams are all done starts a new import from the beginning
-(the mapping makes that a no-op for what is already there).
+``--dry-run`` runs the import for real on a scratch copy of the database (SQLite's online backup), then deletes
+it: the counts are exactly what a real run would do, and the live database is neither written nor locked. A run
+whose streams are all done starts a new import from the beginning (the mapping makes that a no-op for what is
+already there).
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import sqlite3
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from portal.clock import iso
@@ -56,10 +60,6 @@ ALL_STREAMS = ("customers", "catalog", "subscriptions", "invoices", "checkout_se
 INTERVAL_NAMES = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}
 
 Apply = Callable[[Transaction, ApplyContext, dict[str, Any]], Awaitable[Outcome]]
-
-
-class _RolledBack(Exception):
-    """Raised inside a dry run's transaction so that nothing it wrote is kept."""
 
 
 @dataclasses.dataclass
@@ -278,13 +278,11 @@ class _Importer:
         connection: Connection,
         *,
         now: Callable[[], datetime],
-        dry_run: bool,
     ) -> None:
         self.db = db
         self.settings = settings
         self.connection = connection
         self.now = now
-        self.dry_run = dry_run
         self.secrets: Secrets = connection.secrets(settings.secret_key)
         self.client = stripe_client.client(self.secrets.api_key, settings.stripe_api_base)
         self.processor = StripeProcessor()
@@ -296,47 +294,37 @@ class _Importer:
         return await asyncio.to_thread(self.processor.fetch, need.kind, need.object_id, self.secrets, self.settings)
 
     async def apply_page(self, stream: _Stream, page: _Page, report: StreamReport, cursor: str | None) -> None:
-        """Apply one page and store the checkpoint, in one transaction (a dry run rolls it back)."""
+        """Apply one page and store the checkpoint, in one transaction."""
         pending = [obj for obj in page.objects if stream.keep(obj)]
         report.seen += len(page.objects)
-        if not self.dry_run and await self._fast_page(stream, page, pending, report, cursor):
+        if await self._fast_page(stream, page, pending, report, cursor):
             return
         fetched: dict[tuple[str, str], Any] = {}
         for round_number in range(MAX_ROUNDS + 1):
             tally = StreamReport(stream.name)
             needs: list[NeedObject] = []
             waiting: list[dict[str, Any]] = []
-            try:
-                async with self.db.bulk_write() as tx:
-                    ctx = self.context(page.fetched_at)
-                    await self._apply_fetched(tx, ctx, fetched)
-                    for obj in pending:
-                        need = await self._apply_one(
-                            tx, ctx, stream, obj, tally, fetched, give_up=round_number == MAX_ROUNDS
-                        )
-                        if need is not None:
-                            needs.append(need)
-                            waiting.append(obj)
-                    if not waiting:
-                        await _save_checkpoint(
-                            tx, self.connection.id, stream.name, cursor, not page.has_more, self.now()
-                        )
-                    if self.dry_run:
-                        raise _RolledBack
-            except _RolledBack:
-                pass
-            if not self.dry_run or not waiting:
-                # Committed (a dry run: the last round, which applied the whole page again).
-                _merge(report, tally)
+            async with self.db.bulk_write() as tx:
+                ctx = self.context(page.fetched_at)
+                await self._apply_fetched(tx, ctx, fetched)
+                for obj in pending:
+                    need = await self._apply_one(
+                        tx, ctx, stream, obj, tally, fetched, give_up=round_number == MAX_ROUNDS
+                    )
+                    if need is not None:
+                        needs.append(need)
+                        waiting.append(obj)
+                if not waiting:
+                    await _save_checkpoint(tx, self.connection.id, stream.name, cursor, not page.has_more, self.now())
+            _merge(report, tally)
             if not waiting:
                 return
             for need in needs:
                 key = (need.kind, need.object_id)
                 if key not in fetched:
                     fetched[key] = await self._fetch(need)
-            if not self.dry_run:
-                # What was applied is committed; the next round applies the parents, then the objects waiting.
-                pending = waiting
+            # What was applied is committed; the next round applies the parents, then the objects waiting.
+            pending = waiting
 
     async def _fast_page(
         self, stream: _Stream, page: _Page, pending: list[dict[str, Any]], report: StreamReport, cursor: str | None
@@ -436,7 +424,7 @@ class _Importer:
                     )
                 await self.apply_page(stream, page, report, last_id)
                 report.pages += 1
-                if report.pages % CHECKPOINT_EVERY == 0 and not self.dry_run:
+                if report.pages % CHECKPOINT_EVERY == 0:
                     # bulk_write's inline writer leaves the WAL to checkpoints: keep it from growing all import.
                     await self.db.checkpoint()
                 if progress is not None:
@@ -464,9 +452,11 @@ async def run_import(
 ) -> ImportReport:
     """Import the connection's Stripe history (see the module docstring). ``ProcessorError`` from Stripe stops
     the import (``report.interrupted`` says why); what was committed stays and the next run resumes after it."""
+    if dry_run:
+        return await _dry_run(db, settings, connection, now=now, since=since, catalog=catalog, progress=progress)
     streams = _streams(None if since is None else int(since.timestamp()), catalog)
-    importer = _Importer(db, settings, connection, now=now, dry_run=dry_run)
-    checkpoints = {} if dry_run else await _checkpoints(db, connection.id)
+    importer = _Importer(db, settings, connection, now=now)
+    checkpoints = await _checkpoints(db, connection.id)
     if checkpoints and all(checkpoints.get(stream.name, (None, False))[1] for stream in streams):
         await reset_checkpoints(db, connection.id)  # the last import finished: this is a new one
         checkpoints = {}
@@ -486,4 +476,37 @@ async def run_import(
         report.interrupted = exc.message
     finally:
         report.seconds = time.monotonic() - started
+    return report
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """An online copy (SQLite's backup API: consistent while Portal keeps serving)."""
+    with contextlib.closing(sqlite3.connect(source)) as origin, contextlib.closing(sqlite3.connect(target)) as copy:
+        origin.backup(copy)
+
+
+async def _dry_run(
+    db: Database,
+    settings: Settings,
+    connection: Connection,
+    *,
+    now: Callable[[], datetime],
+    since: datetime | None,
+    catalog: bool,
+    progress: Progress | None,
+) -> ImportReport:
+    """The import run for real on a scratch copy of the database, then thrown away: the counts are exactly what a
+    real run would do (the catalog's products exist for the subscriptions after them, parents for their children,
+    the checkpoints of an interrupted import are honoured), and the live database is never written nor locked."""
+    with tempfile.TemporaryDirectory(prefix="portal-dry-run-") as directory:
+        scratch_path = Path(directory) / "portal.db"
+        await asyncio.to_thread(_copy_database, db.path, scratch_path)
+        scratch = await Database(scratch_path, synchronous=db.synchronous, readers=1).open()
+        try:
+            report = await run_import(
+                scratch, settings, connection, now=now, since=since, catalog=catalog, progress=progress
+            )
+        finally:
+            await scratch.close()
+    report.dry_run = True
     return report
