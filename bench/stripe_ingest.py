@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1000, help="buyers (three events each)")
     parser.add_argument("--concurrency", type=int, default=8, help="sending threads")
     parser.add_argument("--workers", type=int, default=2, help="portal serve --workers")
+    parser.add_argument("--keep", action="store_true", help="keep the data dir (printed) instead of removing it")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
@@ -219,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency,
         "load_average_before": round(load_before, 2),
     }
+    if args.keep:
+        report["data_dir"] = str(work)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report, indent=2))
     ok = answers.get("applied", 0) == total and dict(paid) == {
         "purchase": args.customers,

@@ -4,7 +4,8 @@ customers' subscription actions back. One module per part, shared by every proce
 * ``store``: connections (one per organization and processor) and their secrets, encrypted at rest;
 * ``base``: the ``Processor`` interface a processor implements, and the registry of processors;
 * ``events``: inbound events, stored once by the processor's id in the transaction that applies them;
-* ``mapping``: processor price -> Portal product, and processor object -> Portal row links;
+* ``links``: processor price -> Portal product, and processor object -> Portal row links (with versions);
 * ``health``: what an operator (CLI, admin API, seller console) sees of a connection;
-* ``stripe/``: the Stripe processor.
+* ``inbound_api``: ``POST /v1/integrations/{processor}/{organization_slug}/webhook``;
+* ``stripe/``: the Stripe processor (``mapping``: each Stripe object kind applied onto Portal).
 """

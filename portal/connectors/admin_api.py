@@ -36,6 +36,7 @@ from portal.references import UnknownReference, owner_of, require_owned
 from portal.settings import Settings
 
 OrganizationParam = Annotated[str | None, QueryParameter(max_length=64)]
+READ_OR_INVALID = responses.errors(404, 422)
 EventStatus = Literal["applied", "ignored", "unmapped", "failed"]
 CALLS_PROCESSOR = {
     **responses.WRITE,
@@ -188,7 +189,11 @@ class ConnectorController(Controller):
             await store.update_settings(tx, connection.id, data, now=clock.now())
         return connection_out(await store.require_connection(db, target, found.name), found, settings)
 
-    @get("/{processor:str}/health", summary="A connection's inbound events: last, counts, failures, unmapped prices")
+    @get(
+        "/{processor:str}/health",
+        summary="A connection's inbound events: last, counts, failures, unmapped prices",
+        responses=READ_OR_INVALID,
+    )
     async def connection_health(
         self,
         db: NamedDependency[Database],
@@ -199,7 +204,7 @@ class ConnectorController(Controller):
         connection = await _connection(db, principal, processor, organization_id)
         return await health.health(db, connection)
 
-    @get("/{processor:str}/events", summary="A connection's inbound events, newest first", responses=responses.LIST)
+    @get("/{processor:str}/events", summary="A connection's inbound events, newest first", responses=READ_OR_INVALID)
     async def list_events(
         self,
         db: NamedDependency[Database],
@@ -217,7 +222,11 @@ class ConnectorController(Controller):
         )
         return list_resource(items, total, limit)
 
-    @get("/{processor:str}/events/{event_id:str}", summary="One inbound event, with its payload")
+    @get(
+        "/{processor:str}/events/{event_id:str}",
+        summary="One inbound event, with its payload",
+        responses=READ_OR_INVALID,
+    )
     async def get_event(
         self,
         db: NamedDependency[Database],
@@ -255,7 +264,7 @@ class ConnectorController(Controller):
             raise HTTPException(status_code=502, detail=result.reason or "the processor could not be reached")
         return applied_out(result)
 
-    @get("/{processor:str}/prices", summary="The connection's price mappings", responses=responses.LIST)
+    @get("/{processor:str}/prices", summary="The connection's price mappings", responses=READ_OR_INVALID)
     async def list_prices(
         self,
         db: NamedDependency[Database],

@@ -137,6 +137,10 @@ class Processor(Protocol):
         ``MappingError`` or a ``DomainError``: the event fails with that reason."""
         ...
 
+    def needs(self, event: InboundEvent) -> list[tuple[str, str]]:
+        """Objects ``apply`` will surely ask for (``NeedObject``), fetched before its transaction starts."""
+        ...
+
     def fetch(self, kind: str, object_id: str, secrets: Secrets, settings: Settings) -> Any:
         """Fetch an object's current state from the processor's API (blocking; ``ProcessorError``)."""
         ...

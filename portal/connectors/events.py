@@ -108,6 +108,10 @@ async def process(
     when it is stored as done (the mapping is idempotent)."""
     ctx = ApplyContext(connection=connection, now=now, version=event.created)
     fetched: dict[tuple[str, str], Any] = {}
+    for kind, object_id in processor.needs(event):
+        failure = await _fetch(db, settings, processor, connection, event, fetched, kind, object_id, now)
+        if failure is not None:
+            return failure
     for _ in range(MAX_FETCHES + 1):
         try:
             async with db.write() as tx:
@@ -123,20 +127,36 @@ async def process(
         except NeedObject as need:
             if (need.kind, need.object_id) in fetched:
                 return await _failed(db, connection, event, f"applying the fetched {need.kind} did not help", now)
-            try:
-                secrets = connection.secrets(settings.secret_key)
-                fetched[(need.kind, need.object_id)] = await asyncio.to_thread(
-                    processor.fetch, need.kind, need.object_id, secrets, settings
-                )
-            except ProcessorError as exc:
-                reason = f"fetching {need.kind} {need.object_id}: {exc.message}"
-                return await _failed(db, connection, event, reason, now, unavailable=exc.unavailable)
+            failure = await _fetch(db, settings, processor, connection, event, fetched, need.kind, need.object_id, now)
+            if failure is not None:
+                return failure
         except MappingError as exc:
             return await _failed(db, connection, event, str(exc), now)
         except DomainError as exc:
             where = f" ({exc.field})" if exc.field else ""
             return await _failed(db, connection, event, f"{exc.message}{where}", now)
     return await _failed(db, connection, event, "needs too many objects from the processor's API", now)
+
+
+async def _fetch(
+    db: Database,
+    settings: Settings,
+    processor: Processor,
+    connection: Connection,
+    event: InboundEvent,
+    fetched: dict[tuple[str, str], Any],
+    kind: str,
+    object_id: str,
+    now: datetime,
+) -> Received | None:
+    """Fetch one object into ``fetched`` (in a worker thread, outside any transaction); the failure if it fails."""
+    try:
+        secrets = connection.secrets(settings.secret_key)
+        fetched[(kind, object_id)] = await asyncio.to_thread(processor.fetch, kind, object_id, secrets, settings)
+    except ProcessorError as exc:
+        reason = f"fetching {kind} {object_id}: {exc.message}"
+        return await _failed(db, connection, event, reason, now, unavailable=exc.unavailable)
+    return None
 
 
 async def _store(

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from portal.admin.responses import ApiError
 from portal.clock import Clock
 from portal.connectors import events
 from portal.connectors.base import BadSignature, get_processor
@@ -25,11 +28,36 @@ from portal.settings import Settings
 from portal.web import api_error
 
 
+class WebhookAnswer(msgspec.Struct, kw_only=True):
+    """What a delivery did: ``status`` is applied, ignored, unmapped, failed or duplicate."""
+
+    received: bool
+    event_id: str
+    status: str
+    reason: str | None
+
+
+def _error(description: str) -> ResponseSpec:
+    return ResponseSpec(ApiError, description=description, generate_examples=False)
+
+
+RESPONSES = {
+    200: ResponseSpec(WebhookAnswer, description="Received (see status).", generate_examples=False),
+    400: _error("The signature, its timestamp or the body does not verify; nothing stored."),
+    404: _error("No such processor, organization or connection."),
+    413: _error("The body is too large."),
+    503: ResponseSpec(
+        WebhookAnswer, description="The processor's API could not be reached; retry.", generate_examples=False
+    ),
+}
+
+
 @post(
     "/v1/integrations/{processor:str}/{organization_slug:str}/webhook",
     summary="Receive a payment processor's webhook events for an organization",
     tags=["integrations"],
     status_code=200,
+    responses=RESPONSES,
 )
 async def receive_webhook(
     request: Request[Any, Any, Any],
@@ -48,7 +76,7 @@ async def receive_webhook(
         result = await events.receive(db, settings, found, organization_slug, body, headers, now=clock.now())
     except BadSignature as exc:
         return api_error(400, f"the webhook signature does not verify: {exc}")
-    answer = {"received": True, "event_id": result.event_id, "status": result.status, "reason": result.reason}
+    answer = WebhookAnswer(received=True, event_id=result.event_id, status=result.status, reason=result.reason)
     return Response(answer, status_code=503 if result.unavailable else 200)
 
 

@@ -33,7 +33,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,9 @@ ALL_STREAMS = ("customers", "catalog", "subscriptions", "invoices", "checkout_se
 # Stripe intervals as Portal words them in a second product's name ("Pro (yearly)").
 INTERVAL_NAMES = {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}
 
-Apply = Callable[[Transaction, ApplyContext, dict[str, Any]], Awaitable[Outcome]]
+# Objects fetched for a page's objects (their parents, a metadata-mapped price, what a refunded payment paid for).
+Fetched = Mapping[tuple[str, str], Any]
+Apply = Callable[[Transaction, ApplyContext, dict[str, Any], Fetched], Awaitable[Outcome]]
 
 
 @dataclasses.dataclass
@@ -111,30 +113,47 @@ class _Stream:
     since: bool = True
 
 
-async def _apply_customer(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+async def _apply_customer(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any], fetched: Fetched) -> Outcome:
     return await mapping.apply_customer(tx, ctx, obj)
 
 
-async def _apply_subscription(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+async def _apply_subscription(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any], fetched: Fetched) -> Outcome:
     return await mapping.apply_subscription(tx, ctx, obj)
 
 
-async def _apply_invoice(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
-    return await mapping.apply_invoice(tx, ctx, obj)
+async def _apply_invoice(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any], fetched: Fetched) -> Outcome:
+    return await mapping.apply_invoice(tx, ctx, obj, _prices(fetched))
 
 
-async def _apply_checkout(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
+async def _apply_checkout(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any], fetched: Fetched) -> Outcome:
+    lines = fetched.get((LINE_ITEMS, obj["id"]))
+    if lines is not None and "line_items" not in obj:
+        obj = {**obj, "line_items": lines}
     return await mapping.apply_checkout_session(tx, ctx, obj)
 
 
-async def _apply_charge(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any]) -> Outcome:
-    return await mapping.apply_charge(tx, ctx, obj)
+async def _apply_charge(tx: Transaction, ctx: ApplyContext, obj: dict[str, Any], fetched: Fetched) -> Outcome:
+    """A refunded charge; when Portal has no order for its payment (a sale outside the import's range), what the
+    payment paid for was fetched (``NeedObject("payments", …)``) and is applied first, as the live path does."""
+    payment_intent = obj.get("payment_intent")
+    payment = fetched.get(("payments", payment_intent)) if isinstance(payment_intent, str) else None
+    if payment is not None:
+        if payment.get("checkout_session"):
+            await mapping.apply_checkout_session(tx, ctx, payment["checkout_session"])
+        if payment.get("invoice"):
+            await mapping.apply_invoice(tx, ctx, payment["invoice"], _prices(fetched))
+    return await mapping.apply_charge(tx, ctx, obj, payment)
+
+
+def _prices(fetched: Fetched) -> dict[str, dict[str, Any]]:
+    """Stripe prices fetched for invoice lines mapped by metadata only (``NeedObject("prices", …)``)."""
+    return {object_id: obj for (kind, object_id), obj in fetched.items() if kind == "prices"}
 
 
 # --- catalog -------------------------------------------------------------------------------------------------------
 
 
-async def _apply_price(tx: Transaction, ctx: ApplyContext, price: dict[str, Any]) -> Outcome:
+async def _apply_price(tx: Transaction, ctx: ApplyContext, price: dict[str, Any], fetched: Fetched) -> Outcome:
     """Map a Stripe price to a Portal product, creating the product (one per Stripe product and interval) when
     the price has none. A price mapped already (by the seller, or by metadata) is left as it is."""
     if await mapped_product(tx, ctx, price["id"]) is not None:
@@ -337,7 +356,7 @@ class _Importer:
             async with self.db.bulk_write() as tx:
                 ctx = self.context(page.fetched_at)
                 for obj in pending:
-                    outcome = await stream.apply(tx, ctx, obj)
+                    outcome = await stream.apply(tx, ctx, obj, {})
                     tally.outcomes[outcome.status] += 1
                     if outcome.status == "unmapped" and outcome.price_id:
                         tally.unmapped[outcome.price_id] += 1
@@ -378,12 +397,9 @@ class _Importer:
     ) -> NeedObject | None:
         """Apply one object in a savepoint: a failure rolls back only its own writes. Returns the parent it
         needs (its writes rolled back; applied again once fetched), or None when it is done."""
-        lines = fetched.get((LINE_ITEMS, obj["id"]))
-        if lines is not None and "line_items" not in obj:
-            obj = {**obj, "line_items": lines}
         await tx.execute("SAVEPOINT portal_import_object")
         try:
-            outcome = await stream.apply(tx, ctx, obj)
+            outcome = await stream.apply(tx, ctx, obj, fetched)
         except NeedObject as need:
             await tx.execute("ROLLBACK TO portal_import_object")
             await tx.execute("RELEASE portal_import_object")

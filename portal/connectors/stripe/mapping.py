@@ -10,10 +10,16 @@ Interface (stable; the importer builds on it), each ``async (tx, ctx, obj) -> Ou
 * ``apply_checkout_session(tx, ctx, session)``: a ``checkout.session`` with ``line_items`` expanded (payment mode:
   customer + paid order; subscription mode only links the customer, the subscription's own objects do the rest);
 * ``apply_subscription(tx, ctx, subscription)``: a ``subscription`` (items with their prices, as Stripe sends);
-* ``apply_invoice(tx, ctx, invoice)``: a paid ``invoice`` -> the subscription's order with its ``billing_reason``;
+* ``apply_invoice(tx, ctx, invoice, prices=None)``: a paid ``invoice`` -> the subscription's order with its
+  ``billing_reason`` (``prices``: Stripe price objects by id, for lines whose price is mapped by metadata only);
 * ``apply_invoice_payment_failed(tx, ctx, invoice)``: the subscription goes ``past_due`` + the fix-your-card email;
-* ``apply_charge(tx, ctx, charge)``: refunded amounts (cumulative ``amount_refunded``; a full refund revokes the
-  order's benefits when the connection's ``revoke_on_full_refund`` is on).
+* ``apply_charge(tx, ctx, charge, payment=None)``: refunded amounts (cumulative ``amount_refunded``; a full refund
+  revokes the order's benefits when the connection's ``revoke_on_full_refund`` is on).
+
+Each returns ``Outcome`` (``applied``, ``ignored`` with the reason, ``unmapped`` with the price id) or raises
+``NeedObject(kind, id)`` (``customers``, ``subscriptions``, ``prices``, ``payments``, ``checkout/sessions/line_items``:
+fetch it, apply it first, call again; an import applies customers before subscriptions before invoices and rarely
+sees it) or ``MappingError`` / a ``DomainError`` (the object cannot be applied: the caller's transaction rolls back).
 
 Ordering (why out-of-order deliveries end in the same state as in-order ones):
 
@@ -246,6 +252,8 @@ async def apply_customer(tx: Transaction, ctx: ApplyContext, customer: dict[str,
         return Outcome("ignored", "a deleted Stripe customer: the Portal customer and their orders are kept")
     link = await get_link(tx, ctx, "customer", customer["id"])
     version = version_of(ctx)
+    if link is None and not customer.get("email"):
+        return Outcome("ignored", "a Stripe customer without an email address (nobody to sign in yet)")
     if link is not None and version < int(link["version"]):
         return Outcome("ignored", "stale: a newer state of this customer is applied")
     with _quiet(ctx):
@@ -628,10 +636,17 @@ async def apply_charge(
     order_id = await linked_id(tx, ctx, "charge", charge.get("id"))
     payment_intent = _id(charge.get("payment_intent"))
     order_id = order_id or await linked_id(tx, ctx, "payment_intent", payment_intent)
+    if order_id is None and payment is not None:  # what the payment paid for, fetched (and applied) by the caller
+        paid_for = payment.get("invoice") or payment.get("checkout_session") or {}
+        kind = "invoice" if payment.get("invoice") else "checkout_session"
+        order_id = await linked_id(tx, ctx, kind, _id(paid_for))
+        if order_id is not None and payment_intent is not None:
+            await set_link(tx, ctx, "payment_intent", payment_intent, order_id)
     if order_id is None:
         if payment_intent is None or payment is not None:
             return Outcome("ignored", "no Portal order for this payment")
-        # A refund may arrive before the sale it refunds: fetch what the payment paid for and apply it first.
+        # A refund may arrive before the sale it refunds (and an invoice's payment is not in its event): fetch what
+        # the payment paid for, apply it first, and link the payment to its order.
         raise NeedObject("payments", payment_intent)
     order = await order_service.get_order_row(tx, order_id)
     if order["status"] not in ("paid", "partially_refunded"):

@@ -17,7 +17,16 @@ from typing import Any
 
 import stripe
 
-from portal.connectors.base import Account, ActionTarget, ApplyContext, BadSignature, InboundEvent, NeedObject, Outcome
+from portal.connectors.base import (
+    Account,
+    ActionTarget,
+    ApplyContext,
+    BadSignature,
+    InboundEvent,
+    MappingError,
+    NeedObject,
+    Outcome,
+)
 from portal.connectors.store import Secrets
 from portal.connectors.stripe import actions as stripe_actions
 from portal.connectors.stripe import client as stripe_client
@@ -102,6 +111,8 @@ class StripeProcessor:
         for state_kind, apply_state in STATE_KINDS.items():  # customers before the subscriptions that name them
             for (kind, _object_id), obj in fetched.items():
                 if kind == state_kind:
+                    if state_kind == "customers" and not obj.get("email"):
+                        raise MappingError(f"the Stripe customer {obj.get('id')} has no email address")
                     outcome = await apply_state(tx, current, obj)
                     if outcome.status == "unmapped":  # the event waits on the same price as its object
                         return outcome
@@ -149,6 +160,15 @@ class StripeProcessor:
             if payment.get("invoice"):
                 await mapping.apply_invoice(tx, current, payment["invoice"], _prices(fetched))
         return await mapping.apply_charge(tx, ctx, charge, payment)
+
+    def needs(self, event: InboundEvent) -> list[tuple[str, str]]:
+        """A paid checkout's line items: never in the event, always needed (fetched before the transaction, which
+        then runs once instead of twice)."""
+        obj = (event.payload.get("data") or {}).get("object") or {}
+        checkout = event.type in ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+        if checkout and obj.get("mode") == "payment" and "line_items" not in obj and isinstance(obj.get("id"), str):
+            return [(LINE_ITEMS, obj["id"])]
+        return []
 
     def fetch(self, kind: str, object_id: str, secrets: Secrets, settings: Settings) -> Any:
         api = stripe_client.client(secrets.api_key, settings.stripe_api_base)
