@@ -272,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     from portal.connectors.cli import add_connect_commands
 
     add_connect_commands(sub)
+
+    from portal.connectors.import_cli import add_import_commands
+
+    add_import_commands(sub)
     return parser
 
 

@@ -5,8 +5,10 @@ form fields, ``Stripe-Version``) and can be told to refuse (``fail_with``) or to
 
 from __future__ import annotations
 
+import html
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +47,12 @@ class FakeStripe:
     down: bool = False
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Imports: answer this many list calls, then fail every call with a 500 (None: never).
+    lists_before_failing: int | None = None
+    # Imports: seconds every list call takes (a slow API, to interrupt an import part-way).
+    list_delay: float = 0.0
+    # Each list's objects in Stripe's order, by kind, with the object count it was computed for.
+    list_order: dict[str, tuple[int, list[dict[str, Any]], dict[str, int]]] = field(default_factory=dict)
     # Inbound (events in): a checkout session's line items by session id, and the invoice a PaymentIntent paid.
     line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     invoice_of_payment: dict[str, str] = field(default_factory=dict)
@@ -66,19 +74,20 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
     if parts[0] != "v1":
         return _error(404, "invalid_request_error", "unknown path")
     rest = "/".join(parts[1:])
+    import_failure = _import_failure(fake, method, rest)
+    if import_failure is not None:
+        return import_failure
+    actions_answer = _actions_out(fake, method, rest, form)
+    if actions_answer is not None:
+        return actions_answer
     inbound = _answer_inbound(fake, method, rest, query)
     if inbound is not None:
         return inbound
     for kind, object_name in _LISTS.items():
         if rest == kind and method == "GET":
-            items = sorted(fake.objects[kind].values(), key=lambda o: (-int(o.get("created", 0)), o["id"]))
-            after = query.get("starting_after")
-            if after:
-                ids = [o["id"] for o in items]
-                items = items[ids.index(after) + 1 :] if after in ids else []
             limit = int(query.get("limit", "10"))
-            page = items[:limit]
-            return 200, {"object": "list", "data": page, "has_more": len(items) > limit, "url": f"/v1/{kind}"}
+            page, has_more = list_page(fake, kind, query, limit)
+            return 200, {"object": "list", "data": page, "has_more": has_more, "url": f"/v1/{kind}"}
         if rest.startswith(kind + "/") and rest.count("/") == kind.count("/") + 1:
             object_id = rest.rsplit("/", 1)[1]
             obj = fake.objects[kind].get(object_id)
@@ -90,6 +99,131 @@ def _answer(fake: FakeStripe, method: str, path: str, query: dict[str, str], for
                         obj[key] = {"true": True, "false": False}.get(value, value)
             return 200, obj
     return _error(404, "invalid_request_error", f"unknown path {path}")
+
+
+# --- imports (issue 19, history in): list filters and a failure part-way ------------------------------------------
+
+
+def newest_first(fake: FakeStripe, kind: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Stripe's list order (newest first, then id) and each id's position, computed once per number of objects:
+    the backfill benchmark lists 10,000 invoices a page at a time, and sorting them for every page made the fake
+    the bottleneck."""
+    objects = fake.objects[kind]
+    cached = fake.list_order.get(kind)
+    if cached is None or cached[0] != len(objects):
+        ordered = sorted(objects.values(), key=lambda o: (-int(o.get("created", 0)), o["id"]))
+        cached = (len(objects), ordered, {o["id"]: index for index, o in enumerate(ordered)})
+        fake.list_order[kind] = cached
+    return cached[1], cached[2]
+
+
+def list_page(fake: FakeStripe, kind: str, query: dict[str, str], limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """One page of a list: the objects after ``starting_after`` passing the filters the importer sends
+    (``created[gte]``, ``status``; ``all``: every status), and whether more follow."""
+    ordered, positions = newest_first(fake, kind)
+    after = query.get("starting_after")
+    start = 0 if not after else positions.get(after, len(ordered) - 1) + 1
+    since = int(query["created[gte]"]) if "created[gte]" in query else None
+    status = query.get("status")
+    page: list[dict[str, Any]] = []
+    for obj in ordered[start:]:
+        if since is not None and int(obj.get("created", 0)) < since:
+            continue
+        if status is not None and status != "all" and obj.get("status") != status:
+            continue
+        if len(page) == limit:
+            return page, True
+        page.append(obj)
+    return page, False
+
+
+def _import_failure(fake: FakeStripe, method: str, rest: str) -> tuple[int, Any] | None:
+    if method == "GET" and rest in _LISTS and fake.list_delay:
+        time.sleep(fake.list_delay)
+    if fake.lists_before_failing is None or method != "GET" or rest not in _LISTS:
+        return None
+    if fake.lists_before_failing <= 0:
+        return _error(500, "api_error", "the fake failed part-way")
+    fake.lists_before_failing -= 1
+    return None
+
+
+# --- actions out (issue 19): subscription item swap and the billing portal ---------------------------------------
+
+
+def _nested(form: dict[str, str], prefix: str) -> dict[str, str]:
+    """The fields of one nested form parameter, e.g. ``items[0]`` → {"id": …, "price": …}."""
+    return {key[len(prefix) + 1 : -1]: value for key, value in form.items() if key.startswith(prefix + "[")}
+
+
+def _actions_out(fake: FakeStripe, method: str, rest: str, form: dict[str, str]) -> tuple[int, Any] | None:
+    """Answers for the calls of ``portal.connectors.stripe.actions`` Stripe's generic update does not cover: a
+    subscription update swapping an item's price, and creating a billing-portal session. None: not one of these."""
+    if method == "POST" and rest.startswith("subscriptions/") and rest.count("/") == 1:
+        subscription = fake.objects["subscriptions"].get(rest.split("/")[1])
+        if subscription is None or "items[0][id]" not in form:
+            return None
+        item = _nested(form, "items[0]")
+        prices = fake.objects["prices"]
+        if item.get("price") not in prices:
+            return _error(400, "invalid_request_error", f"No such price: '{item.get('price')}'")
+        for existing in subscription["items"]["data"]:
+            if existing["id"] == item.get("id"):
+                existing["price"] = prices[item["price"]]
+                subscription["plan"] = prices[item["price"]]
+                break
+        else:
+            return _error(400, "invalid_request_error", f"No such subscription item: '{item.get('id')}'")
+        subscription["proration_behavior_used"] = form.get("proration_behavior")
+        return 200, subscription
+    if method == "POST" and rest == "billing_portal/sessions":
+        customer = form.get("customer")
+        if customer not in fake.objects["customers"]:
+            return _error(400, "invalid_request_error", f"No such customer: '{customer}'")
+        session_id = f"bps_fake{len(fake.objects.setdefault('billing_portal/sessions', {})) + 1}"
+        flow_type = form.get("flow_data[type]")
+        session = {
+            "id": session_id,
+            "object": "billing_portal.session",
+            "configuration": "bpc_fake",
+            "created": 1796000000,
+            "customer": customer,
+            "customer_account": None,
+            "flow": None
+            if flow_type is None
+            else {
+                "type": flow_type,
+                "after_completion": {
+                    "type": form.get("flow_data[after_completion][type]", "portal_homepage"),
+                    "redirect": {"return_url": form.get("flow_data[after_completion][redirect][return_url]")},
+                    "hosted_confirmation": None,
+                },
+                "subscription_cancel": None,
+                "subscription_update": None,
+                "subscription_update_confirm": None,
+            },
+            "livemode": False,
+            "locale": None,
+            "on_behalf_of": None,
+            "return_url": form.get("return_url"),
+            "url": f"{fake.base_url}/p/session/test_{session_id}",
+        }
+        fake.objects["billing_portal/sessions"][session_id] = session
+        return 200, session
+    return None
+
+
+def billing_portal_page(fake: FakeStripe, path: str) -> bytes:
+    """The page a billing-portal session URL opens: its flow and a link back to its return URL."""
+    session = fake.objects.get("billing_portal/sessions", {}).get(path.rsplit("test_", 1)[-1])
+    if session is None:
+        return b""
+    flow = (session["flow"] or {}).get("type", "")
+    back = html.escape(session["return_url"] or "")
+    return (
+        f"<!doctype html><title>Fake billing portal</title><h1>Billing portal: {html.escape(flow)}</h1>"
+        f'<a id="return" href="{back}">Return</a>'
+    ).encode()
 
 
 def _list(data: list[dict[str, Any]], url: str) -> dict[str, Any]:
@@ -152,6 +286,9 @@ def fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
                 self.connection.close()
                 return
             url = urlsplit(self.path)
+            if url.path.startswith("/p/session/"):
+                self._billing_portal_page(url.path)
+                return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             query = dict(parse_qsl(url.query))
@@ -176,6 +313,14 @@ def fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Request-Id", "req_fake")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _billing_portal_page(self, path: str) -> None:
+            data = billing_portal_page(fake, path)
+            self.send_response(200 if data else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 

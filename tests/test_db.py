@@ -392,3 +392,47 @@ def test_a_write_sent_through_a_reader_is_refused_and_changes_nothing(data_dir: 
     finally:
         conn.close()
     assert [tuple(row) for row in rows] == [("kept", "Kept"), ("transacted", "T")]
+
+
+def test_bulk_write_commits_rolls_back_and_waits_for_another_process(data_dir: Path) -> None:
+    """``bulk_write`` (the importer's): the async services' statements run at once on the inline writer; an error
+    rolls the whole block back; with another process holding SQLite's lock it falls back to ``write()`` and
+    commits once the lock is released."""
+    path = data_dir / "portal.db"
+
+    async def scenario() -> tuple[str, str]:
+        db = await Database(path, readers=1).open()
+        other = connect_sync(path)
+        try:
+            async with db.bulk_write() as tx:
+                await tx.execute(ORG_SQL, ("id-a", "a", "A"))
+                assert await tx.fetchval("SELECT slug FROM organizations WHERE id = 'id-a'") == "a"
+                inline = type(tx).__name__
+            with pytest.raises(ValueError, match="refused"):
+                async with db.bulk_write() as tx:
+                    await tx.execute(ORG_SQL, ("id-b", "b", "B"))
+                    raise ValueError("refused")
+            other.execute("BEGIN IMMEDIATE")
+            other.execute(ORG_SQL, ("id-o", "other", "O"))
+
+            async def insert() -> str:
+                async with db.bulk_write() as tx:
+                    await tx.execute(ORG_SQL, ("id-c", "c", "C"))
+                    return type(tx).__name__
+
+            task = asyncio.create_task(insert())
+            await asyncio.sleep(0.2)
+            assert not task.done()
+            other.execute("COMMIT")
+            return inline, await asyncio.wait_for(task, 10)
+        finally:
+            other.close()
+            await db.close()
+
+    inline, fallback = asyncio.run(scenario())
+    assert (inline, fallback) == ("InlineTransaction", "Transaction")
+    conn = connect_sync(path)
+    try:
+        assert {row[0] for row in conn.execute("SELECT slug FROM organizations")} == {"a", "other", "c"}
+    finally:
+        conn.close()

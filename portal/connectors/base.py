@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from portal.connectors.store import Connection, Secrets
+from portal.connectors.store import Connection, ConnectorSettings, Secrets
 from portal.db import Transaction
 from portal.settings import Settings
 
@@ -72,11 +72,30 @@ class ApplyContext:
     version: int | None = None
 
 
+# What a customer can do in Portal to a subscription billed by a processor, when the processor can receive it
+# (``Processor.capabilities``). A subscription whose processor lacks one never offers it (issue 19, safety rule).
+Action = Literal["cancel", "uncancel", "change_plan", "payment_method_update"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionTarget:
+    """One processor subscription a customer acts on: the connection's secrets and settings, the processor's
+    subscription id and (when Portal has linked it) the processor's customer id."""
+
+    secrets: Secrets
+    settings: Settings
+    connector_settings: ConnectorSettings
+    subscription_id: str
+    customer_id: str | None = None
+
+
 class Processor(Protocol):
     name: str
     label: str
     # The event types to select in the processor's dashboard (printed by `portal connect`).
     webhook_events: tuple[str, ...]
+    # The customer actions the processor's API can receive (see ``Action``).
+    capabilities: frozenset[str]
 
     def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
         """Call the processor's API with the key; ``ProcessorError`` if it is refused or unreachable."""
@@ -84,6 +103,30 @@ class Processor(Protocol):
 
     def verify_event(self, body: bytes, headers: Mapping[str, str], secrets: Secrets) -> InboundEvent:
         """The event of a webhook delivery; ``BadSignature`` unless it verifies."""
+        ...
+
+    # Customer actions out (blocking, run in a worker thread; ``ProcessorError`` if refused or unreachable). Only
+    # called for the actions named in ``capabilities``.
+    def cancel_subscription(self, target: ActionTarget) -> None:
+        """Cancel at the end of the current period."""
+        ...
+
+    def uncancel_subscription(self, target: ActionTarget) -> None:
+        """Undo a cancellation scheduled for the period end."""
+        ...
+
+    def change_plan(self, target: ActionTarget, processor_price_id: str) -> None:
+        """Move the subscription to the processor's price, with the seller's proration setting."""
+        ...
+
+    def payment_method_url(self, target: ActionTarget, return_url: str) -> str:
+        """A page of the processor where the customer updates their payment method, then returns to
+        ``return_url``."""
+        ...
+
+    def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
+        """The origins ``payment_method_url`` may point to: the page with the form allows them in its CSP
+        ``form-action`` (a form's redirect is checked against it) and Portal refuses any other."""
         ...
 
     async def apply(
@@ -121,11 +164,23 @@ def webhook_path(processor: str, organization_slug: str) -> str:
     return f"/v1/integrations/{processor}/{organization_slug}/webhook"
 
 
+# Processors registered at run time (``register``): tests use it for a processor without some capability.
+_REGISTERED: dict[str, Processor] = {}
+
+
+def register(processor: Processor) -> None:
+    _REGISTERED[processor.name] = processor
+
+
+def unregister(name: str) -> None:
+    _REGISTERED.pop(name, None)
+
+
 def registry() -> dict[str, Processor]:
     """Every processor Portal knows, by name (imported lazily: the CLI needs no SDK until it is used)."""
     from portal.connectors.stripe.processor import StripeProcessor
 
-    return {"stripe": StripeProcessor()}
+    return {"stripe": StripeProcessor(), **_REGISTERED}
 
 
 def get_processor(name: str) -> Processor | None:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from portal.clock import iso
 from portal.connectors.base import ApplyContext, MappingError
+from portal.connectors.store import Connection, get_connection
 from portal.db import Database, Transaction
 from portal.references import owner_of
 
@@ -43,7 +44,7 @@ async def set_link(
     )
 
 
-async def processor_id_for(tx: Transaction, connection_id: str, kind: str, portal_id: str) -> str | None:
+async def processor_id_for(tx: Reader, connection_id: str, kind: str, portal_id: str) -> str | None:
     """The Stripe id linked to a Portal row (e.g. the ``sub_…`` of a Portal subscription), or None."""
     return await tx.fetchval(
         "SELECT processor_id FROM connector_links WHERE connection_id = ? AND kind = ? AND portal_id = ?",
@@ -86,3 +87,42 @@ async def list_price_mappings(reader: Reader, connection_id: str) -> list[sqlite
         """,
         (connection_id,),
     )
+
+
+# --- read by customer actions out (portal.subscriptions.remote) ---------------------------------------------------
+
+
+async def linked_connection(
+    reader: Reader, organization_id: str, kind: str, portal_id: str
+) -> tuple[Connection, str] | None:
+    """The organization's connection a Portal row came from and the processor's id for it, or None for a row made
+    in Portal. Scoped by organization: a link never crosses tenants."""
+    row = await reader.fetchone(
+        """
+        SELECT c.processor, l.processor_id FROM connector_links l
+        JOIN connector_connections c ON c.id = l.connection_id
+        WHERE l.kind = ? AND l.portal_id = ? AND c.organization_id = ?
+        ORDER BY c.processor LIMIT 1
+        """,
+        (kind, portal_id, organization_id),
+    )
+    if row is None:
+        return None
+    connection = await get_connection(reader, organization_id, row["processor"])
+    return None if connection is None else (connection, str(row["processor_id"]))
+
+
+async def processor_prices(reader: Reader, connection_id: str, product_ids: list[str]) -> dict[str, str]:
+    """For each Portal product, the processor price it is mapped to (``connector_prices``); a product mapped to
+    several prices gets the oldest mapping, so the choice is stable."""
+    if not product_ids:
+        return {}
+    marks = ",".join("?" * len(product_ids))
+    rows = await reader.fetchall(
+        f"""SELECT product_id, processor_price_id FROM connector_prices
+        WHERE connection_id = ? AND product_id IN ({marks})
+        ORDER BY created_at DESC, processor_price_id DESC""",
+        (connection_id, *product_ids),
+    )
+    # Newest first, so the oldest mapping is the one left in the dict.
+    return {row["product_id"]: row["processor_price_id"] for row in rows}

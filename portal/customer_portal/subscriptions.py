@@ -3,10 +3,16 @@
 ``portal.subscriptions.actions`` (shared with the portal pages); this module maps their refusals to Polar's
 error classes: 403 ``AlreadyCanceledSubscription``, 409 ``SubscriptionNotScheduledToCancel``, 403
 ``UpdateSubscriptionPlanNotAllowed``, 422 for an unknown product. Seats, units and pause/resume: 403 with the
-error Polar uses when an organization disables them."""
+error Polar uses when an organization disables them.
+
+A subscription billed by a payment processor (``portal.subscriptions.remote``) is changed there first: an action
+its processor cannot receive answers 403 ``NotPermitted`` naming how to reach the seller; the processor refusing
+answers 422 at the action's field, the processor unreachable 502 ``ProcessorUnavailable``; nothing changes."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 import msgspec
@@ -22,7 +28,8 @@ from portal.customer_portal.models import CustomerSubscription, CustomerSubscrip
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput, NotFound
 from portal.sessions.store import SessionContext
-from portal.subscriptions import actions
+from portal.settings import Settings
+from portal.subscriptions import actions, remote
 
 SubscriptionSort = Literal[
     "started_at", "-started_at", "amount", "-amount", "status", "-status", "organization", "-organization",
@@ -36,6 +43,7 @@ UPDATE_RESPONSES = responses(
      "`UpdateSubscriptionUnitsNotAllowed` or `PauseResumeNotAllowed`."),
     (409, "`SubscriptionNotScheduledToCancel`: uncancel of a subscription that is not scheduled to cancel."),
     (410, "`ResourceUnavailable`: uncancel of a subscription that has ended."),
+    (502, "`ProcessorUnavailable`: the payment processor billing the subscription could not be reached."),
 )  # fmt: skip
 
 
@@ -50,9 +58,33 @@ async def _subscription(db: Database, ctx: SessionContext, subscription_id: str)
     return (await serialize.subscriptions_out(db, ctx.organization, [row]))[0]
 
 
-async def _cancel(db: Database, ctx: SessionContext, subscription_id: str, clock: Clock, **why: str | None) -> None:
+@asynccontextmanager
+async def processor_errors(ctx: SessionContext, field: str) -> AsyncIterator[None]:
+    """Answers for a subscription billed by a payment processor that did not take the action."""
     try:
-        await actions.cancel_subscription(db, ctx, subscription_id, now=clock.now(), **why)
+        yield
+    except remote.ActionUnavailable:
+        contact = ctx.organization.support_email
+        reach = f" Contact {ctx.organization.name} at {contact}." if contact else f" Contact {ctx.organization.name}."
+        raise PolarAPIError(
+            403, "NotPermitted", "This subscription is managed by the seller's payment processor." + reach
+        ) from None
+    except remote.ProcessorFailed as exc:
+        if exc.unavailable:
+            raise PolarAPIError(
+                502,
+                "ProcessorUnavailable",
+                f"{exc.processor} could not be reached; nothing was changed. Try again later.",
+            ) from None
+        raise InvalidInput(f"{exc.processor} refused the change; nothing was changed.", field) from None
+
+
+async def _cancel(
+    db: Database, settings: Settings, ctx: SessionContext, subscription_id: str, clock: Clock, **why: str | None
+) -> None:
+    try:
+        async with processor_errors(ctx, "cancel_at_period_end"):
+            await actions.cancel_subscription(db, settings, ctx, subscription_id, now=clock.now(), **why)
     except NotFound:
         raise not_found(NOT_FOUND) from None
     except Conflict:
@@ -110,6 +142,7 @@ class SubscriptionsController(Controller):
         self,
         db: NamedDependency[Database],
         clock: NamedDependency[Clock],
+        settings: NamedDependency[Settings],
         api_customer: NamedDependency[SessionContext],
         id: FromPath[str],
         data: JSONBody[CustomerSubscriptionUpdate],
@@ -117,7 +150,7 @@ class SubscriptionsController(Controller):
         ctx = api_customer
         current = await _subscription(db, ctx, id)
         if data.product_id is not msgspec.UNSET:
-            await _change_plan(db, ctx, current, data.product_id, clock)
+            await _change_plan(db, settings, ctx, current, data.product_id, clock)
         elif data.seats is not msgspec.UNSET:
             raise PolarAPIError(403, "UpdateSubscriptionSeatsNotAllowed", "Updating subscription seats is not allowed.")
         elif data.units is not msgspec.UNSET:
@@ -126,10 +159,10 @@ class SubscriptionsController(Controller):
             raise PolarAPIError(403, "PauseResumeNotAllowed", "Pausing and resuming subscriptions is not enabled.")
         elif data.cancel_at_period_end is True:
             await _cancel(
-                db, ctx, id, clock, reason=data.cancellation_reason, comment=data.cancellation_comment
+                db, settings, ctx, id, clock, reason=data.cancellation_reason, comment=data.cancellation_comment
             )  # fmt: skip
         elif data.cancel_at_period_end is False:
-            await _uncancel(db, ctx, current, clock)
+            await _uncancel(db, settings, ctx, current, clock)
         elif data.pending_update is None:
             # Clearing a scheduled change: Portal schedules none, so there is never one to clear (Polar's 422).
             raise InvalidInput("This subscription has no pending update to clear.", "pending_update")
@@ -140,20 +173,26 @@ class SubscriptionsController(Controller):
         status_code=200,
         summary="Cancel Subscription",
         description="Cancel at the end of the current period (benefits stay until then).",
-        responses=responses((403, "`AlreadyCanceledSubscription`.")),
+        responses=responses(
+            (403, "`AlreadyCanceledSubscription` or `NotPermitted` (billed by a processor that cannot cancel)."),
+            (502, "`ProcessorUnavailable`: the payment processor billing the subscription could not be reached."),
+        ),
     )
     async def cancel_subscription(
         self,
         db: NamedDependency[Database],
         clock: NamedDependency[Clock],
+        settings: NamedDependency[Settings],
         api_customer: NamedDependency[SessionContext],
         id: FromPath[str],
     ) -> CustomerSubscription:
-        await _cancel(db, api_customer, id, clock)
+        await _cancel(db, settings, api_customer, id, clock)
         return await _subscription(db, api_customer, id)
 
 
-async def _uncancel(db: Database, ctx: SessionContext, current: CustomerSubscription, clock: Clock) -> None:
+async def _uncancel(
+    db: Database, settings: Settings, ctx: SessionContext, current: CustomerSubscription, clock: Clock
+) -> None:
     """Polar's order: an ended subscription is gone (410 ``ResourceUnavailable``) before any other check."""
     if current.ended_at is not None:
         raise PolarAPIError(410, "ResourceUnavailable", "This subscription has ended and cannot be uncanceled.")
@@ -162,7 +201,8 @@ async def _uncancel(db: Database, ctx: SessionContext, current: CustomerSubscrip
             raise already_canceled()
         raise PolarAPIError(409, "SubscriptionNotScheduledToCancel", "This subscription is not scheduled to cancel.")
     try:
-        await actions.uncancel_subscription(db, ctx, current.id, now=clock.now())
+        async with processor_errors(ctx, "cancel_at_period_end"):
+            await actions.uncancel_subscription(db, settings, ctx, current.id, now=clock.now())
     except NotFound:
         raise not_found(NOT_FOUND) from None
     except Conflict:
@@ -170,12 +210,13 @@ async def _uncancel(db: Database, ctx: SessionContext, current: CustomerSubscrip
 
 
 async def _change_plan(
-    db: Database, ctx: SessionContext, current: CustomerSubscription, product_id: str, clock: Clock
+    db: Database, settings: Settings, ctx: SessionContext, current: CustomerSubscription, product_id: str, clock: Clock
 ) -> None:
     if not ctx.organization.allow_plan_change:
         raise PolarAPIError(403, "UpdateSubscriptionPlanNotAllowed", "Updating subscription plan is not allowed.")
     try:
-        await actions.change_plan(db, ctx, current.id, product_id, now=clock.now())
+        async with processor_errors(ctx, "product_id"):
+            await actions.change_plan(db, settings, ctx, current.id, product_id, now=clock.now())
     except actions.PlanChangeNotAllowed:
         raise PolarAPIError(
             403, "UpdateSubscriptionPlanNotAllowed", "Updating subscription plan is not allowed."

@@ -1,7 +1,11 @@
 """What a customer may do to their own subscription — cancel at period end, resume (uncancel), change plan — and
 the rules deciding when each is allowed. Shared by the HTML portal and the customer-portal JSON API: every
 function takes the database and the caller's ``SessionContext``, re-reads the subscription inside the write
-transaction scoped by organization AND customer, and appends an ``events`` row."""
+transaction scoped by organization AND customer, and appends an ``events`` row.
+
+A subscription billed by a payment processor (``portal.subscriptions.remote``) is changed there first: the
+processor is called before the write transaction (a network call never holds the writer), and Portal changes
+only when it accepted; ``remote.ActionUnavailable`` / ``remote.ProcessorFailed`` otherwise, nothing written."""
 
 from __future__ import annotations
 
@@ -12,12 +16,15 @@ import msgspec
 
 from portal.benefits.grants import sync_subscription_grants
 from portal.clock import iso, new_id
+from portal.connectors.base import Action
 from portal.db import Database, Transaction, row_dict
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.i18n import lazy_gettext as _l
 from portal.notifications import hooks as notify
 from portal.organizations.queries import Organization
 from portal.sessions.store import SessionContext
+from portal.settings import Settings
+from portal.subscriptions import remote
 from portal.subscriptions.queries import PLAN_OPTIONS_SQL, SUBSCRIPTION_COLUMNS, Subscription
 
 CancellationReason = Literal[
@@ -141,7 +148,7 @@ WHERE s.id = ? AND s.organization_id = ? AND s.customer_id = ?
 """
 
 
-async def _own(tx: Transaction, context: SessionContext, subscription_id: str) -> Subscription:
+async def _own(tx: Database | Transaction, context: SessionContext, subscription_id: str) -> Subscription:
     row = await tx.fetchone(_OWN_SUBSCRIPTION, (subscription_id, context.organization.id, context.customer.id))
     if row is None:
         raise NotFound("subscription not found")
@@ -156,8 +163,28 @@ def _clean_comment(comment: str | None) -> str | None:
     return comment.strip()
 
 
+async def _push_first(
+    db: Database,
+    settings: Settings,
+    context: SessionContext,
+    subscription: Subscription,
+    action: Action,
+    processor_price_id: str | None = None,
+) -> str | None:
+    """Send the action to the subscription's processor, if it has one; returns the processor's name (recorded
+    on the event) or None for a subscription made in Portal."""
+    source = await remote.source_of(db, context.organization.id, subscription.id)
+    if source is None:
+        return None
+    await remote.push(
+        db, settings, source, action, customer_id=context.customer.id, processor_price_id=processor_price_id
+    )
+    return source.connection.processor
+
+
 async def cancel_subscription(
     db: Database,
+    settings: Settings,
     context: SessionContext,
     subscription_id: str,
     *,
@@ -169,9 +196,15 @@ async def cancel_subscription(
     if reason is not None and reason not in CANCELLATION_REASONS:
         raise InvalidInput("unknown cancellation reason", "cancellation_reason")
     comment = _clean_comment(comment)
+    current = await _own(db, context, subscription_id)
+    if not can_cancel(current, now):
+        raise Conflict("this subscription is already canceled or has ended", "cancel_at_period_end")
+    processor = await _push_first(db, settings, context, current, "cancel")
     async with db.write() as tx:
         subscription = await _own(tx, context, subscription_id)
         if not can_cancel(subscription, now):
+            if processor is not None and subscription.cancel_at_period_end:
+                return  # the processor's own event (webhook) already applied this very change
             raise Conflict("this subscription is already canceled or has ended", "cancel_at_period_end")
         before = await notify.subscription_snapshot(tx, subscription.id)
         await tx.execute(
@@ -194,16 +227,29 @@ async def cancel_subscription(
             name="subscription.canceled",
             subject_id=subscription.id,
             now=now,
-            data={"reason": reason, "comment": comment, "ends_at": subscription.current_period_end},
+            data={
+                "reason": reason,
+                "comment": comment,
+                "ends_at": subscription.current_period_end,
+                **({"processor": processor} if processor else {}),
+            },
         )
         await notify.subscription_changed(tx, before, now=now)
 
 
-async def uncancel_subscription(db: Database, context: SessionContext, subscription_id: str, *, now: datetime) -> None:
+async def uncancel_subscription(
+    db: Database, settings: Settings, context: SessionContext, subscription_id: str, *, now: datetime
+) -> None:
     """Resume a subscription scheduled to cancel, before its period ends. ``Conflict`` otherwise."""
+    current = await _own(db, context, subscription_id)
+    if not can_uncancel(current, now):
+        raise Conflict("this subscription is not scheduled to cancel", "cancel_at_period_end")
+    processor = await _push_first(db, settings, context, current, "uncancel")
     async with db.write() as tx:
         subscription = await _own(tx, context, subscription_id)
         if not can_uncancel(subscription, now):
+            if processor is not None and not subscription.cancel_at_period_end and subscription.ended_at is None:
+                return  # the processor's own event (webhook) already applied this very change
             raise Conflict("this subscription is not scheduled to cancel", "cancel_at_period_end")
         before = await notify.subscription_snapshot(tx, subscription.id)
         await tx.execute(
@@ -226,23 +272,45 @@ async def uncancel_subscription(db: Database, context: SessionContext, subscript
             name="subscription.uncanceled",
             subject_id=subscription.id,
             now=now,
+            data={"processor": processor} if processor else None,
         )
         await notify.subscription_changed(tx, before, now=now)
 
 
 async def change_plan(
-    db: Database, context: SessionContext, subscription_id: str, product_id: str, *, now: datetime
+    db: Database, settings: Settings, context: SessionContext, subscription_id: str, product_id: str, *, now: datetime
 ) -> None:
     """Switch to another public recurring product of the same organization, priced in the same currency.
 
     The new product's benefits replace the old ones now; the new amount and interval apply from the next charge
     (no proration: the current period was paid at the old price). ``PlanChangeNotAllowed`` when the organization
-    disables plan changes, ``NotFound`` for a product that is not a valid option, ``Conflict`` for a canceled
-    subscription."""
+    disables plan changes, ``NotFound`` for a product that is not a valid option (for a processor's
+    subscription: also one without a mapped processor price), ``Conflict`` for a canceled subscription. Billed by
+    a processor, the processor's proration applies there (the seller's setting)."""
     if not context.organization.allow_plan_change:
         raise PlanChangeNotAllowed("Changing plans is not allowed by this seller.")
+    current = await _own(db, context, subscription_id)
+    if not can_change_plan(context.organization, current, now):
+        raise Conflict("only an active subscription that is not canceled can change plan", "status")
+    source = await remote.source_of(db, context.organization.id, current.id)
+    processor: str | None = None
+    if source is not None:
+        remote.require(source, "change_plan")
+        valid = await db.fetchone(
+            PLAN_OPTIONS_SQL + " AND p.id = ?",
+            (current.currency, current.organization_id, current.product_id, product_id),
+        )
+        prices = await remote.plan_prices(db, source, [product_id]) or {}
+        if valid is None or product_id not in prices:
+            raise NotFound("product not found", "product_id")
+        await remote.push(
+            db, settings, source, "change_plan", customer_id=context.customer.id, processor_price_id=prices[product_id]
+        )
+        processor = source.connection.processor
     async with db.write() as tx:
         subscription = await _own(tx, context, subscription_id)
+        if processor is not None and subscription.product_id == product_id:
+            return  # the processor's own event (webhook) already applied this very change
         if not can_change_plan(context.organization, subscription, now):
             raise Conflict("only an active subscription that is not canceled can change plan", "status")
         option = await tx.fetchone(
@@ -287,6 +355,7 @@ async def change_plan(
                 "from_amount": subscription.amount,
                 "to_amount": option["amount"],
                 "currency": subscription.currency,
+                **({"processor": processor} if processor else {}),
             },
         )
         await notify.subscription_changed(tx, before, now=now)

@@ -19,6 +19,7 @@ import stripe
 
 from portal.connectors.base import (
     Account,
+    ActionTarget,
     ApplyContext,
     BadSignature,
     InboundEvent,
@@ -27,6 +28,7 @@ from portal.connectors.base import (
     Outcome,
 )
 from portal.connectors.store import Secrets
+from portal.connectors.stripe import actions as stripe_actions
 from portal.connectors.stripe import client as stripe_client
 from portal.connectors.stripe import mapping
 from portal.db import Transaction
@@ -58,6 +60,7 @@ class StripeProcessor:
     name = "stripe"
     label = "Stripe"
     webhook_events = WEBHOOK_EVENTS
+    capabilities = stripe_actions.CAPABILITIES
 
     def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
         """List one customer: the smallest read every connection needs, allowed to a restricted key that has the
@@ -83,6 +86,21 @@ class StripeProcessor:
         if not isinstance(payload.get("type"), str) or not isinstance(payload.get("created"), int):
             raise BadSignature("not a Stripe event")
         return InboundEvent(id=payload["id"], type=payload["type"], created=payload["created"], payload=payload)
+
+    def cancel_subscription(self, target: ActionTarget) -> None:
+        stripe_actions.set_cancel_at_period_end(target, True)
+
+    def uncancel_subscription(self, target: ActionTarget) -> None:
+        stripe_actions.set_cancel_at_period_end(target, False)
+
+    def change_plan(self, target: ActionTarget, processor_price_id: str) -> None:
+        stripe_actions.change_plan(target, processor_price_id)
+
+    def payment_method_url(self, target: ActionTarget, return_url: str) -> str:
+        return stripe_actions.payment_method_url(target, return_url)
+
+    def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
+        return stripe_actions.redirect_origins(settings)
 
     async def apply(
         self, tx: Transaction, ctx: ApplyContext, event: InboundEvent, fetched: Mapping[tuple[str, str], Any]
