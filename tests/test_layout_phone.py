@@ -201,3 +201,14 @@ def test_palette_meets_contrast(accent: str) -> None:
     assert contrast(colors["dark"], "#1b2230") >= 4.5
     assert contrast(colors["dark"], "#0f141c") >= 4.5
     assert contrast(colors["on_dark"], colors["dark"]) >= 4.5
+
+
+def test_stylesheet_defaults_are_the_default_accent_palette() -> None:
+    """Pages without a seller (the landing page) use portal.css's own accent: the same palette, both schemes."""
+    from tests.browser_helpers import REPO_ROOT
+
+    css = (REPO_ROOT / "templates" / "static" / "portal.css").read_text()
+    colors = palette(None)
+    dark_block = css[css.index("prefers-color-scheme: dark") :]
+    assert f"--accent: {colors['light']};" in css.split("@media")[0]
+    assert f"--accent: {colors['dark']};" in dark_block and f"--on-accent: {colors['on_dark']};" in dark_block
