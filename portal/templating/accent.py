@@ -82,3 +82,8 @@ def accent_style(color: str | None) -> Markup:
         "@media screen and (prefers-color-scheme: dark) { "
         f":root {{ --accent: {p['dark']}; --on-accent: {p['on_dark']}; }} }}"
     )
+
+
+def light_accent(color: str | None) -> str:
+    """The light-scheme accent (#rrggbb): emails and PDFs, which are always light."""
+    return palette(color)["light"]
