@@ -51,6 +51,8 @@ def test_receipt_has_the_accent_a_raster_logo_and_a_localized_date(
         german = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
                   "November", "Dezember"][month - 1]  # fmt: skip
         assert german in text_part(receipt) and german in html
+        # The accent sits inside translated sentences (the footer's link): they stay translated.
+        assert "Fragen?" in html and "Questions?" not in html and f"color:{accent};" in html
         inbox.clear()
         # An SVG logo is left out (no PNG variant exists): the email shows the seller's name only.
         api(client, shop.token, "PATCH", org_path, 200, json={"avatar_url": "https://cdn.acme.example/logo.svg"})
