@@ -10,12 +10,12 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from portal import customer_portal, i18n, portal_pages, system
 from portal.admin import admin_router
+from portal.api_docs import SwaggerUIFromPackage, docs_router
 from portal.clock import Clock
 from portal.connectors import inbound_api as connector_inbound
 from portal.db import Database, connect_sync
@@ -117,7 +117,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
             version="1.0.0",
             description="Polar-compatible customer-portal, customer-session and admin API.",
             path="/docs",
-            render_plugins=[SwaggerRenderPlugin()],
+            # Swagger UI from an installed package, under its own CSP (portal/api_docs.py): no CDN.
+            render_plugins=[SwaggerUIFromPackage()],
+            openapi_router=docs_router(),
             components=Components(
                 security_schemes={"bearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="opaque")}
             ),

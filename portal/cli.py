@@ -13,9 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import msgspec
+
 from portal.db import Database, connect_sync
 from portal.migrations import LATEST_VERSION, SchemaTooNewError, check_version, migrate
 from portal.resources import demo_seed_path
+from portal.seeding.models import SeedDemoAccount, SeedDocument
 from portal.settings import Settings, SettingsError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -92,6 +95,11 @@ def _database_is_empty(settings: Settings) -> bool:
         conn.close()
 
 
+def demo_accounts() -> list[SeedDemoAccount]:
+    """The accounts seed/demo.json suggests signing in with (its ``demo_accounts``)."""
+    return msgspec.json.decode(demo_seed_path().read_bytes(), type=SeedDocument).demo_accounts
+
+
 def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
     conn = connect_sync(settings.db_path, settings.sqlite_synchronous)
     try:
@@ -105,12 +113,20 @@ def _print_demo_banner(settings: Settings, host: str, port: int) -> None:
         }
     finally:
         conn.close()
+    accounts = demo_accounts()
+    for account in reversed(accounts):  # each organization's hint: the first suggested account of it
+        for slug in account.organizations:
+            emails[slug] = account.email
     base = settings.public_base_url
     print("")
     print("Portal demo is ready.")
     for org in orgs:
         hint = f"  (try {emails[org['slug']]})" if org["slug"] in emails else ""
         print(f"  {org['name']}: {base}/{org['slug']}/portal{hint}")
+    if accounts:
+        print("Accounts to sign in with:")
+        for account in accounts:
+            print(f"  {account.email} ({', '.join(account.organizations)}): {account.shows}")
     if settings.mail_backend == "outbox":
         print(f"Login codes are printed here and written as .eml files to {settings.outbox_dir}")
     else:

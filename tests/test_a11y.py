@@ -81,8 +81,9 @@ def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
     ]
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])  # dark mode (prefers-color-scheme) keeps its contrast too
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_axe_reports_no_serious_violation(served: tuple[str, Settings], viewport: str) -> None:
+def test_axe_reports_no_serious_violation(served: tuple[str, Settings], viewport: str, scheme: str) -> None:
     from playwright.sync_api import sync_playwright
 
     base_url, settings = served
@@ -93,7 +94,9 @@ def test_axe_reports_no_serious_violation(served: tuple[str, Settings], viewport
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             # CSP (script-src 'self') rightly blocks injected inline scripts: tests alone bypass it for axe.
-            context = browser.new_context(base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True)
+            context = browser.new_context(
+                base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
+            )
             page = context.new_page()
             for path in signed_out:
                 page.goto(path)
@@ -105,7 +108,7 @@ def test_axe_reports_no_serious_violation(served: tuple[str, Settings], viewport
                 if found := _violations(page):
                     problems[f"signed in {path}"] = found
                 if viewport == "phone":
-                    screenshot(page, f"phone-{index:02d}")
+                    screenshot(page, f"phone-{scheme}-{index:02d}")
             context.close()
         finally:
             browser.close()

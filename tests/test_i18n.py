@@ -261,6 +261,6 @@ def test_transactional_email_in_the_customers_language() -> None:
     )
     mail = render(message, {"subscription": "https://portal.example/lumen/portal/link?token=t"})
     assert mail.subject == "Votre abonnement Studio est résilié"
-    assert "Vous conservez l’accès jusqu’au 1 avr. 2025." in mail.text
+    assert "Vous conservez l’accès jusqu’au 1 avril 2025." in mail.text
     assert "Gérez votre abonnement :" in mail.text
     assert "Gérer votre abonnement" in (mail.html or "")

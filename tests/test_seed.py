@@ -24,15 +24,15 @@ DEMO = demo_seed_path()
 
 EXPECTED_DEMO_COUNTS = {
     "organizations": 2,
-    "customers": 9,
+    "customers": 10,
     "products": 9,
     "product_prices": 10,
     "benefits": 17,
     "product_benefits": 30,
     "files": 5,
-    "subscriptions": 9,
-    "orders": 37,
-    "order_items": 37,
+    "subscriptions": 10,
+    "orders": 39,
+    "order_items": 39,
     "refunds": 5,
     "benefit_grants": 55,
     "license_keys": 11,
@@ -85,7 +85,7 @@ def test_demo_loads_with_expected_counts(tmp_path: Path) -> None:
     async def scenario(db: Database) -> None:
         result = await load_demo(db, files_dir)
         assert result.organization_slugs == ["acme", "lumen"]
-        assert result.orders == 37 and result.license_keys == 11
+        assert result.orders == 39 and result.license_keys == 11
         counts = await table_counts(db)
         for table, expected in EXPECTED_DEMO_COUNTS.items():
             assert counts[table] == expected, table

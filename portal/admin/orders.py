@@ -5,6 +5,7 @@ what remains revokes them; a partial refund keeps them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -28,7 +29,11 @@ from portal.products import service as product_service
 
 class OrderCreate(msgspec.Struct, kw_only=True):
     """An order. Without ``items``, one item is made from ``product_id``'s price in ``currency``.
-    ``status`` ``paid`` (the default: Polar orders exist once paid) pays it at once."""
+    ``status`` ``paid`` (the default: Polar orders exist once paid) pays it at once.
+
+    ``created_at`` (imports from another system): when the order was made, and paid, in the past (never in the
+    future; with a time zone). An order backdated by more than ``BACKDATED_AFTER`` is history, not a purchase
+    happening now: the customer gets no receipt email for it (webhooks are still sent)."""
 
     customer_id: str
     currency: SingleLine = "usd"
@@ -41,6 +46,14 @@ class OrderCreate(msgspec.Struct, kw_only=True):
     status: Literal["pending", "paid"] = "paid"
     external_id: SingleLine | None = None
     metadata: dict[str, Any] = {}
+    created_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+
+# An explicit created_at older than this is an import: no receipt email. Within it (a checkout the seller records
+# a little late, clocks a little apart) the order is a purchase of now and the customer gets the receipt.
+BACKDATED_AFTER = timedelta(hours=1)
+# Tolerated clock difference for a created_at slightly ahead of this server's clock.
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 class OrderUpdate(msgspec.Struct, kw_only=True):
@@ -103,6 +116,12 @@ class OrderController(Controller):
         data: JSONBody[OrderCreate],
     ) -> OrderOut:
         now = clock.now()
+        created = now
+        if data.created_at is not None:
+            if data.created_at > now + FUTURE_SKEW:
+                raise InvalidInput("created_at is in the future", "created_at")
+            created = min(data.created_at.astimezone(UTC), now)
+        backdated = now - created > BACKDATED_AFTER
         async with db.write() as tx:
             organization_id = await principal.customer_organization(tx, data.customer_id)
             order = order_service.OrderInput(
@@ -120,9 +139,9 @@ class OrderController(Controller):
             # Ids first: a foreign product must answer "does not exist", not "has no price in usd".
             await order_service.check_references(tx, organization_id, order)
             order.items = await _default_items(tx, order)
-            order_id = await order_service.create_order(tx, organization_id, order, now=now)
+            order_id = await order_service.create_order(tx, organization_id, order, now=created)
             if data.status == "paid":
-                await order_service.mark_order_paid(tx, order_id, now=now)
+                await order_service.mark_order_paid(tx, order_id, now=created, send_receipt=not backdated)
         return await loaders.order_by_id(db, principal, order_id)
 
     @get("/{id:str}", summary="Get an order", responses=responses.READ)

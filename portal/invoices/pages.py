@@ -5,13 +5,13 @@ the JSON API hands out. Invoices render from their frozen snapshot, never from t
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, QueryParameter
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 
 from portal import i18n
 from portal.clock import Clock
@@ -20,6 +20,7 @@ from portal.customers.queries import get_in_org
 from portal.db import Database
 from portal.errors import NotFound
 from portal.invoices import queries
+from portal.invoices.pdf import pdf_response, pdf_url
 from portal.invoices.queries import Invoice
 from portal.invoices.service import (
     MissingInvoiceBillingDetails,
@@ -29,7 +30,7 @@ from portal.invoices.service import (
 )
 from portal.portal_pages import text
 from portal.portal_pages.layout import DEFAULT_ACCENT, base_path, not_found, see_other
-from portal.portal_pages.receipts import load_receipt, receipt_template
+from portal.portal_pages.receipts import FormatParam, load_receipt, receipt_answer
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
@@ -38,28 +39,30 @@ _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 NO_STORE = {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
 
 
-async def invoice_page(db: Database, invoice: Invoice) -> Template:
-    """The invoice page; an invoice that was corrected later says which one replaced it."""
+async def invoice_page(
+    db: Database, invoice: Invoice, request: Request[Any, Any, Any], format: str = "html"
+) -> Template | Response[bytes]:
+    """The invoice page (or, ``format="pdf"``, a PDF of it); an invoice that was corrected later says which one
+    replaced it."""
     siblings = await queries.list_for_order(db, invoice.organization_id, invoice.customer_id, invoice.order_id)
     position = next(i for i, other in enumerate(siblings) if other.id == invoice.id)
     data = invoice.data
     locale = data.get("locale") or "en"
     accent = (data.get("seller") or {}).get("accent_color") or DEFAULT_ACCENT
     marks = {"refunded": i18n.gettext("Refunded"), "partially_refunded": i18n.gettext("Partially refunded")}
-    return Template(
-        template_name=INVOICE_TEMPLATE,
-        context={
-            "invoice": invoice,
-            "data": data,
-            "locale": locale,
-            "accent_color": accent if _COLOR.match(accent) else DEFAULT_ACCENT,
-            "bill_to_address": text.address_lines(invoice.address, locale),
-            "status_mark": marks.get(data.get("status", "")),
-            "corrects": next((other for other in siblings if other.id == invoice.corrects_invoice_id), None),
-            "superseded_by": siblings[position + 1] if position + 1 < len(siblings) else None,
-        },
-        headers=NO_STORE,
-    )
+    context = {
+        "invoice": invoice,
+        "data": data,
+        "locale": locale,
+        "accent_color": accent if _COLOR.match(accent) else DEFAULT_ACCENT,
+        "bill_to_address": text.address_lines(invoice.address, locale),
+        "status_mark": marks.get(data.get("status", "")),
+        "corrects": next((other for other in siblings if other.id == invoice.corrects_invoice_id), None),
+        "superseded_by": siblings[position + 1] if position + 1 < len(siblings) else None,
+    }
+    if format == "pdf":
+        return await pdf_response(request, INVOICE_TEMPLATE, context, f"invoice-{invoice.invoice_number}")
+    return Template(template_name=INVOICE_TEMPLATE, context={**context, "pdf_url": pdf_url(request)}, headers=NO_STORE)
 
 
 class InvoicePagesController(Controller):
@@ -108,29 +111,33 @@ class InvoicePagesController(Controller):
     @get("/{order_id:str}/invoice", name="portal.invoice")
     async def latest(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         portal_customer: NamedDependency[SessionContext],
         order_id: FromPath[str],
-    ) -> Template:
+        format: FormatParam = "html",
+    ) -> Template | Response[bytes]:
         ctx = portal_customer
         invoice = await queries.latest_for_order(db, ctx.organization.id, ctx.customer.id, order_id)
         if invoice is None:
             raise not_found()
-        return await invoice_page(db, invoice)
+        return await invoice_page(db, invoice, request, format)
 
     @get("/{order_id:str}/invoices/{invoice_id:str}", name="portal.invoice.one")
     async def one(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         portal_customer: NamedDependency[SessionContext],
         order_id: FromPath[str],
         invoice_id: FromPath[str],
-    ) -> Template:
+        format: FormatParam = "html",
+    ) -> Template | Response[bytes]:
         ctx = portal_customer
         invoice = await queries.get_invoice(db, ctx.organization.id, ctx.customer.id, invoice_id)
         if invoice is None or invoice.order_id != order_id:
             raise not_found()
-        return await invoice_page(db, invoice)
+        return await invoice_page(db, invoice, request, format)
 
 
 SignatureParam = Annotated[str, QueryParameter(name="signature", max_length=200)]
@@ -152,12 +159,14 @@ class SignedDocumentsController(Controller):
     @get("/receipts/{order_id:str}", name="signed.receipt")
     async def receipt(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
         order_id: FromPath[str],
         signature: SignatureParam = "",
-    ) -> Template:
+        format: FormatParam = "html",
+    ) -> Template | Response[bytes]:
         owner = await db.fetchone("SELECT organization_id, customer_id FROM orders WHERE id = ?", (order_id,))
         if owner is None or not await _owner_live(db, owner["organization_id"], owner["customer_id"]):
             raise NotFoundException(GONE)
@@ -175,19 +184,21 @@ class SignedDocumentsController(Controller):
             receipt = await load_receipt(db, owner["organization_id"], owner["customer_id"], order_id)
         except NotFound:
             raise NotFoundException(GONE) from None
-        response = receipt_template(receipt)
+        response = await receipt_answer(request, receipt, format)
         response.headers.update(NO_STORE)
         return response
 
     @get("/invoices/{invoice_id:str}", name="signed.invoice")
     async def invoice(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
         invoice_id: FromPath[str],
         signature: SignatureParam = "",
-    ) -> Template:
+        format: FormatParam = "html",
+    ) -> Template | Response[bytes]:
         invoice = await queries.get_invoice_any(db, invoice_id)
         if invoice is None or not await _owner_live(db, invoice.organization_id, invoice.customer_id):
             raise NotFoundException(GONE)
@@ -201,7 +212,7 @@ class SignedDocumentsController(Controller):
             now=clock.now(),
         ):
             raise NotFoundException(GONE)
-        return await invoice_page(db, invoice)
+        return await invoice_page(db, invoice, request, format)
 
 
 ROUTES = [InvoicePagesController, SignedDocumentsController]

@@ -26,6 +26,7 @@ from portal.db import Transaction, row_dict
 from portal.i18n import gettext as _
 from portal.mail import MailMessage
 from portal.notifications import outbox
+from portal.notifications.branding import email_branding
 from portal.notifications.org_settings import email_settings
 from portal.notifications.outbox import OutboxMessage
 from portal.resources import templates_dir
@@ -95,8 +96,8 @@ async def _parties(tx: Transaction, customer_id: str) -> tuple[sqlite3.Row, sqli
     if customer is None:
         return None
     organization = await tx.fetchone(
-        "SELECT id, slug, name, support_email, avatar_url, default_locale, settings, email_sender_name, email_reply_to "
-        "FROM organizations WHERE id = ?",
+        "SELECT id, slug, name, support_email, avatar_url, accent_color, default_locale, settings, email_sender_name, "
+        "email_reply_to FROM organizations WHERE id = ?",
         (customer["organization_id"],),
     )
     assert organization is not None
@@ -111,6 +112,7 @@ def _common(customer: sqlite3.Row, organization: sqlite3.Row, links: dict[str, s
             "slug": organization["slug"],
             "support_email": organization["support_email"],
             "avatar_url": organization["avatar_url"],
+            "accent_color": organization["accent_color"],
             "sender_name": organization["email_sender_name"],
             "reply_to": organization["email_reply_to"] or organization["support_email"],
         },
@@ -321,13 +323,18 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    from portal.portal_pages import text  # here, not at import time (portal_pages imports the notifications)
+
+    # The portal's display helpers (``ui.price_per``: "$120.00 / year" in the email's language).
+    env.globals["ui"] = text
     return install_i18n(env)
 
 
 def render(message: OutboxMessage, urls: dict[str, str]) -> MailMessage:
     """The email of an outbox row; ``urls`` are the absolute sign-in links for the snapshot's ``links``."""
     context = msgspec.json.decode(message.context)
-    values = context | {"urls": urls}
+    # Branding at send time, from the snapshot (a snapshot taken before accent_color was kept gets the default).
+    values = context | {"urls": urls} | email_branding(context.get("organization") or {})
     env = _environment()
     with i18n.use_locale(context.get("locale")):
         text = env.get_template(f"emails/{message.kind}.txt").render(values).rstrip() + "\n"

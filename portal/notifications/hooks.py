@@ -37,7 +37,7 @@ class SubscriptionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     product_name: str
 
 
-async def order_paid(tx: Transaction, order_id: str, *, now: datetime) -> None:
+async def order_paid(tx: Transaction, order_id: str, *, now: datetime, send_receipt: bool = True) -> None:
     if is_muted():
         return
     organization_id = await tx.fetchval("SELECT organization_id FROM orders WHERE id = ?", (order_id,))
@@ -48,7 +48,8 @@ async def order_paid(tx: Transaction, order_id: str, *, now: datetime) -> None:
         build=lambda: payloads.order(tx, order_id),
         now=now,
     )
-    await emails.enqueue_receipt(tx, order_id, now=now)
+    if send_receipt:
+        await emails.enqueue_receipt(tx, order_id, now=now)
 
 
 async def order_refunded(tx: Transaction, order_id: str, refund_id: str, *, now: datetime) -> None:

@@ -210,8 +210,9 @@ async def find_order_id(tx: Transaction, organization_id: str, external_id: str)
     )
 
 
-async def mark_order_paid(tx: Transaction, order_id: str, *, now: datetime) -> str:
-    """Pay a pending order at ``now``; returns its receipt number (e.g. ``ACME-0007``).
+async def mark_order_paid(tx: Transaction, order_id: str, *, now: datetime, send_receipt: bool = True) -> str:
+    """Pay a pending order at ``now``; returns its receipt number (e.g. ``ACME-0007``). ``send_receipt=False``
+    (an imported, backdated order) sends the customer no receipt email; the ``order.paid`` webhook still goes.
 
     Inside the caller's transaction: allocates the next receipt number of the organization (gap-free),
     snapshots the customer's billing name/address/tax id, and — for purchases, not subscription invoices,
@@ -251,7 +252,7 @@ async def mark_order_paid(tx: Transaction, order_id: str, *, now: datetime) -> s
             order_id=order_id,
             now=now,
         )
-    await notify.order_paid(tx, order_id, now=now)
+    await notify.order_paid(tx, order_id, now=now, send_receipt=send_receipt)
     return receipt_number
 
 

@@ -5,19 +5,20 @@ signed URL (no cookie) by calling them with the org and customer the signature n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
-from litestar.params import FromPath
-from litestar.response import Template
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Response, Template
 
 from portal import i18n
 from portal.db import Database
 from portal.errors import NotFound
 from portal.i18n import lazy_gettext as _l
+from portal.invoices.pdf import pdf_response, pdf_url
 from portal.orders.queries import OrderDetail, get_order
 from portal.organizations.queries import Organization, get_by_id
 from portal.portal_pages import text
@@ -25,6 +26,8 @@ from portal.portal_pages.layout import not_found, safe_organization
 from portal.sessions.store import SessionContext
 
 RECEIPT_TEMPLATE = "receipts/receipt.html"
+# ``?format=pdf``: the same page as a PDF download (portal/invoices/pdf.py); anything else is the HTML page.
+FormatParam = Annotated[str, QueryParameter(name="format", max_length=10)]
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,19 +74,30 @@ async def load_receipt(db: Database, organization_id: str, customer_id: str, ord
     )
 
 
-def receipt_context(receipt: Receipt) -> dict[str, Any]:
+def receipt_context(receipt: Receipt, pdf_url: str | None = None) -> dict[str, Any]:
     return {
         "receipt": receipt,
         "order": receipt.order,
         "organization": receipt.organization,
         "locale": receipt.locale,
         "ui": text,
+        "pdf_url": pdf_url,
     }
 
 
-def receipt_template(receipt: Receipt) -> Template:
-    """The receipt page as a Litestar response (status 200, HTML)."""
-    return Template(template_name=RECEIPT_TEMPLATE, context=receipt_context(receipt), media_type=MediaType.HTML)
+def receipt_template(receipt: Receipt, pdf_url: str | None = None) -> Template:
+    """The receipt page as a Litestar response (status 200, HTML); ``pdf_url`` is its "Download PDF" link."""
+    return Template(
+        template_name=RECEIPT_TEMPLATE, context=receipt_context(receipt, pdf_url), media_type=MediaType.HTML
+    )
+
+
+async def receipt_answer(request: Request[Any, Any, Any], receipt: Receipt, format: str) -> Template | Response[bytes]:
+    """The receipt as its HTML page, or (``?format=pdf``) as a PDF of that same page."""
+    if format == "pdf":
+        context = receipt_context(receipt)
+        return await pdf_response(request, RECEIPT_TEMPLATE, context, f"receipt-{receipt.order.receipt_number}")
+    return receipt_template(receipt, pdf_url(request))
 
 
 class ReceiptsController(Controller):
@@ -97,9 +111,10 @@ class ReceiptsController(Controller):
         db: NamedDependency[Database],
         portal_customer: NamedDependency[SessionContext],
         order_id: FromPath[str],
-    ) -> Template:
+        format: FormatParam = "html",
+    ) -> Template | Response[bytes]:
         try:
             receipt = await load_receipt(db, portal_customer.organization.id, portal_customer.customer.id, order_id)
         except NotFound:
             raise not_found() from None
-        return receipt_template(receipt)
+        return await receipt_answer(request, receipt, format)

@@ -226,6 +226,15 @@ class SeedOrganization(_Seed, kw_only=True):
     orders: list[SeedOrder] = []
 
 
+class SeedDemoAccount(_Seed, kw_only=True):
+    """An account worth signing in with (the demo banner and the README list them; nothing is loaded from it)."""
+
+    email: str
+    organizations: list[str]  # slugs of the organizations whose customer this email is
+    shows: str  # what signing in with it shows, for humans
+
+
 class SeedDocument(_Seed, kw_only=True):
     organizations: list[SeedOrganization]
     description: str | None = None  # free text for humans
+    demo_accounts: list[SeedDemoAccount] = []

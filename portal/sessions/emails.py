@@ -12,11 +12,13 @@ from functools import lru_cache
 from math import ceil
 from urllib.parse import urlsplit
 
+from babel.dates import format_time
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from portal import i18n
 from portal.clock import parse_iso
 from portal.mail import Mailer, MailMessage, send_in_background
+from portal.notifications.branding import email_branding
 from portal.organizations import queries as org_queries
 from portal.organizations.queries import Organization
 from portal.resources import templates_dir
@@ -70,11 +72,12 @@ def _login_code_email(
         "organization": organization,
         "code": code,
         "minutes": minutes,
-        "expires_at": expires.strftime("%Y-%m-%d %H:%M"),
+        # The time in the customer's locale ("14:05", "2:05 PM"); the template says it is UTC.
+        "expires_at": format_time(expires, format="short", locale=locale),
         "url": f"{settings.public_base_url}/{organization.slug}/portal/authenticate",
         "host": host,
         "locale": locale,
-    }
+    } | email_branding(organization)
     env = _environment()
     text = env.get_template("emails/login_code.txt").render(context).rstrip() + "\n"
     html = env.get_template("emails/login_code.html").render(context)

@@ -16,6 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from portal import i18n
 from portal.resources import templates_dir
+from portal.templating.accent import accent_style, light_accent
 from portal.templating.compiler import PortalCodeGenerator, PortalTemplate
 from portal.templating.filters import install_i18n
 from portal.templating.gettext import PrecompiledGettext
@@ -38,6 +39,9 @@ def build_environment() -> Environment:
     env.globals["ui"] = text
     # A filter as well: Jinja calls filters directly, but ``ui.status_badge(…)`` through ``Context.call``.
     env.filters["status_badge"] = text.status_badge
+    # The seller's accent for both colour schemes, contrast-checked (portal/templating/accent.py).
+    env.filters["accent_style"] = accent_style
+    env.filters["accent_light"] = light_accent
     return install_i18n(env)
 
 
