@@ -29,6 +29,7 @@ from portal.clock import Clock
 from portal.db import Database
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.limits import is_too_deep
+from portal.sessions import next_path
 from portal.sessions.auth import SignInRequired
 from portal.settings import Settings
 
@@ -190,7 +191,11 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, SignInRequired):
         if is_api_path(request.url.path):
             return api_error(401, exc.message or "Not authenticated")
+        # A page asked for signed out comes back after signing in (a deep link: an order, a receipt, benefits).
         location = f"/{exc.slug}/portal"
+        if request.method in ("GET", "HEAD"):
+            wanted = next_path.safe_next(exc.slug, next_path.next_of(request.url.path, request.url.query))
+            location = next_path.with_next(location, wanted)
         return Redirect(location, status_code=303)
     if isinstance(exc, DomainError):
         status = domain_error_status(exc)

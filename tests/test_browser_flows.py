@@ -1,0 +1,118 @@
+"""Issue 22 in Debian's chromium (Playwright), phone (390×844) and desktop: a sign-in that recovers (a deep link
+survives it, an expired code is explained and re-sent to the kept address, sign-out is confirmed), no dead ends,
+and the customer flows. Screenshots land in test-artifacts/flows-*.png."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from portal.app import create_app
+from portal.clock import Clock
+from portal.settings import Settings
+from tests.browser_helpers import (
+    CHROMIUM_ARGS,
+    chromium_path,
+    free_port_for_tests,
+    in_thread,
+    login_code,
+    new_session,
+    one,
+    screenshot,
+    serve,
+)
+
+pytestmark = [
+    pytest.mark.seeded,  # data_dir: a copy of the demo seed (tests/conftest.py)
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+]
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
+
+class Served(msgspec.Struct):
+    base_url: str
+    settings: Settings
+    clock: Clock
+
+
+@pytest.fixture
+def served(smtp_settings: Settings) -> Iterator[Served]:
+    port = free_port_for_tests()
+    settings = msgspec.structs.replace(smtp_settings, base_url=f"http://127.0.0.1:{port}")
+    clock = Clock()
+    with serve(create_app(settings, clock=clock), port) as base_url:
+        yield Served(base_url=base_url, settings=settings, clock=clock)
+
+
+@pytest.fixture
+def page(served: Served) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        context = browser.new_context(base_url=served.base_url, viewport=PHONE, accept_downloads=True)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base_url)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def shots(page: Any, name: str) -> None:
+    """The page at phone size, then at desktop size (back to phone afterwards)."""
+    page.set_viewport_size(PHONE)
+    screenshot(page, f"flows-{name}-phone")
+    page.set_viewport_size(DESKTOP)
+    screenshot(page, f"flows-{name}-desktop")
+    page.set_viewport_size(PHONE)
+
+
+def sign_in_as(page: Any, served: Served, email: str, slug: str = "acme") -> None:
+    name, token = in_thread(new_session, served.settings, slug, email)
+    page.context.add_cookies([{"name": name, "value": token, "url": served.base_url}])
+
+
+def test_sign_in_recovers(page, served: Served, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    inbox, _ = smtp_server
+    order = in_thread(one, served.settings, "SELECT id FROM orders WHERE external_id = 'acme-ord-alex-icons'")["id"]
+
+    # A deep link opened signed out: the sign-in form says the page comes right after.
+    page.goto(f"/acme/portal/orders/{order}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Sign in to")
+    expect(page.locator('[data-notice="next"]')).to_be_visible()
+    shots(page, "01-sign-in-deep-link")
+    page.get_by_label("Email").fill("alex@example.com")
+    page.get_by_role("button", name="Send code").click()
+    expect(page.locator('[data-field="validity"]')).to_contain_text("valid for 15 more minutes")
+    shots(page, "02-code")
+    first = login_code(inbox.wait_for(1)[-1])
+
+    # The code expires: the page keeps the address, says so, and re-sends to it.
+    served.clock.advance(16 * 60)
+    page.reload()
+    expect(page.get_by_role("alert")).to_contain_text("has expired")
+    expect(page.locator("main")).to_contain_text("alex@example.com")
+    shots(page, "03-code-expired")
+    page.get_by_role("button", name="Send a new code").click()
+    second = login_code(inbox.wait_for(2)[-1])
+    assert second != first
+    page.get_by_label("Code").fill(second)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/acme/portal/orders/{order}")
+    expect(page.locator(".account-email")).to_contain_text("alex@example.com")
+
+    # Signing out is confirmed; /acme leads to the portal.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_contain_text("You are signed out")
+    shots(page, "04-signed-out")
+    page.goto("/acme")
+    page.wait_for_url("**/acme/portal")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Sign in to")
