@@ -116,3 +116,64 @@ def test_sign_in_recovers(page, served: Served, smtp_server) -> None:  # type: i
     page.goto("/acme")
     page.wait_for_url("**/acme/portal")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Sign in to")
+
+
+def test_no_dead_ends(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    settings = served.settings
+    order = in_thread(one, settings, "SELECT id FROM orders WHERE external_id = 'acme-ord-sam-icons'")["id"]
+    in_thread(execute, settings, "UPDATE orders SET billing_name = NULL, billing_address = NULL WHERE id = ?", (order,))
+    in_thread(
+        execute,
+        settings,
+        "UPDATE customers SET billing_name = NULL, billing_address = NULL WHERE email = 'sam@example.com'",
+    )
+    sign_in_as(page, served, "sam@example.com")
+
+    # An invoice without billing details: the form with a notice, then straight back to the new invoice.
+    page.goto(f"/acme/portal/orders/{order}")
+    expect(page.locator('[data-hint="billing-missing"]')).to_be_visible()
+    page.get_by_role("button", name="Generate invoice").click()
+    expect(page.get_by_role("status")).to_contain_text("An invoice needs your billing name and address")
+    shots(page, "05-invoice-needs-billing")
+    page.get_by_label("Name or company").fill("Sam Example GmbH")
+    page.get_by_label("Address", exact=True).fill("Invalidenstraße 1")
+    page.get_by_label("Postal code").fill("10115")
+    page.get_by_label("City").fill("Berlin")
+    page.get_by_label("Country").select_option("DE")
+    page.get_by_role("button", name="Save billing details").click()
+    page.wait_for_url(f"**/acme/portal/orders/{order}/invoice")
+    expect(page.locator("body")).to_contain_text("Sam Example GmbH")
+
+    # An error page of a signed-in customer keeps the brand and the navigation.
+    page.goto("/acme/portal/orders/no-such-order")
+    expect(page.get_by_role("navigation", name="Portal")).to_be_visible()
+    expect(page.locator(".account-email")).to_contain_text("sam@example.com")
+    shots(page, "06-error-signed-in")
+
+    # An expired download link: signed in, a fresh link downloads at once; signed out, back to Benefits.
+    page.goto("/acme/portal/benefits")
+    link = page.locator('[data-type="downloadables"] a[download]').first.get_attribute("href")
+    served.clock.advance(3600)
+    with page.expect_download() as info:
+        page.evaluate("url => { const a = document.createElement('a'); a.href = url; a.click(); }", link)
+    assert info.value.suggested_filename
+    page.context.clear_cookies()
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("This download link has expired")
+    expect(page.locator(".brand")).to_contain_text("Acme Software")
+    shots(page, "07-download-expired")
+    page.get_by_role("link", name="Back to Benefits").click()
+    expect(page.locator('[data-notice="next"]')).to_be_visible()  # sign in, then Benefits
+
+
+def execute(settings: Settings, sql: str, params: tuple[object, ...] = ()) -> None:
+    from portal.db import connect_sync
+
+    conn = connect_sync(settings.db_path)
+    try:
+        conn.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()

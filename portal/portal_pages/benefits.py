@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import File, Redirect, Template
 
+from portal import i18n
 from portal.benefits.customer_actions import deactivate_activation
-from portal.benefits.downloads import download_link, open_download
-from portal.benefits.queries import list_grants, list_past_grants
+from portal.benefits.downloads import EXPIRED_DOWNLOAD, download_link, open_download
+from portal.benefits.queries import get_live_grant_file, list_grants, list_past_grants
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
 from portal.organizations.queries import get_by_slug
-from portal.portal_pages.layout import base_path, not_found, render, see_other
+from portal.portal_pages.layout import base_path, not_found, render, safe_organization, see_other
+from portal.sessions.auth import browser_session
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
@@ -77,6 +80,7 @@ class DownloadsController(Controller):
     @get("/{grant_id:str}/{file_id:str}", name="portal.download")
     async def download(
         self,
+        request: Request[Any, Any, Any],
         db: NamedDependency[Database],
         settings: NamedDependency[Settings],
         clock: NamedDependency[Clock],
@@ -84,14 +88,42 @@ class DownloadsController(Controller):
         grant_id: FromPath[str],
         file_id: FromPath[str],
         sig: Annotated[str, QueryParameter(name="sig", max_length=200)] = "",
-    ) -> File:
+    ) -> Response[Any]:
+        """The file of a live signed link. An expired link is no dead end (issue 22): a signed-in owner of the file
+        is sent on to a fresh link at once; anyone else gets the organization's page pointing back to Benefits."""
         organization = await get_by_slug(db, slug)
         if organization is None:
             raise NotFoundException("Not found")
+        request.state.organization = organization  # error pages in the organization's look
+        now = clock.now()
         try:
-            file, path = await open_download(db, settings, organization, grant_id, file_id, sig, now=clock.now())
+            file, path = await open_download(db, settings, organization, grant_id, file_id, sig, now=now)
         except NotFound as exc:
-            raise NotFoundException(exc.message) from None
+            if exc.message != EXPIRED_DOWNLOAD:
+                raise NotFoundException(exc.message) from None
+            context = await browser_session(request, db, settings, clock, slug)
+            if context is not None and await get_live_grant_file(
+                db, organization.id, context.customer.id, grant_id, file_id
+            ):
+                fresh = download_link(settings, organization, grant_id, file_id, now=now)
+                return Redirect(fresh.path, status_code=303, headers={"Cache-Control": "no-store"})
+            i18n.refine(org_default=organization.default_locale)
+            return Template(
+                template_name="errors/error.html",
+                context={
+                    "status": 404,
+                    "title": i18n.gettext("This download link has expired"),
+                    "detail": i18n.gettext(
+                        "Download links work for a limited time. Open Benefits again for a fresh one "
+                        "(sign in first if you are asked to)."
+                    ),
+                    "organization": safe_organization(organization),
+                    "action_url": f"{base_path(organization)}/benefits",
+                    "action_label": i18n.gettext("Back to Benefits"),
+                },
+                status_code=404,
+                media_type=MediaType.HTML,
+            )
         return File(
             path=path,
             filename=file.name,

@@ -111,6 +111,8 @@ async def browser_session(
     if store.needs_touch(context.session, now):
         await store.touch(db, context.session.id, now)
     request.state.organization = context.organization
+    # Error pages of this request render inside the signed-in layout (``portal.web``).
+    request.state.portal_session = context
     i18n.refine(saved=context.customer.locale or "", org_default=context.organization.default_locale)
     return context
 
