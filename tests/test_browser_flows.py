@@ -177,3 +177,48 @@ def execute(settings: Settings, sql: str, params: tuple[object, ...] = ()) -> No
         conn.commit()
     finally:
         conn.close()
+
+
+def test_flows(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    settings = served.settings
+    sign_in_as(page, served, "alex@example.com")
+    sub = in_thread(one, settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-alex-pro'")["id"]
+
+    # Cancelling is its own step; then one badge says when it ends.
+    page.goto(f"/acme/portal/subscriptions/{sub}")
+    expect(page.get_by_label("Too expensive")).to_have_count(0)
+    page.get_by_role("link", name="Cancel subscription…").click()
+    shots(page, "08-cancel-step")
+    page.get_by_label("Too expensive").check()
+    page.get_by_role("button", name="Confirm cancellation").click()
+    expect(page.locator('.section-head [data-field="status"]')).to_contain_text("Cancels on")
+    shots(page, "09-canceling")
+    page.get_by_role("button", name="Resume subscription").click()
+    expect(page.get_by_role("status")).to_contain_text("active again")
+
+    # Plan change: nothing chosen for the customer; the confirmation compares price, interval and benefits.
+    page.get_by_role("link", name="Change plan").click()
+    assert page.locator('input[name="product_id"]:checked').count() == 0
+    shots(page, "10-change-plan")
+    page.locator("label.plan-option", has_text="Yearly").click()
+    page.get_by_role("button", name="Review change").click()
+    expect(page.locator('[data-field="new-interval"]')).to_have_text("year")
+    expect(page.locator('[data-field="gained"]')).to_contain_text("cloud render credits")
+    shots(page, "11-change-plan-confirm")
+
+    # Benefits grouped by what granted them; deactivating asks first; the copy button speaks German.
+    page.goto("/acme/portal/benefits")
+    expect(page.locator("section.benefit-group").first).to_be_visible()
+    shots(page, "12-benefits")
+    page.locator('[data-action="deactivate"]').first.click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Deactivate")
+    shots(page, "13-deactivate-confirm")
+    page.get_by_role("link", name="Keep it active").click()
+    page.goto("/acme/portal/benefits?locale=de")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base_url)
+    copy = page.locator("button[data-copy]").first
+    copy.click()
+    expect(copy).to_contain_text("Kopiert")
+    expect(page.locator("#copy-status")).to_have_text("In die Zwischenablage kopiert.")

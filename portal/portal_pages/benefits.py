@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
@@ -15,15 +16,53 @@ from litestar.response import File, Redirect, Template
 from portal import i18n
 from portal.benefits.customer_actions import deactivate_activation
 from portal.benefits.downloads import EXPIRED_DOWNLOAD, download_link, open_download
-from portal.benefits.queries import get_live_grant_file, list_grants, list_past_grants
+from portal.benefits.queries import Grant, get_live_grant_file, list_grants, list_past_grants
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
+from portal.orders.queries import get_order
 from portal.organizations.queries import get_by_slug
 from portal.portal_pages.layout import base_path, not_found, render, safe_organization, see_other
 from portal.sessions.auth import browser_session
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
+from portal.subscriptions.queries import list_subscriptions
+
+
+class GrantGroup(msgspec.Struct, frozen=True, kw_only=True):
+    """The grants one subscription or one order gave, under that product's name (the Benefits page's sections)."""
+
+    key: str
+    title: str
+    kind: str  # "subscription", "order" or "other"
+    href: str | None
+    status: str | None
+    grants: list[Grant]
+
+
+async def _grouped(db: Database, ctx: SessionContext, grants: list[Grant]) -> list[GrantGroup]:
+    """Grants grouped by the subscription or order that granted them, in the order they were first granted."""
+    root = base_path(ctx.organization)
+    subscriptions = {sub.id: sub for sub in await list_subscriptions(db, ctx.organization.id, ctx.customer.id)}
+    groups: dict[str, GrantGroup] = {}
+    for grant in grants:
+        if grant.subscription_id and grant.subscription_id in subscriptions:
+            sub = subscriptions[grant.subscription_id]
+            key, kind, title = f"s-{sub.id}", "subscription", sub.product_name
+            href, status = f"{root}/subscriptions/{sub.id}", sub.status
+        elif grant.order_id:
+            key, kind, href, status = f"o-{grant.order_id}", "order", f"{root}/orders/{grant.order_id}", None
+            if key in groups:
+                title = groups[key].title
+            else:
+                order = await get_order(db, ctx.organization.id, ctx.customer.id, grant.order_id)
+                title = (order.product_name if order else None) or i18n.gettext("Your purchase")
+        else:
+            key, kind, title, href, status = "other", "other", i18n.gettext("Other benefits"), None, None
+        group = groups.get(key) or GrantGroup(key=key, title=title, kind=kind, href=href, status=status, grants=[])
+        group.grants.append(grant)
+        groups[key] = group
+    return list(groups.values())
 
 
 class BenefitsController(Controller):
@@ -49,8 +88,46 @@ class BenefitsController(Controller):
         }
         past = await list_past_grants(db, ctx.organization.id, ctx.customer.id)
         return render(
-            "portal/benefits.html", request, ctx, active="benefits", grants=grants, links=links, past_grants=past
+            "portal/benefits.html",
+            request,
+            ctx,
+            active="benefits",
+            grants=grants,
+            groups=await _grouped(db, ctx, grants),
+            links=links,
+            past_grants=past,
         )
+
+    @get(
+        "/license-keys/{license_key_id:str}/activations/{activation_id:str}/deactivate",
+        name="portal.activation.deactivate_confirm",
+    )
+    async def deactivate_confirm(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        portal_customer: NamedDependency[SessionContext],
+        license_key_id: FromPath[str],
+        activation_id: FromPath[str],
+    ) -> Template:
+        """Deactivating asks first (issue 22): which device, which key, what happens; the POST does it."""
+        ctx = portal_customer
+        for grant in await list_grants(db, ctx.organization.id, ctx.customer.id):
+            if not grant.customer_can_deactivate:
+                continue
+            for key in grant.license_keys:
+                for activation in key.activations if key.id == license_key_id else ():
+                    if activation.id == activation_id:
+                        return render(
+                            "portal/deactivate_activation.html",
+                            request,
+                            ctx,
+                            active="benefits",
+                            grant=grant,
+                            key=key,
+                            activation=activation,
+                        )
+        raise not_found()
 
     @post(
         "/license-keys/{license_key_id:str}/activations/{activation_id:str}/deactivate",

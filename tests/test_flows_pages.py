@@ -1,0 +1,64 @@
+"""Customer flows (issue 22) over HTTP: benefits grouped by the subscription or order that granted them, past
+benefits collapsed, and the copy-button strings of portal.js rendered by the page in the customer's language."""
+
+from __future__ import annotations
+
+import pytest
+from bs4 import BeautifulSoup
+
+from portal.settings import Settings
+from tests.browser_helpers import new_session, one
+
+pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
+
+
+def page(client, path: str) -> BeautifulSoup:  # type: ignore[no-untyped-def]
+    response = client.get(path)
+    assert response.status_code == 200, response.text[:300]
+    return BeautifulSoup(response.text, "html.parser")
+
+
+def test_benefits_are_grouped_by_what_granted_them(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    name, token = new_session(settings, "acme", "alex@example.com")
+    client.cookies.set(name, token)
+    html = page(client, "/acme/portal/benefits")
+    groups = html.select("section.benefit-group")
+    assert len(groups) >= 2
+    sub = one(settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-alex-pro'")["id"]
+    sub_group = html.select_one(f'section.benefit-group h2 a[href="/acme/portal/subscriptions/{sub}"]')
+    assert sub_group is not None and sub_group.get_text(strip=True).startswith("Acme Pro")
+    section = sub_group.find_parent("section", class_="benefit-group")
+    assert section["data-group"] == "subscription" and section.select("section.benefit")
+    # Every live grant sits in exactly one group, each under its product's heading.
+    assert len(html.select("section.benefit-group section.benefit")) == len(html.select("section.benefit"))
+    assert any(group["data-group"] == "order" for group in groups)
+
+
+def test_past_benefits_are_collapsed(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    from portal.db import connect_sync
+
+    grant = one(
+        settings,
+        "SELECT g.id FROM benefit_grants g JOIN customers c ON c.id = g.customer_id "
+        "WHERE c.email = 'alex@example.com' AND g.revoked_at IS NULL LIMIT 1",
+    )["id"]
+    conn = connect_sync(settings.db_path)
+    conn.execute("UPDATE benefit_grants SET revoked_at = '2026-01-01T00:00:00.000000Z' WHERE id = ?", (grant,))
+    conn.commit()
+    conn.close()
+    name, token = new_session(settings, "acme", "alex@example.com")
+    client.cookies.set(name, token)
+    html = page(client, "/acme/portal/benefits")
+    details = html.select_one("#past-benefits details")
+    assert details is not None and not details.has_attr("open")
+    assert details.select_one("summary").get_text(" ", strip=True).startswith("Past benefits")
+    assert details.select_one(f'[data-past-grant="{grant}"]') is not None
+
+
+def test_copy_strings_come_from_the_catalogs(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    name, token = new_session(settings, "acme", "alex@example.com")
+    client.cookies.set(name, token)
+    status = page(client, "/acme/portal/benefits?locale=de").select_one("#copy-status")
+    assert status["data-copied"] == "Kopiert"
+    assert status["data-copied-status"] and status["data-copied-status"] != "Copied to the clipboard."
+    assert status["data-copy-failed"] != "Copy failed; select the text and copy it."
