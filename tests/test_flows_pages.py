@@ -62,3 +62,47 @@ def test_copy_strings_come_from_the_catalogs(client, settings: Settings) -> None
     assert status["data-copied"] == "Kopiert"
     assert status["data-copied-status"] and status["data-copied-status"] != "Copied to the clipboard."
     assert status["data-copy-failed"] != "Copy failed; select the text and copy it."
+
+
+def test_license_key_rotation_where_the_seller_allows_it(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    from portal.db import connect_sync
+    from tests.browser_helpers import csrf_token, query
+
+    alex = one(settings, "SELECT id FROM customers WHERE email = 'alex@example.com' AND organization_id = "
+               "(SELECT id FROM organizations WHERE slug = 'acme')")["id"]  # fmt: skip
+    keys = query(
+        settings,
+        "SELECT k.id, k.key, b.id AS benefit_id FROM license_keys k JOIN benefits b ON b.id = k.benefit_id "
+        "WHERE k.customer_id = ? ORDER BY b.external_id",
+        (alex,),
+    )
+    assert len(keys) >= 2
+    allowed, other = keys[0], keys[1]
+    conn = connect_sync(settings.db_path)
+    conn.execute(
+        "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('true')) WHERE id = ?",
+        (allowed["benefit_id"],),
+    )
+    conn.execute(
+        "UPDATE benefits SET properties = json_remove(properties, '$.allow_customer_rotation') WHERE id = ?",
+        (other["benefit_id"],),
+    )
+    conn.commit()
+    conn.close()
+    name, token = new_session(settings, "acme", "alex@example.com")
+    client.cookies.set(name, token)
+    html = page(client, "/acme/portal/benefits")
+    links = [a["href"] for a in html.select('a[data-action="rotate"]')]
+    assert links == [f"/acme/portal/benefits/license-keys/{allowed['id']}/rotate"]
+    confirm = page(client, links[0])
+    assert allowed["key"] in confirm.select_one("code.key").get_text()
+    csrf = csrf_token(client, "/acme/portal")
+    done = client.post(links[0], data={"_csrf_token": csrf}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/acme/portal/benefits?done=rotated"
+    new_key = one(settings, "SELECT key FROM license_keys WHERE id = ?", (allowed["id"],))["key"]
+    assert new_key != allowed["key"] and new_key in client.get("/acme/portal/benefits").text
+    # Not allowed by the seller: no link, no page, and the POST is refused without a change.
+    path = f"/acme/portal/benefits/license-keys/{other['id']}/rotate"
+    assert client.get(path).status_code == 404
+    assert client.post(path, data={"_csrf_token": csrf}).status_code == 400
+    assert one(settings, "SELECT key FROM license_keys WHERE id = ?", (other["id"],))["key"] == other["key"]

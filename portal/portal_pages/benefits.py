@@ -14,6 +14,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import File, Redirect, Template
 
 from portal import i18n
+from portal.benefits import license_key_api
 from portal.benefits.customer_actions import deactivate_activation
 from portal.benefits.downloads import EXPIRED_DOWNLOAD, download_link, open_download
 from portal.benefits.queries import Grant, get_live_grant_file, list_grants, list_past_grants
@@ -65,6 +66,17 @@ async def _grouped(db: Database, ctx: SessionContext, grants: list[Grant]) -> li
     return list(groups.values())
 
 
+def _rotatable(grants: list[Grant]) -> set[str]:
+    """Ids of the keys the seller lets the customer rotate now (the rule itself: ``license_key_api.rotate``)."""
+    return {
+        key.id
+        for grant in grants
+        if grant.benefit_props.get("allow_customer_rotation")
+        for key in grant.license_keys
+        if key.status in license_key_api.ROTATABLE_STATUSES
+    }
+
+
 class BenefitsController(Controller):
     path = "/{slug:str}/portal/benefits"
     include_in_schema = False
@@ -94,6 +106,7 @@ class BenefitsController(Controller):
             active="benefits",
             grants=grants,
             groups=await _grouped(db, ctx, grants),
+            rotatable=_rotatable(grants),
             links=links,
             past_grants=past,
         )
@@ -128,6 +141,48 @@ class BenefitsController(Controller):
                             activation=activation,
                         )
         raise not_found()
+
+    @get("/license-keys/{license_key_id:str}/rotate", name="portal.license_key.rotate_confirm")
+    async def rotate_confirm(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        portal_customer: NamedDependency[SessionContext],
+        license_key_id: FromPath[str],
+    ) -> Template:
+        """Rotating asks first: the old key stops working at once (where the seller allows rotation)."""
+        ctx = portal_customer
+        grants = await list_grants(db, ctx.organization.id, ctx.customer.id)
+        if license_key_id in _rotatable(grants):
+            for grant in grants:
+                for key in grant.license_keys:
+                    if key.id == license_key_id:
+                        return render(
+                            "portal/rotate_license_key.html", request, ctx, active="benefits", grant=grant, key=key
+                        )
+        raise not_found()
+
+    @post("/license-keys/{license_key_id:str}/rotate", name="portal.license_key.rotate")
+    async def rotate(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        portal_customer: NamedDependency[SessionContext],
+        license_key_id: FromPath[str],
+    ) -> Redirect:
+        """A new key string through the API's own rule (``license_key_api.rotate``); back to Benefits."""
+        ctx = portal_customer
+        try:
+            await license_key_api.rotate(
+                db,
+                organization_id=ctx.organization.id,
+                customer_id=ctx.customer.id,
+                license_key_id=license_key_id,
+                now=clock.now(),
+            )
+        except license_key_api.KeyNotFound:
+            raise not_found() from None
+        return see_other(f"{base_path(ctx.organization)}/benefits?done=rotated")
 
     @post(
         "/license-keys/{license_key_id:str}/activations/{activation_id:str}/deactivate",
