@@ -106,3 +106,46 @@ def test_license_key_rotation_where_the_seller_allows_it(client, settings: Setti
     assert client.get(path).status_code == 404
     assert client.post(path, data={"_csrf_token": csrf}).status_code == 400
     assert one(settings, "SELECT key FROM license_keys WHERE id = ?", (other["id"],))["key"] == other["key"]
+
+
+def test_ended_subscription_offers_the_sellers_resubscribe_link(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    from tests.admin_support import api, mint_token
+
+    admin = mint_token(settings)
+    org = one(settings, "SELECT id FROM organizations WHERE slug = 'acme'")["id"]
+    ended = one(settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-casey-pro'")["id"]
+    name, token = new_session(settings, "acme", "casey@example.com")
+    client.cookies.set(name, token)
+    # None set: nothing offered.
+    assert page(client, f"/acme/portal/subscriptions/{ended}").select_one('[data-action="resubscribe"]') is None
+
+    # Bad values are refused naming the field; a real URL is kept and shown on ended subscriptions only.
+    for bad in ("javascript:alert(1)", "//evil.example", "ftp://x.example/", "https://"):
+        problem = api(client, admin, "PATCH", f"/v1/organizations/{org}", 422, json={"resubscribe_url": bad})
+        assert problem["detail"][0]["loc"] == ["body", "resubscribe_url"], bad
+    url = "https://acme.example/pricing?plan=pro"
+    body = api(client, admin, "PATCH", f"/v1/organizations/{org}", 200, json={"resubscribe_url": url})
+    assert body["resubscribe_url"] == url
+    client.cookies.set(name, token)
+    link = page(client, f"/acme/portal/subscriptions/{ended}").select_one('[data-action="resubscribe"]')
+    assert link is not None and link["href"] == url
+    alex_name, alex_token = new_session(settings, "acme", "alex@example.com")
+    client.cookies.set(alex_name, alex_token)
+    live = one(settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-alex-pro'")["id"]
+    assert page(client, f"/acme/portal/subscriptions/{live}").select_one('[data-action="resubscribe"]') is None
+    # Cleared with null.
+    assert (
+        api(client, admin, "PATCH", f"/v1/organizations/{org}", 200, json={"resubscribe_url": None})["resubscribe_url"]
+        is None
+    )
+
+
+def test_seed_sets_the_resubscribe_link() -> None:
+    import msgspec
+
+    from portal.seeding.models import SeedOrganization
+
+    seeded = msgspec.convert(
+        {"slug": "x", "name": "X", "resubscribe_url": "https://x.example/subscribe"}, SeedOrganization
+    )
+    assert seeded.resubscribe_url == "https://x.example/subscribe"

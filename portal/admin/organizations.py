@@ -56,6 +56,8 @@ class OrganizationCreate(msgspec.Struct, kw_only=True):
     # Portal's: the From display name and Reply-To of this organization's emails (Reply-To defaults to `email`).
     email_sender_name: str | None = None
     email_reply_to: str | None = None
+    # Portal's: where a customer whose subscription ended can subscribe again (an http(s) URL; none: not offered).
+    resubscribe_url: str | None = None
     settings: dict[str, Any] = {}
     external_id: str | None = None
 
@@ -77,6 +79,7 @@ class OrganizationUpdate(msgspec.Struct, kw_only=True):
     allow_email_change: bool | msgspec.UnsetType = msgspec.UNSET
     email_sender_name: str | msgspec.UnsetType | None = msgspec.UNSET
     email_reply_to: str | msgspec.UnsetType | None = msgspec.UNSET
+    resubscribe_url: str | msgspec.UnsetType | None = msgspec.UNSET
     settings: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     external_id: str | msgspec.UnsetType | None = msgspec.UNSET
 

@@ -168,6 +168,7 @@ SELECT
     o.show_usage AS o_show_usage,
     o.allow_email_change AS o_allow_email_change,
     o.settings AS o_settings,
+    o.resubscribe_url AS o_resubscribe_url,
     o.created_at AS o_created_at,
     o.modified_at AS o_modified_at,
     o.catalog_version AS o_catalog_version
