@@ -222,3 +222,36 @@ def test_flows(page, served: Served) -> None:  # type: ignore[no-untyped-def]
     copy.click()
     expect(copy).to_contain_text("Kopiert")
     expect(page.locator("#copy-status")).to_have_text("In die Zwischenablage kopiert.")
+
+
+def test_rotation_and_resubscribe(page, served: Served) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    settings = served.settings
+    in_thread(
+        execute,
+        settings,
+        "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('true')) "
+        "WHERE external_id = 'acme-pro-license'",
+    )
+    in_thread(
+        execute,
+        settings,
+        "UPDATE organizations SET resubscribe_url = 'https://acme.example/pricing' WHERE slug = 'acme'",
+    )
+    sign_in_as(page, served, "alex@example.com")
+    page.goto("/acme/portal/benefits")
+    old_key = page.locator("code.key").first.inner_text().strip()
+    page.locator('[data-action="rotate"]').first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Replace your license key?")
+    shots(page, "14-rotate-confirm")
+    page.get_by_role("button", name="Replace key").click()
+    expect(page.get_by_role("status")).to_contain_text("license key was replaced")
+    assert page.locator("code.key").first.inner_text().strip() != old_key
+
+    page.context.clear_cookies()
+    sign_in_as(page, served, "casey@example.com")
+    ended = in_thread(one, settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-casey-pro'")["id"]
+    page.goto(f"/acme/portal/subscriptions/{ended}")
+    expect(page.get_by_role("link", name="Subscribe again")).to_have_attribute("href", "https://acme.example/pricing")
+    shots(page, "15-resubscribe")
