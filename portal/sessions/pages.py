@@ -244,11 +244,12 @@ async def portal_home(
     )
 
 
-@get("/{slug:str}", name="portal.short", include_in_schema=False, status_code=308)
+@get("/{slug:str}", name="portal.short", include_in_schema=False, status_code=302)
 async def portal_short(request: Request[Any, Any, Any], db: NamedDependency[Database], slug: FromPath[str]) -> Redirect:
     """``/<slug>`` is the address people type: it leads to the portal (404 for no organization)."""
     await _organization(request, db, slug)
-    return Redirect(f"/{slug}/portal", status_code=308)
+    # Not permanent: a browser must not remember it should the address ever mean something else.
+    return Redirect(f"/{slug}/portal", status_code=302)
 
 
 class LinkSwitchForm(msgspec.Struct, kw_only=True):
