@@ -712,6 +712,13 @@ ALTER TABLE benefits ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public'
 """
 
 
+# Where a customer whose subscription ended can subscribe again (issue 22): the seller's checkout or pricing page,
+# http(s) only; NULL offers nothing. Set through the admin API and the seed.
+ORGANIZATION_RESUBSCRIBE_URL = """
+ALTER TABLE organizations ADD COLUMN resubscribe_url TEXT;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -727,6 +734,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "payment-processor connectors", CONNECTORS_SCHEMA),
     Migration(13, "organization email sender name and reply-to", ORGANIZATION_EMAIL_SENDER),
     Migration(15, "customer key rotation on by default, benefit visibility", POLAR_RULES),
+    Migration(16, "organization resubscribe link", ORGANIZATION_RESUBSCRIBE_URL),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -23,6 +23,7 @@ from litestar.exceptions import (
 )
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from markupsafe import Markup
 
 from portal import i18n
 from portal.clock import Clock
@@ -30,6 +31,7 @@ from portal.db import Database
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.fields import readable_message
 from portal.limits import is_too_deep
+from portal.sessions import next_path
 from portal.sessions.auth import SignInRequired
 from portal.settings import Settings
 
@@ -190,7 +192,11 @@ def _error_response(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, SignInRequired):
         if is_api_path(request.url.path):
             return api_error(401, exc.message or "Not authenticated")
+        # A page asked for signed out comes back after signing in (a deep link: an order, a receipt, benefits).
         location = f"/{exc.slug}/portal"
+        if request.method in ("GET", "HEAD"):
+            wanted = next_path.safe_next(exc.slug, next_path.next_of(request.url.path, request.url.query))
+            location = next_path.with_next(location, wanted)
         return Redirect(location, status_code=303)
     if isinstance(exc, DomainError):
         status = domain_error_status(exc)
@@ -261,7 +267,6 @@ _GENERIC_DETAILS = frozenset(
         i18n.noop(
             "This link has expired or is not valid. Open the order again in the customer portal for a fresh one."
         ),
-        i18n.noop("Add your billing name and address under Billing details, then generate the invoice."),
         i18n.noop("this subscription is already canceled or has ended"),
         i18n.noop("this subscription is not scheduled to cancel"),
         i18n.noop("only an active subscription that is not canceled can change plan"),
@@ -288,11 +293,29 @@ def _html_error(
     }
     if isinstance(detail, str) and detail in _GENERIC_DETAILS:
         detail = _(detail)
+    context: dict[str, Any] = {"organization": org, "request": request, **_signed_in_layout(request, org)}
     body = engine.get_template("errors/error.html").render(
         status=status,
         title=titles.get(status, _("Something went wrong")),
         detail=detail if status < 500 else _("An unexpected error happened. Please try again."),
-        organization=org,
-        request=request,
+        **context,
     )
     return Response(body, status_code=status, media_type="text/html", headers=headers or None)
+
+
+def _signed_in_layout(request: Request[Any, Any, Any], org: Any) -> dict[str, Any]:
+    """What the portal layout needs when the request was made by a signed-in customer of ``org``: an error page
+    of theirs keeps the brand, the account menu and the navigation (issue 22). Empty otherwise."""
+    context = getattr(request.state, "portal_session", None) if hasattr(request, "state") else None
+    if context is None or org is None or context.organization.id != getattr(org, "id", None):
+        return {}
+    from litestar.utils.scope.state import ScopeState
+
+    from portal.portal_pages.layout import page_context
+
+    csrf_cookie = request.app.csrf_config.cookie_name if request.app.csrf_config else "csrftoken"
+    token = ScopeState.from_scope(request.scope).csrf_token or request.cookies.get(csrf_cookie) or ""
+    values = page_context(request, context, active="")
+    values["notice"] = None
+    values["csrf_input"] = Markup('<input type="hidden" name="_csrf_token" value="{}" />').format(token)
+    return values

@@ -47,10 +47,24 @@ def _paths(settings: Settings) -> tuple[list[str], list[str]]:
             "order": one(settings, "SELECT id FROM orders WHERE external_id = 'acme-ord-alex-icons'")["id"],
             "sub": one(settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-alex-pro'")["id"],
             "yearly": one(settings, "SELECT id FROM products WHERE external_id = 'acme-pro-yearly'")["id"],
+            **one(
+                settings,
+                "SELECT a.id AS activation, k.id AS key FROM license_key_activations a "
+                "JOIN license_keys k ON k.id = a.license_key_id JOIN benefits b ON b.id = k.benefit_id "
+                "JOIN customers c ON c.id = k.customer_id WHERE c.email = 'alex@example.com' "
+                "AND json_extract(b.properties, '$.activations.enable_customer_admin') ORDER BY a.id LIMIT 1",
+            ),
         }
 
     i = in_thread(ids)
-    signed_out = ["/acme/portal", "/lumen/portal", "/acme/portal/orders/missing-on-purpose", "/no-such-org/portal"]
+    signed_out = [
+        "/acme/portal",
+        "/lumen/portal",
+        "/acme/portal/orders/missing-on-purpose",
+        "/no-such-org/portal",
+        "/acme/portal/authenticate",  # opened in a browser that asked for no code: explained (issue 22)
+        "/acme/portal?done=signed_out",
+    ]
     signed_in = [
         "/acme/portal",
         "/acme/portal/orders",
@@ -63,6 +77,8 @@ def _paths(settings: Settings) -> tuple[list[str], list[str]]:
         "/acme/portal/benefits",
         "/acme/portal/settings",
         "/acme/portal/orders/00000000-0000-4000-8000-000000000000",
+        f"/acme/portal/subscriptions/{i['sub']}/cancel",
+        f"/acme/portal/benefits/license-keys/{i['key']}/activations/{i['activation']}/deactivate",
     ]
     return signed_out, signed_in
 

@@ -76,7 +76,7 @@ def test_customer_journey(browser_page, served, smtp_server) -> None:  # type: i
     code = login_code(inbox.wait_for(1)[-1])
     page.get_by_label("Code").fill(code)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome back")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")  # first sign-in (issue 22)
     expect(page.locator(".account-email")).to_contain_text("alex@example.com")
     screenshot(page, "02-overview")
 
@@ -99,9 +99,10 @@ def test_customer_journey(browser_page, served, smtp_server) -> None:  # type: i
     sub = in_thread(one, settings, "SELECT id FROM subscriptions WHERE external_id = 'acme-sub-alex-pro'")["id"]
     page.goto(f"/acme/portal/subscriptions/{sub}")
     screenshot(page, "06-subscription")
+    page.get_by_role("link", name="Cancel subscription…").click()  # its own step (issue 22)
     page.get_by_label("Too expensive").check()
     page.get_by_label("Anything else you want to share?").fill("Trying a cheaper plan")
-    page.get_by_role("button", name="Cancel subscription").click()
+    page.get_by_role("button", name="Confirm cancellation").click()
     expect(page.get_by_role("status")).to_contain_text("canceled")
     expect(page.locator('[data-field="next"]')).to_contain_text("Ends on")
     screenshot(page, "07-subscription-canceled")
@@ -133,8 +134,8 @@ def test_customer_journey(browser_page, served, smtp_server) -> None:  # type: i
     assert page.evaluate("navigator.clipboard.readText()") == key_text
     screenshot(page, "10-benefits")
     activations_before = page.locator("li.activation").count()
-    deactivate = page.locator("form[action$='/deactivate'] button").first
-    deactivate.click()
+    page.locator('[data-action="deactivate"]').first.click()  # asks first (issue 22)
+    page.get_by_role("button", name="Deactivate").click()
     expect(page.get_by_role("status")).to_contain_text("activation was removed")
     assert page.locator("li.activation").count() == activations_before - 1
     with page.expect_download() as info:

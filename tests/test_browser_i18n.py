@@ -32,7 +32,8 @@ pytestmark = [
 
 # (path suffix, expected <h1> per language)
 PAGES = {
-    "overview": ("", {"de": "Willkommen zurück, Alex Rivera", "fr": "Bon retour, Alex Rivera"}),
+    # A first visit (no earlier session): "Welcome", not "Welcome back" (issue 22).
+    "overview": ("", {"de": "Willkommen, Alex Rivera", "fr": "Bienvenue, Alex Rivera"}),
     "orders": ("/orders", {"de": "Bestellungen", "fr": "Commandes"}),
     "subscriptions": ("/subscriptions", {"de": "Abonnements", "fr": "Abonnements"}),
     "benefits": ("/benefits", {"de": "Vorteile", "fr": "Avantages"}),

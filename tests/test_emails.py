@@ -165,6 +165,12 @@ def test_email_link_is_prefetch_safe_single_use_and_signs_in(mail_client, smtp_s
     receipt = client.get(answer.headers["location"])
     assert receipt.status_code == 200 and order["receipt_number"] in receipt.text
     # Spent: a second POST (same or another browser) fails, and the GET no longer offers Continue.
+    # In the browser it signed in, a spent link just leads to its page (issue 22: no dead end), opening nothing new.
+    sessions = len(rows(settings, "SELECT id FROM customer_sessions"))
+    again = client.post("/acme/portal/link", data={"token": token, "_csrf_token": csrf(client)}, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == answer.headers["location"]
+    assert len(rows(settings, "SELECT id FROM customer_sessions")) == sessions
+    client.cookies.delete("portal_session_acme")
     again = client.post("/acme/portal/link", data={"token": token, "_csrf_token": csrf(client)}, follow_redirects=False)
     assert again.status_code == 400 and "expired or was already used" in again.text
     assert client.get(link).status_code == 400

@@ -29,6 +29,7 @@ from litestar.testing import TestClient
 from portal.app import create_app
 from portal.clock import Clock
 from portal.customer_portal.links import document_url
+from portal.db import connect_sync
 from portal.settings import Settings
 from tests.browser_helpers import copy_seeded, customer_id, new_session, one, org_id
 from tests.signin_helpers import insert_session
@@ -110,7 +111,32 @@ def _ids(site: Site) -> dict[str, str]:
         "organization_id": acme,
         "customer_id": owner,
         "download": _download_url(site),
+        **_activation_ids(site.settings, owner),
     }
+
+
+def _activation_ids(settings: Settings, owner: str) -> dict[str, str]:
+    """A key of the owner with an activation the customer may remove, its benefit letting them rotate the key
+    (so the confirmation pages of both answer 200)."""
+    row = one(
+        settings,
+        "SELECT a.id AS activation_id, k.id AS license_key_id, k.benefit_id FROM license_key_activations a "
+        "JOIN license_keys k ON k.id = a.license_key_id JOIN benefits b ON b.id = k.benefit_id "
+        "WHERE k.customer_id = ? AND json_extract(b.properties, '$.activations.enable_customer_admin') "
+        "ORDER BY a.id LIMIT 1",
+        (owner,),
+    )
+    conn = connect_sync(settings.db_path)
+    try:
+        conn.execute(
+            "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('true')) "
+            "WHERE id = ?",
+            (row["benefit_id"],),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    return {"license_key_id": row["license_key_id"], "activation_id": row["activation_id"]}
 
 
 def _download_url(site: Site) -> str:

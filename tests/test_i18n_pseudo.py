@@ -266,9 +266,22 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
     get(f"/acme/portal/subscriptions/{sub}/change-plan")
     plans = re.findall(r'name="product_id" value="([^"]+)"', pages[f"/acme/portal/subscriptions/{sub}/change-plan"])
     get(f"/acme/portal/subscriptions/{sub}/change-plan/confirm?product_id={plans[0]}")
+    get(f"/acme/portal/subscriptions/{sub}/cancel")  # the cancel step (reasons, comment, confirm)
     client.post(f"/acme/portal/subscriptions/{sub}/cancel", data={"_csrf_token": token, "cancellation_reason": "other"})
     get(f"/acme/portal/subscriptions/{sub}")  # canceled: the resume form
+    from portal.db import connect_sync
+
+    conn = connect_sync(settings.db_path)  # let customers rotate keys: the "Replace key" step renders too
+    conn.execute(
+        "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('true')) "
+        "WHERE type = 'license_keys'"
+    )
+    conn.commit()
+    conn.close()
     get("/acme/portal/benefits")
+    get(re.findall(r'href="([^"]+/rotate)" data-action="rotate"', pages["/acme/portal/benefits"])[0])
+    # The confirmation step of deactivating a license-key activation.
+    get(re.findall(r'href="([^"]+/deactivate)" data-action="deactivate"', pages["/acme/portal/benefits"])[0])
     get("/acme/portal/settings")
     response = client.post(
         "/acme/portal/settings", data={"_csrf_token": token, "line1": "x" * 300, "country": "ZZ", "tax_id": "!"}

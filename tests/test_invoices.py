@@ -151,14 +151,17 @@ def test_partial_renders_generate_then_download(settings: Settings) -> None:
     from portal.templating import build_environment
 
     template = build_environment().get_template("_partials/invoice_actions.html")
-    order = {"id": "o1", "status": "paid", "invoice_number": None}
-    before = BeautifulSoup(template.render(order=order, portal_root="/acme/portal", csrf_input="<i>"), "html.parser")
+    order = {"id": "o1", "status": "paid", "invoice_number": None, "billing_name": None, "billing_address_dict": None}
+    customer = {"billing_name": None, "billing_address_dict": None}
+    common = {"portal_root": "/acme/portal", "customer": customer}
+    before = BeautifulSoup(template.render(order=order, csrf_input="<i>", **common), "html.parser")
     assert before.select_one("[data-action=generate-invoice]") is not None
     order["invoice_number"] = "ACME-INV-0001"
-    after = BeautifulSoup(template.render(order=order, portal_root="/acme/portal", csrf_input="<i>"), "html.parser")
+    after = BeautifulSoup(template.render(order=order, csrf_input="<i>", **common), "html.parser")
     assert after.select_one("[data-action=download-invoice]")["href"] == "/acme/portal/orders/o1/invoice"
     order["status"] = "pending"
-    assert not template.render(order=order, portal_root="/acme/portal", csrf_input="").strip()
+    order["invoice_number"] = None
+    assert not template.render(order=order, csrf_input="", **common).strip()
 
 
 def test_page_uses_customer_billing_when_order_has_none(browser: TestClient[Litestar], settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from datetime import datetime
 
 import msgspec
 import pytest
@@ -106,8 +107,14 @@ def test_orders_list_detail_and_pagination(client, settings) -> None:
 def test_cancel_then_resume_records_events(client, settings) -> None:
     sign_in(client, settings, "acme", "alex@example.com")
     sid = sub_id(settings, "acme-sub-alex-pro")
-    page = soup(client.get(f"/acme/portal/subscriptions/{sid}"))
+    detail = soup(client.get(f"/acme/portal/subscriptions/{sid}"))
+    # Cancelling is its own step (issue 22): the detail page links to it; the survey is on that page.
+    assert not detail.select('input[name="cancellation_reason"]')
+    assert detail.select_one('[data-action="start-cancel"]')["href"] == f"/acme/portal/subscriptions/{sid}/cancel"
+    page = soup(client.get(f"/acme/portal/subscriptions/{sid}/cancel"))
+    assert page.select_one(f'form[action="/acme/portal/subscriptions/{sid}/cancel"] button.danger') is not None
     reasons = [i["value"] for i in page.select('input[name="cancellation_reason"]')]
+    assert not any(i.has_attr("checked") for i in page.select('input[name="cancellation_reason"]'))
     assert sorted(reasons) == sorted(
         [
             "customer_service",
@@ -137,6 +144,12 @@ def test_cancel_then_resume_records_events(client, settings) -> None:
     assert "Ends on" in page.select_one('[data-field="next"]').get_text()
     assert page.select_one(f'form[action="/acme/portal/subscriptions/{sid}/uncancel"]') is not None
     assert page.select_one(f'form[action="/acme/portal/subscriptions/{sid}/cancel"]') is None
+    # One badge saying when it ends, not "Active" + "Canceling".
+    badges = page.select(".section-head .badge")
+    assert len(badges) == 1 and badges[0].get_text().startswith("Cancels on ")
+    # The cancel step of a canceling subscription leads back to it.
+    again = client.get(f"/acme/portal/subscriptions/{sid}/cancel", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == f"/acme/portal/subscriptions/{sid}"
     # canceling twice is refused (409 page) and writes nothing
     assert post(client, f"/acme/portal/subscriptions/{sid}/cancel").status_code == 409
     response = post(client, f"/acme/portal/subscriptions/{sid}/uncancel")
@@ -161,6 +174,7 @@ def test_change_plan_with_confirmation(client, settings) -> None:
     sid = sub_id(settings, "acme-sub-alex-pro")
     choose = soup(client.get(f"/acme/portal/subscriptions/{sid}/change-plan"))
     options = {i["value"] for i in choose.select('input[name="product_id"]')}
+    assert not any(i.has_attr("checked") for i in choose.select('input[name="product_id"]')), "nothing pre-selected"
     yearly = one(settings, "SELECT id FROM products WHERE external_id = 'acme-pro-yearly'")["id"]
     monthly = one(settings, "SELECT id FROM products WHERE external_id = 'acme-pro-monthly'")["id"]
     one_time = one(settings, "SELECT id FROM products WHERE external_id = 'acme-toolkit'")["id"]
@@ -168,6 +182,15 @@ def test_change_plan_with_confirmation(client, settings) -> None:
     confirm = soup(client.get(f"/acme/portal/subscriptions/{sid}/change-plan/confirm?product_id={yearly}"))
     assert "Acme Pro" in confirm.select_one('[data-field="new-plan"]').get_text()
     assert "$120.00" in confirm.select_one('[data-field="new-price"]').get_text()
+    assert confirm.select_one('[data-field="old-interval"]').get_text(strip=True) == "month"
+    assert confirm.select_one('[data-field="new-interval"]').get_text(strip=True) == "year"
+    # Benefits gained and lost; a monthly→yearly change bills a year from the end of the paid month.
+    assert "cloud render credits" in confirm.select_one('[data-field="gained"]').get_text()
+    assert confirm.select_one('[data-field="lost"]') is None
+    end = one(settings, "SELECT current_period_end FROM subscriptions WHERE id = ?", (sid,))[0]
+    start = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    period = confirm.select_one('[data-field="next-period"]').get_text(" ", strip=True)
+    assert f"{start:%b} {start.day}, {start.year} – " in period and f", {start.year + 1}." in period
     assert one(settings, "SELECT product_id FROM subscriptions WHERE id = ?", (sid,))[0] == monthly, (
         "nothing changes before confirming"
     )
@@ -186,6 +209,9 @@ def test_change_plan_with_confirmation(client, settings) -> None:
     )
     assert len(credits) == 1
     assert len(events(settings, "subscription.plan_changed")) == 1
+    # And back: going to the monthly plan says what is lost.
+    back = soup(client.get(f"/acme/portal/subscriptions/{sid}/change-plan/confirm?product_id={monthly}"))
+    assert "cloud render credits" in back.select_one('[data-field="lost"]').get_text()
 
 
 def test_change_plan_refused_when_org_disallows(client, settings) -> None:
@@ -221,9 +247,14 @@ def test_benefits_page_keys_activations_downloads_notes(client, settings) -> Non
 def test_deactivate_activation(client, settings) -> None:
     sign_in(client, settings, "acme", "alex@example.com")
     page = soup(client.get("/acme/portal/benefits"))
-    forms = page.select('form[action$="/deactivate"]')
-    assert forms, "the toolkit key allows customer deactivation"
+    # Deactivating asks first (issue 22): a link to a confirmation page, whose form does it.
+    assert not page.select('form[action$="/deactivate"]')
+    links = page.select('a[data-action="deactivate"]')
+    assert links, "the toolkit key allows customer deactivation"
+    confirm = soup(client.get(links[0]["href"]))
+    forms = confirm.select('form[action$="/deactivate"]')
     action = forms[0]["action"]
+    assert action == links[0]["href"] and confirm.select_one("h1").get_text().startswith("Deactivate ")
     activation = action.split("/activations/")[1].split("/")[0]
     response = post(client, action)
     assert response.status_code == 303
@@ -274,7 +305,9 @@ def test_download_link_expires_and_revoked_grant_cannot_download(client, setting
     link = page.select_one('[data-type="downloadables"] a[download]')["href"]
     grant_id = link.split("/downloads/")[1].split("/")[0]
     clock.advance(3600)
-    assert client.get(link).status_code == 404
+    # Expired: its signed-in owner is sent on to a fresh link (issue 22); the old one itself downloads nothing.
+    expired = client.get(link, follow_redirects=False)
+    assert expired.status_code == 303 and expired.headers["location"] != link
     clock.advance(-3600)
     from portal.db import connect_sync
 

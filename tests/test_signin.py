@@ -120,8 +120,10 @@ def test_unknown_org_is_a_404_page(browser) -> None:  # type: ignore[no-untyped-
 
 
 def test_code_page_without_challenge_goes_back_to_sign_in(browser) -> None:  # type: ignore[no-untyped-def]
+    # The email's link opened on another device: the sign-in form, saying why (issue 22), not a silent restart.
     response = browser.get("/acme/portal/authenticate", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/acme/portal"
+    assert response.status_code == 200 and is_sign_in_page(response, "acme")
+    assert "only works in the browser where it was asked for" in response.text
 
 
 def test_invalid_email_is_refused_without_a_code(browser, inbox: SMTPInbox) -> None:  # type: ignore[no-untyped-def]
@@ -212,7 +214,7 @@ def test_logout_revokes_and_clears_cookie(browser, inbox: SMTPInbox, smtp_settin
     token = sign_in(browser, inbox, "acme", "ada@example.com")
     assert browser.post("/acme/portal/logout", follow_redirects=False).status_code == 403  # no CSRF token
     response = browser.post("/acme/portal/logout", data={"_csrf_token": csrf(browser)}, follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/acme/portal"
+    assert response.status_code == 303 and response.headers["location"] == "/acme/portal?done=signed_out"
     cleared = response.headers["set-cookie"]
     assert "portal_session_acme=" in cleared and "Max-Age=0" in cleared
     assert is_sign_in_page(browser.get("/acme/portal"), "acme")

@@ -33,7 +33,8 @@ from tests.signin_helpers import (
 
 pytest_plugins = ["tests.signin_fixtures"]
 
-INVALID = "wrong or has expired"
+# Every refusal of a code is a 400 with an alert saying what happened (wrong, expired, used, over-tried, replaced).
+INVALID = 'role="alert"'
 
 
 def signed_in(response) -> bool:  # type: ignore[no-untyped-def]

@@ -120,6 +120,7 @@ class OrganizationOut(msgspec.Struct, kw_only=True):
     allow_email_change: bool
     email_sender_name: str | None
     email_reply_to: str | None
+    resubscribe_url: str | None
     settings: dict[str, Any]
     portal_url: str
 
@@ -153,6 +154,7 @@ def organization_out(org: Organization, base_url: str) -> OrganizationOut:
         allow_email_change=org.allow_email_change,
         email_sender_name=org.email_sender_name,
         email_reply_to=org.email_reply_to,
+        resubscribe_url=org.resubscribe_url,
         settings=_json(org.settings, {}),
         portal_url=f"{base_url}/{org.slug}/portal",
     )

@@ -57,6 +57,7 @@ class OrganizationCreate(msgspec.Struct, kw_only=True):
     # Portal's: the From display name and Reply-To of this organization's emails (Reply-To defaults to `email`).
     email_sender_name: SingleLine | None = None
     email_reply_to: EmailLine | None = None
+    resubscribe_url: SingleLine | None = None
     settings: dict[str, Any] = {}
     external_id: SingleLine | None = None
 
@@ -78,6 +79,7 @@ class OrganizationUpdate(msgspec.Struct, kw_only=True):
     allow_email_change: bool | msgspec.UnsetType = msgspec.UNSET
     email_sender_name: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
     email_reply_to: EmailLine | msgspec.UnsetType | None = msgspec.UNSET
+    resubscribe_url: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
     settings: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     external_id: SingleLine | msgspec.UnsetType | None = msgspec.UNSET
 

@@ -40,6 +40,9 @@ class DownloadLink(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: str
 
 
+EXPIRED_DOWNLOAD = "This download link has expired. Open the Benefits page again for a fresh one."
+
+
 def _payload(organization_id: str, grant_id: str, file_id: str) -> str:
     # The grant identifies the customer; binding the org too keeps a link from working under another slug.
     return f"download|{organization_id}|{grant_id}|{file_id}"
@@ -133,7 +136,7 @@ async def open_download(
     if not verify_signature(
         settings.secret_key, _payload(organization.id, grant_id, file_id), signature, now.timestamp()
     ):
-        raise NotFound("This download link has expired. Open the Benefits page again for a fresh one.")
+        raise NotFound(EXPIRED_DOWNLOAD)
     owner = await db.fetchval(
         "SELECT customer_id FROM benefit_grants WHERE id = ? AND organization_id = ?", (grant_id, organization.id)
     )

@@ -251,3 +251,28 @@ async def get_live_grant_file(
         (file_id, organization_id),
     )
     return row_to(File, row)
+
+
+class ProductBenefit(msgspec.Struct, frozen=True, kw_only=True):
+    """A benefit a product grants, as the plan-change page compares them."""
+
+    id: str
+    type: str
+    description: str
+
+
+async def list_product_benefits(db: Database, organization_id: str, product_id: str) -> list[ProductBenefit]:
+    """The live benefits ``product_id`` grants, in the seller's display order (scoped by organization)."""
+    rows = await db.fetchall(
+        """
+        SELECT b.id, b.type, b.description
+        FROM product_benefits pb
+        JOIN benefits b ON b.id = pb.benefit_id AND b.deleted_at IS NULL
+        JOIN products p ON p.id = pb.product_id
+        WHERE pb.product_id = ?
+          AND p.organization_id = ?
+        ORDER BY pb.position
+        """,
+        (product_id, organization_id),
+    )
+    return rows_to(ProductBenefit, rows)

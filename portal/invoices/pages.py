@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -25,8 +26,7 @@ from portal.invoices.queries import Invoice
 from portal.invoices.service import (
     MissingInvoiceBillingDetails,
     OrderNotEligibleForInvoice,
-    generate_invoice,
-    update_order_billing,
+    issue_for_customer,
 )
 from portal.portal_pages import text
 from portal.portal_pages.layout import DEFAULT_ACCENT, base_path, not_found, see_other
@@ -78,32 +78,14 @@ class InvoicePagesController(Controller):
         order_id: FromPath[str],
     ) -> Redirect:
         ctx = portal_customer
-        org_id, customer_id, now = ctx.organization.id, ctx.customer.id, clock.now()
         try:
-            try:
-                await generate_invoice(db, org_id, customer_id, order_id, now=now)
-            except MissingInvoiceBillingDetails:
-                # The page's billing details are the customer's: put them on the order, then try again.
-                customer = ctx.customer
-                if not (customer.billing_name and customer.billing_address_dict):
-                    raise
-                await update_order_billing(
-                    db,
-                    org_id,
-                    customer_id,
-                    order_id,
-                    billing_name=customer.billing_name,
-                    billing_address=customer.billing_address_dict,
-                    now=now,
-                )
-                await generate_invoice(db, org_id, customer_id, order_id, now=now)
+            await issue_for_customer(db, ctx.customer, order_id, now=clock.now())
         except NotFound:
             raise not_found() from None
         except MissingInvoiceBillingDetails:
-            raise HTTPException(
-                status_code=422,
-                detail="Add your billing name and address under Billing details, then generate the invoice.",
-            ) from None
+            # No dead end (issue 22): the billing form, saying why, which comes back to the invoice once saved.
+            query = urlencode({"done": "invoice_needs_billing", "for_order": order_id})
+            return see_other(f"{base_path(ctx.organization)}/settings?{query}")
         except OrderNotEligibleForInvoice as exc:
             raise HTTPException(status_code=409, detail=exc.message) from None
         return see_other(f"{base_path(ctx.organization)}/orders/{order_id}/invoice")

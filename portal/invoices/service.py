@@ -25,6 +25,7 @@ import msgspec
 
 from portal.clock import iso, new_id
 from portal.customers.billing import BillingForm, validate_billing
+from portal.customers.queries import Customer
 from portal.db import Database, Transaction, row_dict
 from portal.errors import DomainError, InvalidInput, NotFound
 from portal.invoices.queries import INVOICE_COLUMNS, Invoice
@@ -279,3 +280,25 @@ async def update_order_billing(
             subject_id=order_id,
             now=now,
         )
+
+
+async def issue_for_customer(db: Database, customer: Customer, order_id: str, *, now: datetime) -> None:
+    """Generate the order's invoice; an order without billing details gets the customer's (the portal's billing
+    form) first. Raises ``MissingInvoiceBillingDetails`` when neither has them, ``NotFound``,
+    ``OrderNotEligibleForInvoice``."""
+    org_id, customer_id = customer.organization_id, customer.id
+    try:
+        await generate_invoice(db, org_id, customer_id, order_id, now=now)
+    except MissingInvoiceBillingDetails:
+        if not (customer.billing_name and customer.billing_address_dict):
+            raise
+        await update_order_billing(
+            db,
+            org_id,
+            customer_id,
+            order_id,
+            billing_name=customer.billing_name,
+            billing_address=customer.billing_address_dict,
+            now=now,
+        )
+        await generate_invoice(db, org_id, customer_id, order_id, now=now)

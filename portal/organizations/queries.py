@@ -28,6 +28,8 @@ class Organization(msgspec.Struct, frozen=True, kw_only=True):
     # PORTAL_MAIL_FROM name, and the support email).
     email_sender_name: str | None = None
     email_reply_to: str | None = None
+    # The seller's page where an ended subscription can be taken again (migration 19; None: not offered).
+    resubscribe_url: str | None = None
     created_at: str
     modified_at: str | None = None
     # Bumped by triggers on every change to products, prices, benefits and their links (migration 7): the key of
@@ -54,6 +56,7 @@ _COLUMNS = """
     settings,
     email_sender_name,
     email_reply_to,
+    resubscribe_url,
     created_at,
     modified_at,
     catalog_version

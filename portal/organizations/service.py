@@ -62,6 +62,7 @@ class OrganizationInput(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     external_id: str | None = None
     email_sender_name: str | None = None
     email_reply_to: str | None = None
+    resubscribe_url: str | None = None
 
 
 class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,6 +86,7 @@ class OrganizationUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     external_id: str | msgspec.UnsetType | None = msgspec.UNSET
     email_sender_name: str | msgspec.UnsetType | None = msgspec.UNSET
     email_reply_to: str | msgspec.UnsetType | None = msgspec.UNSET
+    resubscribe_url: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 @cache
@@ -158,6 +160,8 @@ def check_organization(data: OrganizationInput) -> list[DomainError]:
         url = getattr(data, field)
         if url is not None and not url.startswith(("https://", "http://", "/")):
             problems.append(InvalidInput("expected an http(s) URL", field))
+    if data.resubscribe_url is not None and not re.match(r"^https?://[^\s/]+[^\s]{0,1990}$", data.resubscribe_url):
+        problems.append(InvalidInput("expected an absolute http(s) URL", "resubscribe_url"))
     problems.extend(email_settings_problems(data.settings))
     return problems
 
@@ -209,8 +213,9 @@ async def create_organization(tx: Transaction, data: OrganizationInput, *, now: 
             external_id,
             email_sender_name,
             email_reply_to,
+            resubscribe_url,
             created_at
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             organization_id,
@@ -232,6 +237,7 @@ async def create_organization(tx: Transaction, data: OrganizationInput, *, now: 
             data.external_id,
             data.email_sender_name.strip() if data.email_sender_name else None,
             data.email_reply_to,
+            data.resubscribe_url,
             iso(now),
         ),
     )
@@ -278,6 +284,7 @@ def _input_from_row(row: sqlite3.Row) -> OrganizationInput:
         external_id=row["external_id"],
         email_sender_name=row["email_sender_name"],
         email_reply_to=row["email_reply_to"],
+        resubscribe_url=row["resubscribe_url"],
     )
 
 
@@ -326,6 +333,7 @@ async def update_organization(
             external_id = ?,
             email_sender_name = ?,
             email_reply_to = ?,
+            resubscribe_url = ?,
             modified_at = ?
         WHERE id = ?
         """,
@@ -348,6 +356,7 @@ async def update_organization(
             merged.external_id,
             merged.email_sender_name.strip() if merged.email_sender_name else None,
             merged.email_reply_to,
+            merged.resubscribe_url,
             iso(now),
             organization_id,
         ),

@@ -39,6 +39,10 @@ NOTICES = {
     "deactivated": _l("The activation was removed. You can use the license key on another device."),
     "billing_saved": _l("Billing details saved. They will appear on receipts of your next payments."),
     "locale_saved": _l("Language saved. Pages and emails will use it from now on."),
+    "rotated": _l("Your license key was replaced. Use the new key shown below; the old one no longer works."),
+    "invoice_needs_billing": _l(
+        "An invoice needs your billing name and address. Add them here: once saved, we take you back to your invoice."
+    ),
 }
 
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")

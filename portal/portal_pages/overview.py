@@ -11,7 +11,7 @@ from litestar.response import Template
 from portal.benefits.queries import list_grant_summaries
 from portal.orders.queries import latest_orders
 from portal.portal_pages.layout import render
-from portal.sessions.store import SessionContext
+from portal.sessions.store import SessionContext, has_earlier_session
 from portal.subscriptions.queries import list_subscriptions
 
 
@@ -26,4 +26,5 @@ async def render_overview(request: Request[Any, Any, Any], context: SessionConte
         subscriptions=await list_subscriptions(db, org_id, customer_id, live_only=True),
         orders=await latest_orders(db, org_id, customer_id, limit=5),
         grants=await list_grant_summaries(db, org_id, customer_id),
+        returning=await has_earlier_session(db, customer_id, context.session.created_at),
     )

@@ -12,13 +12,15 @@ from __future__ import annotations
 from typing import Annotated, Any, NoReturn
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
-from portal.clock import Clock
+from portal.benefits.license_keys import add_interval
+from portal.benefits.queries import list_product_benefits
+from portal.clock import Clock, iso, parse_iso
 from portal.connectors.base import Action
 from portal.db import Database
 from portal.errors import NotFound
@@ -142,7 +144,6 @@ class SubscriptionsController(Controller):
             # The rules allow an action its processor cannot receive: say how to reach the seller instead.
             managed_by=source.label if source and any(allowed[a] and not offered[a] for a in allowed) else None,
             action_failure=FAILURES.get(request.query_params.get("failed") or ""),
-            reasons=actions.CANCELLATION_REASON_LABELS,
         )
         if origins:
             # The payment-method form redirects to the processor: the form-action CSP must allow its origin.
@@ -150,6 +151,32 @@ class SubscriptionsController(Controller):
                 "form-action 'self'", "form-action 'self' " + " ".join(origins)
             )
         return page
+
+    @get("/{subscription_id:str}/cancel", name="portal.subscription.cancel_form")
+    async def cancel_form(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        portal_customer: NamedDependency[SessionContext],
+        subscription_id: FromPath[str],
+    ) -> Response[Any]:
+        """Cancelling is its own step (issue 22): what happens, the optional reason and comment, a confirm button.
+        A subscription that cannot be canceled (already canceling or ended, or its processor cannot receive a
+        cancellation) goes back to its page."""
+        ctx = portal_customer
+        subscription = await _own(db, ctx, subscription_id)
+        source = await remote.source_of(db, ctx.organization.id, subscription.id)
+        if not (actions.can_cancel(subscription, clock.now()) and remote.offers(source, "cancel")):
+            return see_other(_detail_path(ctx, subscription_id))
+        return render(
+            "portal/cancel_subscription.html",
+            request,
+            ctx,
+            active="subscriptions",
+            subscription=subscription,
+            reasons=actions.CANCELLATION_REASON_LABELS,
+        )
 
     @post("/{subscription_id:str}/cancel", name="portal.subscription.cancel")
     async def cancel(
@@ -238,6 +265,13 @@ class SubscriptionsController(Controller):
             o.product_id for o in await _plan_options(db, ctx, subscription)
         }:
             raise not_found()
+        # What the change does: benefits gained and lost, and the first period billed at the new price and
+        # interval (it starts when the current, already paid, period ends: a monthly→yearly change runs a year).
+        now_benefits = await list_product_benefits(db, ctx.organization.id, subscription.product_id)
+        new_benefits = await list_product_benefits(db, ctx.organization.id, option.product_id)
+        kept_ids = {benefit.id for benefit in now_benefits} & {benefit.id for benefit in new_benefits}
+        next_start = parse_iso(subscription.current_period_end) if subscription.current_period_end else clock.now()
+        next_end = add_interval(next_start, option.recurring_interval, option.recurring_interval_count)
         return render(
             "portal/change_plan_confirm.html",
             request,
@@ -245,6 +279,10 @@ class SubscriptionsController(Controller):
             active="subscriptions",
             subscription=subscription,
             option=option,
+            gained=[benefit for benefit in new_benefits if benefit.id not in kept_ids],
+            lost=[benefit for benefit in now_benefits if benefit.id not in kept_ids],
+            kept=[benefit for benefit in new_benefits if benefit.id in kept_ids],
+            next_period=(iso(next_start), iso(next_end)),
         )
 
     @post("/{subscription_id:str}/change-plan", name="portal.subscription.change_plan")

@@ -309,6 +309,7 @@ class _Checker:
             allow_email_change=org.allow_email_change,
             email_sender_name=org.email_sender_name,
             email_reply_to=org.email_reply_to,
+            resubscribe_url=org.resubscribe_url,
             settings=org.settings,
             external_id=org.external_id,
         )

@@ -7,7 +7,7 @@ organization)::
         "slug": "acme", "name": "Acme Software", "default_currency": "usd", "default_locale": "en",
         "external_id"?, "avatar_url"?, "website_url"?, "support_email"?, "address"?, "receipt_prefix"?,
         "accent_color"?, "allow_plan_change"?, "allow_seats"?, "show_usage"?, "allow_email_change"?,
-        "email_sender_name"?, "email_reply_to"?,
+        "email_sender_name"?, "email_reply_to"?, "resubscribe_url"?,
         "settings"?: {...},
         "benefits": [{"external_id", "type", "description", "properties": {...}, "visibility"?,
                       "files"?: [{"name", "path" (relative to the seed dir) | "content_base64", "mime_type"}]}],
@@ -218,6 +218,7 @@ class SeedOrganization(_Seed, kw_only=True):
     allow_email_change: bool = False
     email_sender_name: SingleLine | None = None
     email_reply_to: EmailLine | None = None
+    resubscribe_url: SingleLine | None = None
     settings: dict[str, Any] = {}
     benefits: list[SeedBenefit] = []
     products: list[SeedProduct] = []

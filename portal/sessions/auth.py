@@ -68,6 +68,9 @@ def clear_session_cookie(response: Response[Any], settings: Settings, slug: str)
     response.set_cookie(expired_cookie(settings, cookie_name(settings, slug)))
 
 
+CHALLENGE_GRACE_SECONDS = 86400
+
+
 def challenge_cookie_name(settings: Settings, slug: str) -> str:
     """The HttpOnly cookie holding the random challenge id a login code is bound to (HTML flow)."""
     return f"{'__Host-' if settings.is_https else ''}portal_challenge_{slug}"
@@ -81,7 +84,9 @@ def challenge_cookie(settings: Settings, slug: str, challenge: str) -> Cookie:
         httponly=True,
         secure=settings.is_https,
         samesite="lax",
-        max_age=settings.login_code_ttl,
+        # Outlives the code (whose row is kept a day past expiry): the code page of an expired, used or over-tried
+        # code still knows the address, says what happened and can send a new code to it.
+        max_age=settings.login_code_ttl + CHALLENGE_GRACE_SECONDS,
     )
 
 
@@ -106,6 +111,8 @@ async def browser_session(
     if store.needs_touch(context.session, now):
         await store.touch(db, context.session.id, now)
     request.state.organization = context.organization
+    # Error pages of this request render inside the signed-in layout (``portal.web``).
+    request.state.portal_session = context
     i18n.refine(saved=context.customer.locale or "", org_default=context.organization.default_locale)
     return context
 

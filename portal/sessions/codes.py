@@ -223,3 +223,52 @@ async def spend(tx: Transaction, code_id: str, now: datetime) -> bool:
 
 async def purge_old(tx: Transaction, before: datetime) -> None:
     await tx.execute("DELETE FROM login_codes WHERE expires_at < ?", (iso(before),))
+
+
+class ChallengeState(msgspec.Struct, frozen=True, kw_only=True):
+    """What became of the latest code asked for by one browser's challenge (the code page explains it)."""
+
+    email: str
+    # live: still redeemable (a wrong try leaves ``tries_left``); used, replaced (a newer code was asked for the
+    # same address), too_many (out of tries), expired.
+    state: str
+    tries_left: int
+    expires_at: str
+
+
+async def challenge_state(
+    db: Database, organization_id: str, challenge_hash: str, now: datetime
+) -> ChallengeState | None:
+    """The state of this challenge's latest code, whatever it is (None when the challenge asked for nothing).
+
+    Only the browser holding the challenge cookie learns this, about the code it asked for itself: it says nothing
+    about whether the address belongs to a customer (codes of unknown addresses age and burn the same way)."""
+    row = await db.fetchone(
+        """
+        SELECT email, expires_at, attempts, used_at, canceled_at
+        FROM login_codes
+        WHERE challenge_hash = ?
+          AND organization_id = ?
+        ORDER BY created_at DESC
+        LIMIT 1
+        """,
+        (challenge_hash, organization_id),
+    )
+    if row is None:
+        return None
+    if row["used_at"] is not None:
+        state = "used"
+    elif row["canceled_at"] is not None:
+        state = "replaced"
+    elif row["attempts"] >= MAX_ATTEMPTS:
+        state = "too_many"
+    elif row["expires_at"] <= iso(now):
+        state = "expired"
+    else:
+        state = "live"
+    return ChallengeState(
+        email=str(row["email"]),
+        state=state,
+        tries_left=max(0, MAX_ATTEMPTS - int(row["attempts"])),
+        expires_at=str(row["expires_at"]),
+    )

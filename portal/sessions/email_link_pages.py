@@ -21,12 +21,13 @@ from portal.db import Database
 from portal.organizations import queries as org_queries
 from portal.organizations.queries import Organization
 from portal.sessions import email_links
-from portal.sessions.auth import cookie_name, session_cookie
+from portal.sessions.auth import browser_session, cookie_name, session_cookie
+from portal.sessions.next_path import safe_next
 from portal.settings import Settings
 
 EXPIRED_LINK_MESSAGE = i18n.lazy_gettext(
-    "This link has expired or was already used. Enter your email to get a sign-in code, "
-    "then open the page from your account."
+    "This link has expired or was already used. Enter your email to get a sign-in code: "
+    "you will land on the page the email pointed to."
 )
 
 # The token is in the URL: keep it out of Referer headers, caches and search engines.
@@ -46,11 +47,29 @@ async def _organization(request: Request[Any, Any, Any], db: Database, slug: str
     return organization
 
 
-def _expired(organization: Organization) -> Response[Any]:
-    """The sign-in form, explaining why the link did not work."""
+async def _expired(
+    request: Request[Any, Any, Any],
+    db: Database,
+    settings: Settings,
+    clock: Clock,
+    organization: Organization,
+    token: str,
+) -> Response[Any]:
+    """A used or expired link: straight to its page when this browser is already signed in as the link's customer,
+    else the sign-in form explaining why, which lands on that page after signing in."""
+    known = (
+        await email_links.known_target(db, settings, organization_id=organization.id, token=token)
+        if token and len(token) <= 200
+        else None
+    )
+    target = safe_next(organization.slug, known[1]) if known else None
+    if known is not None:
+        current = await browser_session(request, db, settings, clock, organization.slug)
+        if current is not None and current.customer.id == known[0]:
+            return Redirect(target or f"/{organization.slug}/portal", status_code=303, headers=_TOKEN_HEADERS)
     return Template(
         template_name="portal/sign_in.html",
-        context={"organization": organization, "email": "", "message": EXPIRED_LINK_MESSAGE},
+        context={"organization": organization, "email": "", "message": EXPIRED_LINK_MESSAGE, "next": target},
         status_code=400,
         headers=_TOKEN_HEADERS,
     )
@@ -73,7 +92,7 @@ async def email_link_page(
         else None
     )
     if link is None:
-        return _expired(organization)
+        return await _expired(request, db, settings, clock, organization, token)
     return Template(
         template_name="portal/email_link.html",
         context={"organization": organization, "token": token},
@@ -105,7 +124,7 @@ async def email_link_continue(
         else None
     )
     if redeemed is None:
-        return _expired(organization)
+        return await _expired(request, db, settings, clock, organization, data.token)
     signed_in, target = redeemed
     if not target.startswith(f"/{slug}/portal"):  # pragma: no cover - targets are made by Portal itself
         target = f"/{slug}/portal"

@@ -159,3 +159,13 @@ async def redeem(
                 (iso(now), store.token_digest(settings.secret_key, previous_token), organization_id),
             )
     return SignedIn(token=session_token, session=session), row["target_path"]
+
+
+async def known_target(db: Database, settings: Settings, *, organization_id: str, token: str) -> tuple[str, str] | None:
+    """``(customer_id, target_path)`` of a link of this organization in any state (used, expired, still kept):
+    after the customer signs in again, they land where the email pointed."""
+    row = await db.fetchone(
+        "SELECT customer_id, target_path FROM email_links WHERE token_hash = ? AND organization_id = ?",
+        (link_digest(settings.secret_key, token), organization_id),
+    )
+    return None if row is None else (str(row["customer_id"]), str(row["target_path"]))

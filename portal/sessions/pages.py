@@ -12,10 +12,12 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
+from babel.dates import format_timedelta
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
@@ -32,7 +34,7 @@ from portal.i18n import lazy_gettext as _l
 from portal.organizations import queries as org_queries
 from portal.organizations.queries import Organization
 from portal.security import new_token
-from portal.sessions import codes, service
+from portal.sessions import codes, rate_limit, service
 from portal.sessions.auth import (
     browser_session,
     challenge_cookie,
@@ -42,16 +44,35 @@ from portal.sessions.auth import (
     session_cookie,
 )
 from portal.sessions.emails import send_login_code
+from portal.sessions.next_path import safe_next
 from portal.sessions.rate_limit import RateLimited
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.web import client_ip
 
 # Translated when the page is rendered, in the request's language.
-INVALID_CODE_MESSAGE = _l("That code is wrong or has expired. Check the latest email we sent, or ask for a new code.")
 INVALID_LINK_MESSAGE = _l("This sign-in link is invalid or has expired. Enter your email to get a sign-in code.")
-RATE_LIMITED_MESSAGE = _l("Too many sign-in attempts. Please wait a few minutes and try again.")
 INVALID_EMAIL_MESSAGE = _l("Enter a valid email address.")
+# Why a code did not work: the code page of the browser that asked for it says exactly what happened.
+CODE_STATE_MESSAGES = {
+    "expired": _l("That code has expired. Send a new code to the same address below."),
+    "used": _l("That code was already used to sign in. Each code works once: send a new code if you need one."),
+    "replaced": _l("A newer code was sent to this address. Use the code from the latest email, or send a new one."),
+    "too_many": _l("That code was entered wrong too many times and no longer works. Send a new code below."),
+}
+WRONG_CODE_MESSAGE = _l("That code is not right. Check the latest email we sent and try again.")
+OTHER_BROWSER_MESSAGE = _l(
+    "A sign-in code only works in the browser where it was asked for, and this browser did not ask for one "
+    "(or it was long ago). Enter your email to get a new code here."
+)
+SIGNED_OUT_MESSAGE = _l("You are signed out. Sign in again whenever you like.")
+NEXT_HINT = _l("Sign in to see the page you opened; you will land on it right after.")
+# The throttle pages name the limit that was hit and the real wait (the limiter's window).
+RATE_LIMITED_MESSAGES = {
+    rate_limit.REQUEST_PER_EMAIL.name: _l("Too many codes were asked for this address. Please wait %(wait)s."),
+    rate_limit.REQUEST_PER_IP.name: _l("Too many sign-in codes were asked from your network. Please wait %(wait)s."),
+}
+RATE_LIMITED_MESSAGE = _l("Too many wrong codes were entered. Please wait %(wait)s before trying again.")
 _EMAIL = re.compile(EMAIL_ADDRESS_PATTERN)
 
 # Tokens travel in this URL: keep them out of Referer headers, caches and history-restored pages.
@@ -60,10 +81,26 @@ _TOKEN_URL_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-sto
 
 class EmailForm(msgspec.Struct, kw_only=True):
     email: str = ""
+    next: str = ""
 
 
 class CodeForm(msgspec.Struct, kw_only=True):
     code: str = ""
+    next: str = ""
+
+
+def _query(**params: str | None) -> str:
+    """``?a=b&…`` of the given non-empty parameters, the locale picked in the URL first (kept until sign-in)."""
+    values = {"locale": i18n.explicit_locale(), **params}
+    kept = {key: value for key, value in values.items() if value}
+    return "?" + urlencode(kept, safe="/") if kept else ""
+
+
+def wait_text(seconds: int) -> str:
+    """A wait for people, in the page's language: "45 seconds", "14 minutes", "1 hour" (rounded up)."""
+    if seconds >= 60:
+        seconds = -(-seconds // 60) * 60
+    return format_timedelta(timedelta(seconds=seconds), threshold=1, locale=i18n.current_locale())
 
 
 def safe_return_url(url: str | None) -> str | None:
@@ -89,10 +126,19 @@ def _sign_in_page(
     message: object | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    next_path: str | None = None,
+    notice: object | None = None,
 ) -> Template:
     return Template(
         template_name="portal/sign_in.html",
-        context={"organization": organization, "email": email, "message": message},
+        context={
+            "organization": organization,
+            "email": email,
+            "message": message,
+            "next": next_path,
+            "notice": notice,
+            "next_hint": NEXT_HINT if next_path and message is None and notice is None else None,
+        },
         status_code=status_code,
         headers=headers,
         media_type=MediaType.HTML,
@@ -100,11 +146,26 @@ def _sign_in_page(
 
 
 def _code_page(
-    organization: Organization, *, email: str, message: object | None = None, status_code: int = 200
+    organization: Organization,
+    *,
+    state: codes.ChallengeState,
+    now: datetime,
+    message: object | None = None,
+    status_code: int = 200,
+    next_path: str | None = None,
 ) -> Template:
+    left = (parse_iso(state.expires_at) - now).total_seconds()
     return Template(
         template_name="portal/authenticate.html",
-        context={"organization": organization, "email": email, "message": message},
+        context={
+            "organization": organization,
+            "email": state.email,
+            "message": message,
+            "live": state.state == "live",
+            "minutes": max(1, -(-int(left) // 60)),
+            "next": next_path,
+            "restart_url": f"/{organization.slug}/portal{_query(next=next_path)}",
+        },
         status_code=status_code,
         media_type=MediaType.HTML,
     )
@@ -137,12 +198,13 @@ async def _signed_in_page(request: Request[Any, Any, Any], context: SessionConte
 
 def _too_many(organization: Organization, exc: RateLimited) -> Template:
     # Returned, not raised: answers of the exception handler skip the after_request security headers.
+    message = RATE_LIMITED_MESSAGES.get(exc.limit.name, RATE_LIMITED_MESSAGE)
     return Template(
         template_name="errors/error.html",
         context={
             "status": 429,
             "title": i18n.gettext("Too many attempts"),
-            "detail": RATE_LIMITED_MESSAGE,
+            "detail": str(message) % {"wait": wait_text(exc.retry_after)},
             "organization": organization,
         },
         status_code=429,
@@ -157,6 +219,8 @@ async def portal_home(
     slug: FromPath[str],
     email: Annotated[str | None, QueryParameter(name="email", max_length=320)] = None,
     customer_session_token: Annotated[str | None, QueryParameter(name="customer_session_token", max_length=200)] = None,
+    next_param: Annotated[str | None, QueryParameter(name="next", max_length=2000)] = None,
+    done: Annotated[str | None, QueryParameter(name="done", max_length=40)] = None,
 ) -> Response[Any]:
     """Sign-in form when signed out; the overview when signed in; exchanges a pre-authenticated link.
 
@@ -167,11 +231,26 @@ async def portal_home(
         # Signed in: the session lookup already joins the organization, so the slug query is not needed.
         context = await browser_session(request, db, settings, clock, slug)
         if context is not None:
+            if (target := safe_next(slug, next_param)) is not None:
+                return Redirect(target, status_code=303)
             return await _signed_in_page(request, context)
     organization = await _organization(request, db, slug)
     if customer_session_token is not None:
         return await _open_link(request, db, settings, clock.now(), organization, customer_session_token)
-    return _sign_in_page(organization, email=(email or "").strip())
+    return _sign_in_page(
+        organization,
+        email=(email or "").strip(),
+        next_path=safe_next(slug, next_param),
+        notice=SIGNED_OUT_MESSAGE if done == "signed_out" else None,
+    )
+
+
+@get("/{slug:str}", name="portal.short", include_in_schema=False, status_code=302)
+async def portal_short(request: Request[Any, Any, Any], db: NamedDependency[Database], slug: FromPath[str]) -> Redirect:
+    """``/<slug>`` is the address people type: it leads to the portal (404 for no organization)."""
+    await _organization(request, db, slug)
+    # Not permanent: a browser must not remember it should the address ever mean something else.
+    return Redirect(f"/{slug}/portal", status_code=302)
 
 
 class LinkSwitchForm(msgspec.Struct, kw_only=True):
@@ -274,8 +353,11 @@ async def request_code(
     """Email a code if the address is a customer's; the answer is the same either way (303 to the code page)."""
     organization = await _organization(request, db, slug)
     email = data.email.strip()
+    next_path = safe_next(slug, data.next)
     if len(email) > 320 or not _EMAIL.match(email):
-        return _sign_in_page(organization, email=email[:320], message=INVALID_EMAIL_MESSAGE, status_code=400)
+        return _sign_in_page(
+            organization, email=email[:320], message=INVALID_EMAIL_MESSAGE, status_code=400, next_path=next_path
+        )
     challenge = new_token(32)
     now = clock.now()
     try:
@@ -294,7 +376,7 @@ async def request_code(
         locale = i18n.current_locale()
         send_login_code(request.app.state.portal.mailer, settings, organization, issued, now, locale=locale)
     return Redirect(
-        f"/{slug}/portal/authenticate{i18n.locale_param()}",
+        f"/{slug}/portal/authenticate{_query(next=next_path)}",
         status_code=303,
         cookies=[challenge_cookie(settings, slug, challenge)],
     )
@@ -305,19 +387,29 @@ async def authenticate_form(
     request: Request[Any, Any, Any],
     db: NamedDependency[Database],
     settings: NamedDependency[Settings],
+    clock: NamedDependency[Clock],
     slug: FromPath[str],
+    next_param: Annotated[str | None, QueryParameter(name="next", max_length=2000)] = None,
 ) -> Response[Any]:
-    """ "Check your email" + the code field; without a challenge cookie, back to the sign-in form."""
+    """ "Check your email" + the code field. A browser that asked for no code (the email's link opened on another
+    device) gets the sign-in form saying why; a code that no longer works is explained at once."""
     organization = await _organization(request, db, slug)
-    challenge = request.cookies.get(challenge_cookie_name(settings, slug))
-    email = (
-        await codes.email_for_challenge(db, organization.id, codes.challenge_digest(settings.secret_key, challenge))
-        if challenge
-        else None
-    )
-    if email is None:
-        return Redirect(f"/{slug}/portal{i18n.locale_param()}", status_code=303)
-    return _code_page(organization, email=email)
+    next_path = safe_next(slug, next_param)
+    now = clock.now()
+    state = await _challenge_state(request, db, settings, organization, now)
+    if state is None:
+        return _sign_in_page(organization, message=OTHER_BROWSER_MESSAGE, next_path=next_path)
+    message = CODE_STATE_MESSAGES.get(state.state)
+    return _code_page(organization, state=state, now=now, message=message, next_path=next_path)
+
+
+async def _challenge_state(
+    request: Request[Any, Any, Any], db: Database, settings: Settings, organization: Organization, now: datetime
+) -> codes.ChallengeState | None:
+    challenge = request.cookies.get(challenge_cookie_name(settings, organization.slug))
+    if not challenge or len(challenge) > 200:
+        return None
+    return await codes.challenge_state(db, organization.id, codes.challenge_digest(settings.secret_key, challenge), now)
 
 
 @post("/{slug:str}/portal/authenticate", name="portal.authenticate", include_in_schema=False, status_code=303)
@@ -329,8 +421,10 @@ async def authenticate(
     slug: FromPath[str],
     data: Annotated[CodeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
-    """Redeem the code for a NEW browser session (any session cookie sent along is revoked, never adopted)."""
+    """Redeem the code for a NEW browser session (any session cookie sent along is revoked, never adopted); 303 to
+    the page the customer came for (a validated ``next``) or the overview."""
     organization = await _organization(request, db, slug)
+    next_path = safe_next(slug, data.next)
     challenge = request.cookies.get(challenge_cookie_name(settings, slug))
     try:
         signed_in = await service.authenticate_browser(
@@ -346,17 +440,17 @@ async def authenticate(
     except RateLimited as exc:
         return _too_many(organization, exc)
     except service.InvalidCode:
-        email = (
-            await codes.email_for_challenge(db, organization.id, codes.challenge_digest(settings.secret_key, challenge))
-            if challenge
-            else None
-        )
-        return _code_page(organization, email=email or "", message=INVALID_CODE_MESSAGE, status_code=400)
+        now = clock.now()
+        state = await _challenge_state(request, db, settings, organization, now)
+        if state is None:
+            return _sign_in_page(organization, message=OTHER_BROWSER_MESSAGE, status_code=400, next_path=next_path)
+        message = CODE_STATE_MESSAGES.get(state.state, WRONG_CODE_MESSAGE)
+        return _code_page(organization, state=state, now=now, message=message, status_code=400, next_path=next_path)
     if (chosen := i18n.explicit_locale()) is not None:
         # The language picked on the sign-in pages becomes the customer's saved choice.
         await i18n.save_customer_locale(db, organization.id, signed_in.session.customer_id, chosen, now=clock.now())
     return Redirect(
-        f"/{slug}/portal",
+        next_path or f"/{slug}/portal",
         status_code=303,
         cookies=[
             session_cookie(settings, slug, signed_in.token),
@@ -377,10 +471,10 @@ async def logout(
     await _organization(request, db, slug)
     await service.sign_out(db, settings, clock.now(), token=request.cookies.get(cookie_name(settings, slug)))
     return Redirect(
-        f"/{slug}/portal",
+        f"/{slug}/portal?done=signed_out",
         status_code=303,
         cookies=[expired_cookie(settings, cookie_name(settings, slug))],
     )
 
 
-ROUTES = [portal_home, switch_account, request_code, authenticate_form, authenticate, logout]
+ROUTES = [portal_home, portal_short, switch_account, request_code, authenticate_form, authenticate, logout]

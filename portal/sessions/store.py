@@ -168,6 +168,7 @@ SELECT
     o.show_usage AS o_show_usage,
     o.allow_email_change AS o_allow_email_change,
     o.settings AS o_settings,
+    o.resubscribe_url AS o_resubscribe_url,
     o.created_at AS o_created_at,
     o.modified_at AS o_modified_at,
     o.catalog_version AS o_catalog_version
@@ -303,3 +304,13 @@ async def revoke_token(db: Database, *, secret: str, token: str, now: datetime) 
             """,
             (iso(now), digest, digest),
         )
+
+
+async def has_earlier_session(db: Database, customer_id: str, before: str) -> bool:
+    """Whether the customer had a browser session (any way in) before ``before`` (ISO time): a returning customer
+    ("Welcome back"), as opposed to one seeing their portal for the first time."""
+    found = await db.fetchval(
+        "SELECT 1 FROM customer_sessions WHERE customer_id = ? AND kind = 'browser' AND created_at < ? LIMIT 1",
+        (customer_id, before),
+    )
+    return found is not None
