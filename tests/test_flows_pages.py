@@ -83,9 +83,11 @@ def test_license_key_rotation_where_the_seller_allows_it(client, settings: Setti
         "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('true')) WHERE id = ?",
         (allowed["benefit_id"],),
     )
+    # Polar's default is on (issue 23.2): every other license-key benefit is switched off by the seller.
     conn.execute(
-        "UPDATE benefits SET properties = json_remove(properties, '$.allow_customer_rotation') WHERE id = ?",
-        (other["benefit_id"],),
+        "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('false')) "
+        "WHERE type = 'license_keys' AND id != ?",
+        (allowed["benefit_id"],),
     )
     conn.commit()
     conn.close()

@@ -189,11 +189,16 @@ def test_every_admin_datetime_field_refuses_naive_and_out_of_range_times(
         "status": "active",
         "current_period_start": "2026-11-01T00:00:00Z",
     }
+    bases = {
+        "/v1/subscriptions": base,
+        "/v1/orders": {"customer_id": base["customer_id"], "product_id": base["product_id"]},
+    }
     before = api(client, admin, "GET", f"/v1/subscriptions/{sub['id']}")
+    orders_before = api(client, admin, "GET", f"/v1/orders/?customer_id={sub['customer']['id']}")
     for method, path, name in sorted(fields):
-        assert path in ("/v1/subscriptions", "/v1/subscriptions/{id}"), f"new datetime field {path} {name}: cover it"
+        assert path in (*bases, "/v1/subscriptions/{id}"), f"new datetime field {path} {name}: cover it"
         for value, words in BAD_MOMENTS:
-            body = {**base, name: value} if method == "POST" else {name: value}
+            body = {**bases[path], name: value} if method == "POST" else {name: value}
             url = path.replace("{id}", sub["id"])
             response = client.request(method, url, json=body, headers=bearer(admin))
             assert response.status_code == 422, (method, path, name, value, response.text)
@@ -204,6 +209,7 @@ def test_every_admin_datetime_field_refuses_naive_and_out_of_range_times(
     assert after == before
     listed = api(client, admin, "GET", f"/v1/subscriptions/?customer_id={sub['customer']['id']}")
     assert listed["pagination"]["total_count"] == 1
+    assert api(client, admin, "GET", f"/v1/orders/?customer_id={sub['customer']['id']}") == orders_before
 
 
 @pytest.mark.parametrize(

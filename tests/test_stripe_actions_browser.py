@@ -80,14 +80,14 @@ def test_action_area_in_chromium(served: tuple[str, Settings, FakeStripe, Stripe
                 page = _page(browser, base_url, acme, view)
                 page.goto(stripe_path)
                 assert page.get_by_role("button", name="Update payment method").is_visible()
-                assert page.get_by_role("button", name="Cancel subscription").is_visible()
+                assert page.get_by_role("link", name="Cancel subscription…").is_visible()
                 screenshot(page, f"stripe-actions-stripe-{label}")
 
                 page = _page(browser, base_url, globex, view)
                 page.goto(ledger_path)
                 managed = page.locator('[data-field="managed-by"]')
                 assert managed.is_visible() and SUPPORT_EMAIL in managed.inner_text()
-                assert page.get_by_role("button", name="Cancel subscription").count() == 0
+                assert page.get_by_role("link", name="Cancel subscription…").count() == 0
                 assert page.get_by_role("link", name="Change plan").count() == 0
                 screenshot(page, f"stripe-actions-ledger-{label}")
 

@@ -5,7 +5,7 @@ what remains revokes them; a partial refund keeps them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -19,7 +19,7 @@ from portal.admin.models import OrderOut
 from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
-from portal.fields import NonNegative, Positive, SingleLine
+from portal.fields import Moment, NonNegative, Positive, SingleLine, moment_problem
 from portal.orders import admin_queries
 from portal.orders import service as order_service
 from portal.orders.service import BillingReason, OrderItemInput
@@ -46,7 +46,7 @@ class OrderCreate(msgspec.Struct, kw_only=True):
     status: Literal["pending", "paid"] = "paid"
     external_id: SingleLine | None = None
     metadata: dict[str, Any] = {}
-    created_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    created_at: Moment | None = None
 
 
 # An explicit created_at older than this is an import: no receipt email. Within it (a checkout the seller records
@@ -118,6 +118,8 @@ class OrderController(Controller):
         now = clock.now()
         created = now
         if data.created_at is not None:
+            if problem := moment_problem(data.created_at):
+                raise InvalidInput(f"created_at: {problem}", "created_at")
             if data.created_at > now + FUTURE_SKEW:
                 raise InvalidInput("created_at is in the future", "created_at")
             created = min(data.created_at.astimezone(UTC), now)
