@@ -216,6 +216,7 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
     get("/acme/portal?customer_session_token=nope")
     get("/acme/portal/link?token=nope", 400)
     get("/no-such-org/portal", 404)
+    get("/acme/portal/no-such-page", 404)  # the organization's branded 404
     token = csrf_token(client, "/acme/portal")
     response = client.post("/acme/portal/request", data={"_csrf_token": token, "email": "not-an-email"})
     pages["request: invalid email"] = response.text
