@@ -196,3 +196,46 @@ def test_wrong_expired_and_foreign_links_are_clear_pages(
     # The seller turned the change off meanwhile.
     _execute(smtp_settings, "UPDATE organizations SET allow_email_change = 0")
     assert browser.get(link).status_code == 400
+
+
+def test_wrong_link_tokens_are_throttled_per_network_with_the_real_wait(
+    allowed: Shop, browser: TestClient[Litestar]
+) -> None:
+    cap = rate_limit.EMAIL_UPDATE_FAILURE_PER_IP.max_hits
+    for i in range(cap):
+        assert browser.get(f"/acme/portal/email-change?token=WRONG{i:07d}").status_code == 400
+    throttled = browser.get("/acme/portal/email-change?token=WRONGAGAIN12")
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) > 0
+    assert re.search(r"Try again in \d+ (minutes?|seconds?)", throttled.text)
+    assert "Acme &amp; Co" in throttled.text  # the organization's page, not a bare error
+
+
+def test_the_api_sends_the_same_mail_in_the_customers_language(
+    smtp_settings: Settings, allowed: Shop, browser: TestClient[Litestar], inbox: SMTPInbox
+) -> None:
+    from tests.admin_support import api, mint_token
+
+    _execute(smtp_settings, "UPDATE customers SET locale = 'fr' WHERE id = ?", allowed.ada_acme)
+    session = api(
+        browser,
+        mint_token(smtp_settings),
+        "POST",
+        "/v1/customer-sessions/",
+        201,
+        json={"customer_id": allowed.ada_acme},
+    )
+    answer = browser.post(
+        "/v1/customer-portal/customers/me/email-update/request",
+        json={"email": "ada.fr@example.com"},
+        headers={"Authorization": f"Bearer {session['token']}"},
+    )
+    assert answer.status_code == 202
+    [message] = inbox.wait_for(1)
+    assert message["Subject"].startswith("Confirmez votre nouvelle adresse e-mail")
+    assert message["Reply-To"] == "help@acme.example"
+    # The code the API verifies, and the link to the portal's confirm page, in one mail.
+    code = re.search(r"\b([A-Z0-9]{12})\b", text_part(message).split("?token=")[1])
+    assert code is not None
+    verified = browser.post("/v1/customer-portal/customers/me/email-update/verify", json={"token": code.group(1)})
+    assert verified.status_code == 200 and verified.json()["token"].startswith("polar_cst_")
