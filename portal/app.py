@@ -109,6 +109,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
             exclude=["^/v1/"],
         ),
         exception_handlers={Exception: error_handler},
+        # A 404 under a known organization's slug is its branded 404 (the handler above cannot await the lookup).
+        after_exception=[session_pages.brand_not_found],
         before_request=i18n.start_request,
         after_request=add_security_headers,
         request_max_body_size=settings.max_body_bytes,

@@ -263,6 +263,7 @@ _GENERIC_DETAILS = frozenset(
         i18n.noop("Invalid input"),
         i18n.noop("Method Not Allowed"),
         i18n.noop("No portal at this address."),
+        i18n.noop("We couldn't find that page. It may have moved, or belong to another account."),
         i18n.noop("This download link has expired. Open the Benefits page again for a fresh one."),
         i18n.noop(
             "This link has expired or is not valid. Open the order again in the customer portal for a fresh one."

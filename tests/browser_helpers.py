@@ -246,3 +246,29 @@ def free_port_for_tests() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def allow_email_change(settings: Settings, slug: str = "acme", email: str = "alex@example.com") -> str:
+    """Let ``slug``'s customers change their email (the Billing page shows the form) and store a live change
+    request for ``email``'s customer; returns the path of its link's confirm page (issue 22)."""
+    from portal.security import hmac_digest
+
+    token = "LAYOUTTOKEN1"
+    conn = connect_sync(settings.db_path)
+    try:
+        conn.execute("UPDATE organizations SET allow_email_change = 1 WHERE slug = ?", (slug,))
+        conn.execute(
+            """
+            INSERT INTO customer_email_updates (id, organization_id, customer_id, email, token_hash, expires_at,
+                created_at)
+            SELECT 'layout-' || c.id, c.organization_id, c.id,
+                'a.rather.long.new.address.for.phones@example.com', ?, '2999-01-01T00:00:00Z', '2020-01-01T00:00:00Z'
+            FROM customers c JOIN organizations o ON o.id = c.organization_id
+            WHERE o.slug = ? AND c.email = ?
+            """,
+            (hmac_digest(settings.secret_key, token, purpose="email-update"), slug, email),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    return f"/{slug}/portal/email-change?token={token}"

@@ -13,6 +13,7 @@ from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
     CHROMIUM_ARGS,
+    allow_email_change,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -57,7 +58,11 @@ def _paths(settings: Settings) -> tuple[list[str], list[str]]:
         }
 
     i = in_thread(ids)
+    email_change_link = in_thread(allow_email_change, settings)  # the Billing page shows its Change email form
     signed_out = [
+        "/acme/portal/no-such-page",  # the organization's branded 404
+        email_change_link,  # an email change's confirm page
+        "/acme/portal/email-change?token=SPENT",  # and a spent link
         "/acme/portal",
         "/lumen/portal",
         "/acme/portal/orders/missing-on-purpose",

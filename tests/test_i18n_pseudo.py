@@ -216,6 +216,7 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
     get("/acme/portal?customer_session_token=nope")
     get("/acme/portal/link?token=nope", 400)
     get("/no-such-org/portal", 404)
+    get("/acme/portal/no-such-page", 404)  # the organization's branded 404
     token = csrf_token(client, "/acme/portal")
     response = client.post("/acme/portal/request", data={"_csrf_token": token, "email": "not-an-email"})
     pages["request: invalid email"] = response.text
@@ -241,6 +242,33 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
 
     get(f"/acme/portal/link?token={_run(settings, mint)}")
 
+    # Email change (issue 22), allowed by acme: the link's confirm page, the done page (another browser), a spent link.
+    from portal.db import connect_sync
+    from portal.security import hmac_digest
+
+    jordan_id = one(
+        settings, "SELECT id FROM customers WHERE email = 'jordan@example.com' AND organization_id = ?", (org,)
+    )["id"]
+    conn = connect_sync(settings.db_path)
+    conn.execute("UPDATE organizations SET allow_email_change = 1 WHERE id = ?", (org,))
+    conn.execute(
+        "INSERT INTO customer_email_updates (id, organization_id, customer_id, email, token_hash, expires_at, "
+        "created_at) VALUES ('pseudo-change', ?, ?, 'jordan.new@example.com', ?, '2999-01-01T00:00:00Z', "
+        "'2020-01-01T00:00:00Z')",
+        (org, jordan_id, hmac_digest(settings.secret_key, "PSEUDOTOKEN1", purpose="email-update")),
+    )
+    conn.commit()
+    conn.close()
+    get("/acme/portal/email-change?token=PSEUDOTOKEN1")
+    response = client.post("/acme/portal/email-change", data={"_csrf_token": token, "token": "PSEUDOTOKEN1"})
+    assert response.status_code == 200, response.text[:300]
+    pages["email change: done"] = response.text
+    get("/acme/portal/email-change?token=PSEUDOTOKEN1", 400)
+    conn = connect_sync(settings.db_path)
+    conn.execute("UPDATE customers SET email = 'jordan@example.com' WHERE id = ?", (jordan_id,))
+    conn.commit()
+    conn.close()
+
     # Signed in as Alex: every page, every notice, forms with errors.
     name, session = new_session(settings, "acme", "alex@example.com")
     client.cookies.set(name, session)
@@ -250,7 +278,16 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
         settings, "SELECT id FROM customers WHERE email = 'jordan@example.com' AND organization_id = ?", (org,)
     )
     get(f"/acme/portal?customer_session_token={insert_session(settings, org, jordan['id'], kind='api')}")
-    for done in ("canceled", "uncanceled", "plan_changed", "deactivated", "billing_saved", "locale_saved"):
+    for done in (
+        "canceled",
+        "uncanceled",
+        "plan_changed",
+        "deactivated",
+        "billing_saved",
+        "locale_saved",
+        "email_change_sent",
+        "email_changed",
+    ):
         get(f"/acme/portal?done={done}")
     get("/acme/portal/orders")
     get("/acme/portal/orders?page=99")
@@ -269,8 +306,6 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
     get(f"/acme/portal/subscriptions/{sub}/cancel")  # the cancel step (reasons, comment, confirm)
     client.post(f"/acme/portal/subscriptions/{sub}/cancel", data={"_csrf_token": token, "cancellation_reason": "other"})
     get(f"/acme/portal/subscriptions/{sub}")  # canceled: the resume form
-    from portal.db import connect_sync
-
     conn = connect_sync(settings.db_path)  # let customers rotate keys: the "Replace key" step renders too
     conn.execute(
         "UPDATE benefits SET properties = json_set(properties, '$.allow_customer_rotation', json('true')) "
@@ -288,6 +323,9 @@ def test_every_page_and_email_goes_through_gettext(client, settings, clock, rend
     )
     assert response.status_code == 400
     pages["billing: errors"] = response.text
+    response = client.post("/acme/portal/settings/email", data={"_csrf_token": token, "email": "nope"})
+    assert response.status_code == 400
+    pages["billing: email change error"] = response.text
     # An invoice (generated from the order page), and its page.
     paid = one(settings, "SELECT id FROM orders WHERE customer_id = ? AND status = 'paid' LIMIT 1", (alex,))["id"]
     response = client.post(f"/acme/portal/orders/{paid}/invoice", data={"_csrf_token": token})
@@ -362,7 +400,7 @@ class _empty_customer:
 def _emails(settings: Settings, clock: Clock) -> list[tuple[str, str, bool]]:
     from portal.notifications import emails
     from portal.notifications.outbox import OutboxMessage
-    from portal.sessions.emails import login_code_email
+    from portal.sessions.emails import email_change_email, login_code_email
 
     organization = _run(settings, lambda db: _org(db, "acme"))
     login = login_code_email(
@@ -375,6 +413,12 @@ def _emails(settings: Settings, clock: Clock) -> list[tuple[str, str, bool]]:
     )
     result = [("login email (text)", login.text, False), ("login email (html)", login.html or "", True)]
     result.append(("login email (subject)", login.subject, False))
+    change = email_change_email(settings, organization=organization, to="alex.new@example.com", token="ABC", minutes=30)
+    result += [
+        ("email change (text)", change.text, False),
+        ("email change (html)", change.html or "", True),
+        ("email change (subject)", change.subject, False),
+    ]
 
     async def enqueue(db: Database) -> None:
         now = clock.now()

@@ -18,6 +18,7 @@ from portal.settings import Settings
 from tests.browser_helpers import (
     ARTIFACTS,
     CHROMIUM_ARGS,
+    allow_email_change,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -127,6 +128,7 @@ def test_no_page_overflows_at_any_size_in_either_scheme(served: tuple[str, Setti
     base_url, settings = served
     inbox, _ = smtp_server
     pages = in_thread(signed_in_pages, settings)
+    email_change_link = in_thread(allow_email_change, settings)  # the Billing page with its Change email form
     problems: dict[str, list[str]] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -146,6 +148,12 @@ def test_no_page_overflows_at_any_size_in_either_scheme(served: tuple[str, Setti
                     inbox.clear()
                     assert page.goto("/no-such-seller/portal").status == 404  # type: ignore[union-attr]
                     check(page, f"error-signed-out-{tag}", problems)
+                    assert page.goto("/acme/portal/no-such-page").status == 404  # type: ignore[union-attr]
+                    check(page, f"error-branded-{tag}", problems)
+                    page.goto(email_change_link)  # the confirm page of an email change's link
+                    check(page, f"email-change-confirm-{tag}", problems)
+                    assert page.goto("/acme/portal/email-change?token=SPENT").status == 400  # type: ignore[union-attr]
+                    check(page, f"email-change-expired-{tag}", problems)
                     context.close()
                     # Signed in as alex.
                     cookie, token = in_thread(new_session, settings, "acme", "alex@example.com")

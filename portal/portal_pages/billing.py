@@ -53,6 +53,8 @@ class BillingController(Controller):
             errors=stored_problems(customer),
             countries=countries(current_locale()),
             form_action=_form_action(portal_customer, for_order),
+            email_value="",
+            email_error=None,
         )
 
     @post("/", name="portal.billing.save")
@@ -79,6 +81,8 @@ class BillingController(Controller):
                     errors=errors,
                     countries=countries(current_locale()),
                     form_action=_form_action(ctx, for_order),
+                    email_value="",
+                    email_error=None,
                 ),
                 status_code=400,
             )

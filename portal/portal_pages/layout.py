@@ -40,6 +40,11 @@ NOTICES = {
     "billing_saved": _l("Billing details saved. They will appear on receipts of your next payments."),
     "locale_saved": _l("Language saved. Pages and emails will use it from now on."),
     "rotated": _l("Your license key was replaced. Use the new key shown below; the old one no longer works."),
+    "email_change_sent": _l(
+        "We sent a confirmation link to the new address. Open it within 30 minutes to finish the change: until "
+        "then, your email address stays the same."
+    ),
+    "email_changed": _l("Your email address was changed. Use the new address to sign in from now on."),
     "invoice_needs_billing": _l(
         "An invoice needs your billing name and address. Add them here: once saved, we take you back to your invoice."
     ),

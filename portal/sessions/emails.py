@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from math import ceil
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from babel.dates import format_time
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -112,5 +112,56 @@ def send_login_code(
             expires_at=issued.expires_at,
             now=now,
             locale=locale,
+        ),
+    )
+
+
+def email_change_email(
+    settings: Settings,
+    *,
+    organization: Organization,
+    to: str,
+    token: str,
+    minutes: int,
+    locale: str | None = None,
+) -> MailMessage:
+    """The verification mail of an email change (``portal.customers.email_change``), to the NEW address: the link
+    to the portal's confirmation page and the code the customer API verifies, in the customer's language and the
+    seller's brand."""
+    with i18n.use_locale(locale) as active:
+        context = {
+            "organization": organization,
+            "code": token,
+            "minutes": minutes,
+            "url": f"{settings.public_base_url}/{organization.slug}/portal/email-change?{urlencode({'token': token})}",
+            "locale": active,
+        } | email_branding(organization)
+        env = _environment()
+        return MailMessage(
+            to=to,
+            subject=i18n.gettext("Confirm your new email address for %(name)s") % {"name": organization.name},
+            text=env.get_template("emails/email_change.txt").render(context).rstrip() + "\n",
+            html=env.get_template("emails/email_change.html").render(context),
+            console_note=f"Email change code for {to} at {organization.slug}: {token}",
+            sender_name=organization.email_sender_name,
+            reply_to=org_queries.reply_to(organization),
+        )
+
+
+def send_email_change(
+    mailer: Mailer,
+    settings: Settings,
+    organization: Organization,
+    *,
+    to: str,
+    token: str,
+    minutes: int,
+    locale: str | None = None,
+) -> None:
+    """Render and send in a background task, like the sign-in code."""
+    send_in_background(
+        mailer,
+        lambda: email_change_email(
+            settings, organization=organization, to=to, token=token, minutes=minutes, locale=locale
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -253,6 +254,41 @@ async def portal_short(request: Request[Any, Any, Any], db: NamedDependency[Data
     return Redirect(f"/{slug}/portal", status_code=302)
 
 
+log = logging.getLogger("portal.sessions.pages")
+
+# The first segment of a path that may be an organization's (not the API, the docs or the static files).
+_ORG_PATH = re.compile(r"^/(?!v1/|docs(?:/|$)|static/)([^/]+)/")
+NOT_FOUND_PAGE = i18n.noop("We couldn't find that page. It may have moved, or belong to another account.")
+
+
+async def brand_not_found(exc: Exception, scope: Any) -> None:
+    """An ``after_exception`` hook (it runs before the error handler, which cannot await): a 404 under a known
+    organization's slug (``/acme/portal/no-such-page``, issue 22) gets the organization, so the error page is its
+    branded 404 with a way back to its portal (inside its layout when signed in). An unknown slug stays the plain
+    404, which says no more than ``/<slug>/portal`` does."""
+    if not isinstance(exc, NotFoundException) or scope.get("type") != "http":
+        return
+    request: Request[Any, Any, Any] = Request(scope)
+    match = _ORG_PATH.match(request.url.path)
+    if match is None or getattr(request.state, "organization", None) is not None:
+        return
+    slug = match.group(1)
+    if len(slug) > 200:
+        return
+    state = request.app.state.portal
+    try:
+        if await browser_session(request, state.db, state.settings, state.clock, slug) is None:
+            organization = await org_queries.get_by_slug(state.db, slug)
+            if organization is None:
+                return
+            request.state.organization = organization
+    except Exception:  # a failing lookup must not turn a 404 into a 500: the plain 404 stays
+        log.warning("could not brand the 404 of %s", request.url.path, exc_info=True)
+        return
+    if not exc.detail or exc.detail == "Not Found":
+        exc.detail = NOT_FOUND_PAGE
+
+
 class LinkSwitchForm(msgspec.Struct, kw_only=True):
     customer_session_token: str = ""
 
@@ -477,4 +513,12 @@ async def logout(
     )
 
 
-ROUTES = [portal_home, portal_short, switch_account, request_code, authenticate_form, authenticate, logout]
+ROUTES = [
+    portal_home,
+    portal_short,
+    switch_account,
+    request_code,
+    authenticate_form,
+    authenticate,
+    logout,
+]

@@ -168,6 +168,8 @@ SELECT
     o.show_usage AS o_show_usage,
     o.allow_email_change AS o_allow_email_change,
     o.settings AS o_settings,
+    o.email_sender_name AS o_email_sender_name,
+    o.email_reply_to AS o_email_reply_to,
     o.resubscribe_url AS o_resubscribe_url,
     o.created_at AS o_created_at,
     o.modified_at AS o_modified_at,
