@@ -337,3 +337,81 @@ def test_connect_cli_checks_the_key_and_prints_the_webhook(
     assert main(["connect", "lemonsqueezy", "--org", "cli"]) == 0
     out = capsys.readouterr().out
     assert "/v1/integrations/lemonsqueezy/cli/webhook" in out and "license_key_created" in out
+
+
+def test_import_pages_resumes_and_keeps_keys_validating(
+    client: TestClient[Litestar],
+    ls_settings: Settings,
+    fake: FakeLemonSqueezy,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portal.connectors.lemonsqueezy import importer
+
+    shop = Shop(client, ls_settings, fake, "moving")
+    t0 = NOW - 400 * DAY
+    for n in range(1, 6):  # five one-time buyers, each with a key and one activation
+        email = f"buyer{n}@example.com"
+        fake.add(ls.order(n, variant=11, email=email, name=f"Buyer {n}", total=4900, created=t0 + n, customer=n))
+        fake.add(ls.license_key(n, order_id=n, key=f"LS-KEY-{n:04d}", created=t0 + n, limit=2, customer=n))
+        fake.add(ls.instance(n, key_id=n, identifier=f"inst-{n}", name=f"laptop {n}", created=t0 + n + 5))
+    fake.add(
+        ls.subscription(
+            60,
+            variant=21,
+            order_id=99,
+            email="sub@example.com",
+            name="Sub",
+            status="active",
+            created=t0,
+            updated=NOW - DAY,
+            renews_at=NOW + 20 * DAY,
+            customer=9,
+        )
+    )
+    for n, reason in ((70, "initial"), (71, "renewal")):
+        fake.add(ls.invoice(n, sub_id=60, total=1000, created=t0 + (n - 70) * 30 * DAY, reason=reason, customer=9))
+    monkeypatch.setattr(importer, "PAGE_SIZE", 2)
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(ls_settings.data_dir))
+    monkeypatch.setenv("PORTAL_SECRET_KEY", ls_settings.secret_key)
+    monkeypatch.setenv("PORTAL_LEMONSQUEEZY_API_BASE", fake.base_url)
+
+    fake.lists_before_failing = 3  # customers' one page, then two pages of orders: the import stops there
+    assert main(["import", "lemonsqueezy", "--org", "moving"]) == 1
+    assert "run the same command to resume" in capsys.readouterr().err
+    db_path = ls_settings.data_dir / "portal.db"
+    assert len(shop.state(db_path)["orders"]) == 4
+    fake.lists_before_failing = None
+    fake.requests.clear()
+    assert main(["import", "lemonsqueezy", "--org", "moving"]) == 0
+    out = capsys.readouterr().out
+    assert "(resumed)" in out
+    orders_pages = [r.query["page[number]"] for r in fake.requests if r.path == "/v1/orders"]
+    assert orders_pages == ["3"]  # resumed after the last page done
+    state = shop.state(db_path)
+    assert [row[0] for row in state["orders"]] == [
+        "lemonsqueezy:invoice:70",
+        "lemonsqueezy:invoice:71",
+        *[f"lemonsqueezy:order:{n}" for n in range(1, 6)],
+    ]
+    assert state["subscriptions"][0][:3] == ("active", "Pro", 0)
+    conn = sqlite3.connect(db_path)
+    try:
+        shipped = conn.execute(
+            "SELECT key, status, limit_activations FROM license_keys WHERE key LIKE 'LS-KEY-%' ORDER BY key"
+        ).fetchall()
+        assert shipped == [(f"LS-KEY-{n:04d}", "granted", 2) for n in range(1, 6)]
+    finally:
+        conn.close()
+    # The key shipped by Lemon Squeezy validates through Portal, with the activation apps already hold.
+    assert shop.validate("LS-KEY-0003", activation_id="inst-3").status_code == 200
+    assert shop.validate("LS-KEY-0003", activation_id="inst-4").status_code == 404
+    # History sent no email: no receipt queued for imported orders.
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM email_outbox").fetchone()[0] == 0
+    finally:
+        conn.close()
+    # Running it again changes nothing.
+    assert main(["import", "lemonsqueezy", "--org", "moving"]) == 0
+    assert shop.state(db_path) == state

@@ -436,3 +436,15 @@ async def _issued_key(tx: Transaction, ctx: ApplyContext, attrs: dict[str, Any])
             "product, then replay this event (portal events replay ID --processor lemonsqueezy)"
         )
     return found
+
+
+async def apply_customer(tx: Transaction, ctx: ApplyContext, customer: dict[str, Any]) -> Outcome:
+    """A ``customers`` resource (import): the Portal customer by link, then email, else created."""
+    attrs = attributes(customer)
+    if not attrs.get("email"):
+        return Outcome("ignored", "a Lemon Squeezy customer without an email address")
+    link = await get_link(tx, ctx, "customer", str(customer["id"]))
+    if link is not None and stamp(attrs.get("updated_at")) < int(link["version"]):
+        return Outcome("ignored", "stale: a newer state of this customer is applied")
+    await _customer(tx, ctx, {**attrs, "customer_id": customer["id"], "user_email": attrs["email"]})
+    return Outcome("applied")

@@ -138,17 +138,9 @@ class LemonSqueezyProcessor:
     async def apply(
         self, tx: Transaction, ctx: ApplyContext, event: InboundEvent, fetched: Mapping[tuple[str, str], Any]
     ) -> Outcome:
-        # Fetched resources are current states: applied first (orders, then subscriptions), as their own versions.
-        for wanted in ("orders", "subscriptions", ORDER_SUBSCRIPTION):
-            for (kind, object_id), resource in fetched.items():
-                if kind != wanted:
-                    continue
-                if resource is None:
-                    raise MappingError(f"Lemon Squeezy has no subscription for order {object_id}")
-                apply_state = mapping.apply_order if kind == "orders" else mapping.apply_subscription
-                outcome = await apply_state(tx, ctx, resource)
-                if outcome.status == "unmapped":
-                    return outcome
+        unmapped = await self.apply_fetched(tx, ctx, fetched)
+        if unmapped is not None:
+            return unmapped
         data = event.payload.get("data")
         if not isinstance(data, dict):
             return Outcome("ignored", "the event carries no resource")
@@ -164,6 +156,23 @@ class LemonSqueezyProcessor:
         if name in ("license_key_created", "license_key_updated"):
             return await mapping.apply_license_key(tx, ctx, data)
         return Outcome("ignored", f"Portal does not use {name} events")
+
+    async def apply_fetched(
+        self, tx: Transaction, ctx: ApplyContext, fetched: Mapping[tuple[str, str], Any]
+    ) -> Outcome | None:
+        """Fetched resources are current states: applied first (orders, then subscriptions), as their own
+        versions; the outcome when one waits for a variant mapping (the event waits with it), else None."""
+        for wanted in ("orders", "subscriptions", ORDER_SUBSCRIPTION):
+            for (kind, object_id), resource in fetched.items():
+                if kind != wanted:
+                    continue
+                if resource is None:
+                    raise MappingError(f"Lemon Squeezy has no subscription for order {object_id}")
+                apply_state = mapping.apply_order if kind == "orders" else mapping.apply_subscription
+                outcome = await apply_state(tx, ctx, resource)
+                if outcome.status == "unmapped":
+                    return outcome
+        return None
 
     def needs(self, event: InboundEvent) -> list[tuple[str, str]]:
         return []
