@@ -1,7 +1,8 @@
 """End to end, served (issue 20): the production ``portal serve`` on loopback, mail through aiosmtpd, Lemon
 Squeezy's API faked on loopback. A signed ``order_created`` then ``license_key_created`` for a product with a
-license-keys benefit → the customer signs in with the emailed code and sees the key Lemon Squeezy shipped, which
-validates through Portal; exactly one receipt email, even when Lemon Squeezy delivers twice."""
+license-keys benefit → one receipt email showing the key Lemon Squeezy shipped (fetched with the order), even when
+Lemon Squeezy delivers twice; the customer signs in with the emailed code and sees that key, which validates
+through Portal."""
 
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def test_signed_order_and_key_reach_the_signed_in_customer(tmp_path: Path, smtp_
             now = int(time.time())
             order = ls.order(1001, variant=11, email="ada@example.com", name="Ada Lovelace", total=4900, created=now)
             shipped = ls.license_key(2001, order_id=1001, key=KEY, created=now, limit=3)
+            fake.add(shipped)  # Lemon Squeezy made the key with the order: Portal's receipt shows that one
             hook = f"{base}/v1/integrations/lemonsqueezy/acme/webhook"
             for event, resource in (("order_created", order), ("license_key_created", shipped)):
                 body = ls.webhook(event, resource)
@@ -82,6 +84,7 @@ def test_signed_order_and_key_reach_the_signed_in_customer(tmp_path: Path, smtp_
 
             (receipt,) = inbox.wait_for(1)
             assert receipt["To"] == "ada@example.com" and "receipt" in str(receipt["Subject"]).lower()
+            assert KEY in receipt.get_body(("plain",)).get_content()
 
             with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as browser:
                 page = browser.get("/acme/portal")

@@ -43,6 +43,8 @@ from portal.subscriptions import service as subscription_service
 from portal.subscriptions.service import SubscriptionInput, SubscriptionStatus
 
 PAID = ("paid", "refunded", "partial_refund")
+# What ``NeedObject`` asks for when an order's license keys are needed: ``GET /v1/license-keys?filter[order_id]=``.
+ORDER_LICENSE_KEYS = "order_license_keys"
 # Lemon Squeezy subscription status -> Portal's (Polar's). "cancelled" is LS's grace period: still active until
 # ``ends_at``; "paused" withholds benefits as Stripe's does (shown ``unpaid``); "expired" has ended.
 STATUSES: dict[str, SubscriptionStatus] = {
@@ -147,9 +149,16 @@ async def _recurring(tx: Transaction, product_id: str) -> tuple[str, int] | None
 # --- orders ------------------------------------------------------------------------------------------------------
 
 
-async def apply_order(tx: Transaction, ctx: ApplyContext, order: dict[str, Any]) -> Outcome:
+async def apply_order(
+    tx: Transaction, ctx: ApplyContext, order: dict[str, Any], shipped_keys: list[dict[str, Any]] | None = None
+) -> Outcome:
     """A Lemon Squeezy order: once paid, the customer and one paid Portal order for its variant's product; then its
-    refunded amount. Orders of subscriptions are linked only (their invoices make the Portal orders)."""
+    refunded amount. Orders of subscriptions are linked only (their invoices make the Portal orders).
+
+    Live, the license keys Lemon Squeezy made for the order (``shipped_keys``, fetched: ``NeedObject`` with kind
+    ``order_license_keys``) are adopted in the same transaction, before the receipt is queued: the receipt shows
+    the keys the customer already has from Lemon Squeezy, never a Portal key about to be replaced. (History sends
+    no receipt; the import's license-keys stream adopts them.)"""
     attrs = attributes(order)
     ls_id = str(order["id"])
     link = await get_link(tx, ctx, "order", ls_id)
@@ -170,6 +179,8 @@ async def apply_order(tx: Transaction, ctx: ApplyContext, order: dict[str, Any])
         # Remembered (rolled back with the event if it fails): a key of this order belongs to its subscription.
         await set_link(tx, ctx, "order_seen", ls_id, product_id)
         return Outcome("ignored", "a subscription's first order: the subscription's invoices make its Portal orders")
+    if shipped_keys is None and not ctx.history:
+        raise NeedObject(ORDER_LICENSE_KEYS, ls_id)
     customer_id = await _customer(tx, ctx, attrs)
     currency = str(attrs.get("currency") or "").lower()
     price = await get_active_price(tx, product_id, currency)
@@ -197,8 +208,13 @@ async def apply_order(tx: Transaction, ctx: ApplyContext, order: dict[str, Any])
             ),
             now=when,
         )
-        await order_service.mark_order_paid(tx, order_id, now=when)
+        await order_service.mark_order_paid(tx, order_id, now=when, send_receipt=False)
     await set_link(tx, ctx, "order", ls_id, order_id)
+    if await license_keys.license_key_of(tx, order_id=order_id, subscription_id=None) is not None:
+        for key in shipped_keys or []:  # (a product without a license-keys benefit keeps none)
+            await apply_license_key(tx, ctx, key)
+    if not ctx.history:
+        await emails.enqueue_receipt(tx, order_id, now=when)
     await _refund_to(tx, ctx, order_id, attrs)
     return Outcome("applied")
 

@@ -146,7 +146,8 @@ class LemonSqueezyProcessor:
             return Outcome("ignored", "the event carries no resource")
         name = event.type
         if name in ("order_created", "order_refunded"):
-            return await mapping.apply_order(tx, ctx, data)
+            keys = fetched.get((mapping.ORDER_LICENSE_KEYS, str(data.get("id"))))
+            return await mapping.apply_order(tx, ctx, data, keys)
         if name in SUBSCRIPTION_EVENTS:
             return await mapping.apply_subscription(tx, ctx, data)
         if name in ("subscription_payment_success", "subscription_payment_recovered"):
@@ -168,17 +169,29 @@ class LemonSqueezyProcessor:
                     continue
                 if resource is None:
                     raise MappingError(f"Lemon Squeezy has no subscription for order {object_id}")
-                apply_state = mapping.apply_order if kind == "orders" else mapping.apply_subscription
-                outcome = await apply_state(tx, ctx, resource)
+                if kind == "orders":
+                    keys = fetched.get((mapping.ORDER_LICENSE_KEYS, object_id))
+                    outcome = await mapping.apply_order(tx, ctx, resource, keys)
+                else:
+                    outcome = await mapping.apply_subscription(tx, ctx, resource)
                 if outcome.status == "unmapped":
                     return outcome
         return None
 
     def needs(self, event: InboundEvent) -> list[tuple[str, str]]:
+        """A new order's license keys (adopted before its receipt is queued): fetched before the transaction."""
+        data = event.payload.get("data") or {}
+        if event.type == "order_created" and data.get("id") is not None:
+            return [(mapping.ORDER_LICENSE_KEYS, str(data["id"]))]
         return []
 
     def fetch(self, kind: str, object_id: str, secrets: Secrets, settings: Settings) -> Any:
         base = settings.lemonsqueezy_api_base
+        if kind == mapping.ORDER_LICENSE_KEYS:
+            found = client.request(
+                secrets.api_key, base, "GET", "/v1/license-keys", params={"filter[order_id]": object_id}
+            )
+            return list(found.get("data") or [])
         if kind == ORDER_SUBSCRIPTION:
             found = client.request(
                 secrets.api_key, base, "GET", "/v1/subscriptions", params={"filter[order_id]": object_id}
