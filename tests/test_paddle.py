@@ -125,21 +125,114 @@ def _story(fake: FakePaddle) -> list[bytes]:
     renewed = {**sub, "period_start": t0 + 30 * DAY, "period_end": t0 + 60 * DAY}
     # The API's current states (what a late or early event has fetched).
     fake.add("transactions", pf.transaction("txn_guide", customer_id="ctm_ada", item=GUIDE, total=2900, created=t0))
-    fake.add("transactions", pf.transaction("txn_bob_2", customer_id="ctm_bob", item=PRO, total=1000, created=t0 + 30 * DAY, subscription_id="sub_bob", origin="subscription_recurring"))  # fmt: skip
-    fake.add("subscriptions", pf.subscription("sub_bob", item=TEAM, status="active", updated=t0 + 32 * DAY, scheduled_cancel=True, **renewed))  # fmt: skip
+    fake.add(
+        "transactions",
+        pf.transaction(
+            "txn_bob_2",
+            customer_id="ctm_bob",
+            item=PRO,
+            total=1000,
+            created=t0 + 30 * DAY,
+            subscription_id="sub_bob",
+            origin="subscription_recurring",
+        ),
+    )
+    fake.add(
+        "subscriptions",
+        pf.subscription("sub_bob", item=TEAM, status="active", updated=t0 + 32 * DAY, scheduled_cancel=True, **renewed),
+    )
     return [
-        pf.event("evt_01", "transaction.completed", pf.transaction("txn_guide", customer_id="ctm_ada", item=GUIDE, total=2900, created=t0), t0),
-        pf.event("evt_02", "subscription.created", pf.subscription("sub_bob", item=PRO, status="active", updated=t0, **sub), t0),
-        pf.event("evt_03", "transaction.completed", pf.transaction("txn_bob_1", customer_id="ctm_bob", item=PRO, total=1000, created=t0, subscription_id="sub_bob", origin="web"), t0 + 1),
-        pf.event("evt_04", "subscription.updated", pf.subscription("sub_bob", item=PRO, status="active", updated=t0 + 30 * DAY, **renewed), t0 + 30 * DAY),
-        pf.event("evt_05", "transaction.completed", pf.transaction("txn_bob_2", customer_id="ctm_bob", item=PRO, total=1000, created=t0 + 30 * DAY, subscription_id="sub_bob", origin="subscription_recurring"), t0 + 30 * DAY + 1),
-        pf.event("evt_06", "subscription.updated", pf.subscription("sub_bob", item=TEAM, status="active", updated=t0 + 31 * DAY, **renewed), t0 + 31 * DAY),
-        pf.event("evt_07", "subscription.updated", pf.subscription("sub_bob", item=TEAM, status="active", updated=t0 + 32 * DAY, scheduled_cancel=True, **renewed), t0 + 32 * DAY),
-        pf.event("evt_08", "adjustment.created", pf.adjustment("adj_guide", transaction_id="txn_guide", amount=2900, status="pending_approval", updated=t0 + 33 * DAY), t0 + 33 * DAY),
-        pf.event("evt_09", "adjustment.updated", pf.adjustment("adj_guide", transaction_id="txn_guide", amount=2900, status="approved", updated=t0 + 34 * DAY), t0 + 34 * DAY),
-        pf.event("evt_10", "adjustment.created", pf.adjustment("adj_bob", transaction_id="txn_bob_2", amount=1000, status="pending_approval", updated=t0 + 35 * DAY), t0 + 35 * DAY),
-        pf.event("evt_11", "adjustment.updated", pf.adjustment("adj_bob", transaction_id="txn_bob_2", amount=1000, status="rejected", updated=t0 + 36 * DAY), t0 + 36 * DAY),
-    ]  # fmt: skip
+        pf.event(
+            "evt_01",
+            "transaction.completed",
+            pf.transaction("txn_guide", customer_id="ctm_ada", item=GUIDE, total=2900, created=t0),
+            t0,
+        ),
+        pf.event(
+            "evt_02",
+            "subscription.created",
+            pf.subscription("sub_bob", item=PRO, status="active", updated=t0, **sub),
+            t0,
+        ),
+        pf.event(
+            "evt_03",
+            "transaction.completed",
+            pf.transaction(
+                "txn_bob_1",
+                customer_id="ctm_bob",
+                item=PRO,
+                total=1000,
+                created=t0,
+                subscription_id="sub_bob",
+                origin="web",
+            ),
+            t0 + 1,
+        ),
+        pf.event(
+            "evt_04",
+            "subscription.updated",
+            pf.subscription("sub_bob", item=PRO, status="active", updated=t0 + 30 * DAY, **renewed),
+            t0 + 30 * DAY,
+        ),
+        pf.event(
+            "evt_05",
+            "transaction.completed",
+            pf.transaction(
+                "txn_bob_2",
+                customer_id="ctm_bob",
+                item=PRO,
+                total=1000,
+                created=t0 + 30 * DAY,
+                subscription_id="sub_bob",
+                origin="subscription_recurring",
+            ),
+            t0 + 30 * DAY + 1,
+        ),
+        pf.event(
+            "evt_06",
+            "subscription.updated",
+            pf.subscription("sub_bob", item=TEAM, status="active", updated=t0 + 31 * DAY, **renewed),
+            t0 + 31 * DAY,
+        ),
+        pf.event(
+            "evt_07",
+            "subscription.updated",
+            pf.subscription(
+                "sub_bob", item=TEAM, status="active", updated=t0 + 32 * DAY, scheduled_cancel=True, **renewed
+            ),
+            t0 + 32 * DAY,
+        ),
+        pf.event(
+            "evt_08",
+            "adjustment.created",
+            pf.adjustment(
+                "adj_guide", transaction_id="txn_guide", amount=2900, status="pending_approval", updated=t0 + 33 * DAY
+            ),
+            t0 + 33 * DAY,
+        ),
+        pf.event(
+            "evt_09",
+            "adjustment.updated",
+            pf.adjustment(
+                "adj_guide", transaction_id="txn_guide", amount=2900, status="approved", updated=t0 + 34 * DAY
+            ),
+            t0 + 34 * DAY,
+        ),
+        pf.event(
+            "evt_10",
+            "adjustment.created",
+            pf.adjustment(
+                "adj_bob", transaction_id="txn_bob_2", amount=1000, status="pending_approval", updated=t0 + 35 * DAY
+            ),
+            t0 + 35 * DAY,
+        ),
+        pf.event(
+            "evt_11",
+            "adjustment.updated",
+            pf.adjustment("adj_bob", transaction_id="txn_bob_2", amount=1000, status="rejected", updated=t0 + 36 * DAY),
+            t0 + 36 * DAY,
+        ),
+    ]
 
 
 def test_story_in_order_and_reversed_twice_ends_the_same(
