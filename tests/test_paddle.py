@@ -356,3 +356,80 @@ def test_customer_actions_go_to_paddle_first(
         current = api(client, shop.token, "GET", f"/v1/subscriptions/{portal_sub['id']}", 200)
         assert current["cancel_at_period_end"] is False
     fake.down = False
+
+
+def test_import_pages_with_after_resumes_and_issues_keys(
+    client: TestClient[Litestar],
+    paddle_settings: Settings,
+    fake: FakePaddle,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portal.cli import main
+    from portal.connectors.paddle import importer
+
+    shop = Shop(client, paddle_settings, fake, "moving")
+    t0 = NOW - 300 * DAY
+    for n in range(1, 6):
+        fake.add("customers", pf.customer(f"ctm_{n}", email=f"buyer{n}@example.com", name=f"B{n}", updated=t0))
+        txn = pf.transaction(f"txn_{n}", customer_id=f"ctm_{n}", item=GUIDE, total=2900, created=t0 + n * DAY)
+        fake.add("transactions", txn)
+    fake.add(
+        "transactions",
+        {**pf.transaction("txn_9", customer_id="ctm_1", item=GUIDE, total=2900, created=t0), "status": "billed"},
+    )
+    fake.add(
+        "subscriptions",
+        pf.subscription(
+            "sub_1",
+            customer_id="ctm_1",
+            item=PRO,
+            status="active",
+            created=t0,
+            updated=NOW - DAY,
+            period_start=NOW - DAY,
+            period_end=NOW + 29 * DAY,
+        ),
+    )
+    fake.add(
+        "adjustments",
+        pf.adjustment("adj_1", transaction_id="txn_2", amount=2900, status="approved", updated=t0 + 9 * DAY),
+    )
+    fake.add(
+        "adjustments",
+        pf.adjustment("adj_2", transaction_id="txn_3", amount=2900, status="pending_approval", updated=t0 + 9 * DAY),
+    )
+    monkeypatch.setattr(importer, "STREAMS", tuple((k, q, 2, a) for k, q, _size, a in importer.STREAMS))
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(paddle_settings.data_dir))
+    monkeypatch.setenv("PORTAL_SECRET_KEY", paddle_settings.secret_key)
+    monkeypatch.setenv("PORTAL_PADDLE_API_BASE", fake.base_url)
+
+    fake.lists_before_failing = 5  # customers' 3 pages, subscriptions' 1, transactions' first: then it fails
+    assert main(["import", "paddle", "--org", "moving"]) == 1
+    assert "run the same command to resume" in capsys.readouterr().err
+    db_path = paddle_settings.data_dir / "portal.db"
+    assert len(shop.state(db_path)["orders"]) == 2
+    fake.lists_before_failing = None
+    fake.requests.clear()
+    assert main(["import", "paddle", "--org", "moving"]) == 0
+    assert "(resumed)" in capsys.readouterr().out
+    first = next(r for r in fake.requests if r.path == "/transactions")
+    assert first.query["after"] == "txn_2" and first.query["status"] == "completed"
+    state = shop.state(db_path)
+    assert [row[:4] for row in state["orders"]] == [
+        ("paddle:txn_1", "paid", 2900, 0),
+        ("paddle:txn_2", "refunded", 2900, 2900),
+        ("paddle:txn_3", "paid", 2900, 0),
+        ("paddle:txn_4", "paid", 2900, 0),
+        ("paddle:txn_5", "paid", 2900, 0),
+    ]
+    assert state["subscriptions"][0][:3] == ("active", "Pro", 0)
+    # Portal issued the keys: one per purchase (the refunded one revoked) and the subscription's.
+    assert state["keys"] == [("granted",)] * 5 + [("revoked",)]
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM email_outbox").fetchone()[0] == 0  # history sends nothing
+    finally:
+        conn.close()
+    assert main(["import", "paddle", "--org", "moving"]) == 0
+    assert shop.state(db_path) == state

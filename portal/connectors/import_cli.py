@@ -14,6 +14,7 @@ from portal.admin.token_cli import _run
 from portal.clock import Clock
 from portal.connectors import store
 from portal.connectors.lemonsqueezy import importer as lemonsqueezy_importer
+from portal.connectors.paddle import importer as paddle_importer
 from portal.connectors.stripe import importer
 from portal.db import Database
 from portal.organizations import queries as org_queries
@@ -80,7 +81,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         organization = await org_queries.get_by_slug(db, args.org)
         if organization is None:
             return f"no organization with slug {args.org!r}"
-        label = {"stripe": "Stripe", "lemonsqueezy": "Lemon Squeezy"}[args.processor]
+        label = {"stripe": "Stripe", "lemonsqueezy": "Lemon Squeezy", "paddle": "Paddle"}[args.processor]
         connection = await store.get_connection(db, organization.id, args.processor)
         if connection is None:
             return (
@@ -90,6 +91,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             connection.secrets(settings.secret_key)
         except ValueError:
             return f"the {label} connection of {args.org} cannot be read with this instance secret: connect again"
+        if args.processor == "paddle":
+            return await paddle_importer.run_import(db, settings, connection, now=clock.now, progress=progress)
         if args.processor == "lemonsqueezy":
             return await lemonsqueezy_importer.run_import(db, settings, connection, now=clock.now, progress=progress)
         return await importer.run_import(
@@ -134,3 +137,6 @@ def add_import_commands(sub: Any) -> None:
     lemon = processors.add_parser("lemonsqueezy", help="import a connected organization's Lemon Squeezy history")
     lemon.add_argument("--org", required=True, help="organization slug (connected with `portal connect lemonsqueezy`)")
     lemon.set_defaults(func=cmd_import)
+    paddle = processors.add_parser("paddle", help="import a connected organization's Paddle Billing history")
+    paddle.add_argument("--org", required=True, help="organization slug (connected with `portal connect paddle`)")
+    paddle.set_defaults(func=cmd_import)
