@@ -415,3 +415,53 @@ def test_import_pages_resumes_and_keeps_keys_validating(
     # Running it again changes nothing.
     assert main(["import", "lemonsqueezy", "--org", "moving"]) == 0
     assert shop.state(db_path) == state
+
+
+def test_payment_failed_paused_expired_and_partial_refund(
+    client: TestClient[Litestar], ls_settings: Settings, fake: FakeLemonSqueezy
+) -> None:
+    shop = Shop(client, ls_settings, fake, "states")
+    db_path = ls_settings.data_dir / "portal.db"
+    t0 = NOW - 10 * DAY
+    base = {"variant": 21, "order_id": 80, "email": "max@example.com", "name": "Max", "created": t0, "customer": 5}
+
+    def sub(status: str, updated: int, **extra: Any) -> dict[str, Any]:
+        return ls.subscription(81, status=status, updated=updated, renews_at=t0 + 30 * DAY, **base, **extra)
+
+    assert shop.deliver("subscription_created", sub("active", t0)).json()["status"] == "applied"
+    failed = ls.invoice(82, sub_id=81, total=1000, created=t0 + DAY, reason="renewal", status="pending", customer=5)
+    assert shop.deliver("subscription_payment_failed", failed).json()["status"] == "applied"
+    assert shop.state(db_path)["subscriptions"][0][0] == "past_due"
+    conn = sqlite3.connect(db_path)
+    try:
+        mails = conn.execute("SELECT kind, to_address FROM email_outbox").fetchall()
+    finally:
+        conn.close()
+    assert any("max@example.com" in str(row) and "fail" in str(row).lower() for row in mails), mails
+    recovered = ls.invoice(
+        82, sub_id=81, total=1000, created=t0 + DAY, reason="renewal", customer=5, updated=t0 + 2 * DAY
+    )
+    assert shop.deliver("subscription_payment_recovered", recovered).json()["status"] == "applied"
+    assert shop.deliver("subscription_updated", sub("active", t0 + 2 * DAY)).json()["status"] == "applied"
+    assert shop.state(db_path)["subscriptions"][0][0] == "active"
+    assert shop.deliver("subscription_paused", sub("paused", t0 + 3 * DAY)).json()["status"] == "applied"
+    assert shop.state(db_path)["subscriptions"][0][0] == "unpaid"
+    assert shop.deliver("subscription_unpaused", sub("active", t0 + 4 * DAY)).json()["status"] == "applied"
+    assert shop.state(db_path)["subscriptions"][0][0] == "active"
+    expired = sub("expired", t0 + 5 * DAY, ends_at=t0 + 5 * DAY, cancelled=True)
+    assert shop.deliver("subscription_expired", expired).json()["status"] == "applied"
+    assert shop.state(db_path)["subscriptions"][0][:3] == ("canceled", "Pro", 0)
+
+    # A partial refund, then the rest: cumulative refunded_amount.
+    one = {"variant": 11, "email": "max@example.com", "name": "Max", "total": 4900, "created": t0, "customer": 5}
+    assert shop.deliver("order_created", ls.order(90, **one)).json()["status"] == "applied"
+    part = ls.order(90, **one, status="partial_refund", refunded_amount=1000, updated=t0 + DAY)
+    assert shop.deliver("order_refunded", part).json()["status"] == "applied"
+    orders = dict((row[0], row[1:4]) for row in shop.state(db_path)["orders"])
+    assert orders["lemonsqueezy:order:90"] == ("partially_refunded", 4900, 1000)
+    full = ls.order(90, **one, status="refunded", refunded_amount=4900, updated=t0 + 2 * DAY)
+    assert shop.deliver("order_refunded", full).json()["status"] == "applied"
+    assert shop.deliver("order_refunded", part).json()["status"] == "duplicate"
+    orders = dict((row[0], row[1:4]) for row in shop.state(db_path)["orders"])
+    assert orders["lemonsqueezy:order:90"] == ("refunded", 4900, 4900)
+    assert orders["lemonsqueezy:invoice:82"] == ("paid", 1000, 0)

@@ -433,3 +433,39 @@ def test_import_pages_with_after_resumes_and_issues_keys(
         conn.close()
     assert main(["import", "paddle", "--org", "moving"]) == 0
     assert shop.state(db_path) == state
+
+
+def test_past_due_paused_customer_change_and_early_refund(
+    client: TestClient[Litestar], paddle_settings: Settings, fake: FakePaddle
+) -> None:
+    shop = Shop(client, paddle_settings, fake, "states")
+    db_path = paddle_settings.data_dir / "portal.db"
+    t0 = NOW - 10 * DAY
+    fake.add("customers", pf.customer("ctm_max", email="max@example.com", name="Max", updated=t0))
+    period = {"customer_id": "ctm_max", "item": PRO, "created": t0, "period_start": t0, "period_end": t0 + 30 * DAY}
+    for n, (name, status) in enumerate(
+        (("subscription.created", "active"), ("subscription.past_due", "past_due"), ("subscription.paused", "paused"))
+    ):
+        body = pf.event(f"evt_s{n}", name, pf.subscription("sub_max", status=status, updated=t0 + n, **period), t0 + n)
+        assert shop.deliver(body).json()["status"] == "applied"
+    assert shop.state(db_path)["subscriptions"][0][0] == "unpaid"
+    body = pf.event(
+        "evt_s9", "subscription.resumed", pf.subscription("sub_max", status="active", updated=t0 + 9, **period), t0 + 9
+    )
+    assert shop.deliver(body).json()["status"] == "applied"
+    assert shop.state(db_path)["subscriptions"][0][0] == "active"
+
+    changed = pf.customer("ctm_max", email="max.new@example.com", name="Max N", updated=t0 + DAY)
+    assert shop.deliver(pf.event("evt_c1", "customer.updated", changed, t0 + DAY)).json()["status"] == "applied"
+    older = pf.customer("ctm_max", email="max.old@example.com", name="Max O", updated=t0 + 10)
+    assert shop.deliver(pf.event("evt_c0", "customer.updated", older, t0 + 10)).json()["status"] == "ignored"
+
+    # An approved refund whose transaction Portal has not seen: the transaction is fetched and applied first.
+    txn = fake.add(
+        "transactions", pf.transaction("txn_late", customer_id="ctm_max", item=GUIDE, total=2900, created=t0)
+    )
+    del txn
+    refund = pf.adjustment("adj_late", transaction_id="txn_late", amount=1000, status="approved", updated=t0 + DAY)
+    assert shop.deliver(pf.event("evt_a1", "adjustment.updated", refund, t0 + DAY)).json()["status"] == "applied"
+    orders = shop.state(db_path)["orders"]
+    assert orders == [("paddle:txn_late", "partially_refunded", 2900, 1000, "purchase", "max.new@example.com")]
