@@ -216,6 +216,12 @@ def test_bad_signatures_store_nothing(
         assert answer.status_code == 400, answer.text
     missing = client.post("/v1/integrations/lemonsqueezy/signed/webhook", content=ls.webhook("order_created", resource))
     assert missing.status_code == 400
+    latin = client.post(
+        "/v1/integrations/lemonsqueezy/signed/webhook",
+        content=ls.webhook("order_created", resource),
+        headers={"X-Signature": "\u00e9".encode("latin-1") * 64},
+    )
+    assert latin.status_code == 400
     assert shop.state(ls_settings.data_dir / "portal.db")["orders"] == []
     health = api(client, shop.token, "GET", "/v1/connectors/lemonsqueezy/health", 200)
     assert health["last_event"] is None

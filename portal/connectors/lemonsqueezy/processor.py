@@ -70,7 +70,8 @@ class LemonSqueezyProcessor:
         if not signature or not secrets.webhook_secret:
             raise BadSignature("missing X-Signature")
         expected = hmac.new(secrets.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature.strip().lower()):
+        # Bytes, not str: compare_digest refuses non-ASCII str (a header may carry any Latin-1 character).
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode("utf-8", "replace")):
             raise BadSignature("X-Signature does not match the body")
         try:
             payload = json.loads(body)
