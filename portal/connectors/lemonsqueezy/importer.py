@@ -27,9 +27,9 @@ from portal.connectors.stripe.importer import (
     ImportReport,
     Progress,
     StreamReport,
-    _checkpoints,
-    _save_checkpoint,
+    load_checkpoints,
     reset_checkpoints,
+    save_checkpoint,
 )
 from portal.db import Database
 from portal.errors import DomainError
@@ -117,7 +117,7 @@ async def run_import(
     early (Lemon Squeezy unreachable: run again to resume)."""
     started = time.monotonic()
     importer = _Importer(db, settings, connection, now)
-    checkpoints = await _checkpoints(db, connection.id)
+    checkpoints = await load_checkpoints(db, connection.id)
     if checkpoints and all(checkpoints.get(name, (None, False))[1] for name, _ in STREAMS):
         await reset_checkpoints(db, connection.id)  # a finished import: start over (a no-op where nothing changed)
         checkpoints = {}
@@ -152,7 +152,7 @@ async def run_import(
             stream.seen += len(resources)
             stream.pages += 1
             async with db.write() as tx:
-                await _save_checkpoint(tx, connection.id, kind, str(number), number >= last, now())
+                await save_checkpoint(tx, connection.id, kind, str(number), number >= last, now())
             if progress is not None:
                 progress(stream)
             number += 1

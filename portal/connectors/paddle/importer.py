@@ -28,9 +28,9 @@ from portal.connectors.stripe.importer import (
     ImportReport,
     Progress,
     StreamReport,
-    _checkpoints,
-    _save_checkpoint,
+    load_checkpoints,
     reset_checkpoints,
+    save_checkpoint,
 )
 from portal.db import Database, Transaction
 from portal.errors import DomainError
@@ -98,7 +98,7 @@ async def run_import(
     """Import every stream, resuming after the last page done; ``ImportReport.interrupted`` says why it stopped."""
     started = time.monotonic()
     importer = _Importer(db, settings, connection, now)
-    checkpoints = await _checkpoints(db, connection.id)
+    checkpoints = await load_checkpoints(db, connection.id)
     if checkpoints and all(checkpoints.get(name, (None, False))[1] for name, *_ in STREAMS):
         await reset_checkpoints(db, connection.id)  # a finished import: start over (a no-op where nothing changed)
         checkpoints = {}
@@ -134,7 +134,7 @@ async def run_import(
             if entities:
                 cursor = str(entities[-1]["id"])
             async with db.write() as tx:
-                await _save_checkpoint(tx, connection.id, kind, cursor, not more, now())
+                await save_checkpoint(tx, connection.id, kind, cursor, not more, now())
             if progress is not None:
                 progress(stream)
     report.seconds = time.monotonic() - started

@@ -147,6 +147,8 @@ async def apply_transaction(tx: Transaction, ctx: ApplyContext, transaction: dic
         return Outcome("ignored", f"the transaction is {transaction.get('status')}, not completed")
     if await get_link(tx, ctx, "transaction", transaction["id"]) is not None:
         return Outcome("ignored", "this transaction is applied already")
+    if transaction.get("origin") == "subscription_payment_method_change":
+        return Outcome("ignored", "a payment-method change (nothing sold)")
     totals = (transaction.get("details") or {}).get("totals") or {}
     subtotal, discount = _amount(totals.get("subtotal")), _amount(totals.get("discount"))
     currency = str(transaction.get("currency_code") or "").lower()
