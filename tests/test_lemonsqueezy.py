@@ -28,6 +28,7 @@ SECRET = "ls-webhook-signing-secret"
 NOW = int(time.time())
 DAY = 86400
 KEY = "38b1460a-5104-4067-a91d-77b872934d51"
+SUB_KEY = "9f0c2d4e-6a8b-4c1d-9e2f-3a4b5c6d7e8f"
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ class Shop:
                 ).fetchall(),
                 # Keys Portal issued itself are random: only their status and limit compare.
                 "keys": sorted(
-                    (key if key == KEY else "(issued by Portal)", status, limit)
+                    (key if key in (KEY, SUB_KEY) else "(issued by Portal)", status, limit)
                     for key, status, limit in conn.execute(
                         "SELECT key, status, limit_activations FROM license_keys WHERE organization_id = ?", (org,)
                     )
@@ -138,6 +139,8 @@ def _story() -> list[tuple[str, dict[str, Any]]]:
         ("order_created", ls.order(501, variant=21, total=1000, created=t0, **sub)),
         ("subscription_created", ls.subscription(600, status="active", updated=t0, renews_at=t0 + 30 * DAY, **common)),
         ("subscription_payment_success", ls.invoice(700, sub_id=600, total=1000, created=t0, customer=8)),
+        # The subscription's key names its first order: Portal's key of that subscription takes it.
+        ("license_key_created", ls.license_key(901, order_id=501, key=SUB_KEY, created=t0, limit=None)),
         (
             "subscription_updated",
             ls.subscription(600, status="active", updated=t0 + 30 * DAY, renews_at=t0 + 60 * DAY, **common),
@@ -190,13 +193,14 @@ def test_events_in_order_shuffled_and_twice_end_the_same(
     assert expected["orders"][2][1:4] == ("refunded", 4900, 4900)
     assert [row[4] for row in expected["orders"][:2]] == ["subscription_create", "subscription_cycle"]
     assert expected["subscriptions"] == [("active", "Team", 1, expected["subscriptions"][0][3])]
-    assert (KEY, "revoked", 3) in expected["keys"]
+    assert expected["keys"] == [(KEY, "revoked", 3), (SUB_KEY, "granted", None)]
 
     # The same events in a reversed order, each delivered twice: the second answers duplicate, the end is the same.
     # (The API holds the current states the out-of-order events need.)
     for event, resource in _story():
         if event.startswith("subscription_") and resource["type"] == "subscriptions":
             fake.add(resource)
+    fake.add(ls.order(501, variant=21, total=1000, created=NOW, email="bob@example.com", name="Bob", customer=8))
     shuffled = Shop(client, ls_settings, fake, "shuffled")
     for event, resource in reversed(_story()):
         first = shuffled.deliver(event, resource)
@@ -471,3 +475,31 @@ def test_payment_failed_paused_expired_and_partial_refund(
     orders = dict((row[0], row[1:4]) for row in shop.state(db_path)["orders"])
     assert orders["lemonsqueezy:order:90"] == ("refunded", 4900, 4900)
     assert orders["lemonsqueezy:invoice:82"] == ("paid", 1000, 0)
+
+
+def test_subscription_key_before_anything_else_fetches_its_order_and_subscription(
+    client: TestClient[Litestar], ls_settings: Settings, fake: FakeLemonSqueezy
+) -> None:
+    shop = Shop(client, ls_settings, fake, "subkey")
+    person = {"email": "sue@example.com", "name": "Sue", "customer": 3}
+    fake.add(ls.order(301, variant=21, total=1000, created=NOW - DAY, **person))
+    fake.add(
+        ls.subscription(
+            302,
+            variant=21,
+            order_id=301,
+            status="active",
+            created=NOW - DAY,
+            updated=NOW - DAY,
+            renews_at=NOW + 29 * DAY,
+            **person,
+        )
+    )
+    key = ls.license_key(303, order_id=301, key=SUB_KEY, created=NOW - DAY, limit=1)
+    answer = shop.deliver("license_key_created", key)
+    assert answer.status_code == 200 and answer.json()["status"] == "applied", answer.text
+    asked = [(r.path, r.query.get("filter[order_id]")) for r in fake.requests if r.method == "GET"]
+    assert ("/v1/orders/301", None) in asked and ("/v1/subscriptions", "301") in asked
+    state = shop.state(ls_settings.data_dir / "portal.db")
+    assert state["subscriptions"][0][:2] == ("active", "Pro") and state["keys"] == [(SUB_KEY, "granted", 1)]
+    assert shop.validate(SUB_KEY).status_code == 200
