@@ -221,6 +221,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "https://api.stripe.com",
         "Base URL of Stripe's API for the Stripe connector (tests and staging point it at another server).",
     ),
+    SettingSpec(
+        "PORTAL_LEMONSQUEEZY_API_BASE",
+        "lemonsqueezy_api_base",
+        "https://api.lemonsqueezy.com",
+        "Base URL of Lemon Squeezy's API for the Lemon Squeezy connector (tests point it at another server).",
+    ),
+    SettingSpec(
+        "PORTAL_PADDLE_API_BASE",
+        "paddle_api_base",
+        "https://api.paddle.com",
+        "Base URL of Paddle Billing's API for the Paddle connector (`https://sandbox-api.paddle.com` for sandbox).",
+    ),
 )
 
 
@@ -258,6 +270,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keepalive_timeout: int = 5
     max_connections: int = 0
     stripe_api_base: str = "https://api.stripe.com"
+    lemonsqueezy_api_base: str = "https://api.lemonsqueezy.com"
+    paddle_api_base: str = "https://api.paddle.com"
     # Test hooks (not environment settings): argon2 cost profile.
     argon2_profile: Literal["default", "test"] = "default"
 

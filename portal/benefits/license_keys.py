@@ -149,3 +149,75 @@ async def record_activation(
         (activation_id, license_key_id, label.strip(), msgspec.json.encode(meta).decode(), iso(now)),
     )
     return activation_id
+
+
+# --- keys moved from another platform (portal import, connectors) ------------------------------------------------
+
+
+async def license_key_of(tx: Transaction, *, order_id: str | None, subscription_id: str | None) -> str | None:
+    """The first license key granted for an order (a purchase) or a subscription, or None."""
+    column, value = ("order_id", order_id) if order_id is not None else ("subscription_id", subscription_id)
+    if value is None:
+        return None
+    found = await tx.fetchval(
+        f"""SELECT k.id FROM license_keys k JOIN benefit_grants g ON g.id = k.grant_id
+        WHERE g.{column} = ? ORDER BY k.created_at, k.id LIMIT 1""",
+        (value,),
+    )
+    return None if found is None else str(found)
+
+
+async def adopt_license_key(
+    tx: Transaction,
+    license_key_id: str,
+    *,
+    key: str,
+    status: str,
+    limit_activations: int | None,
+    expires_at: datetime | None,
+    now: datetime,
+) -> None:
+    """Give a Portal key the key string, status, activation limit and expiry of the key a seller already shipped
+    from another platform, so the copies in customers' hands keep validating through Portal. ``InvalidInput`` on
+    ``key`` when another key of the organization has that string. A key Portal revoked (its grant was, e.g. by a
+    full refund) stays revoked whatever the platform says, so the order of the two makes no difference."""
+    row = await get_license_key_row(tx, license_key_id)
+    if row["status"] == "revoked":
+        status = "revoked"
+    taken = await tx.fetchval(
+        "SELECT id FROM license_keys WHERE organization_id = ? AND key = ? AND id != ?",
+        (row["organization_id"], key, license_key_id),
+    )
+    if taken is not None:
+        raise InvalidInput("another license key of the organization has this key", "key")
+    await tx.execute(
+        """
+        UPDATE license_keys SET key = ?, display_key = ?, status = ?, limit_activations = ?, expires_at = ?,
+            modified_at = ?
+        WHERE id = ?
+        """,
+        (
+            key,
+            display_key(key),
+            status,
+            limit_activations,
+            None if expires_at is None else iso(expires_at),
+            iso(now),
+            license_key_id,
+        ),
+    )
+
+
+async def import_activation(
+    tx: Transaction, license_key_id: str, *, activation_id: str, label: str, created_at: datetime
+) -> bool:
+    """Keep an activation made on another platform under its own id (the instance id apps already send back);
+    True if it was new. No limit check: the platform allowed it."""
+    existing = await tx.fetchval("SELECT license_key_id FROM license_key_activations WHERE id = ?", (activation_id,))
+    if existing is not None:
+        return False
+    await tx.execute(
+        "INSERT INTO license_key_activations (id, license_key_id, label, meta, created_at) VALUES (?, ?, ?, '{}', ?)",
+        (activation_id, license_key_id, label.strip() or "imported", iso(created_at)),
+    )
+    return True

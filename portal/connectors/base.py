@@ -178,9 +178,13 @@ def unregister(name: str) -> None:
 
 def registry() -> dict[str, Processor]:
     """Every processor Portal knows, by name (imported lazily: the CLI needs no SDK until it is used)."""
+    from portal.connectors.lemonsqueezy.processor import LemonSqueezyProcessor
+    from portal.connectors.paddle.processor import PaddleProcessor
     from portal.connectors.stripe.processor import StripeProcessor
 
-    return {"stripe": StripeProcessor(), **_REGISTERED}
+    found: dict[str, Processor] = {"stripe": StripeProcessor(), "lemonsqueezy": LemonSqueezyProcessor()}
+    found["paddle"] = PaddleProcessor()
+    return {**found, **_REGISTERED}
 
 
 def get_processor(name: str) -> Processor | None:

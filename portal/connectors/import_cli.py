@@ -13,6 +13,8 @@ from typing import Any
 from portal.admin.token_cli import _run
 from portal.clock import Clock
 from portal.connectors import store
+from portal.connectors.lemonsqueezy import importer as lemonsqueezy_importer
+from portal.connectors.paddle import importer as paddle_importer
 from portal.connectors.stripe import importer
 from portal.db import Database
 from portal.organizations import queries as org_queries
@@ -79,13 +81,20 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         organization = await org_queries.get_by_slug(db, args.org)
         if organization is None:
             return f"no organization with slug {args.org!r}"
+        label = {"stripe": "Stripe", "lemonsqueezy": "Lemon Squeezy", "paddle": "Paddle"}[args.processor]
         connection = await store.get_connection(db, organization.id, args.processor)
         if connection is None:
-            return f"{args.org} is not connected to Stripe: run `portal connect stripe --org {args.org}` first"
+            return (
+                f"{args.org} is not connected to {label}: run `portal connect {args.processor} --org {args.org}` first"
+            )
         try:
             connection.secrets(settings.secret_key)
         except ValueError:
-            return f"the Stripe connection of {args.org} cannot be read with this instance secret: connect again"
+            return f"the {label} connection of {args.org} cannot be read with this instance secret: connect again"
+        if args.processor == "paddle":
+            return await paddle_importer.run_import(db, settings, connection, now=clock.now, progress=progress)
+        if args.processor == "lemonsqueezy":
+            return await lemonsqueezy_importer.run_import(db, settings, connection, now=clock.now, progress=progress)
         return await importer.run_import(
             db,
             settings,
@@ -125,3 +134,9 @@ def add_import_commands(sub: Any) -> None:
         "--catalog", action="store_true", help="create Portal products for Stripe prices without a mapping"
     )
     parser.set_defaults(func=cmd_import)
+    lemon = processors.add_parser("lemonsqueezy", help="import a connected organization's Lemon Squeezy history")
+    lemon.add_argument("--org", required=True, help="organization slug (connected with `portal connect lemonsqueezy`)")
+    lemon.set_defaults(func=cmd_import)
+    paddle = processors.add_parser("paddle", help="import a connected organization's Paddle Billing history")
+    paddle.add_argument("--org", required=True, help="organization slug (connected with `portal connect paddle`)")
+    paddle.set_defaults(func=cmd_import)

@@ -261,14 +261,14 @@ def _list_page(client: Any, path: str, params: dict[str, Any], cursor: str | Non
 # --- checkpoints -------------------------------------------------------------------------------------------------
 
 
-async def _checkpoints(db: Database, connection_id: str) -> dict[str, tuple[str | None, bool]]:
+async def load_checkpoints(db: Database, connection_id: str) -> dict[str, tuple[str | None, bool]]:
     rows = await db.fetchall(
         "SELECT stream, cursor, done FROM connector_checkpoints WHERE connection_id = ?", (connection_id,)
     )
     return {row["stream"]: (row["cursor"], bool(row["done"])) for row in rows}
 
 
-async def _save_checkpoint(
+async def save_checkpoint(
     tx: Transaction, connection_id: str, stream: str, cursor: str | None, done: bool, now: datetime
 ) -> None:
     await tx.execute(
@@ -334,7 +334,7 @@ class _Importer:
                         needs.append(need)
                         waiting.append(obj)
                 if not waiting:
-                    await _save_checkpoint(tx, self.connection.id, stream.name, cursor, not page.has_more, self.now())
+                    await save_checkpoint(tx, self.connection.id, stream.name, cursor, not page.has_more, self.now())
             _merge(report, tally)
             if not waiting:
                 return
@@ -360,7 +360,7 @@ class _Importer:
                     tally.outcomes[outcome.status] += 1
                     if outcome.status == "unmapped" and outcome.price_id:
                         tally.unmapped[outcome.price_id] += 1
-                await _save_checkpoint(tx, self.connection.id, stream.name, cursor, not page.has_more, self.now())
+                await save_checkpoint(tx, self.connection.id, stream.name, cursor, not page.has_more, self.now())
         except (MappingError, DomainError, NeedObject):
             return False
         _merge(report, tally)
@@ -472,7 +472,7 @@ async def run_import(
         return await _dry_run(db, settings, connection, now=now, since=since, catalog=catalog, progress=progress)
     streams = _streams(None if since is None else int(since.timestamp()), catalog)
     importer = _Importer(db, settings, connection, now=now)
-    checkpoints = await _checkpoints(db, connection.id)
+    checkpoints = await load_checkpoints(db, connection.id)
     if checkpoints and all(checkpoints.get(stream.name, (None, False))[1] for stream in streams):
         await reset_checkpoints(db, connection.id)  # the last import finished: this is a new one
         checkpoints = {}

@@ -415,7 +415,7 @@ async def apply_subscription(tx: Transaction, ctx: ApplyContext, subscription: d
             )
         else:
             portal_id = str(link["portal_id"])
-            if await _subscription_differs(tx, portal_id, data):
+            if await subscription_differs(tx, portal_id, data):
                 await subscription_service.update_subscription(tx, portal_id, data, now=ctx.now)
     await set_link(tx, ctx, "subscription", subscription["id"], portal_id, version)
     return Outcome("applied")
@@ -471,7 +471,7 @@ def _subscription_input(
     )
 
 
-async def _subscription_differs(tx: Transaction, subscription_id: str, data: SubscriptionInput) -> bool:
+async def subscription_differs(tx: Transaction, subscription_id: str, data: SubscriptionInput) -> bool:
     """Whether ``data`` changes what the subscription shows (unchanged: no write, no webhook)."""
     row = await subscription_service.get_subscription_row(tx, subscription_id)
     wanted = {

@@ -1,0 +1,1 @@
+"""The Lemon Squeezy connector (issue 20): events in, history import and customer actions out."""
