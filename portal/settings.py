@@ -221,6 +221,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "https://api.stripe.com",
         "Base URL of Stripe's API for the Stripe connector (tests and staging point it at another server).",
     ),
+    SettingSpec(
+        "PORTAL_POLAR_API_BASE",
+        "polar_api_base",
+        "https://api.polar.sh",
+        "Base URL of Polar's API for the Polar connector (its sandbox, or another Portal: Portal's API is Polar's).",
+    ),
 )
 
 
@@ -258,6 +264,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keepalive_timeout: int = 5
     max_connections: int = 0
     stripe_api_base: str = "https://api.stripe.com"
+    polar_api_base: str = "https://api.polar.sh"
     # Test hooks (not environment settings): argon2 cost profile.
     argon2_profile: Literal["default", "test"] = "default"
 

@@ -149,3 +149,85 @@ async def record_activation(
         (activation_id, license_key_id, label.strip(), msgspec.json.encode(meta).decode(), iso(now)),
     )
     return activation_id
+
+
+async def adopt_license_key(
+    tx: Transaction,
+    license_key_id: str,
+    *,
+    key: str,
+    status: str,
+    usage: int,
+    limit_usage: int | None,
+    limit_activations: int | None,
+    validations: int,
+    last_validated_at: str | None,
+    expires_at: str | None,
+    now: datetime,
+) -> None:
+    """Make a key Portal issued carry a key another platform already shipped (a processor connection or an
+    import): the same string, status, usage, limits and expiry, so a customer's key keeps validating through
+    Portal. ``Conflict`` on ``key`` when another key of the organization already has that string."""
+    row = await get_license_key_row(tx, license_key_id)
+    if status not in ("granted", "revoked", "disabled"):
+        raise InvalidInput(f"unknown license key status {status!r}", "status")
+    taken = await tx.fetchval(
+        "SELECT id FROM license_keys WHERE organization_id = ? AND key = ? AND id != ?",
+        (row["organization_id"], key, license_key_id),
+    )
+    if taken is not None:
+        raise Conflict("another license key of this organization has this key", "key")
+    await tx.execute(
+        """
+        UPDATE license_keys SET key = ?, display_key = ?, status = ?, usage = ?, limit_usage = ?,
+            limit_activations = ?, validations = MAX(validations, ?),
+            last_validated_at = COALESCE(?, last_validated_at),
+            expires_at = ?, modified_at = ?
+        WHERE id = ?
+        """,
+        (
+            key,
+            display_key(key),
+            status,
+            usage,
+            limit_usage,
+            limit_activations,
+            validations,
+            last_validated_at,
+            expires_at,
+            iso(now),
+            license_key_id,
+        ),
+    )
+
+
+async def adopt_activation(
+    tx: Transaction, license_key_id: str, *, label: str, meta: dict[str, Any], created_at: str
+) -> str:
+    """An activation the key already had on another platform (kept with its date, outside the limit checks:
+    it counts toward the limit as it did there); returns its Portal id."""
+    activation_id = new_id()
+    await tx.execute(
+        "INSERT INTO license_key_activations (id, license_key_id, label, meta, created_at) VALUES (?, ?, ?, ?, ?)",
+        (activation_id, license_key_id, label.strip() or "activation", msgspec.json.encode(meta).decode(), created_at),
+    )
+    return activation_id
+
+
+async def grant_license_key_ids(tx: Transaction, *, order_id: str | None, subscription_id: str | None) -> list[str]:
+    """The license keys of the grants an order or a subscription gave, oldest first."""
+    column = "order_id" if order_id is not None else "subscription_id"
+    rows = await tx.fetchall(
+        f"""SELECT k.id FROM license_keys k JOIN benefit_grants g ON g.id = k.grant_id
+        WHERE g.{column} = ? ORDER BY k.created_at, k.id""",
+        (order_id if order_id is not None else subscription_id,),
+    )
+    return [str(row["id"]) for row in rows]
+
+
+async def customer_license_key_ids(tx: Transaction, customer_id: str) -> list[str]:
+    """A customer's license keys, oldest first."""
+    rows = await tx.fetchall(
+        "SELECT id FROM license_keys WHERE customer_id = ? ORDER BY created_at, id", (customer_id,)
+    )
+    return [str(row["id"]) for row in rows]

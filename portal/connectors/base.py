@@ -178,9 +178,10 @@ def unregister(name: str) -> None:
 
 def registry() -> dict[str, Processor]:
     """Every processor Portal knows, by name (imported lazily: the CLI needs no SDK until it is used)."""
+    from portal.connectors.polar.processor import PolarProcessor
     from portal.connectors.stripe.processor import StripeProcessor
 
-    return {"stripe": StripeProcessor(), **_REGISTERED}
+    return {"stripe": StripeProcessor(), "polar": PolarProcessor(), **_REGISTERED}
 
 
 def get_processor(name: str) -> Processor | None:
