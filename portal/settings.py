@@ -227,6 +227,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "https://api.polar.sh",
         "Base URL of Polar's API for the Polar connector (its sandbox, or another Portal: Portal's API is Polar's).",
     ),
+    SettingSpec(
+        "PORTAL_GUMROAD_API_BASE",
+        "gumroad_api_base",
+        "https://api.gumroad.com",
+        "Base URL of Gumroad's API for the Gumroad connector (tests and staging point it at another server).",
+    ),
 )
 
 
@@ -265,6 +271,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: int = 0
     stripe_api_base: str = "https://api.stripe.com"
     polar_api_base: str = "https://api.polar.sh"
+    gumroad_api_base: str = "https://api.gumroad.com"
     # Test hooks (not environment settings): argon2 cost profile.
     argon2_profile: Literal["default", "test"] = "default"
 
