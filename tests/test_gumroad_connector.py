@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import msgspec
 import pytest
+from bs4 import BeautifulSoup
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -26,7 +27,7 @@ from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token
 from tests.gumroad_fake import ACCESS_TOKEN, FakeGumroad, fake_gumroad
 from tests.polar_support import seller_catalog
-from tests.signin_helpers import insert_session
+from tests.signin_helpers import insert_session, sign_in_browser
 
 SLUG = "acme"
 URL_SECRET = "gumroad-url-secret-4f1c9a0e7b2d"
@@ -210,9 +211,8 @@ def test_a_subscription_sale_brings_the_subscriber_and_is_ingest_only(shop: Shop
     assert order["billing_reason"] == "subscription_create" and order["subscription_id"] == sub["id"]
     assert shop.validate("MEMBER-KEY-0001").json()["status"] == "granted"
 
-    gumroad.subscribers["sub_G=="].update(
-        status="pending_cancellation", user_requested_cancellation_at="2026-12-05T00:00:00Z"
-    )
+    # Gumroad may leave out when the cancellation was asked for: still canceling at the period's end.
+    gumroad.subscribers["sub_G=="].update(status="pending_cancellation")
     cancel = {"resource_name": "cancellation", "subscription_id": "sub_G==", "cancelled_at": "2026-12-05T00:00:00Z"}
     assert shop.ping(cancel).json()["status"] == "applied"
     (sub,) = shop.rows("SELECT * FROM subscriptions WHERE organization_id = ?", (shop.org["id"],))
@@ -226,6 +226,18 @@ def test_a_subscription_sale_brings_the_subscriber_and_is_ingest_only(shop: Shop
     assert refused.status_code == 403 and "managed by" in refused.json()["detail"], refused.text
     (after,) = shop.rows("SELECT cancel_at_period_end FROM subscriptions WHERE id = ?", (sub["id"],))
     assert after["cancel_at_period_end"] == 1
+
+    # The subscription page offers no cancel/uncancel form and links to Gumroad's own manage page instead.
+    sign_in_browser(shop.client, shop.settings, SLUG, shop.org["id"], sub["customer_id"])
+    page = shop.client.get(f"/{SLUG}/portal/subscriptions/{sub['id']}")
+    assert page.status_code == 200
+    soup = BeautifulSoup(page.text, "html.parser")
+    actions = [str(form.get("action")) for form in soup.find_all("form")]
+    assert not any(action.endswith(("/cancel", "/uncancel")) for action in actions), actions
+    managed = soup.select_one('[data-field="managed-by"]')
+    assert managed is not None and "Gumroad" in managed.get_text()
+    link = soup.select_one('[data-field="manage-url"]')
+    assert link is not None and link["href"] == "https://app.gumroad.com/subscriptions/sub_G%3D%3D/manage"
 
     gumroad.subscribers["sub_G=="].update(status="cancelled", ended_at="2026-12-31T10:00:00Z")
     ended = {"resource_name": "subscription_ended", "subscription_id": "sub_G==", "ended_at": "2026-12-31T10:00:00Z"}

@@ -141,6 +141,8 @@ async def apply_subscriber(tx: Transaction, ctx: ApplyContext, subscriber: dict[
         canceled_at = canceled_at or ended_at
     elif not cancel_at_period_end:
         canceled_at = None
+    elif canceled_at is None:  # Gumroad does not always say when the cancellation was asked for
+        canceled_at = min(start, ctx.now)
     data = SubscriptionInput(
         customer_id=customer_id,
         product_id=product_id,

@@ -20,7 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from portal.connectors.base import (
     URL_SECRET,
@@ -50,6 +50,7 @@ SALE_RESOURCES = frozenset({"sale", "refund", "dispute", "dispute_won"})
 SUBSCRIPTION_RESOURCES = frozenset(
     {"cancellation", "subscription_updated", "subscription_ended", "subscription_restarted"}
 )
+MANAGE_BASE = "https://app.gumroad.com"
 MAX_BAD_SECRETS = 20
 BAD_SECRET_WINDOW = 300.0
 
@@ -124,6 +125,11 @@ class GumroadProcessor:
 
     def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
         return ()
+
+    def manage_url(self, subscription_id: str) -> str:
+        """Gumroad's own page where a subscriber cancels or changes their membership (the subscription page
+        links to it: Portal cannot send those actions to Gumroad)."""
+        return f"{MANAGE_BASE}/subscriptions/{quote(subscription_id, safe='')}/manage"
 
     def needs(self, event: InboundEvent) -> list[tuple[str, str]]:
         """What the ping names, fetched: only Gumroad's own answer is applied."""
