@@ -317,3 +317,28 @@ def test_a_refusal_or_an_unreachable_polar_changes_nothing(shop: Shop, polar: Fa
         assert answer.status_code == 502 and "Polar" in answer.json()["detail"], answer.text
     (row,) = shop.rows("SELECT cancel_at_period_end FROM subscriptions WHERE id = ?", (local,))
     assert row["cancel_at_period_end"] == 0
+
+
+def test_admin_license_keys_answer_polars_shape_and_only_to_their_organization(shop: Shop, polar: FakePolar) -> None:
+    order, grant, key = _sale(polar)
+    assert key["key"].startswith("POLAR-") and key["order_id"] == order["id"] and key["activations"] == []
+    assert key["customer"]["email"] == "ada@example.com" and key["limit_activations"] == 3
+    listed = polar.call("GET", "/v1/license-keys/", 200, params={"limit": 1})
+    assert listed["pagination"] == {"total_count": 1, "max_page": 1}
+    assert listed["items"][0]["key"] == key["key"] and "activations" not in listed["items"][0]
+    # Another organization's token sees none of it.
+    other = create_org(shop.client, mint_token(shop.settings), "other")
+    other_token = mint_token(shop.settings, other["id"])
+    shop.deliver(*signed("order.paid", order, message_id="k1"))
+    shop.deliver(*signed("benefit_grant.created", grant, message_id="k2"))
+    (mine,) = shop.call("GET", "/v1/license-keys/", 200)["items"]
+    assert mine["key"] == key["key"]
+    assert api(shop.client, other_token, "GET", f"/v1/license-keys/{mine['id']}").get("detail")
+    assert (
+        shop.client.get(
+            f"/v1/license-keys/{mine['id']}", headers={"Authorization": f"Bearer {other_token}"}
+        ).status_code
+        == 404
+    )
+    assert api(shop.client, other_token, "GET", "/v1/license-keys/", 200)["items"] == []
+    assert shop.client.get("/v1/license-keys/").status_code == 401
