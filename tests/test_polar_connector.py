@@ -7,14 +7,17 @@ write-back through ``PATCH /v1/subscriptions/{id}`` (success, refusal, unreachab
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import standardwebhooks
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -342,3 +345,24 @@ def test_admin_license_keys_answer_polars_shape_and_only_to_their_organization(s
     )
     assert api(shop.client, other_token, "GET", "/v1/license-keys/", 200)["items"] == []
     assert shop.client.get("/v1/license-keys/").status_code == 401
+
+
+def test_a_polar_dashboard_secret_signs_with_its_own_bytes(shop: Shop, polar: FakePolar) -> None:
+    """Polar's dashboard secrets are not base64: Polar signs with the secret's bytes (as its SDK verifies)."""
+    raw = "polar_whs_Xq3vT9kLm2Pw8RzN4cYb6HdJ"
+    shop.call("PUT", "/v1/connectors/polar", 200, json={"api_key": polar.token, "webhook_secret": raw})
+    order, _grant, _key = _sale(polar)
+    moment = datetime.now(UTC)
+    body = json.dumps({"type": "order.paid", "timestamp": moment.isoformat(), "data": order}).encode()
+    signature = standardwebhooks.Webhook(raw.encode()).sign("msg_raw", moment, body.decode())
+    headers = {
+        "webhook-id": "msg_raw",
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": signature,
+    }
+    answer = shop.deliver(body, headers)
+    assert answer.status_code == 200 and answer.json()["status"] == "applied", answer.text
+    # The same delivery signed with another key is refused.
+    wrong = standardwebhooks.Webhook(b"another-key").sign("msg_raw2", moment, body.decode())
+    refused = shop.deliver(body, {**headers, "webhook-id": "msg_raw2", "webhook-signature": wrong})
+    assert refused.status_code == 400

@@ -3,12 +3,14 @@ verification (the ``standardwebhooks`` package, five minutes' tolerance; the eve
 header), the dispatch of each event type to ``portal.connectors.polar.mapping``, and the customer actions Polar's
 ``PATCH /v1/subscriptions/{id}`` receives (cancel at period end, un-cancel, product change).
 
-Polar's webhook secrets: a secret in the Standard Webhooks form (``whsec_`` + base64, as Portal's own endpoints
-have) is used as it is; any other string is the key itself (Polar's SDK ``validate_event`` base64-encodes it)."""
+Polar's webhook secrets: the signature may be made with the secret's own bytes or, when the secret is base64
+(after an optional ``whsec_``, as Portal's own endpoints have), with the bytes it encodes; both are tried, as
+Polar's SDK (``polar.webhooks.validate_event``) does."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -51,10 +53,18 @@ CAPABILITIES = frozenset({"cancel", "uncancel", "change_plan"})
 LICENSE_KEYS = "license-keys"
 
 
-def _webhook(secret: str) -> standardwebhooks.Webhook:
-    if secret.startswith("whsec_"):
-        return standardwebhooks.Webhook(secret)
-    return standardwebhooks.Webhook(base64.b64encode(secret.encode()).decode())
+def _signing_keys(secret: str) -> list[bytes]:
+    """The keys a Polar webhook secret may sign with, as Polar's SDK tries them: the secret's own bytes, and the
+    base64 it encodes (without the ``whsec_`` prefix) when it is base64."""
+    keys = [secret.encode()]
+    remainder = secret.removeprefix("whsec_")
+    try:
+        decoded = base64.b64decode(remainder + "=" * (-len(remainder) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return keys
+    if decoded and decoded != keys[0]:
+        keys.append(decoded)
+    return keys
 
 
 def _object(event: InboundEvent) -> dict[str, Any] | None:
@@ -81,11 +91,19 @@ class PolarProcessor:
     def verify_event(self, body: bytes, headers: Mapping[str, str], secrets: Secrets) -> InboundEvent:
         if not secrets.webhook_secret or not headers.get("webhook-signature") or not headers.get("webhook-id"):
             raise BadSignature("missing webhook-id or webhook-signature")
+        failure = "the signature does not verify"
+        for key in _signing_keys(secrets.webhook_secret):
+            try:
+                standardwebhooks.Webhook(key).verify(body, dict(headers))
+                break
+            except (standardwebhooks.WebhookVerificationError, ValueError, TypeError) as exc:
+                failure = str(exc) or failure
+        else:
+            raise BadSignature(failure)
         try:
-            _webhook(secrets.webhook_secret).verify(body, dict(headers))
             payload = json.loads(body)
-        except (standardwebhooks.WebhookVerificationError, ValueError, TypeError) as exc:
-            raise BadSignature(str(exc) or "the signature does not verify") from None
+        except ValueError:
+            raise BadSignature("not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
             raise BadSignature("not a Polar event")
         created = mapping.parse_time(payload.get("timestamp"))
