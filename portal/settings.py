@@ -233,6 +233,18 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "https://api.paddle.com",
         "Base URL of Paddle Billing's API for the Paddle connector (`https://sandbox-api.paddle.com` for sandbox).",
     ),
+    SettingSpec(
+        "PORTAL_POLAR_API_BASE",
+        "polar_api_base",
+        "https://api.polar.sh",
+        "Base URL of Polar's API for the Polar connector (its sandbox, or another Portal: Portal's API is Polar's).",
+    ),
+    SettingSpec(
+        "PORTAL_GUMROAD_API_BASE",
+        "gumroad_api_base",
+        "https://api.gumroad.com",
+        "Base URL of Gumroad's API for the Gumroad connector (tests and staging point it at another server).",
+    ),
 )
 
 
@@ -272,6 +284,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_base: str = "https://api.stripe.com"
     lemonsqueezy_api_base: str = "https://api.lemonsqueezy.com"
     paddle_api_base: str = "https://api.paddle.com"
+    polar_api_base: str = "https://api.polar.sh"
+    gumroad_api_base: str = "https://api.gumroad.com"
     # Test hooks (not environment settings): argon2 cost profile.
     argon2_profile: Literal["default", "test"] = "default"
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import msgspec
 
 from portal.db import Database, row_to, rows_to
@@ -204,4 +206,47 @@ async def list_grants(
         order_by="g.created_at DESC, g.id",
         page=page,
         limit=limit,
+    )
+
+
+# --- license keys (``/v1/license-keys/``) ---------------------------------------------------------------------
+
+LICENSE_KEY_READ = """
+    k.id, k.organization_id, k.customer_id, k.benefit_id, k.key, k.display_key, k.status, k.limit_activations,
+    k.usage, k.limit_usage, k.validations, k.last_validated_at, k.expires_at, k.created_at, k.modified_at,
+    g.order_id AS order_id, g.subscription_id AS subscription_id
+"""
+LICENSE_KEY_FROM = "license_keys k LEFT JOIN benefit_grants g ON g.id = k.grant_id"
+
+
+async def list_license_keys(
+    db: Database, *, organization_id: str | None, benefit_id: str | None, page: int, limit: int
+) -> tuple[list[sqlite3.Row], int]:
+    """An organization's (or, for an admin token, every) license key, oldest first."""
+    where, params = ["1 = 1"], []
+    if organization_id is not None:
+        where.append("k.organization_id = ?")
+        params.append(organization_id)
+    if benefit_id is not None:
+        where.append("k.benefit_id = ?")
+        params.append(benefit_id)
+    condition = " AND ".join(where)
+    total = await db.fetchval(f"SELECT COUNT(*) FROM license_keys k WHERE {condition}", params)
+    rows = await db.fetchall(
+        f"SELECT {LICENSE_KEY_READ} FROM {LICENSE_KEY_FROM} WHERE {condition} "
+        "ORDER BY k.created_at, k.id LIMIT ? OFFSET ?",
+        [*params, limit, (page - 1) * limit],
+    )
+    return rows, int(total or 0)
+
+
+async def get_license_key(db: Database, license_key_id: str) -> sqlite3.Row | None:
+    return await db.fetchone(f"SELECT {LICENSE_KEY_READ} FROM {LICENSE_KEY_FROM} WHERE k.id = ?", (license_key_id,))
+
+
+async def license_key_activations(db: Database, license_key_id: str) -> list[sqlite3.Row]:
+    return await db.fetchall(
+        "SELECT id, license_key_id, label, meta, created_at, modified_at FROM license_key_activations "
+        "WHERE license_key_id = ? ORDER BY created_at, id",
+        (license_key_id,),
     )

@@ -151,20 +151,7 @@ async def record_activation(
     return activation_id
 
 
-# --- keys moved from another platform (portal import, connectors) ------------------------------------------------
-
-
-async def license_key_of(tx: Transaction, *, order_id: str | None, subscription_id: str | None) -> str | None:
-    """The first license key granted for an order (a purchase) or a subscription, or None."""
-    column, value = ("order_id", order_id) if order_id is not None else ("subscription_id", subscription_id)
-    if value is None:
-        return None
-    found = await tx.fetchval(
-        f"""SELECT k.id FROM license_keys k JOIN benefit_grants g ON g.id = k.grant_id
-        WHERE g.{column} = ? ORDER BY k.created_at, k.id LIMIT 1""",
-        (value,),
-    )
-    return None if found is None else str(found)
+# --- keys moved from another platform (processor connections, portal import) ------------------------------------
 
 
 async def adopt_license_key(
@@ -174,13 +161,20 @@ async def adopt_license_key(
     key: str,
     status: str,
     limit_activations: int | None,
-    expires_at: datetime | None,
+    expires_at: datetime | str | None,
     now: datetime,
+    usage: int | None = None,
+    limit_usage: int | msgspec.UnsetType | None = msgspec.UNSET,
+    validations: int | None = None,
+    last_validated_at: str | None = None,
 ) -> None:
-    """Give a Portal key the key string, status, activation limit and expiry of the key a seller already shipped
-    from another platform, so the copies in customers' hands keep validating through Portal. ``InvalidInput`` on
-    ``key`` when another key of the organization has that string. A key Portal revoked (its grant was, e.g. by a
-    full refund) stays revoked whatever the platform says, so the order of the two makes no difference."""
+    """Make a key Portal issued carry a key another platform already shipped (a processor connection or an
+    import): the same string, status, activation limit and expiry, and where the platform knows them the usage, usage
+    limit and validations (left out: kept), so a customer's key keeps validating through Portal. ``Conflict`` on
+    ``key`` when another key of the organization already has that string. A key Portal revoked (its grant was, e.g.
+    by a full refund) stays revoked whatever the platform says, so the order of the two makes no difference."""
+    if status not in ("granted", "revoked", "disabled"):
+        raise InvalidInput(f"unknown license key status {status!r}", "status")
     row = await get_license_key_row(tx, license_key_id)
     if row["status"] == "revoked":
         status = "revoked"
@@ -189,19 +183,28 @@ async def adopt_license_key(
         (row["organization_id"], key, license_key_id),
     )
     if taken is not None:
-        raise InvalidInput("another license key of the organization has this key", "key")
+        raise Conflict("another license key of this organization has this key", "key")
+    keep_limit_usage = isinstance(limit_usage, msgspec.UnsetType)
     await tx.execute(
         """
-        UPDATE license_keys SET key = ?, display_key = ?, status = ?, limit_activations = ?, expires_at = ?,
-            modified_at = ?
+        UPDATE license_keys SET key = ?, display_key = ?, status = ?, usage = COALESCE(?, usage),
+            limit_usage = CASE WHEN ? THEN limit_usage ELSE ? END,
+            limit_activations = ?, validations = MAX(validations, COALESCE(?, 0)),
+            last_validated_at = COALESCE(?, last_validated_at),
+            expires_at = ?, modified_at = ?
         WHERE id = ?
         """,
         (
             key,
             display_key(key),
             status,
+            usage,
+            keep_limit_usage,
+            None if keep_limit_usage else limit_usage,
             limit_activations,
-            None if expires_at is None else iso(expires_at),
+            validations,
+            last_validated_at,
+            iso(expires_at) if isinstance(expires_at, datetime) else expires_at,
             iso(now),
             license_key_id,
         ),
@@ -211,8 +214,8 @@ async def adopt_license_key(
 async def import_activation(
     tx: Transaction, license_key_id: str, *, activation_id: str, label: str, created_at: datetime
 ) -> bool:
-    """Keep an activation made on another platform under its own id (the instance id apps already send back);
-    True if it was new. No limit check: the platform allowed it."""
+    """Keep an activation made on another platform under its own id (the instance id apps already send back, as
+    Lemon Squeezy's do); True if it was new. No limit check: the platform allowed it."""
     existing = await tx.fetchval("SELECT license_key_id FROM license_key_activations WHERE id = ?", (activation_id,))
     if existing is not None:
         return False
@@ -221,3 +224,44 @@ async def import_activation(
         (activation_id, license_key_id, label.strip() or "imported", iso(created_at)),
     )
     return True
+
+
+async def adopt_activation(
+    tx: Transaction, license_key_id: str, *, label: str, meta: dict[str, Any], created_at: str
+) -> str:
+    """An activation the key already had on another platform under a new Portal id (for platforms whose apps send
+    back the key, not an instance id, as Polar's do), kept with its date, outside the limit checks: it counts
+    toward the limit as it did there; returns its Portal id."""
+    activation_id = new_id()
+    await tx.execute(
+        "INSERT INTO license_key_activations (id, license_key_id, label, meta, created_at) VALUES (?, ?, ?, ?, ?)",
+        (activation_id, license_key_id, label.strip() or "activation", msgspec.json.encode(meta).decode(), created_at),
+    )
+    return activation_id
+
+
+async def grant_license_key_ids(tx: Transaction, *, order_id: str | None, subscription_id: str | None) -> list[str]:
+    """The license keys of the grants an order (a purchase) or a subscription gave, oldest first."""
+    column, value = ("order_id", order_id) if order_id is not None else ("subscription_id", subscription_id)
+    if value is None:
+        return []
+    rows = await tx.fetchall(
+        f"""SELECT k.id FROM license_keys k JOIN benefit_grants g ON g.id = k.grant_id
+        WHERE g.{column} = ? ORDER BY k.created_at, k.id""",
+        (value,),
+    )
+    return [str(row["id"]) for row in rows]
+
+
+async def license_key_of(tx: Transaction, *, order_id: str | None, subscription_id: str | None) -> str | None:
+    """The first license key granted for an order or a subscription, or None."""
+    found = await grant_license_key_ids(tx, order_id=order_id, subscription_id=subscription_id)
+    return found[0] if found else None
+
+
+async def customer_license_key_ids(tx: Transaction, customer_id: str) -> list[str]:
+    """A customer's license keys, oldest first."""
+    rows = await tx.fetchall(
+        "SELECT id FROM license_keys WHERE customer_id = ? ORDER BY created_at, id", (customer_id,)
+    )
+    return [str(row["id"]) for row in rows]

@@ -160,6 +160,10 @@ class MappingError(Exception):
     """An object that cannot be applied as it is; the reason is for the operator (the event is stored failed)."""
 
 
+# The header name under which the webhook endpoint hands a processor the ``?secret=`` of the delivery's URL.
+URL_SECRET = "x-portal-url-secret"  # noqa: S105 - a header name, not a secret
+
+
 def webhook_path(processor: str, organization_slug: str) -> str:
     return f"/v1/integrations/{processor}/{organization_slug}/webhook"
 
@@ -178,12 +182,19 @@ def unregister(name: str) -> None:
 
 def registry() -> dict[str, Processor]:
     """Every processor Portal knows, by name (imported lazily: the CLI needs no SDK until it is used)."""
+    from portal.connectors.gumroad.processor import GumroadProcessor
     from portal.connectors.lemonsqueezy.processor import LemonSqueezyProcessor
     from portal.connectors.paddle.processor import PaddleProcessor
+    from portal.connectors.polar.processor import PolarProcessor
     from portal.connectors.stripe.processor import StripeProcessor
 
-    found: dict[str, Processor] = {"stripe": StripeProcessor(), "lemonsqueezy": LemonSqueezyProcessor()}
-    found["paddle"] = PaddleProcessor()
+    found: dict[str, Processor] = {
+        "stripe": StripeProcessor(),
+        "polar": PolarProcessor(),
+        "lemonsqueezy": LemonSqueezyProcessor(),
+        "paddle": PaddleProcessor(),
+        "gumroad": GumroadProcessor(),
+    }
     return {**found, **_REGISTERED}
 
 

@@ -140,3 +140,90 @@ def add_import_commands(sub: Any) -> None:
     paddle = processors.add_parser("paddle", help="import a connected organization's Paddle Billing history")
     paddle.add_argument("--org", required=True, help="organization slug (connected with `portal connect paddle`)")
     paddle.set_defaults(func=cmd_import)
+    polar = processors.add_parser("polar", help="import a connected organization's Polar history")
+    polar.add_argument("--org", required=True, help="organization slug (connected with `portal connect polar`)")
+    polar.set_defaults(func=cmd_import_polar)
+    gumroad = processors.add_parser("gumroad", help="import a connected organization's Gumroad sales")
+    gumroad.add_argument("--org", required=True, help="organization slug (connected with `portal connect gumroad`)")
+    gumroad.set_defaults(func=cmd_import_gumroad)
+
+
+def cmd_import_polar(args: argparse.Namespace, settings: Settings) -> int:
+    """``portal import polar --org SLUG``: Polar's customers, subscriptions, orders and license keys."""
+    from portal.connectors.polar import importer as polar_importer
+
+    def progress(report: polar_importer.StreamReport) -> None:
+        print(f"{report.name}: {report.seen} objects, {report.pages} pages", file=sys.stderr, flush=True)
+
+    async def work(db: Database) -> Any:
+        organization = await org_queries.get_by_slug(db, args.org)
+        if organization is None:
+            return f"no organization with slug {args.org!r}"
+        connection = await store.get_connection(db, organization.id, "polar")
+        if connection is None:
+            return f"{args.org} is not connected to Polar: run `portal connect polar --org {args.org}` first"
+        try:
+            connection.secrets(settings.secret_key)
+        except ValueError:
+            return f"the Polar connection of {args.org} cannot be read with this instance secret: connect again"
+        return await polar_importer.run_import(db, settings, connection, now=Clock().now, progress=progress)
+
+    try:
+        result = _run(settings, work)
+    except KeyboardInterrupt:
+        print("portal: import interrupted; the pages written are kept: run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(result, str):
+        print(f"portal: {result}", file=sys.stderr)
+        return 1
+    print("Imported from Polar:")
+    for stream in result.streams:
+        if stream.skipped:
+            print(f"  {stream.name:<14} done in an earlier run")
+            continue
+        counts = ", ".join(f"{count} {status}" for status, count in sorted(stream.outcomes.items())) or "nothing"
+        print(f"  {stream.name:<14} {stream.seen} seen: {counts}{' (resumed)' if stream.resumed else ''}")
+        for object_id, reason in stream.failures[:10]:
+            print(f"    failed {object_id}: {reason}")
+    if result.interrupted:
+        print(f"portal: the import stopped: {result.interrupted}; run the same command to resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_import_gumroad(args: argparse.Namespace, settings: Settings) -> int:
+    """``portal import gumroad --org SLUG``: Gumroad's sales (customers, orders, subscriptions, license keys)."""
+    from portal.connectors.gumroad import importer as gumroad_importer
+
+    def progress(report: gumroad_importer.ImportReport) -> None:
+        print(f"sales: {report.seen} objects, {report.pages} pages", file=sys.stderr, flush=True)
+
+    async def work(db: Database) -> Any:
+        organization = await org_queries.get_by_slug(db, args.org)
+        if organization is None:
+            return f"no organization with slug {args.org!r}"
+        connection = await store.get_connection(db, organization.id, "gumroad")
+        if connection is None:
+            return f"{args.org} is not connected to Gumroad: run `portal connect gumroad --org {args.org}` first"
+        try:
+            connection.secrets(settings.secret_key)
+        except ValueError:
+            return f"the Gumroad connection of {args.org} cannot be read with this instance secret: connect again"
+        return await gumroad_importer.run_import(db, settings, connection, now=Clock().now, progress=progress)
+
+    try:
+        result = _run(settings, work)
+    except KeyboardInterrupt:
+        print("portal: import interrupted; the pages written are kept: run the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(result, str):
+        print(f"portal: {result}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(result.outcomes.items())) or "nothing"
+    print(f"Imported from Gumroad: sales {result.seen} seen: {counts}{' (resumed)' if result.resumed else ''}")
+    for object_id, reason in result.failures[:10]:
+        print(f"    failed {object_id}: {reason}")
+    if result.interrupted:
+        print(f"portal: the import stopped: {result.interrupted}; run the same command to resume", file=sys.stderr)
+        return 1
+    return 0

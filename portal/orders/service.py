@@ -315,3 +315,8 @@ async def void_order(tx: Transaction, order_id: str, *, now: datetime) -> None:
     if order["status"] != "pending":
         raise Conflict(f"order is {order['status']}, only pending orders can be voided", "status")
     await tx.execute("UPDATE orders SET status = 'void', modified_at = ? WHERE id = ?", (iso(now), order_id))
+
+
+async def count_subscription_orders(tx: Transaction, subscription_id: str) -> int:
+    """How many orders a subscription has had (its first is ``subscription_create``)."""
+    return int(await tx.fetchval("SELECT COUNT(*) FROM orders WHERE subscription_id = ?", (subscription_id,)) or 0)

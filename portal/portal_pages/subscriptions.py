@@ -143,6 +143,7 @@ class SubscriptionsController(Controller):
             can_update_payment_method=bool(origins),
             # The rules allow an action its processor cannot receive: say how to reach the seller instead.
             managed_by=source.label if source and any(allowed[a] and not offered[a] for a in allowed) else None,
+            manage_url=source.manage_url if source else None,
             action_failure=FAILURES.get(request.query_params.get("failed") or ""),
         )
         if origins:

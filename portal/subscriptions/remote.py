@@ -50,6 +50,16 @@ class Source:
     def label(self) -> str:
         return self.processor.label if self.processor is not None else self.connection.processor
 
+    @property
+    def manage_url(self) -> str | None:
+        """The processor's own page where the customer manages this subscription, when it has one (a processor's
+        optional ``manage_url(subscription_id)``): shown where Portal cannot take an action itself."""
+        manage = getattr(self.processor, "manage_url", None)
+        if not callable(manage):
+            return None
+        found = manage(self.processor_subscription_id)
+        return found if isinstance(found, str) else None
+
     def offers(self, action: Action) -> bool:
         if self.processor is None or action not in self.processor.capabilities:
             return False

@@ -1,0 +1,111 @@
+"""``/v1/license-keys/``: Polar's admin reads of license keys (list, and one with its activations), in Polar's
+``LicenseKeyRead``/``LicenseKeyWithActivations`` shapes with the key itself: what a seller's tools (and
+another Portal's Polar connector, ``portal import polar``) read to carry keys over."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+
+from portal.admin import models, responses
+from portal.admin.auth import Principal
+from portal.benefits import admin_queries
+from portal.customers import admin_queries as customer_queries
+from portal.db import Database
+from portal.errors import NotFound
+from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+
+
+class LicenseKeyActivationOut(msgspec.Struct, kw_only=True):
+    id: str
+    license_key_id: str
+    label: str
+    meta: dict[str, Any]
+    created_at: str
+    modified_at: str | None
+
+
+class LicenseKeyOut(msgspec.Struct, kw_only=True):
+    """Polar's ``LicenseKeyRead`` (with ``order_id``/``subscription_id``: the sale whose grant holds the key)."""
+
+    id: str
+    created_at: str
+    modified_at: str | None
+    organization_id: str
+    customer_id: str
+    customer: models.CustomerOut
+    benefit_id: str
+    key: str
+    display_key: str
+    status: str
+    limit_activations: int | None
+    usage: int
+    limit_usage: int | None
+    validations: int
+    last_validated_at: str | None
+    expires_at: str | None
+    order_id: str | None
+    subscription_id: str | None
+
+
+class LicenseKeyWithActivationsOut(LicenseKeyOut, kw_only=True):
+    activations: list[LicenseKeyActivationOut]
+
+
+async def _out(db: Database, row: sqlite3.Row) -> dict[str, Any]:
+    customer = await customer_queries.get_customer_any(db, row["customer_id"])
+    if customer is None:
+        raise NotFound("license key not found")
+    return {
+        **{name: row[name] for name in row.keys()},  # noqa: SIM118 - sqlite3.Row is not a mapping
+        "customer": models.customer_out(customer),
+    }
+
+
+class LicenseKeyController(Controller):
+    path = "/license-keys"
+    tags = ["license_keys"]
+
+    @get("/", summary="List license keys", responses=responses.LIST)
+    async def list_license_keys(
+        self,
+        db: NamedDependency[Database],
+        principal: NamedDependency[Principal],
+        organization_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        benefit_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        page: PageParam = 1,
+        limit: LimitParam = 10,
+    ) -> ListResource[LicenseKeyOut]:
+        rows, total = await admin_queries.list_license_keys(
+            db, organization_id=principal.list_filter(organization_id), benefit_id=benefit_id, page=page, limit=limit
+        )
+        items = [msgspec.convert(await _out(db, row), LicenseKeyOut, from_attributes=True) for row in rows]
+        return list_resource(items, total, limit)
+
+    @get("/{id:str}", summary="Get a license key with its activations", responses=responses.READ)
+    async def get_license_key(
+        self, db: NamedDependency[Database], principal: NamedDependency[Principal], id: FromPath[str]
+    ) -> LicenseKeyWithActivationsOut:
+        row = await admin_queries.get_license_key(db, id)
+        if row is None or not principal.can_see(row["organization_id"]):
+            raise NotFound("license key not found")
+        activations = [
+            LicenseKeyActivationOut(
+                id=a["id"],
+                license_key_id=a["license_key_id"],
+                label=a["label"],
+                meta=msgspec.json.decode(a["meta"] or "{}"),
+                created_at=a["created_at"],
+                modified_at=a["modified_at"],
+            )
+            for a in await admin_queries.license_key_activations(db, id)
+        ]
+        fields = await _out(db, row)
+        return msgspec.convert(
+            {**fields, "activations": activations}, LicenseKeyWithActivationsOut, from_attributes=True
+        )
