@@ -12,15 +12,15 @@ from typing import Any, Literal
 
 import msgspec
 
-from portal.benefits.admin_queries import BenefitRecord, FileRecord, GrantRecord
+from portal.benefits.reads import BenefitRecord, FileRecord, GrantRecord
 from portal.benefits.service import VISIBILITY_CONFIGURABLE
-from portal.customers.admin_queries import CustomerRecord
+from portal.customers.reads import CustomerRecord
 from portal.customers.tax_ids import typed_tax_id
 from portal.notifications.org_settings import polar_customer_email_settings
-from portal.orders.admin_queries import OrderItemRecord, OrderRecord
+from portal.orders.reads import OrderItemRecord, OrderRecord
 from portal.organizations.queries import Organization
 from portal.products.admin_queries import PriceRecord, ProductRecord
-from portal.subscriptions.admin_queries import SubscriptionRecord
+from portal.subscriptions.reads import SubscriptionRecord
 
 
 def _json(text: str | None, default: Any) -> Any:

@@ -20,11 +20,12 @@ from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
 from portal.fields import NonNegative, Positive, SingleLine
-from portal.orders import admin_queries
+from portal.orders import reads as order_reads
 from portal.orders import service as order_service
 from portal.orders.service import BillingReason, OrderItemInput
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
 from portal.products import service as product_service
+from portal.scope import Scope
 
 
 class OrderCreate(msgspec.Struct, kw_only=True):
@@ -95,10 +96,9 @@ class OrderController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[OrderOut]:
-        result = await admin_queries.list_orders(
+        result = await order_reads.list_order_records(
             db,
-            organization_id=principal.list_filter(organization_id),
-            customer_id=customer_id,
+            Scope(organization_id=principal.list_filter(organization_id), customer_id=customer_id),
             product_id=product_id,
             subscription_id=subscription_id,
             status=status,

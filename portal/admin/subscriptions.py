@@ -19,9 +19,10 @@ from portal.clock import Clock, parse_iso
 from portal.db import Database
 from portal.fields import Moment, NonNegative, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
-from portal.subscriptions import admin_queries
+from portal.scope import Scope
+from portal.subscriptions import reads as subscription_reads
 from portal.subscriptions import service as subscription_service
-from portal.subscriptions.admin_queries import SubscriptionRecord
+from portal.subscriptions.reads import SubscriptionRecord
 from portal.subscriptions.service import CancellationReason, SubscriptionInput, SubscriptionStatus
 
 UNSET = msgspec.UNSET
@@ -115,10 +116,9 @@ class SubscriptionController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[SubscriptionOut]:
-        result = await admin_queries.list_subscriptions(
+        result = await subscription_reads.list_subscription_records(
             db,
-            organization_id=principal.list_filter(organization_id),
-            customer_id=customer_id,
+            Scope(organization_id=principal.list_filter(organization_id), customer_id=customer_id),
             product_id=product_id,
             status=status,
             page=page,
@@ -161,7 +161,7 @@ class SubscriptionController(Controller):
                 await subscription_service.end_subscription(tx, id, now=now)
             else:
                 # Re-read inside the write: the merge must see the row the update replaces.
-                record = await admin_queries.get_subscription_in_transaction(tx, id)
+                record = await subscription_reads.require_subscription_record(tx, id)
                 await subscription_service.update_subscription(tx, id, merge(record, data, now), now=now)
         return await loaders.subscription_by_id(db, principal, id)
 

@@ -34,12 +34,13 @@ from portal.customer_portal.models import (
     PolarErrorBody,
 )
 from portal.customers.billing import BillingForm, save_billing
-from portal.customers.queries import get_by_email, get_in_org
+from portal.customers.reads import get_customer, get_customer_by_email
 from portal.customers.service import CustomerUpdate, update_customer
 from portal.db import Database, Transaction
 from portal.errors import Conflict, InvalidInput
 from portal.mail import MailMessage, send_in_background
 from portal.organizations.queries import get_by_id
+from portal.scope import Scope
 from portal.security import hmac_digest, new_token
 from portal.sessions import rate_limit
 from portal.sessions.service import MailBudget
@@ -124,7 +125,7 @@ class CustomersController(Controller):
             field, message = next(iter(errors.items()))
             api_fields = ("billing_name", "tax_id", "billing_address")
             raise InvalidInput(message, field if field in api_fields else f"billing_address.{field}")
-        fresh = await get_in_org(db, ctx.organization.id, customer.id)
+        fresh = await get_customer(db, Scope.of_organization(ctx.organization.id), customer.id)
         assert fresh is not None
         return serialize.customer_out(fresh)
 
@@ -162,7 +163,7 @@ class CustomersController(Controller):
             raise InvalidInput("this is already your email address", "email")
         # An address that is already a customer's gets the same answer and the same writes, but no mail: the
         # answer must not tell who is a customer (issue 17.3); such a change would fail at verification anyway.
-        in_use = await get_by_email(db, ctx.organization.id, email) is not None
+        in_use = await get_customer_by_email(db, Scope.of_organization(ctx.organization.id), email) is not None
         now = clock.now()
         # Throttled like sign-in (issue 17.3): per customer, per target address, per client network (IPv6 /64).
         budget = MailBudget.for_email_change(

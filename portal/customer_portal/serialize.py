@@ -38,10 +38,12 @@ from portal.customer_portal.models import (
     ProductPrice,
     SubscriptionBase,
 )
-from portal.customers.queries import Customer
+from portal.customers.reads import Customer
 from portal.customers.tax_ids import typed_tax_id
 from portal.db import Database, row_dicts
+from portal.orders import reads as order_reads
 from portal.organizations.queries import Organization
+from portal.subscriptions import reads as subscription_reads
 
 PAID_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
 
@@ -305,7 +307,7 @@ OrderT = TypeVar("OrderT", bound=CustomerOrder)
 
 def build_order(
     model: type[OrderT],
-    row: queries.OrderRow,
+    row: order_reads.OrderRow,
     product: Any,
     product_name: str | None,
     subscription: SubscriptionBase | None,
@@ -353,14 +355,14 @@ def build_order(
     )
 
 
-async def _order_subscriptions(db: Database, orders: Sequence[queries.OrderRow]) -> dict[str, SubscriptionBase]:
-    by_id = await queries.subscriptions_by_id(db, [order.subscription_id for order in orders])
+async def _order_subscriptions(db: Database, orders: Sequence[order_reads.OrderRow]) -> dict[str, SubscriptionBase]:
+    by_id = await subscription_reads.subscription_rows_by_id(db, [order.subscription_id for order in orders])
     return dict(zip(by_id, map(subscription_base, row_dicts(list(by_id.values()))), strict=True))
 
 
 async def orders_out(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrder]:
     """Orders with items, product and subscription, in a fixed number of queries (one order's answer)."""
-    orders = queries.order_rows(rows)
+    orders = order_reads.order_rows(rows)
     products = await load_products(db, organization, [order.product_id for order in orders])
     subscriptions = await _order_subscriptions(db, orders)
     out = []
@@ -374,9 +376,9 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
 
 async def orders_wire(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrderWire]:
     """A page of orders as ``CustomerOrderWire``s (see above), in a fixed number of queries. The rows are read by
-    position (``queries.order_rows``): ``sqlite3.Row["name"]`` compares the name with each column in turn, and a dict
-    per row costs more than the rest of the order (bench/README.md)."""
-    orders = queries.order_rows(rows)
+    position (``order_reads.order_rows``): ``sqlite3.Row["name"]`` compares the name with each column in turn, and a
+    dict per row costs more than the rest of the order (bench/README.md)."""
+    orders = order_reads.order_rows(rows)
     product_ids = [order.product_id for order in orders]
     products = await catalog.cached_products_encoded(db, organization, product_ids, _read_products)
     subscriptions = await _order_subscriptions(db, orders)

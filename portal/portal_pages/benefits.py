@@ -13,12 +13,13 @@ from litestar.response import File, Redirect, Template
 
 from portal.benefits.customer_actions import deactivate_activation
 from portal.benefits.downloads import download_link, open_download
-from portal.benefits.queries import list_grants, list_past_grants
+from portal.benefits.reads import list_held_grants, list_past_grants
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
 from portal.organizations.queries import get_by_slug
 from portal.portal_pages.layout import base_path, not_found, render, see_other
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
@@ -38,13 +39,13 @@ class BenefitsController(Controller):
     ) -> Template:
         ctx = portal_customer
         now = clock.now()
-        grants = await list_grants(db, ctx.organization.id, ctx.customer.id)
+        grants = await list_held_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
         links = {
             (grant.id, file.id): download_link(settings, ctx.organization, grant.id, file.id, now=now).path
             for grant in grants
             for file in grant.files
         }
-        past = await list_past_grants(db, ctx.organization.id, ctx.customer.id)
+        past = await list_past_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
         return render(
             "portal/benefits.html", request, ctx, active="benefits", grants=grants, links=links, past_grants=past
         )

@@ -24,10 +24,11 @@ from portal.db import Database
 from portal.errors import NotFound
 from portal.i18n import lazy_gettext as _l
 from portal.portal_pages.layout import base_path, not_found, render, see_other
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.subscriptions import actions, remote
-from portal.subscriptions.queries import (
+from portal.subscriptions.reads import (
     PlanOption,
     Subscription,
     get_plan_option,
@@ -57,7 +58,7 @@ class ChangePlanForm(msgspec.Struct, kw_only=True):
 
 
 async def _own(db: Database, ctx: SessionContext, subscription_id: str) -> Subscription:
-    subscription = await get_subscription(db, ctx.organization.id, ctx.customer.id, subscription_id)
+    subscription = await get_subscription(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), subscription_id)
     if subscription is None:
         raise not_found()
     return subscription
@@ -101,7 +102,7 @@ class SubscriptionsController(Controller):
         portal_customer: NamedDependency[SessionContext],
     ) -> Template:
         ctx = portal_customer
-        items = await list_subscriptions(db, ctx.organization.id, ctx.customer.id)
+        items = await list_subscriptions(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
         return render("portal/subscriptions.html", request, ctx, active="subscriptions", subscriptions=items)
 
     @get("/{subscription_id:str}", name="portal.subscription")

@@ -10,11 +10,12 @@ from typing import Any, cast
 import msgspec
 
 from portal.admin import loaders, models
-from portal.benefits import admin_queries as benefit_queries
-from portal.customers import admin_queries as customer_queries
+from portal.benefits import reads as benefit_reads
+from portal.customers import reads as customer_reads
 from portal.db import Database, Transaction
-from portal.orders import admin_queries as order_queries
-from portal.subscriptions import admin_queries as subscription_queries
+from portal.orders import reads as order_reads
+from portal.scope import EVERY_ORGANIZATION
+from portal.subscriptions import reads as subscription_reads
 
 
 def _reader(tx: Transaction) -> Database:
@@ -23,14 +24,14 @@ def _reader(tx: Transaction) -> Database:
 
 async def order(tx: Transaction, order_id: str) -> dict[str, Any]:
     """Polar's ``Order``."""
-    record = await order_queries.get_order(_reader(tx), order_id)
+    record = await order_reads.get_order_record(tx, EVERY_ORGANIZATION, order_id)
     assert record is not None
     return msgspec.to_builtins(await loaders.order(_reader(tx), record))
 
 
 async def subscription(tx: Transaction, subscription_id: str) -> dict[str, Any]:
     """Polar's ``Subscription``."""
-    record = await subscription_queries.get_subscription(_reader(tx), subscription_id)
+    record = await subscription_reads.get_subscription_record(tx, EVERY_ORGANIZATION, subscription_id)
     assert record is not None
     return msgspec.to_builtins(await loaders.subscription(_reader(tx), record))
 
@@ -39,7 +40,7 @@ async def benefit_grant(
     tx: Transaction, grant_id: str, previous_properties: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Polar's ``BenefitGrantWebhook``: a ``BenefitGrant`` and its ``previous_properties``."""
-    record = await benefit_queries.get_grant(_reader(tx), grant_id)
+    record = await benefit_reads.get_grant_record(tx, EVERY_ORGANIZATION, grant_id)
     assert record is not None
     data = msgspec.to_builtins(await loaders.grant(_reader(tx), record))
     data["previous_properties"] = previous_properties
@@ -48,7 +49,7 @@ async def benefit_grant(
 
 async def customer(tx: Transaction, customer_id: str) -> dict[str, Any]:
     """Polar's ``Customer``."""
-    record = await customer_queries.get_customer_any(_reader(tx), customer_id)
+    record = await customer_reads.get_customer_record(tx, EVERY_ORGANIZATION, customer_id, include_deleted=True)
     assert record is not None
     return msgspec.to_builtins(models.customer_out(record))
 
