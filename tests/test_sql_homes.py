@@ -26,6 +26,9 @@ HOMES: dict[str, str] = {
     "license_keys": "benefits",
     "license_key_activations": "benefits",
     "files": "benefits",
+    "products": "products",
+    "product_prices": "products",
+    "product_benefits": "products",
 }
 
 # (module, table) -> why that module names the table although it is not in the table's area.
@@ -59,11 +62,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("admin/deletions.py", "files"): "a file's deletion: refused while a live benefit lists it, then removed",
     ("references.py", "benefits"): "the one table of tenant-ownership checks, by kind, for every write",
     ("references.py", "files"): "the one table of tenant-ownership checks, by kind, for every write",
-    (
-        "customer_portal/queries.py",
-        "benefits",
-    ): "a product's public benefits, batch-read with the catalog (products area)",
-    ("products/admin_queries.py", "benefits"): "a product's benefits in order, via product_benefits (products area)",
+    ("products/reads.py", "benefits"): "a product's benefits in order, batch-read with the catalog (products area)",
     ("products/service.py", "benefits"): "a product's benefit links are written with the product (products area)",
     ("notifications/emails.py", "benefit_grants"): "the receipt email lists what the order granted (not moved yet)",
     ("notifications/emails.py", "benefits"): "the receipt email lists what the order granted (not moved yet)",
@@ -79,6 +78,19 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("seeding/loader.py", "license_keys"): "the seed loader's idempotent reloads (restores, counts)",
     ("seeding/loader.py", "license_key_activations"): "the seed loader's idempotent reloads (restores, counts)",
     ("seeding/loader.py", "files"): "the seed loader's idempotent reloads (restores, counts)",
+    ("orders/reads.py", "products"): "the product's name joined into order lists (one statement; search, sort)",
+    ("subscriptions/reads.py", "products"): "the product's name joined; the plans a subscription may switch to",
+    ("subscriptions/reads.py", "product_prices"): "the plans a subscription may switch to: each plan's current price",
+    ("subscriptions/service.py", "product_prices"): "a subscription's price checked against its product on write",
+    ("notifications/emails.py", "products"): "the subscription email's product name (not moved yet)",
+    ("notifications/hooks.py", "products"): "subscription_snapshot's product name (not moved yet)",
+    ("references.py", "products"): "the one table of tenant-ownership checks, by kind, for every write",
+    ("references.py", "product_prices"): "the one table of tenant-ownership checks, by kind, for every write",
+    ("admin/deletions.py", "products"): "an organization's deletion cascade: one statement across areas",
+    ("admin/deletions.py", "product_prices"): "an organization's deletion cascade: one statement across areas",
+    ("admin/deletions.py", "product_benefits"): "a benefit's deletion unlinks it from products in the same tx",
+    ("connectors/cli.py", "products"): "connectors: another branch's area at the time of this change (to move)",
+    ("connectors/links.py", "products"): "connectors: price mappings joined with their product (another branch's area)",
     ("seeding/loader.py", "customers"): "the seed loader restores a deleted seeded customer (idempotent reloads)",
 }
 

@@ -12,21 +12,21 @@ from portal.db import Database
 from portal.errors import NotFound
 from portal.orders import reads as order_reads
 from portal.orders.reads import OrderRecord
-from portal.products import admin_queries as product_queries
-from portal.products.admin_queries import ProductRecord
+from portal.products import reads as product_reads
+from portal.products.reads import ProductRecord
 from portal.scope import EVERY_ORGANIZATION
 from portal.subscriptions import reads as subscription_reads
 from portal.subscriptions.reads import SubscriptionRecord
 
 
 async def product(db: Database, record: ProductRecord) -> models.ProductOut:
-    prices = await product_queries.list_prices(db, record.id)
-    benefits = await benefit_reads.get_benefit_records(db, await product_queries.benefit_ids(db, record.id))
+    prices = await product_reads.list_price_records(db, record.id)
+    benefits = await benefit_reads.get_benefit_records(db, await product_reads.product_benefit_ids(db, record.id))
     return models.product_out(record, prices, benefits)
 
 
 async def product_by_id(db: Database, principal: Principal, product_id: str) -> models.ProductOut:
-    record = principal.check(await product_queries.get_product(db, product_id), "product")
+    record = principal.check(await product_reads.get_product_record(db, EVERY_ORGANIZATION, product_id), "product")
     return await product(db, record)
 
 
@@ -55,7 +55,11 @@ async def _customer_any(db: Database, customer_id: str) -> customer_reads.Custom
 async def order(db: Database, record: OrderRecord) -> models.OrderOut:
     items = await order_reads.list_order_item_records(db, record.id)
     customer = await _customer_any(db, record.customer_id)
-    product_record = None if record.product_id is None else await product_queries.get_product(db, record.product_id)
+    product_record = (
+        None
+        if record.product_id is None
+        else await product_reads.get_product_record(db, EVERY_ORGANIZATION, record.product_id)
+    )
     subscription_record = (
         None
         if record.subscription_id is None
@@ -72,10 +76,10 @@ async def order_by_id(db: Database, principal: Principal, order_id: str) -> mode
 
 async def subscription(db: Database, record: SubscriptionRecord) -> models.SubscriptionOut:
     customer = await _customer_any(db, record.customer_id)
-    product_record = await product_queries.get_product(db, record.product_id)
+    product_record = await product_reads.get_product_record(db, EVERY_ORGANIZATION, record.product_id)
     if product_record is None:  # pragma: no cover - foreign keys make this impossible
         raise NotFound("product not found")
-    price = None if record.price_id is None else await product_queries.get_price(db, record.price_id)
+    price = None if record.price_id is None else await product_reads.get_price_record(db, record.price_id)
     return models.subscription_out(record, customer, await product(db, product_record), price)
 
 

@@ -19,7 +19,7 @@ from portal.customers.tax_ids import typed_tax_id
 from portal.notifications.org_settings import polar_customer_email_settings
 from portal.orders.reads import OrderItemRecord, OrderRecord
 from portal.organizations.queries import Organization
-from portal.products.admin_queries import PriceRecord, ProductRecord
+from portal.products.reads import PriceRecord, ProductRecord
 from portal.subscriptions.reads import SubscriptionRecord
 
 

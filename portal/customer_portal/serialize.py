@@ -4,13 +4,14 @@ product with its prices, benefits and organization; its subscription; its items)
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
 
 from portal.benefits.service import load_properties
-from portal.customer_portal import catalog, queries
+from portal.customer_portal import catalog
 from portal.customer_portal.models import (
     Address,
     BenefitGrantError,
@@ -43,6 +44,7 @@ from portal.customers.tax_ids import typed_tax_id
 from portal.db import Database, row_dicts
 from portal.orders import reads as order_reads
 from portal.organizations.queries import Organization
+from portal.products import reads as product_reads
 from portal.subscriptions import reads as subscription_reads
 
 PAID_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
@@ -118,7 +120,7 @@ def subscriber_organization(org: Organization) -> BenefitSubscriberOrganization:
     )
 
 
-def price_out(row: queries.Row) -> ProductPrice:
+def price_out(row: sqlite3.Row) -> ProductPrice:
     common: dict[str, Any] = {
         "id": row["id"],
         "created_at": row["created_at"],
@@ -132,7 +134,7 @@ def price_out(row: queries.Row) -> ProductPrice:
     return ProductPrice(amount_type="fixed", price_amount=row["price_amount"], **common)
 
 
-def benefit_public(row: queries.Row) -> BenefitPublic:
+def benefit_public(row: sqlite3.Row) -> BenefitPublic:
     properties = None
     if row["type"] == "meter_credit":
         props = _json(row["properties"], {})
@@ -149,7 +151,7 @@ def benefit_public(row: queries.Row) -> BenefitPublic:
     )
 
 
-def _product_fields(row: queries.Row, prices: Sequence[queries.Row], benefits: Sequence[queries.Row]) -> dict[str, Any]:
+def _product_fields(row: sqlite3.Row, prices: Sequence[sqlite3.Row], benefits: Sequence[sqlite3.Row]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "created_at": row["created_at"],
@@ -179,10 +181,10 @@ async def load_products(
 async def _read_products(
     db: Database, organization: Organization, product_ids: Sequence[str]
 ) -> dict[str, CustomerProductWithOrganization]:
-    rows = await queries.products_by_id(db, product_ids)
+    rows = await product_reads.product_rows_by_id(db, product_ids)
     ids = list(rows)
-    prices = await queries.prices_by_product(db, ids)
-    benefits = await queries.benefits_by_product(db, ids)
+    prices = await product_reads.price_rows_by_product(db, ids)
+    benefits = await product_reads.benefit_rows_by_product(db, ids)
     org = organization_out(organization)
     return {
         pid: CustomerProductWithOrganization(
@@ -193,10 +195,10 @@ async def _read_products(
 
 
 async def public_products(db: Database, organization: Organization) -> list[ProductBase]:
-    rows = await queries.public_products(db, organization.id)
+    rows = await product_reads.public_product_rows(db, organization.id)
     ids = [row["id"] for row in rows]
-    prices = await queries.prices_by_product(db, ids)
-    benefits = await queries.benefits_by_product(db, ids)
+    prices = await product_reads.price_rows_by_product(db, ids)
+    benefits = await product_reads.benefit_rows_by_product(db, ids)
     return [ProductBase(**_product_fields(row, prices.get(row["id"], []), benefits.get(row["id"], []))) for row in rows]
 
 
@@ -270,7 +272,7 @@ def subscription_base(row: Mapping[str, Any]) -> SubscriptionBase:
 
 
 async def subscriptions_out(
-    db: Database, organization: Organization, rows: Sequence[queries.Row]
+    db: Database, organization: Organization, rows: Sequence[sqlite3.Row]
 ) -> list[CustomerSubscription]:
     products = await load_products(db, organization, [row["product_id"] for row in rows])
     dicts = row_dicts(rows)  # by name, a dict is faster than sqlite3.Row (see orders_out)
@@ -360,7 +362,7 @@ async def _order_subscriptions(db: Database, orders: Sequence[order_reads.OrderR
     return dict(zip(by_id, map(subscription_base, row_dicts(list(by_id.values()))), strict=True))
 
 
-async def orders_out(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrder]:
+async def orders_out(db: Database, organization: Organization, rows: Sequence[sqlite3.Row]) -> list[CustomerOrder]:
     """Orders with items, product and subscription, in a fixed number of queries (one order's answer)."""
     orders = order_reads.order_rows(rows)
     products = await load_products(db, organization, [order.product_id for order in orders])
@@ -374,7 +376,7 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
     return out
 
 
-async def orders_wire(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrderWire]:
+async def orders_wire(db: Database, organization: Organization, rows: Sequence[sqlite3.Row]) -> list[CustomerOrderWire]:
     """A page of orders as ``CustomerOrderWire``s (see above), in a fixed number of queries. The rows are read by
     position (``order_reads.order_rows``): ``sqlite3.Row["name"]`` compares the name with each column in turn, and a
     dict per row costs more than the rest of the order (bench/README.md)."""
@@ -425,7 +427,7 @@ def _grant_error(text: str | None) -> BenefitGrantError | None:
         return None
 
 
-def grant_out(row: queries.Row, customer: Customer, organization: Organization) -> CustomerBenefitGrant:
+def grant_out(row: sqlite3.Row, customer: Customer, organization: Organization) -> CustomerBenefitGrant:
     return CustomerBenefitGrant(
         created_at=row["created_at"],
         modified_at=row["modified_at"],
@@ -458,7 +460,7 @@ def grant_out(row: queries.Row, customer: Customer, organization: Organization) 
 # --- license keys ----------------------------------------------------------------------------------------
 
 
-def activation_out(row: queries.Row) -> LicenseKeyActivationBase:
+def activation_out(row: sqlite3.Row) -> LicenseKeyActivationBase:
     return LicenseKeyActivationBase(
         id=row["id"],
         license_key_id=row["license_key_id"],
@@ -469,7 +471,7 @@ def activation_out(row: queries.Row) -> LicenseKeyActivationBase:
     )
 
 
-def license_key_source(row: queries.Row | None) -> dict[str, Any]:
+def license_key_source(row: sqlite3.Row | None) -> dict[str, Any]:
     """API 2027-01's ``subscription``/``order`` of a granted key: the subscription when a subscription granted
     it, else the one-time order (Polar: ``order`` is only ever a one-time order)."""
     if row is not None and row["s_id"] is not None:
@@ -494,7 +496,7 @@ def license_key_source(row: queries.Row | None) -> dict[str, Any]:
     return {"subscription_id": None, "subscription": None, "order_id": None, "order": None}
 
 
-def license_key_fields(row: queries.Row, customer: Customer) -> dict[str, Any]:
+def license_key_fields(row: sqlite3.Row, customer: Customer) -> dict[str, Any]:
     return {
         "id": row["id"],
         "created_at": row["created_at"],
@@ -515,7 +517,7 @@ def license_key_fields(row: queries.Row, customer: Customer) -> dict[str, Any]:
     }
 
 
-def license_key_out(row: queries.Row, customer: Customer) -> LicenseKeyRead:
+def license_key_out(row: sqlite3.Row, customer: Customer) -> LicenseKeyRead:
     return LicenseKeyRead(**license_key_fields(row, customer))
 
 
