@@ -13,7 +13,6 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import deletions, loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import BenefitGrantOut, BenefitOut, benefit_out
 from portal.benefits import reads as benefit_reads
 from portal.benefits import service as benefit_service
 from portal.benefits.service import BenefitType
@@ -21,6 +20,9 @@ from portal.clock import Clock
 from portal.db import Database
 from portal.fields import SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.convert import benefit_out
+from portal.polar.models import BenefitGrantOut, BenefitOut
 from portal.scope import EVERY_ORGANIZATION, Scope
 
 
@@ -157,4 +159,4 @@ class BenefitController(Controller):
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.grant(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.grant(db, r) for r in result.records], result.total, limit)

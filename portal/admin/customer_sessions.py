@@ -13,13 +13,14 @@ from litestar.params import JSONBody
 
 from portal.admin import responses
 from portal.admin.auth import Principal
-from portal.admin.models import CustomerSessionOut, customer_out
 from portal.clock import Clock
 from portal.customers import reads as customer_reads
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput
 from portal.fields import SingleLine
 from portal.organizations import queries as org_queries
+from portal.polar.convert import customer_out
+from portal.polar.models import CustomerSessionOut
 from portal.scope import EVERY_ORGANIZATION, Scope
 from portal.sessions.store import create_session, customer_portal_url
 from portal.settings import Settings

@@ -13,7 +13,6 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.admin import deletions, loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import CustomerOut, customer_out
 from portal.clock import Clock
 from portal.customers import reads as customer_reads
 from portal.customers import service as customer_service
@@ -22,6 +21,8 @@ from portal.db import Database
 from portal.errors import NotFound
 from portal.fields import EmailLine, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar.convert import customer_out
+from portal.polar.models import CustomerOut
 from portal.scope import Scope
 
 

@@ -15,13 +15,14 @@ from litestar.params import FromPath, MultipartBody, QueryParameter
 
 from portal.admin import deletions, loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import FileOut, file_out
 from portal.benefits import reads as benefit_reads
 from portal.benefits import service as benefit_service
 from portal.clock import Clock
 from portal.db import Database
 from portal.fields import fold_header
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar.convert import file_out
+from portal.polar.models import FileOut
 from portal.scope import Scope
 from portal.settings import Settings
 

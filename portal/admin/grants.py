@@ -12,7 +12,6 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import BenefitGrantOut
 from portal.benefits import reads as benefit_reads
 from portal.benefits.grants import grant_benefit, revoke_grant
 from portal.clock import Clock
@@ -20,6 +19,8 @@ from portal.customers import reads as customer_reads
 from portal.db import Database
 from portal.errors import InvalidInput, NotFound
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import BenefitGrantOut
 from portal.references import Kind, require_owned
 from portal.scope import Scope
 
@@ -68,7 +69,7 @@ class BenefitGrantController(Controller):
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.grant(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.grant(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Grant a benefit", responses=responses.WRITE)
     async def create_grant(

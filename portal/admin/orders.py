@@ -15,7 +15,6 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import OrderOut
 from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
@@ -24,6 +23,8 @@ from portal.orders import reads as order_reads
 from portal.orders import service as order_service
 from portal.orders.service import BillingReason, OrderItemInput
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import OrderOut
 from portal.products import service as product_service
 from portal.scope import Scope
 
@@ -105,7 +106,7 @@ class OrderController(Controller):
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.order(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.order(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Record an order (paid by default)", responses=responses.WRITE)
     async def create_order(

@@ -12,12 +12,13 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import ProductOut
 from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
 from portal.fields import NonNegative, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import ProductOut
 from portal.products import reads as product_reads
 from portal.products import service as product_service
 from portal.references import UnknownReference
@@ -134,7 +135,7 @@ class ProductController(Controller):
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.product(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.product(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Create a product with its prices", responses=responses.WRITE)
     async def create_product(

@@ -14,11 +14,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import SubscriptionOut
 from portal.clock import Clock, parse_iso
 from portal.db import Database
 from portal.fields import Moment, NonNegative, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import SubscriptionOut
 from portal.scope import Scope
 from portal.subscriptions import reads as subscription_reads
 from portal.subscriptions import service as subscription_service
@@ -124,7 +125,7 @@ class SubscriptionController(Controller):
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.subscription(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.subscription(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Record a subscription", responses=responses.WRITE)
     async def create_subscription(

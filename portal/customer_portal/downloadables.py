@@ -13,7 +13,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 
-from portal.admin.models import size_readable
 from portal.benefits.downloads import DownloadTokenExpired, downloadable_url, redirect_target
 from portal.benefits.reads import list_held_grants
 from portal.clock import Clock
@@ -23,6 +22,7 @@ from portal.customer_portal.models import DownloadableRead, FileDownload, ListRe
 from portal.customer_portal.serialize import sha256_base64
 from portal.db import Database
 from portal.errors import NotFound
+from portal.polar.convert import size_readable
 from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings

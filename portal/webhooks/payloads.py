@@ -1,5 +1,5 @@
 """Event payloads in Polar's shapes, built inside the write transaction of the change (so they describe the
-object as that change left it). The admin API's loaders and output Structs make the ``data`` objects; they only
+object as that change left it). ``portal.polar``'s loaders and converters make the ``data`` objects; they only
 call ``fetchone``/``fetchall``, which the transaction provides too, and read through the writer connection so
 they see the uncommitted change."""
 
@@ -9,11 +9,11 @@ from typing import Any, cast
 
 import msgspec
 
-from portal.admin import loaders, models
 from portal.benefits import reads as benefit_reads
 from portal.customers import reads as customer_reads
 from portal.db import Database, Transaction
 from portal.orders import reads as order_reads
+from portal.polar import convert, loaders
 from portal.scope import EVERY_ORGANIZATION
 from portal.subscriptions import reads as subscription_reads
 
@@ -51,7 +51,7 @@ async def customer(tx: Transaction, customer_id: str) -> dict[str, Any]:
     """Polar's ``Customer``."""
     record = await customer_reads.get_customer_record(tx, EVERY_ORGANIZATION, customer_id, include_deleted=True)
     assert record is not None
-    return msgspec.to_builtins(models.customer_out(record))
+    return msgspec.to_builtins(convert.customer_out(record))
 
 
 async def license_key_activation(tx: Transaction, activation_id: str) -> dict[str, Any]:
