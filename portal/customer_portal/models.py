@@ -14,6 +14,7 @@ import msgspec
 
 from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN, SingleLine
 from portal.pagination import ListResource, Pagination
+from portal.polar.models import Address, ProductPrice
 
 __all__ = ["ListResource", "Pagination"]
 
@@ -43,15 +44,6 @@ class HTTPValidationErrorBody(msgspec.Struct, kw_only=True):
 
 
 # --- shared pieces ---------------------------------------------------------------------------------------
-
-
-class Address(msgspec.Struct, kw_only=True, omit_defaults=False, frozen=True):
-    line1: str | None = None
-    line2: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    state: str | None = None
-    country: str
 
 
 class CustomerPortalUsageSettings(msgspec.Struct, kw_only=True):
@@ -92,24 +84,6 @@ class CustomerOrganization(msgspec.Struct, kw_only=True):
     allow_customer_updates: bool = True
     customer_portal_settings: OrganizationCustomerPortalSettings
     organization_features: CustomerOrganizationFeatureSettings
-
-
-class ProductPrice(msgspec.Struct, kw_only=True, omit_defaults=False):
-    """Polar's ``ProductPriceFixed`` / ``ProductPriceCustom`` (a free price is a fixed price of 0)."""
-
-    created_at: str
-    modified_at: str | None
-    id: str
-    source: Literal["catalog", "ad_hoc"] = "catalog"
-    amount_type: Literal["fixed", "custom"]
-    price_currency: str
-    tax_behavior: Literal["location", "inclusive", "exclusive"] | None = None
-    is_archived: bool
-    product_id: str
-    price_amount: int | None = None
-    minimum_amount: int | None = None
-    maximum_amount: int | None = None
-    preset_amount: int | None = None
 
 
 class BenefitPublic(msgspec.Struct, kw_only=True):

@@ -13,7 +13,6 @@ import msgspec
 from portal.benefits.service import load_properties
 from portal.customer_portal import catalog
 from portal.customer_portal.models import (
-    Address,
     BenefitGrantError,
     BenefitPublic,
     BenefitSubscriber,
@@ -36,14 +35,15 @@ from portal.customer_portal.models import (
     OrderItem,
     OrganizationCustomerPortalSettings,
     ProductBase,
-    ProductPrice,
     SubscriptionBase,
 )
 from portal.customers.reads import Customer
 from portal.customers.tax_ids import typed_tax_id
-from portal.db import Database, row_dicts
+from portal.db import Database, row_dict, row_dicts
 from portal.orders import reads as order_reads
 from portal.organizations.queries import Organization
+from portal.polar import convert
+from portal.polar.models import Address, ProductPrice
 from portal.products import reads as product_reads
 from portal.subscriptions import reads as subscription_reads
 
@@ -121,17 +121,8 @@ def subscriber_organization(org: Organization) -> BenefitSubscriberOrganization:
 
 
 def price_out(row: sqlite3.Row) -> ProductPrice:
-    common: dict[str, Any] = {
-        "id": row["id"],
-        "created_at": row["created_at"],
-        "modified_at": row["modified_at"],
-        "price_currency": row["price_currency"],
-        "is_archived": bool(row["is_archived"]),
-        "product_id": row["product_id"],
-    }
-    if row["amount_type"] == "custom":
-        return ProductPrice(amount_type="custom", minimum_amount=0, preset_amount=row["price_amount"], **common)
-    return ProductPrice(amount_type="fixed", price_amount=row["price_amount"], **common)
+    """A catalog row of ``product_reads.price_rows_by_product`` as Polar's price (the one converter)."""
+    return convert.price_out(msgspec.convert(row_dict(row), product_reads.PriceRecord, strict=False))
 
 
 def benefit_public(row: sqlite3.Row) -> BenefitPublic:

@@ -16,7 +16,7 @@ from portal.orders.reads import OrderItemRecord, OrderRecord
 from portal.organizations.queries import Organization
 from portal.polar.models import (
     PAID_STATUSES,
-    AddressOut,
+    Address,
     BenefitGrantOut,
     BenefitOut,
     CustomerOut,
@@ -31,9 +31,9 @@ from portal.polar.models import (
     OrganizationDisputeSettings,
     OrganizationOut,
     OrganizationSubscriptionSettings,
-    PriceOut,
     ProductBaseOut,
     ProductOut,
+    ProductPrice,
     SubscriptionBaseOut,
     SubscriptionOut,
 )
@@ -95,7 +95,7 @@ def customer_out(customer: CustomerRecord) -> CustomerOut:
         email_verified=customer.email_verified,
         name=customer.name,
         billing_name=customer.billing_name,
-        billing_address=None if address is None else msgspec.convert(address, AddressOut),
+        billing_address=None if address is None else msgspec.convert(address, Address),
         # Polar's [value, format]; a tax ID stored before validation that the country refuses answers None.
         tax_id=_typed(typed_tax_id(customer.tax_id, (address or {}).get("country"))),
         locale=customer.locale,
@@ -154,9 +154,9 @@ def file_out(record: FileRecord) -> FileOut:
     )
 
 
-def price_out(price: PriceRecord) -> PriceOut:
+def price_out(price: PriceRecord) -> ProductPrice:
     custom = price.amount_type == "custom"
-    return PriceOut(
+    return ProductPrice(
         id=price.id,
         created_at=price.created_at,
         modified_at=price.modified_at,
@@ -272,7 +272,7 @@ def order_out(
         currency=order.currency,
         billing_reason=order.billing_reason,
         billing_name=order.billing_name,
-        billing_address=None if address is None else msgspec.convert(address, AddressOut),
+        billing_address=None if address is None else msgspec.convert(address, Address),
         invoice_number=order.invoice_number,
         is_invoice_generated=order.invoice_number is not None,
         receipt_number=order.receipt_number,

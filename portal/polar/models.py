@@ -107,7 +107,9 @@ class OrganizationOut(msgspec.Struct, kw_only=True):
     portal_url: str
 
 
-class AddressOut(msgspec.Struct, kw_only=True):
+class Address(msgspec.Struct, kw_only=True, omit_defaults=False, frozen=True):
+    """Polar's ``Address`` (every surface: customers, orders, invoices' bill-to)."""
+
     line1: str | None = None
     line2: str | None = None
     postal_code: str | None = None
@@ -129,7 +131,7 @@ class CustomerOut(msgspec.Struct, kw_only=True):
     type: Literal["individual"] = "individual"
     name: str | None
     billing_name: str | None
-    billing_address: AddressOut | None
+    billing_address: Address | None
     tax_id: list[str] | None
     locale: str | None
     organization_id: str
@@ -180,16 +182,16 @@ class FileOut(msgspec.Struct, kw_only=True):
     size_readable: str
 
 
-class PriceOut(msgspec.Struct, kw_only=True, omit_defaults=False):
+class ProductPrice(msgspec.Struct, kw_only=True, omit_defaults=False):
     """Polar's ``ProductPriceFixed`` / ``ProductPriceCustom`` (a free price is a fixed price of 0)."""
 
-    id: str
     created_at: str
     modified_at: str | None
+    id: str
     source: Literal["catalog", "ad_hoc"] = "catalog"
     amount_type: Literal["fixed", "custom"]
     price_currency: str
-    tax_behavior: str | None = None
+    tax_behavior: Literal["location", "inclusive", "exclusive"] | None = None
     is_archived: bool
     product_id: str
     price_amount: int | None = None
@@ -224,7 +226,7 @@ class ProductOut(ProductBaseOut, kw_only=True):
     """Polar's ``Product``."""
 
     is_deletable: bool = True
-    prices: list[PriceOut]
+    prices: list[ProductPrice]
     benefits: list[BenefitOut]
     medias: list[dict[str, Any]] = []
     attached_custom_fields: list[dict[str, Any]] = []
@@ -276,7 +278,7 @@ class SubscriptionOut(SubscriptionBaseOut, kw_only=True):
     customer: CustomerOut
     product: ProductOut
     discount: None = None
-    prices: list[PriceOut]
+    prices: list[ProductPrice]
     meters: list[dict[str, Any]] = []
     pending_update: None = None
 
@@ -318,7 +320,7 @@ class OrderOut(msgspec.Struct, kw_only=True):
     currency: str
     billing_reason: str
     billing_name: str | None
-    billing_address: AddressOut | None
+    billing_address: Address | None
     invoice_number: str | None
     is_invoice_generated: bool
     receipt_number: str | None
