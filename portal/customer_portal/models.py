@@ -14,7 +14,7 @@ import msgspec
 
 from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN, SingleLine
 from portal.pagination import ListResource, Pagination
-from portal.polar.models import Address, ProductPrice
+from portal.polar.models import Address, ProductPrice, SubscriptionBase
 
 __all__ = ["ListResource", "Pagination"]
 
@@ -204,42 +204,6 @@ class OrderItem(msgspec.Struct, kw_only=True):
     product_price_id: str | None
     start_timestamp: str | None = None
     end_timestamp: str | None = None
-
-
-class SubscriptionBase(msgspec.Struct, kw_only=True):
-    """Polar's ``CustomerOrderSubscription`` (a subscription without product, prices and meters)."""
-
-    created_at: str
-    modified_at: str | None
-    id: str
-    amount: int
-    currency: str
-    recurring_interval: Literal["day", "week", "month", "year"]
-    recurring_interval_count: int
-    status: str
-    current_period_start: str
-    current_period_end: str
-    current_meter_period_start: str | None = None
-    current_meter_period_end: str | None = None
-    trial_start: str | None
-    trial_end: str | None
-    cancel_at_period_end: bool
-    canceled_at: str | None
-    started_at: str | None
-    ends_at: str | None
-    ended_at: str | None
-    past_due_at: str | None = None
-    pause_at_period_end: bool = False
-    paused_at: str | None = None
-    resumes_at: str | None = None
-    customer_id: str
-    product_id: str
-    discount_id: str | None = None
-    checkout_id: str | None = None
-    seats: int | None = None
-    units: int | None = None
-    customer_cancellation_reason: str | None
-    customer_cancellation_comment: str | None
 
 
 class CustomerOrder(msgspec.Struct, kw_only=True):

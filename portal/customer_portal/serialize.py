@@ -35,7 +35,6 @@ from portal.customer_portal.models import (
     OrderItem,
     OrganizationCustomerPortalSettings,
     ProductBase,
-    SubscriptionBase,
 )
 from portal.customers.reads import Customer
 from portal.customers.tax_ids import typed_tax_id
@@ -43,7 +42,7 @@ from portal.db import Database, row_dict, row_dicts
 from portal.orders import reads as order_reads
 from portal.organizations.queries import Organization
 from portal.polar import convert
-from portal.polar.models import Address, ProductPrice
+from portal.polar.models import Address, ProductPrice, SubscriptionBase
 from portal.products import reads as product_reads
 from portal.subscriptions import reads as subscription_reads
 

@@ -232,13 +232,13 @@ class ProductOut(ProductBaseOut, kw_only=True):
     attached_custom_fields: list[dict[str, Any]] = []
 
 
-class SubscriptionBaseOut(msgspec.Struct, kw_only=True):
-    """Polar's ``OrderSubscription``: a subscription without nested objects."""
+class SubscriptionBase(msgspec.Struct, kw_only=True):
+    """Polar's ``CustomerOrderSubscription`` (a subscription without product, prices and meters): what every surface
+    answers of a subscription; the admin API's ``SubscriptionBaseOut`` adds its seller-side fields."""
 
-    id: str
     created_at: str
     modified_at: str | None
-    metadata: dict[str, Any]
+    id: str
     amount: int
     currency: str
     recurring_interval: Literal["day", "week", "month", "year"]
@@ -267,6 +267,12 @@ class SubscriptionBaseOut(msgspec.Struct, kw_only=True):
     units: int | None = None
     customer_cancellation_reason: str | None
     customer_cancellation_comment: str | None
+
+
+class SubscriptionBaseOut(SubscriptionBase, kw_only=True):
+    """Polar's ``OrderSubscription``: ``SubscriptionBase`` and the fields the seller sees."""
+
+    metadata: dict[str, Any]
     external_id: str | None
     price_id: str | None
 
