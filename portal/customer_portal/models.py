@@ -14,7 +14,7 @@ import msgspec
 
 from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN, SingleLine
 from portal.pagination import ListResource, Pagination
-from portal.polar.models import Address, ProductPrice, SubscriptionBase
+from portal.polar.models import Address, OrderBase, OrderItem, ProductPrice, SubscriptionBase
 
 __all__ = ["ListResource", "Pagination"]
 
@@ -193,48 +193,9 @@ class CustomerEmailUpdateVerifyResponse(msgspec.Struct, kw_only=True):
 # --- orders ----------------------------------------------------------------------------------------------
 
 
-class OrderItem(msgspec.Struct, kw_only=True):
-    created_at: str
-    modified_at: str | None
-    id: str
-    label: str
-    amount: int
-    tax_amount: int
-    proration: bool
-    product_price_id: str | None
-    start_timestamp: str | None = None
-    end_timestamp: str | None = None
+class CustomerOrder(OrderBase, kw_only=True):
+    """Polar's ``CustomerOrder``: ``OrderBase`` with what the customer portal nests."""
 
-
-class CustomerOrder(msgspec.Struct, kw_only=True):
-    id: str
-    created_at: str
-    modified_at: str | None
-    status: str
-    paid: bool
-    subtotal_amount: int
-    discount_amount: int
-    net_amount: int
-    tax_amount: int
-    total_amount: int
-    applied_balance_amount: int = 0
-    due_amount: int
-    refunded_amount: int
-    refunded_tax_amount: int
-    currency: str
-    billing_reason: str
-    billing_name: str | None
-    billing_address: Address | None
-    invoice_number: str | None
-    is_invoice_generated: bool
-    receipt_number: str | None
-    seats: int | None = None
-    units: int | None = None
-    customer_id: str
-    product_id: str | None
-    discount_id: str | None = None
-    subscription_id: str | None
-    checkout_id: str | None = None
     next_payment_attempt_at: str | None = None
     product: CustomerProductWithOrganization | None
     subscription: SubscriptionBase | None

@@ -289,12 +289,12 @@ class SubscriptionOut(SubscriptionBaseOut, kw_only=True):
     pending_update: None = None
 
 
-class OrderItemOut(msgspec.Struct, kw_only=True):
-    """Polar's ``OrderItemSchema`` (+ ``quantity``/``unit_amount``)."""
+class OrderItem(msgspec.Struct, kw_only=True):
+    """Polar's ``OrderItemSchema``, as the customer portal answers it (and ``orders.items_json`` stores it)."""
 
-    id: str
     created_at: str
     modified_at: str | None
+    id: str
     label: str
     amount: int
     tax_amount: int
@@ -302,17 +302,22 @@ class OrderItemOut(msgspec.Struct, kw_only=True):
     product_price_id: str | None
     start_timestamp: str | None = None
     end_timestamp: str | None = None
+
+
+class OrderItemOut(OrderItem, kw_only=True):
+    """Polar's ``OrderItemSchema`` (+ ``quantity``/``unit_amount``), as the admin API and webhooks answer it."""
+
     quantity: int
     unit_amount: int
 
 
-class OrderOut(msgspec.Struct, kw_only=True):
-    """Polar's ``Order``."""
+class OrderBase(msgspec.Struct, kw_only=True):
+    """The fields every surface's order shares, in Polar's order (``OrderOut``, ``CustomerOrder`` extend it)."""
 
     id: str
     created_at: str
     modified_at: str | None
-    status: Literal["pending", "paid", "refunded", "partially_refunded", "void"]
+    status: str
     paid: bool
     subtotal_amount: int
     discount_amount: int
@@ -337,6 +342,13 @@ class OrderOut(msgspec.Struct, kw_only=True):
     discount_id: str | None = None
     subscription_id: str | None
     checkout_id: str | None = None
+
+
+class OrderOut(OrderBase, kw_only=True):
+    """Polar's ``Order``."""
+
+    # Redefined with the statuses Polar names (a subclass keeps the field's place).
+    status: Literal["pending", "paid", "refunded", "partially_refunded", "void"]
     metadata: dict[str, Any]
     custom_field_data: dict[str, Any] = {}
     platform_fee_amount: int = 0
