@@ -14,7 +14,14 @@ import msgspec
 
 from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN, SingleLine
 from portal.pagination import ListResource, Pagination
-from portal.polar.models import Address, OrderBase, OrderItem, ProductPrice, SubscriptionBase
+from portal.polar.models import (
+    Address,
+    CustomerPortalUsageSettings,
+    OrderBase,
+    OrderItem,
+    ProductPrice,
+    SubscriptionBase,
+)
 
 __all__ = ["ListResource", "Pagination"]
 
@@ -46,10 +53,8 @@ class HTTPValidationErrorBody(msgspec.Struct, kw_only=True):
 # --- shared pieces ---------------------------------------------------------------------------------------
 
 
-class CustomerPortalUsageSettings(msgspec.Struct, kw_only=True):
-    show: bool
-
-
+# The customer portal's variants of the admin API's settings (portal.polar.models): Polar's customer-portal
+# organization carries more fields (units, pause, the customer's email change).
 class CustomerPortalSubscriptionSettings(msgspec.Struct, kw_only=True):
     update_seats: bool
     update_plan: bool

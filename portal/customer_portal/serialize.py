@@ -24,7 +24,6 @@ from portal.customer_portal.models import (
     CustomerPortalCustomer,
     CustomerPortalCustomerSettings,
     CustomerPortalSubscriptionSettings,
-    CustomerPortalUsageSettings,
     CustomerProductWithOrganization,
     CustomerSubscription,
     LicenseKeyActivationBase,
@@ -41,7 +40,7 @@ from portal.db import Database, row_dict, row_dicts
 from portal.orders import reads as order_reads
 from portal.organizations.queries import Organization
 from portal.polar import convert
-from portal.polar.models import Address, OrderItem, ProductPrice, SubscriptionBase
+from portal.polar.models import Address, CustomerPortalUsageSettings, OrderItem, ProductPrice, SubscriptionBase
 from portal.products import reads as product_reads
 from portal.subscriptions import reads as subscription_reads
 
