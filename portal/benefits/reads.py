@@ -617,7 +617,7 @@ async def list_license_key_rows(
     )
 
 
-async def get_license_key_row(db: Database, scope: Scope, license_key_id: str) -> Row | None:
+async def get_license_key_row(db: Reader, scope: Scope, license_key_id: str) -> Row | None:
     """One license key as a row of ``LICENSE_KEY_COLUMNS``, or None if missing or outside the scope."""
     where, params = scope.where("k")
     return await db.fetchone(
@@ -652,7 +652,7 @@ async def license_key_source(db: Database, license_key_id: str) -> Row | None:
     )
 
 
-async def get_activation_row(db: Database, activation_id: str) -> Row | None:
+async def get_activation_row(db: Reader, activation_id: str) -> Row | None:
     """One activation as a row of ``ACTIVATION_COLUMNS`` (of a key the caller has checked)."""
     return await db.fetchone(
         f"SELECT {ACTIVATION_COLUMNS} FROM license_key_activations a WHERE a.id = ?", (activation_id,)

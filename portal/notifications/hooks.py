@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from portal.benefits import reads as benefit_reads
 from portal.customers.reads import get_customer_record
 from portal.db import Transaction, row_dict
 from portal.notifications import emails
@@ -145,10 +146,12 @@ async def subscription_changed(tx: Transaction, before: SubscriptionSnapshot | N
 async def _grant_event(tx: Transaction, grant_id: str, event_type: str, now: datetime) -> None:
     if is_muted():
         return
-    organization_id = await tx.fetchval("SELECT organization_id FROM benefit_grants WHERE id = ?", (grant_id,))
+    grant = await benefit_reads.get_grant_record(tx, EVERY_ORGANIZATION, grant_id)
+    if grant is None:  # nothing to describe (and no organization to send it to)
+        return
     await emit(
         tx,
-        organization_id=organization_id,
+        organization_id=grant.organization_id,
         event_type=event_type,
         build=lambda: payloads.benefit_grant(tx, grant_id),
         now=now,
@@ -184,16 +187,15 @@ async def customer_updated(tx: Transaction, customer_id: str, *, now: datetime) 
 async def _activation_event(tx: Transaction, activation_id: str, event_type: str, now: datetime) -> None:
     if is_muted():
         return
-    organization_id = await tx.fetchval(
-        """
-        SELECT k.organization_id FROM license_key_activations a
-        JOIN license_keys k ON k.id = a.license_key_id
-        WHERE a.id = ?
-        """,
-        (activation_id,),
+    activation = await benefit_reads.get_activation_row(tx, activation_id)
+    key = (
+        None
+        if activation is None
+        else await benefit_reads.get_license_key_row(tx, EVERY_ORGANIZATION, activation["license_key_id"])
     )
-    if organization_id is None:
+    if key is None:
         return
+    organization_id = key["organization_id"]
     await emit(
         tx,
         organization_id=organization_id,

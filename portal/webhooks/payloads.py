@@ -57,13 +57,9 @@ async def customer(tx: Transaction, customer_id: str) -> dict[str, Any]:
 async def license_key_activation(tx: Transaction, activation_id: str) -> dict[str, Any]:
     """Portal's own shape, after Polar's ``LicenseKeyActivationRead``: the activation and its license key
     (Polar's ``LicenseKeyRead``, with the customer nested)."""
-    activation = await tx.fetchone(
-        "SELECT id, license_key_id, label, meta, conditions, created_at, modified_at "
-        "FROM license_key_activations WHERE id = ?",
-        (activation_id,),
-    )
+    activation = await benefit_reads.get_activation_row(tx, activation_id)
     assert activation is not None
-    key = await tx.fetchone("SELECT * FROM license_keys WHERE id = ?", (activation["license_key_id"],))
+    key = await benefit_reads.get_license_key_row(tx, EVERY_ORGANIZATION, activation["license_key_id"])
     assert key is not None
     owner = await customer(tx, key["customer_id"])
     return {
