@@ -423,3 +423,8 @@ def row_to(struct: type[T], row: sqlite3.Row | None) -> T | None:
 
 def rows_to(struct: type[T], rows: Sequence[sqlite3.Row]) -> list[T]:
     return [msgspec.convert(data, struct, strict=False) for data in row_dicts(rows)]
+
+
+# What a read function takes: the database (a reader connection) or a write transaction (to see its own
+# uncommitted change, as webhook payloads and hooks do). Both offer ``fetchone``/``fetchall``/``fetchval``.
+Reader = Database | Transaction

@@ -7,13 +7,14 @@ Filter column names come from the calling ``queries`` module (constants), never 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.params import QueryParameter
 
-from portal.db import Database, rows_to
+from portal.db import Database, Reader, rows_to
 
 T = TypeVar("T")
 
@@ -57,7 +58,7 @@ class PageOf(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
 
 async def fetch_page(
-    db: Database,
+    db: Reader,
     struct: type[T],
     *,
     select: str,
@@ -85,3 +86,55 @@ async def fetch_page(
         [*params, limit, (page - 1) * limit],
     )
     return PageOf(records=rows_to(struct, rows), total=int(total or 0))
+
+
+# --- filtered, sorted pages of raw rows (the customer-portal API's lists: Polar's filters and ``sorting``) ------
+
+
+def marks(values: Sequence[Any]) -> str:
+    """``?, ?, …``: one bound parameter per value (for ``IN (…)``)."""
+    return ", ".join("?" for _ in values)
+
+
+def order_by(sorting: Sequence[str] | None, columns: dict[str, str], default: str, tiebreak: str) -> str:
+    """``ORDER BY`` from Polar's ``sorting`` (``-name`` = descending); unknown names were refused earlier."""
+    clauses = []
+    for criterion in sorting or [default]:
+        name = criterion.lstrip("-")
+        clauses.append(f"{columns[name]} {'DESC' if criterion.startswith('-') else 'ASC'}")
+    return ", ".join([*clauses, tiebreak])
+
+
+def add_in(where: list[str], params: list[Any], column: str, values: Sequence[Any] | None) -> None:
+    """``column IN (…)`` when ``values`` is given and not empty."""
+    if values:
+        where.append(f"{column} IN ({marks(values)})")
+        params.extend(values)
+
+
+def like_pattern(query: str) -> str:
+    """A ``LIKE … ESCAPE '\\'`` pattern matching ``query`` anywhere, its wildcards taken literally."""
+    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def fetch_rows_page(
+    db: Database,
+    *,
+    select: str,
+    source: str,
+    where: list[str],
+    params: list[Any],
+    order: str,
+    page: int,
+    limit: int,
+    count_source: str | None = None,
+) -> tuple[list[sqlite3.Row], int]:
+    """One page of rows and the total. ``count_source``: a narrower FROM for the count when the joins in ``source``
+    only add columns (the count then reads the index alone)."""
+    condition = " AND ".join(where)
+    total = await db.fetchval(f"SELECT COUNT(*) FROM {count_source or source} WHERE {condition}", params)
+    rows = await db.fetchall(
+        f"SELECT {select} FROM {source} WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, limit, (page - 1) * limit],
+    )
+    return rows, int(total or 0)

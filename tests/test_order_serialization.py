@@ -12,8 +12,8 @@ import msgspec
 import pytest
 
 from portal.customer_portal.models import CustomerOrder, OrderItem, SubscriptionBase
-from portal.customer_portal.queries import OrderRow
 from portal.customer_portal.serialize import CustomerOrderWire, build_order
+from portal.orders.reads import OrderRow
 from portal.pagination import ListResource
 from portal.settings import Settings
 from tests.admin_support import bearer

@@ -41,8 +41,8 @@ def admin_router() -> Router:
         subscriptions,
     )
     from portal.admin.auth import provide_principal, require_api_token
+    from portal.admin.webhooks import WebhookController
     from portal.connectors.admin_api import ConnectorController
-    from portal.webhooks.api import WebhookController
 
     return Router(
         path="/v1",

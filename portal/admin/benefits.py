@@ -13,14 +13,17 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import deletions, loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import BenefitGrantOut, BenefitOut, benefit_out
-from portal.benefits import admin_queries
+from portal.benefits import reads as benefit_reads
 from portal.benefits import service as benefit_service
 from portal.benefits.service import BenefitType
 from portal.clock import Clock
 from portal.db import Database
 from portal.fields import SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.convert import benefit_out
+from portal.polar.models import BenefitGrantOut, BenefitOut
+from portal.scope import EVERY_ORGANIZATION, Scope
 
 
 class BenefitCreate(msgspec.Struct, kw_only=True):
@@ -60,8 +63,8 @@ class BenefitController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[BenefitOut]:
-        result = await admin_queries.list_benefits(
-            db, organization_id=principal.list_filter(organization_id), type=type, page=page, limit=limit
+        result = await benefit_reads.list_benefit_records(
+            db, Scope(organization_id=principal.list_filter(organization_id)), type=type, page=page, limit=limit
         )
         return list_resource([benefit_out(r) for r in result.records], result.total, limit)
 
@@ -106,7 +109,7 @@ class BenefitController(Controller):
         data: JSONBody[BenefitUpdate],
     ) -> BenefitOut:
         current = await loaders.benefit_by_id(db, principal, id)
-        record = await admin_queries.get_benefit(db, id)
+        record = await benefit_reads.get_benefit_record(db, EVERY_ORGANIZATION, id)
         assert record is not None
         merged = benefit_service.BenefitInput(
             type=current.type if data.type is msgspec.UNSET else data.type,  # type: ignore[arg-type]
@@ -146,10 +149,9 @@ class BenefitController(Controller):
         limit: LimitParam = 10,
     ) -> ListResource[BenefitGrantOut]:
         await loaders.benefit_by_id(db, principal, id)
-        result = await admin_queries.list_grants(
+        result = await benefit_reads.list_grant_records(
             db,
-            organization_id=principal.list_filter(None),
-            customer_id=customer_id,
+            Scope(organization_id=principal.list_filter(None), customer_id=customer_id),
             benefit_id=id,
             order_id=None,
             subscription_id=None,
@@ -157,4 +159,4 @@ class BenefitController(Controller):
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.grant(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.grant(db, r) for r in result.records], result.total, limit)

@@ -13,13 +13,15 @@ from litestar.params import JSONBody
 
 from portal.admin import responses
 from portal.admin.auth import Principal
-from portal.admin.models import CustomerSessionOut, customer_out
 from portal.clock import Clock
-from portal.customers import admin_queries as customer_queries
+from portal.customers import reads as customer_reads
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput
 from portal.fields import SingleLine
 from portal.organizations import queries as org_queries
+from portal.polar.convert import customer_out
+from portal.polar.models import CustomerSessionOut
+from portal.scope import EVERY_ORGANIZATION, Scope
 from portal.sessions.store import create_session, customer_portal_url
 from portal.settings import Settings
 
@@ -39,16 +41,18 @@ class AmbiguousExternalCustomerID(Conflict):
     """Polar's 409 when an admin token's ``external_customer_id`` matches customers of several organizations."""
 
 
-async def _customer(db: Database, principal: Principal, data: CustomerSessionCreate) -> customer_queries.CustomerRecord:
+async def _customer(db: Database, principal: Principal, data: CustomerSessionCreate) -> customer_reads.CustomerRecord:
     if (data.customer_id is None) == (data.external_customer_id is None):
         raise InvalidInput("give exactly one of customer_id and external_customer_id", "customer_id")
     if data.customer_id is not None:
-        record = await customer_queries.get_customer(db, data.customer_id)
+        record = await customer_reads.get_customer_record(db, EVERY_ORGANIZATION, data.customer_id)
         if record is None or not principal.can_see(record.organization_id):
             raise InvalidInput("Customer does not exist.", "customer_id")
         return record
     assert data.external_customer_id is not None
-    found = await customer_queries.find_by_external_id(db, data.external_customer_id, principal.organization_id)
+    found = await customer_reads.find_customer_records_by_external_id(
+        db, Scope(organization_id=principal.organization_id), data.external_customer_id
+    )
     if not found:
         raise InvalidInput("Customer does not exist.", "external_customer_id")
     if len(found) > 1:

@@ -13,15 +13,17 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.admin import deletions, loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import CustomerOut, customer_out
 from portal.clock import Clock
-from portal.customers import admin_queries
+from portal.customers import reads as customer_reads
 from portal.customers import service as customer_service
 from portal.customers.service import Address
 from portal.db import Database
 from portal.errors import NotFound
 from portal.fields import EmailLine, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar.convert import customer_out
+from portal.polar.models import CustomerOut
+from portal.scope import Scope
 
 
 class CustomerCreate(msgspec.Struct, kw_only=True):
@@ -58,8 +60,10 @@ def _update(data: CustomerUpdate) -> customer_service.CustomerUpdate:
     )
 
 
-async def _by_external_id(db: Database, principal: Principal, external_id: str) -> admin_queries.CustomerRecord:
-    found = await admin_queries.find_by_external_id(db, external_id, principal.organization_id)
+async def _by_external_id(db: Database, principal: Principal, external_id: str) -> customer_reads.CustomerRecord:
+    found = await customer_reads.find_customer_records_by_external_id(
+        db, Scope(organization_id=principal.organization_id), external_id
+    )
     if len(found) != 1:  # none, or (admin token) ambiguous across organizations
         raise NotFound("customer not found")
     return found[0]
@@ -80,9 +84,9 @@ class CustomerController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[CustomerOut]:
-        result = await admin_queries.list_customers(
+        result = await customer_reads.list_customer_records(
             db,
-            organization_id=principal.list_filter(organization_id),
+            Scope(organization_id=principal.list_filter(organization_id)),
             email=email,
             external_id=external_id,
             page=page,

@@ -15,13 +15,15 @@ from litestar.params import FromPath, MultipartBody, QueryParameter
 
 from portal.admin import deletions, loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import FileOut, file_out
-from portal.benefits import admin_queries
+from portal.benefits import reads as benefit_reads
 from portal.benefits import service as benefit_service
 from portal.clock import Clock
 from portal.db import Database
 from portal.fields import fold_header
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar.convert import file_out
+from portal.polar.models import FileOut
+from portal.scope import Scope
 from portal.settings import Settings
 
 
@@ -48,8 +50,8 @@ class FileController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[FileOut]:
-        result = await admin_queries.list_files(
-            db, organization_id=principal.list_filter(organization_id), page=page, limit=limit
+        result = await benefit_reads.list_file_records(
+            db, Scope(organization_id=principal.list_filter(organization_id)), page=page, limit=limit
         )
         return list_resource([file_out(r) for r in result.records], result.total, limit)
 

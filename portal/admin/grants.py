@@ -12,15 +12,17 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import BenefitGrantOut
-from portal.benefits import admin_queries
+from portal.benefits import reads as benefit_reads
 from portal.benefits.grants import grant_benefit, revoke_grant
 from portal.clock import Clock
-from portal.customers import admin_queries as customer_queries
+from portal.customers import reads as customer_reads
 from portal.db import Database
 from portal.errors import InvalidInput, NotFound
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import BenefitGrantOut
 from portal.references import Kind, require_owned
+from portal.scope import Scope
 
 
 class BenefitGrantCreate(msgspec.Struct, kw_only=True):
@@ -53,12 +55,13 @@ class BenefitGrantController(Controller):
     ) -> ListResource[BenefitGrantOut]:
         org_filter = principal.list_filter(organization_id)
         if external_customer_id is not None:
-            found = await customer_queries.find_by_external_id(db, external_customer_id, org_filter)
+            found = await customer_reads.find_customer_records_by_external_id(
+                db, Scope(organization_id=org_filter), external_customer_id
+            )
             customer_id = found[0].id if len(found) == 1 else "~none~"
-        result = await admin_queries.list_grants(
+        result = await benefit_reads.list_grant_records(
             db,
-            organization_id=org_filter,
-            customer_id=customer_id,
+            Scope(organization_id=org_filter, customer_id=customer_id),
             benefit_id=benefit_id,
             order_id=order_id,
             subscription_id=subscription_id,
@@ -66,7 +69,7 @@ class BenefitGrantController(Controller):
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.grant(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.grant(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Grant a benefit", responses=responses.WRITE)
     async def create_grant(

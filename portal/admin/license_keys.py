@@ -12,13 +12,16 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from portal.admin import models, responses
+from portal.admin import responses
 from portal.admin.auth import Principal
-from portal.benefits import admin_queries
-from portal.customers import admin_queries as customer_queries
+from portal.benefits import reads as benefit_reads
+from portal.customers import reads as customer_reads
 from portal.db import Database
 from portal.errors import NotFound
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar.convert import customer_out
+from portal.polar.models import CustomerOut
+from portal.scope import EVERY_ORGANIZATION, Scope
 
 
 class LicenseKeyActivationOut(msgspec.Struct, kw_only=True):
@@ -38,7 +41,7 @@ class LicenseKeyOut(msgspec.Struct, kw_only=True):
     modified_at: str | None
     organization_id: str
     customer_id: str
-    customer: models.CustomerOut
+    customer: CustomerOut
     benefit_id: str
     key: str
     display_key: str
@@ -58,12 +61,14 @@ class LicenseKeyWithActivationsOut(LicenseKeyOut, kw_only=True):
 
 
 async def _out(db: Database, row: sqlite3.Row) -> dict[str, Any]:
-    customer = await customer_queries.get_customer_any(db, row["customer_id"])
+    customer = await customer_reads.get_customer_record(
+        db, EVERY_ORGANIZATION, row["customer_id"], include_deleted=True
+    )
     if customer is None:
         raise NotFound("license key not found")
     return {
         **{name: row[name] for name in row.keys()},  # noqa: SIM118 - sqlite3.Row is not a mapping
-        "customer": models.customer_out(customer),
+        "customer": customer_out(customer),
     }
 
 
@@ -81,8 +86,9 @@ class LicenseKeyController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[LicenseKeyOut]:
-        rows, total = await admin_queries.list_license_keys(
-            db, organization_id=principal.list_filter(organization_id), benefit_id=benefit_id, page=page, limit=limit
+        scope = Scope(organization_id=principal.list_filter(organization_id))
+        rows, total = await benefit_reads.list_license_key_records(
+            db, scope, benefit_id=benefit_id, page_number=page, limit=limit
         )
         items = [msgspec.convert(await _out(db, row), LicenseKeyOut, from_attributes=True) for row in rows]
         return list_resource(items, total, limit)
@@ -91,7 +97,7 @@ class LicenseKeyController(Controller):
     async def get_license_key(
         self, db: NamedDependency[Database], principal: NamedDependency[Principal], id: FromPath[str]
     ) -> LicenseKeyWithActivationsOut:
-        row = await admin_queries.get_license_key(db, id)
+        row = await benefit_reads.get_license_key_record(db, EVERY_ORGANIZATION, id)
         if row is None or not principal.can_see(row["organization_id"]):
             raise NotFound("license key not found")
         activations = [
@@ -103,7 +109,7 @@ class LicenseKeyController(Controller):
                 created_at=a["created_at"],
                 modified_at=a["modified_at"],
             )
-            for a in await admin_queries.license_key_activations(db, id)
+            for a in await benefit_reads.activation_rows(db, id)
         ]
         fields = await _out(db, row)
         return msgspec.convert(

@@ -10,9 +10,10 @@ from typing import Any
 
 from portal.admin.token_cli import _run
 from portal.clock import Clock
-from portal.customers import queries as customer_queries
+from portal.customers import reads as customer_reads
 from portal.db import Database
 from portal.organizations import queries as org_queries
+from portal.scope import Scope
 from portal.sessions.store import create_session, customer_portal_url
 from portal.settings import Settings
 
@@ -22,7 +23,7 @@ def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
         org = await org_queries.get_by_slug(db, args.org)
         if org is None:
             return False, f"portal: no organization with slug {args.org!r}"
-        customer = await customer_queries.get_by_email(db, org.id, args.email)
+        customer = await customer_reads.get_customer_by_email(db, Scope.of_organization(org.id), args.email)
         if customer is None:
             return False, f"portal: organization {args.org!r} has no customer with email {args.email!r}"
         async with db.write() as tx:

@@ -1,93 +1,54 @@
-"""Read side of the admin API: turn records into Polar-shaped outputs, loading what they nest (a product's
-prices and benefits, an order's items/customer/product/subscription, …). Reads only; no HTTP here."""
+"""The admin API's reads by id: the record if the token may see it (``Principal.check``: else 404), built into
+Polar's shape by ``portal.polar.loaders``."""
 
 from __future__ import annotations
 
-from portal.admin import models
 from portal.admin.auth import Principal
-from portal.benefits import admin_queries as benefit_queries
-from portal.benefits.admin_queries import GrantRecord
-from portal.customers import admin_queries as customer_queries
+from portal.benefits import reads as benefit_reads
+from portal.customers import reads as customer_reads
 from portal.db import Database
-from portal.errors import NotFound
-from portal.orders import admin_queries as order_queries
-from portal.orders.admin_queries import OrderRecord
-from portal.products import admin_queries as product_queries
-from portal.products.admin_queries import ProductRecord
-from portal.subscriptions import admin_queries as subscription_queries
-from portal.subscriptions.admin_queries import SubscriptionRecord
-
-
-async def product(db: Database, record: ProductRecord) -> models.ProductOut:
-    prices = await product_queries.list_prices(db, record.id)
-    benefits = await benefit_queries.get_benefits(db, await product_queries.benefit_ids(db, record.id))
-    return models.product_out(record, prices, benefits)
+from portal.orders import reads as order_reads
+from portal.polar import convert, models
+from portal.polar import loaders as polar_loaders
+from portal.products import reads as product_reads
+from portal.scope import EVERY_ORGANIZATION
+from portal.subscriptions import reads as subscription_reads
 
 
 async def product_by_id(db: Database, principal: Principal, product_id: str) -> models.ProductOut:
-    record = principal.check(await product_queries.get_product(db, product_id), "product")
-    return await product(db, record)
+    record = principal.check(await product_reads.get_product_record(db, EVERY_ORGANIZATION, product_id), "product")
+    return await polar_loaders.product(db, record)
 
 
 async def benefit_by_id(db: Database, principal: Principal, benefit_id: str) -> models.BenefitOut:
-    record = principal.check(await benefit_queries.get_benefit(db, benefit_id), "benefit")
-    return models.benefit_out(record)
+    record = principal.check(await benefit_reads.get_benefit_record(db, EVERY_ORGANIZATION, benefit_id), "benefit")
+    return convert.benefit_out(record)
 
 
 async def file_by_id(db: Database, principal: Principal, file_id: str) -> models.FileOut:
-    record = principal.check(await benefit_queries.get_file(db, file_id), "file")
-    return models.file_out(record)
+    record = principal.check(await benefit_reads.get_file_record(db, EVERY_ORGANIZATION, file_id), "file")
+    return convert.file_out(record)
 
 
 async def customer_by_id(db: Database, principal: Principal, customer_id: str) -> models.CustomerOut:
-    record = principal.check(await customer_queries.get_customer(db, customer_id), "customer")
-    return models.customer_out(record)
-
-
-async def _customer_any(db: Database, customer_id: str) -> customer_queries.CustomerRecord:
-    record = await customer_queries.get_customer_any(db, customer_id)
-    if record is None:  # pragma: no cover - foreign keys make this impossible
-        raise NotFound("customer not found")
-    return record
-
-
-async def order(db: Database, record: OrderRecord) -> models.OrderOut:
-    items = await order_queries.list_items(db, record.id)
-    customer = await _customer_any(db, record.customer_id)
-    product_record = None if record.product_id is None else await product_queries.get_product(db, record.product_id)
-    subscription_record = (
-        None
-        if record.subscription_id is None
-        else await subscription_queries.get_subscription(db, record.subscription_id)
-    )
-    return models.order_out(record, items, customer, product_record, subscription_record)
+    record = principal.check(await customer_reads.get_customer_record(db, EVERY_ORGANIZATION, customer_id), "customer")
+    return convert.customer_out(record)
 
 
 async def order_by_id(db: Database, principal: Principal, order_id: str) -> models.OrderOut:
-    return await order(db, principal.check(await order_queries.get_order(db, order_id), "order"))
-
-
-async def subscription(db: Database, record: SubscriptionRecord) -> models.SubscriptionOut:
-    customer = await _customer_any(db, record.customer_id)
-    product_record = await product_queries.get_product(db, record.product_id)
-    if product_record is None:  # pragma: no cover - foreign keys make this impossible
-        raise NotFound("product not found")
-    price = None if record.price_id is None else await product_queries.get_price(db, record.price_id)
-    return models.subscription_out(record, customer, await product(db, product_record), price)
+    return await polar_loaders.order(
+        db, principal.check(await order_reads.get_order_record(db, EVERY_ORGANIZATION, order_id), "order")
+    )
 
 
 async def subscription_by_id(db: Database, principal: Principal, subscription_id: str) -> models.SubscriptionOut:
-    record = principal.check(await subscription_queries.get_subscription(db, subscription_id), "subscription")
-    return await subscription(db, record)
-
-
-async def grant(db: Database, record: GrantRecord) -> models.BenefitGrantOut:
-    customer = await _customer_any(db, record.customer_id)
-    benefit = await benefit_queries.get_benefit_any(db, record.benefit_id)
-    if benefit is None:  # pragma: no cover - foreign keys make this impossible
-        raise NotFound("benefit not found")
-    return models.grant_out(record, customer, benefit)
+    record = principal.check(
+        await subscription_reads.get_subscription_record(db, EVERY_ORGANIZATION, subscription_id), "subscription"
+    )
+    return await polar_loaders.subscription(db, record)
 
 
 async def grant_by_id(db: Database, principal: Principal, grant_id: str) -> models.BenefitGrantOut:
-    return await grant(db, principal.check(await benefit_queries.get_grant(db, grant_id), "benefit grant"))
+    return await polar_loaders.grant(
+        db, principal.check(await benefit_reads.get_grant_record(db, EVERY_ORGANIZATION, grant_id), "benefit grant")
+    )

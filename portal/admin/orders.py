@@ -15,16 +15,18 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import OrderOut
 from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
 from portal.fields import Moment, NonNegative, Positive, SingleLine, moment_problem
-from portal.orders import admin_queries
+from portal.orders import reads as order_reads
 from portal.orders import service as order_service
 from portal.orders.service import BillingReason, OrderItemInput
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import OrderOut
 from portal.products import service as product_service
+from portal.scope import Scope
 
 
 class OrderCreate(msgspec.Struct, kw_only=True):
@@ -95,17 +97,16 @@ class OrderController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[OrderOut]:
-        result = await admin_queries.list_orders(
+        result = await order_reads.list_order_records(
             db,
-            organization_id=principal.list_filter(organization_id),
-            customer_id=customer_id,
+            Scope(organization_id=principal.list_filter(organization_id), customer_id=customer_id),
             product_id=product_id,
             subscription_id=subscription_id,
             status=status,
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.order(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.order(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Record an order (paid by default)", responses=responses.WRITE)
     async def create_order(

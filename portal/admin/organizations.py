@@ -14,7 +14,6 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.admin import deletions, responses
 from portal.admin.auth import Principal, require_admin_token
-from portal.admin.models import OrganizationOut, organization_out
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
@@ -22,6 +21,8 @@ from portal.fields import EmailLine, SingleLine
 from portal.organizations import admin_queries, queries
 from portal.organizations import service as org_service
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar.convert import organization_out
+from portal.polar.models import OrganizationOut
 from portal.settings import Settings
 
 

@@ -12,15 +12,17 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import ProductOut
 from portal.clock import Clock
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
 from portal.fields import NonNegative, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
-from portal.products import admin_queries
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import ProductOut
+from portal.products import reads as product_reads
 from portal.products import service as product_service
 from portal.references import UnknownReference
+from portal.scope import Scope
 
 
 class PriceIn(msgspec.Struct, kw_only=True):
@@ -64,7 +66,7 @@ class ProductBenefitsUpdate(msgspec.Struct, kw_only=True):
     benefits: list[str]
 
 
-def _price_input(price: admin_queries.PriceRecord) -> product_service.PriceInput:
+def _price_input(price: product_reads.PriceRecord) -> product_service.PriceInput:
     return product_service.PriceInput(
         amount=price.price_amount,
         currency=price.price_currency,
@@ -78,7 +80,7 @@ async def _price_inputs(
     converted: list[product_service.PriceInput] = []
     for index, price in enumerate(prices):
         if price.id is not None:
-            kept = await admin_queries.price_in_transaction(tx, price.id, product_id)
+            kept = await product_reads.get_product_price_record(tx, price.id, product_id)
             if kept is None:
                 raise UnknownReference("price", f"prices[{index}].id")
             converted.append(_price_input(kept))
@@ -96,7 +98,7 @@ async def _price_inputs(
 
 async def _current_input(tx: Transaction, product_id: str) -> product_service.ProductInput:
     row = await product_service.get_product_row(tx, product_id)
-    prices = await admin_queries.active_prices_in_transaction(tx, product_id)
+    prices = await product_reads.list_price_records(tx, product_id)
     return product_service.ProductInput(
         name=row["name"],
         description=row["description"],
@@ -125,15 +127,15 @@ class ProductController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[ProductOut]:
-        result = await admin_queries.list_products(
+        result = await product_reads.list_product_records(
             db,
-            organization_id=principal.list_filter(organization_id),
+            Scope(organization_id=principal.list_filter(organization_id)),
             is_archived=is_archived,
             is_recurring=is_recurring,
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.product(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.product(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Create a product with its prices", responses=responses.WRITE)
     async def create_product(

@@ -14,14 +14,16 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.admin import loaders, responses
 from portal.admin.auth import Principal
-from portal.admin.models import SubscriptionOut
 from portal.clock import Clock, parse_iso
 from portal.db import Database
 from portal.fields import Moment, NonNegative, SingleLine
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
-from portal.subscriptions import admin_queries
+from portal.polar import loaders as polar_loaders
+from portal.polar.models import SubscriptionOut
+from portal.scope import Scope
+from portal.subscriptions import reads as subscription_reads
 from portal.subscriptions import service as subscription_service
-from portal.subscriptions.admin_queries import SubscriptionRecord
+from portal.subscriptions.reads import SubscriptionRecord
 from portal.subscriptions.service import CancellationReason, SubscriptionInput, SubscriptionStatus
 
 UNSET = msgspec.UNSET
@@ -115,16 +117,15 @@ class SubscriptionController(Controller):
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[SubscriptionOut]:
-        result = await admin_queries.list_subscriptions(
+        result = await subscription_reads.list_subscription_records(
             db,
-            organization_id=principal.list_filter(organization_id),
-            customer_id=customer_id,
+            Scope(organization_id=principal.list_filter(organization_id), customer_id=customer_id),
             product_id=product_id,
             status=status,
             page=page,
             limit=limit,
         )
-        return list_resource([await loaders.subscription(db, r) for r in result.records], result.total, limit)
+        return list_resource([await polar_loaders.subscription(db, r) for r in result.records], result.total, limit)
 
     @post("/", summary="Record a subscription", responses=responses.WRITE)
     async def create_subscription(
@@ -161,7 +162,7 @@ class SubscriptionController(Controller):
                 await subscription_service.end_subscription(tx, id, now=now)
             else:
                 # Re-read inside the write: the merge must see the row the update replaces.
-                record = await admin_queries.get_subscription_in_transaction(tx, id)
+                record = await subscription_reads.require_subscription_record(tx, id)
                 await subscription_service.update_subscription(tx, id, merge(record, data, now), now=now)
         return await loaders.subscription_by_id(db, principal, id)
 

@@ -15,12 +15,13 @@ from urllib.parse import quote
 
 import msgspec
 
-from portal.benefits.queries import File, get_live_grant_file
+from portal.benefits.reads import File, get_live_grant_file
 from portal.clock import iso
 from portal.db import Database
 from portal.errors import NotFound
 from portal.organizations.queries import Organization
 from portal.organizations.queries import get_by_id as get_organization
+from portal.scope import Scope
 from portal.security import constant_time_equal, sign, verify_signature
 from portal.settings import Settings
 from portal.subscriptions.actions import record_event
@@ -106,7 +107,9 @@ async def redirect_target(db: Database, settings: Settings, token: str, *, now: 
     if row is None:
         raise NotFound("Downloadable not found.")
     organization = await get_organization(db, row["organization_id"])
-    file = await get_live_grant_file(db, row["organization_id"], row["customer_id"], grant_id, file_id)
+    file = await get_live_grant_file(
+        db, Scope.of_customer(row["organization_id"], row["customer_id"]), grant_id, file_id
+    )
     if organization is None or file is None:
         raise NotFound("Downloadable not found.")
     return download_link(settings, organization, grant_id, file_id, now=now, ttl_seconds=REDIRECT_LINK_TTL).url
@@ -142,7 +145,7 @@ async def open_download(
     )
     if owner is None:
         raise NotFound("file not found")
-    file = await get_live_grant_file(db, organization.id, owner, grant_id, file_id)
+    file = await get_live_grant_file(db, Scope.of_customer(organization.id, owner), grant_id, file_id)
     if file is None:
         raise NotFound("file not found")
     path = file_path(settings, file)

@@ -24,6 +24,8 @@ from portal.db import Transaction
 from portal.errors import InvalidInput
 from portal.notifications import hooks as notify
 from portal.products.service import get_product_benefit_ids
+from portal.scope import EVERY_ORGANIZATION
+from portal.subscriptions.reads import get_subscription_record
 
 # Subscription statuses that hold their product's benefits.
 BENEFIT_HOLDING_STATUSES = frozenset({"active", "trialing"})
@@ -204,16 +206,13 @@ async def sync_subscription_grants(tx: Transaction, subscription_id: str, *, now
     """Make a subscription's grants match its state: while ``active``/``trialing`` it holds exactly its
     current product's benefits (a plan change revokes the old product's extra benefits and grants the new
     ones); in any other status it holds none."""
-    subscription = await tx.fetchone(
-        "SELECT customer_id, product_id, status FROM subscriptions WHERE id = ?",
-        (subscription_id,),
-    )
+    subscription = await get_subscription_record(tx, EVERY_ORGANIZATION, subscription_id)
     if subscription is None:
         raise InvalidInput("subscription not found", "subscription_id")
-    if subscription["status"] not in BENEFIT_HOLDING_STATUSES:
+    if subscription.status not in BENEFIT_HOLDING_STATUSES:
         await revoke_subscription_grants(tx, subscription_id, now=now)
         return
-    wanted = await get_product_benefit_ids(tx, subscription["product_id"])
+    wanted = await get_product_benefit_ids(tx, subscription.product_id)
     live = await tx.fetchall(
         """
         SELECT id, benefit_id FROM benefit_grants
@@ -227,7 +226,7 @@ async def sync_subscription_grants(tx: Transaction, subscription_id: str, *, now
     for benefit_id in wanted:
         await grant_benefit(
             tx,
-            customer_id=subscription["customer_id"],
+            customer_id=subscription.customer_id,
             benefit_id=benefit_id,
             subscription_id=subscription_id,
             now=now,

@@ -14,12 +14,14 @@ from litestar import Controller, get, patch
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from portal.customer_portal import queries, serialize
+from portal.benefits import reads as benefit_reads
+from portal.customer_portal import serialize
 from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, not_found, not_permitted, responses
 from portal.customer_portal.models import CustomerBenefitGrant, CustomerBenefitGrantUpdate, ListResource
 from portal.db import Database
 from portal.errors import InvalidInput
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 
 BenefitType = Literal[
@@ -60,10 +62,9 @@ class BenefitGrantsController(Controller):
         if checkout_id or member_id:
             # Portal has no checkouts or members: nothing matches such a filter.
             return listing([], 0, limit)
-        rows, total = await queries.list_grants(
+        rows, total = await benefit_reads.list_grant_rows(
             db,
-            ctx.organization.id,
-            ctx.customer.id,
+            Scope.of_customer(ctx.organization.id, ctx.customer.id),
             query=search,
             types=type,
             benefit_id=benefit_id,
@@ -80,7 +81,7 @@ class BenefitGrantsController(Controller):
         self, db: NamedDependency[Database], api_customer: NamedDependency[SessionContext], id: FromPath[str]
     ) -> CustomerBenefitGrant:
         ctx = api_customer
-        row = await queries.get_grant(db, ctx.organization.id, ctx.customer.id, id)
+        row = await benefit_reads.get_grant_row(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), id)
         if row is None:
             raise not_found(NOT_FOUND)
         return serialize.grant_out(row, ctx.customer, ctx.organization)
@@ -102,7 +103,7 @@ class BenefitGrantsController(Controller):
         data: JSONBody[CustomerBenefitGrantUpdate],
     ) -> CustomerBenefitGrant:
         ctx = api_customer
-        row = await queries.get_grant(db, ctx.organization.id, ctx.customer.id, id)
+        row = await benefit_reads.get_grant_row(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), id)
         if row is None:
             raise not_found(NOT_FOUND)
         if data.benefit_type != row["benefit_type"]:

@@ -34,9 +34,10 @@ from portal.customer_portal.models import (
 )
 from portal.customers import email_change
 from portal.customers.billing import BillingForm, save_billing
-from portal.customers.queries import get_in_org
+from portal.customers.reads import get_customer
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
+from portal.scope import Scope
 from portal.sessions import rate_limit
 from portal.sessions.emails import send_email_change
 from portal.sessions.store import SessionContext, create_session
@@ -100,7 +101,7 @@ class CustomersController(Controller):
             field, message = next(iter(errors.items()))
             api_fields = ("billing_name", "tax_id", "billing_address")
             raise InvalidInput(message, field if field in api_fields else f"billing_address.{field}")
-        fresh = await get_in_org(db, ctx.organization.id, customer.id)
+        fresh = await get_customer(db, Scope.of_organization(ctx.organization.id), customer.id)
         assert fresh is not None
         return serialize.customer_out(fresh)
 

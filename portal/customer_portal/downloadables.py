@@ -1,7 +1,7 @@
 """``GET /v1/customer-portal/downloadables/``: the files of the caller's live downloadables grants, each with a
 ``file.download.url`` that works without a cookie for ten minutes: ``GET /v1/customer-portal/downloadables/{token}``
 (public, as Polar's) answers 302 to a signed file URL that lives one minute and streams the file. The grants and
-links come from the pages' shared modules (``benefits.queries``, ``benefits.downloads``)."""
+links come from the pages' shared modules (``benefits.reads``, ``benefits.downloads``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 
-from portal.admin.models import size_readable
 from portal.benefits.downloads import DownloadTokenExpired, downloadable_url, redirect_target
-from portal.benefits.queries import list_grants
+from portal.benefits.reads import list_held_grants
 from portal.clock import Clock
 from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
@@ -23,6 +22,8 @@ from portal.customer_portal.models import DownloadableRead, FileDownload, ListRe
 from portal.customer_portal.serialize import sha256_base64
 from portal.db import Database
 from portal.errors import NotFound
+from portal.polar.convert import size_readable
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
@@ -53,7 +54,7 @@ class DownloadablesController(Controller):
         ctx = api_customer
         now = clock.now()
         items: list[DownloadableRead] = []
-        for grant in await list_grants(db, ctx.organization.id, ctx.customer.id):
+        for grant in await list_held_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id)):
             if grant.type != "downloadables" or (benefit_id and grant.benefit_id not in benefit_id):
                 continue
             for file in grant.files:

@@ -15,8 +15,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.benefits import license_key_api
+from portal.benefits import reads as benefit_reads
 from portal.clock import Clock
-from portal.customer_portal import queries, serialize
+from portal.customer_portal import serialize
 from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import (
@@ -30,8 +31,9 @@ from portal.customer_portal.models import (
     ListResource,
     ValidatedLicenseKey,
 )
-from portal.customers.queries import get_in_org
+from portal.customers.reads import get_customer
 from portal.db import Database
+from portal.scope import EVERY_ORGANIZATION, Scope
 from portal.sessions.store import SessionContext
 
 NOT_FOUND = "License key not found."
@@ -42,20 +44,16 @@ def _polar(exc: license_key_api.LicenseKeyError) -> PolarAPIError:
 
 
 async def _key_fields(db: Database, organization_id: str, key_id: str, customer_id: str) -> dict:  # type: ignore[type-arg]
-    customer = await get_in_org(db, organization_id, customer_id)
-    row = await db.fetchone(
-        f"SELECT {queries.LICENSE_KEY_COLUMNS} FROM {queries.LICENSE_KEY_SOURCE} WHERE k.id = ?", (key_id,)
-    )
+    customer = await get_customer(db, Scope.of_organization(organization_id), customer_id)
+    row = await benefit_reads.get_license_key_row(db, EVERY_ORGANIZATION, key_id)
     if customer is None or row is None:
         raise not_found(NOT_FOUND)
-    source = serialize.license_key_source(await queries.license_key_source(db, key_id))
+    source = serialize.license_key_source(await benefit_reads.license_key_source(db, key_id))
     return serialize.license_key_fields(row, customer) | source
 
 
-async def _activation(db: Database, activation_id: str) -> queries.Row:
-    row = await db.fetchone(
-        f"SELECT {queries.ACTIVATION_COLUMNS} FROM license_key_activations a WHERE a.id = ?", (activation_id,)
-    )
+async def _activation(db: Database, activation_id: str) -> benefit_reads.Row:
+    row = await benefit_reads.get_activation_row(db, activation_id)
     if row is None:
         raise not_found("Activation not found.")
     return row
@@ -76,8 +74,12 @@ class LicenseKeysController(Controller):
     ) -> ListResource[LicenseKeyRead]:
         limit = clamp_limit(limit)
         ctx = api_customer
-        rows, total = await queries.list_license_keys(
-            db, ctx.organization.id, ctx.customer.id, benefit_id=benefit_id, page_number=page, limit=limit
+        rows, total = await benefit_reads.list_license_key_rows(
+            db,
+            Scope.of_customer(ctx.organization.id, ctx.customer.id),
+            benefit_id=benefit_id,
+            page_number=page,
+            limit=limit,
         )
         return listing([serialize.license_key_out(row, ctx.customer) for row in rows], total, limit)
 
@@ -86,13 +88,13 @@ class LicenseKeysController(Controller):
         self, db: NamedDependency[Database], api_customer: NamedDependency[SessionContext], id: FromPath[str]
     ) -> LicenseKeyWithActivations:
         ctx = api_customer
-        row = await queries.get_license_key(db, ctx.organization.id, ctx.customer.id, id)
+        row = await benefit_reads.get_license_key_row(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), id)
         if row is None:
             raise not_found(NOT_FOUND)
         admin = (msgspec.json.decode(row["benefit_properties"] or "{}").get("activations") or {}).get(
             "enable_customer_admin"
         )
-        activations = await queries.activations(db, id) if admin else []
+        activations = await benefit_reads.activation_rows(db, id) if admin else []
         return LicenseKeyWithActivations(
             **serialize.license_key_fields(row, ctx.customer),
             activations=[serialize.activation_out(a) for a in activations],
@@ -131,7 +133,7 @@ class LicenseKeysController(Controller):
             )  # fmt: skip
         except license_key_api.LicenseKeyError as exc:
             raise _polar(exc) from None
-        row = await queries.get_license_key(db, ctx.organization.id, ctx.customer.id, id)
+        row = await benefit_reads.get_license_key_row(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), id)
         assert row is not None
         return serialize.license_key_out(row, ctx.customer)
 

@@ -14,6 +14,14 @@ import msgspec
 
 from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN, SingleLine
 from portal.pagination import ListResource, Pagination
+from portal.polar.models import (
+    Address,
+    CustomerPortalUsageSettings,
+    OrderBase,
+    OrderItem,
+    ProductPrice,
+    SubscriptionBase,
+)
 
 __all__ = ["ListResource", "Pagination"]
 
@@ -45,19 +53,8 @@ class HTTPValidationErrorBody(msgspec.Struct, kw_only=True):
 # --- shared pieces ---------------------------------------------------------------------------------------
 
 
-class Address(msgspec.Struct, kw_only=True, omit_defaults=False, frozen=True):
-    line1: str | None = None
-    line2: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    state: str | None = None
-    country: str
-
-
-class CustomerPortalUsageSettings(msgspec.Struct, kw_only=True):
-    show: bool
-
-
+# The customer portal's variants of the admin API's settings (portal.polar.models): Polar's customer-portal
+# organization carries more fields (units, pause, the customer's email change).
 class CustomerPortalSubscriptionSettings(msgspec.Struct, kw_only=True):
     update_seats: bool
     update_plan: bool
@@ -92,24 +89,6 @@ class CustomerOrganization(msgspec.Struct, kw_only=True):
     allow_customer_updates: bool = True
     customer_portal_settings: OrganizationCustomerPortalSettings
     organization_features: CustomerOrganizationFeatureSettings
-
-
-class ProductPrice(msgspec.Struct, kw_only=True, omit_defaults=False):
-    """Polar's ``ProductPriceFixed`` / ``ProductPriceCustom`` (a free price is a fixed price of 0)."""
-
-    created_at: str
-    modified_at: str | None
-    id: str
-    source: Literal["catalog", "ad_hoc"] = "catalog"
-    amount_type: Literal["fixed", "custom"]
-    price_currency: str
-    tax_behavior: Literal["location", "inclusive", "exclusive"] | None = None
-    is_archived: bool
-    product_id: str
-    price_amount: int | None = None
-    minimum_amount: int | None = None
-    maximum_amount: int | None = None
-    preset_amount: int | None = None
 
 
 class BenefitPublic(msgspec.Struct, kw_only=True):
@@ -219,84 +198,9 @@ class CustomerEmailUpdateVerifyResponse(msgspec.Struct, kw_only=True):
 # --- orders ----------------------------------------------------------------------------------------------
 
 
-class OrderItem(msgspec.Struct, kw_only=True):
-    created_at: str
-    modified_at: str | None
-    id: str
-    label: str
-    amount: int
-    tax_amount: int
-    proration: bool
-    product_price_id: str | None
-    start_timestamp: str | None = None
-    end_timestamp: str | None = None
+class CustomerOrder(OrderBase, kw_only=True):
+    """Polar's ``CustomerOrder``: ``OrderBase`` with what the customer portal nests."""
 
-
-class SubscriptionBase(msgspec.Struct, kw_only=True):
-    """Polar's ``CustomerOrderSubscription`` (a subscription without product, prices and meters)."""
-
-    created_at: str
-    modified_at: str | None
-    id: str
-    amount: int
-    currency: str
-    recurring_interval: Literal["day", "week", "month", "year"]
-    recurring_interval_count: int
-    status: str
-    current_period_start: str
-    current_period_end: str
-    current_meter_period_start: str | None = None
-    current_meter_period_end: str | None = None
-    trial_start: str | None
-    trial_end: str | None
-    cancel_at_period_end: bool
-    canceled_at: str | None
-    started_at: str | None
-    ends_at: str | None
-    ended_at: str | None
-    past_due_at: str | None = None
-    pause_at_period_end: bool = False
-    paused_at: str | None = None
-    resumes_at: str | None = None
-    customer_id: str
-    product_id: str
-    discount_id: str | None = None
-    checkout_id: str | None = None
-    seats: int | None = None
-    units: int | None = None
-    customer_cancellation_reason: str | None
-    customer_cancellation_comment: str | None
-
-
-class CustomerOrder(msgspec.Struct, kw_only=True):
-    id: str
-    created_at: str
-    modified_at: str | None
-    status: str
-    paid: bool
-    subtotal_amount: int
-    discount_amount: int
-    net_amount: int
-    tax_amount: int
-    total_amount: int
-    applied_balance_amount: int = 0
-    due_amount: int
-    refunded_amount: int
-    refunded_tax_amount: int
-    currency: str
-    billing_reason: str
-    billing_name: str | None
-    billing_address: Address | None
-    invoice_number: str | None
-    is_invoice_generated: bool
-    receipt_number: str | None
-    seats: int | None = None
-    units: int | None = None
-    customer_id: str
-    product_id: str | None
-    discount_id: str | None = None
-    subscription_id: str | None
-    checkout_id: str | None = None
     next_payment_attempt_at: str | None = None
     product: CustomerProductWithOrganization | None
     subscription: SubscriptionBase | None

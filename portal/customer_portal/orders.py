@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
-from portal.customer_portal import queries, serialize
+from portal.customer_portal import serialize
 from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import (
     BEARER,
@@ -39,6 +39,8 @@ from portal.invoices.service import (
     generate_invoice,
     update_order_billing,
 )
+from portal.orders import reads as order_reads
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
@@ -50,8 +52,12 @@ BillingType = Literal["one_time", "recurring"]
 ORDER_NOT_FOUND = "Order not found."
 
 
+def _scope(ctx: SessionContext) -> Scope:
+    return Scope.of_customer(ctx.organization.id, ctx.customer.id)
+
+
 async def _order(db: Database, ctx: SessionContext, order_id: str) -> CustomerOrder:
-    row = await queries.get_order(db, ctx.organization.id, ctx.customer.id, order_id)
+    row = await order_reads.get_order_row(db, _scope(ctx), order_id)
     if row is None:
         raise not_found(ORDER_NOT_FOUND)
     return (await serialize.orders_out(db, ctx.organization, [row]))[0]
@@ -77,10 +83,9 @@ class OrdersController(Controller):
     ) -> ListResource[CustomerOrder]:
         limit = clamp_limit(limit)
         ctx = api_customer
-        rows, total = await queries.list_orders(
+        rows, total = await order_reads.list_order_rows(
             db,
-            ctx.organization.id,
-            ctx.customer.id,
+            _scope(ctx),
             product_id=product_id,
             product_billing_type=product_billing_type,
             subscription_id=subscription_id,
@@ -144,7 +149,7 @@ class OrdersController(Controller):
         id: FromPath[str],
     ) -> CustomerOrderReceipt:
         ctx = api_customer
-        row = await queries.get_order(db, ctx.organization.id, ctx.customer.id, id)
+        row = await order_reads.get_order_row(db, _scope(ctx), id)
         if row is None or row["receipt_number"] is None or row["paid_at"] is None:
             raise not_found(ORDER_NOT_FOUND if row is None else "This order has no receipt (it was never paid).")
         url = document_url(
@@ -201,7 +206,7 @@ class OrdersController(Controller):
         id: FromPath[str],
     ) -> CustomerOrderInvoice:
         ctx = api_customer
-        if await queries.get_order(db, ctx.organization.id, ctx.customer.id, id) is None:
+        if await order_reads.get_order_row(db, _scope(ctx), id) is None:
             raise not_found(ORDER_NOT_FOUND)
         invoice = await invoice_queries.latest_for_order(db, ctx.organization.id, ctx.customer.id, id)
         if invoice is None:

@@ -4,15 +4,15 @@ product with its prices, benefits and organization; its subscription; its items)
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
 
 from portal.benefits.service import load_properties
-from portal.customer_portal import catalog, queries
+from portal.customer_portal import catalog
 from portal.customer_portal.models import (
-    Address,
     BenefitGrantError,
     BenefitPublic,
     BenefitSubscriber,
@@ -24,7 +24,6 @@ from portal.customer_portal.models import (
     CustomerPortalCustomer,
     CustomerPortalCustomerSettings,
     CustomerPortalSubscriptionSettings,
-    CustomerPortalUsageSettings,
     CustomerProductWithOrganization,
     CustomerSubscription,
     LicenseKeyActivationBase,
@@ -32,16 +31,18 @@ from portal.customer_portal.models import (
     LicenseKeyOrder,
     LicenseKeyRead,
     LicenseKeySubscription,
-    OrderItem,
     OrganizationCustomerPortalSettings,
     ProductBase,
-    ProductPrice,
-    SubscriptionBase,
 )
-from portal.customers.queries import Customer
+from portal.customers.reads import Customer
 from portal.customers.tax_ids import typed_tax_id
-from portal.db import Database, row_dicts
+from portal.db import Database, row_dict, row_dicts
+from portal.orders import reads as order_reads
 from portal.organizations.queries import Organization
+from portal.polar import convert
+from portal.polar.models import Address, CustomerPortalUsageSettings, OrderItem, ProductPrice, SubscriptionBase
+from portal.products import reads as product_reads
+from portal.subscriptions import reads as subscription_reads
 
 PAID_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
 
@@ -116,21 +117,12 @@ def subscriber_organization(org: Organization) -> BenefitSubscriberOrganization:
     )
 
 
-def price_out(row: queries.Row) -> ProductPrice:
-    common: dict[str, Any] = {
-        "id": row["id"],
-        "created_at": row["created_at"],
-        "modified_at": row["modified_at"],
-        "price_currency": row["price_currency"],
-        "is_archived": bool(row["is_archived"]),
-        "product_id": row["product_id"],
-    }
-    if row["amount_type"] == "custom":
-        return ProductPrice(amount_type="custom", minimum_amount=0, preset_amount=row["price_amount"], **common)
-    return ProductPrice(amount_type="fixed", price_amount=row["price_amount"], **common)
+def price_out(row: sqlite3.Row) -> ProductPrice:
+    """A catalog row of ``product_reads.price_rows_by_product`` as Polar's price (the one converter)."""
+    return convert.price_out(msgspec.convert(row_dict(row), product_reads.PriceRecord, strict=False))
 
 
-def benefit_public(row: queries.Row) -> BenefitPublic:
+def benefit_public(row: sqlite3.Row) -> BenefitPublic:
     properties = None
     if row["type"] == "meter_credit":
         props = _json(row["properties"], {})
@@ -147,7 +139,7 @@ def benefit_public(row: queries.Row) -> BenefitPublic:
     )
 
 
-def _product_fields(row: queries.Row, prices: Sequence[queries.Row], benefits: Sequence[queries.Row]) -> dict[str, Any]:
+def _product_fields(row: sqlite3.Row, prices: Sequence[sqlite3.Row], benefits: Sequence[sqlite3.Row]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "created_at": row["created_at"],
@@ -177,10 +169,10 @@ async def load_products(
 async def _read_products(
     db: Database, organization: Organization, product_ids: Sequence[str]
 ) -> dict[str, CustomerProductWithOrganization]:
-    rows = await queries.products_by_id(db, product_ids)
+    rows = await product_reads.product_rows_by_id(db, product_ids)
     ids = list(rows)
-    prices = await queries.prices_by_product(db, ids)
-    benefits = await queries.benefits_by_product(db, ids)
+    prices = await product_reads.price_rows_by_product(db, ids)
+    benefits = await product_reads.benefit_rows_by_product(db, ids)
     org = organization_out(organization)
     return {
         pid: CustomerProductWithOrganization(
@@ -191,10 +183,10 @@ async def _read_products(
 
 
 async def public_products(db: Database, organization: Organization) -> list[ProductBase]:
-    rows = await queries.public_products(db, organization.id)
+    rows = await product_reads.public_product_rows(db, organization.id)
     ids = [row["id"] for row in rows]
-    prices = await queries.prices_by_product(db, ids)
-    benefits = await queries.benefits_by_product(db, ids)
+    prices = await product_reads.price_rows_by_product(db, ids)
+    benefits = await product_reads.benefit_rows_by_product(db, ids)
     return [ProductBase(**_product_fields(row, prices.get(row["id"], []), benefits.get(row["id"], []))) for row in rows]
 
 
@@ -268,7 +260,7 @@ def subscription_base(row: Mapping[str, Any]) -> SubscriptionBase:
 
 
 async def subscriptions_out(
-    db: Database, organization: Organization, rows: Sequence[queries.Row]
+    db: Database, organization: Organization, rows: Sequence[sqlite3.Row]
 ) -> list[CustomerSubscription]:
     products = await load_products(db, organization, [row["product_id"] for row in rows])
     dicts = row_dicts(rows)  # by name, a dict is faster than sqlite3.Row (see orders_out)
@@ -305,7 +297,7 @@ OrderT = TypeVar("OrderT", bound=CustomerOrder)
 
 def build_order(
     model: type[OrderT],
-    row: queries.OrderRow,
+    row: order_reads.OrderRow,
     product: Any,
     product_name: str | None,
     subscription: SubscriptionBase | None,
@@ -353,14 +345,14 @@ def build_order(
     )
 
 
-async def _order_subscriptions(db: Database, orders: Sequence[queries.OrderRow]) -> dict[str, SubscriptionBase]:
-    by_id = await queries.subscriptions_by_id(db, [order.subscription_id for order in orders])
+async def _order_subscriptions(db: Database, orders: Sequence[order_reads.OrderRow]) -> dict[str, SubscriptionBase]:
+    by_id = await subscription_reads.subscription_rows_by_id(db, [order.subscription_id for order in orders])
     return dict(zip(by_id, map(subscription_base, row_dicts(list(by_id.values()))), strict=True))
 
 
-async def orders_out(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrder]:
+async def orders_out(db: Database, organization: Organization, rows: Sequence[sqlite3.Row]) -> list[CustomerOrder]:
     """Orders with items, product and subscription, in a fixed number of queries (one order's answer)."""
-    orders = queries.order_rows(rows)
+    orders = order_reads.order_rows(rows)
     products = await load_products(db, organization, [order.product_id for order in orders])
     subscriptions = await _order_subscriptions(db, orders)
     out = []
@@ -372,11 +364,11 @@ async def orders_out(db: Database, organization: Organization, rows: Sequence[qu
     return out
 
 
-async def orders_wire(db: Database, organization: Organization, rows: Sequence[queries.Row]) -> list[CustomerOrderWire]:
+async def orders_wire(db: Database, organization: Organization, rows: Sequence[sqlite3.Row]) -> list[CustomerOrderWire]:
     """A page of orders as ``CustomerOrderWire``s (see above), in a fixed number of queries. The rows are read by
-    position (``queries.order_rows``): ``sqlite3.Row["name"]`` compares the name with each column in turn, and a dict
-    per row costs more than the rest of the order (bench/README.md)."""
-    orders = queries.order_rows(rows)
+    position (``order_reads.order_rows``): ``sqlite3.Row["name"]`` compares the name with each column in turn, and a
+    dict per row costs more than the rest of the order (bench/README.md)."""
+    orders = order_reads.order_rows(rows)
     product_ids = [order.product_id for order in orders]
     products = await catalog.cached_products_encoded(db, organization, product_ids, _read_products)
     subscriptions = await _order_subscriptions(db, orders)
@@ -423,7 +415,7 @@ def _grant_error(text: str | None) -> BenefitGrantError | None:
         return None
 
 
-def grant_out(row: queries.Row, customer: Customer, organization: Organization) -> CustomerBenefitGrant:
+def grant_out(row: sqlite3.Row, customer: Customer, organization: Organization) -> CustomerBenefitGrant:
     return CustomerBenefitGrant(
         created_at=row["created_at"],
         modified_at=row["modified_at"],
@@ -456,7 +448,7 @@ def grant_out(row: queries.Row, customer: Customer, organization: Organization) 
 # --- license keys ----------------------------------------------------------------------------------------
 
 
-def activation_out(row: queries.Row) -> LicenseKeyActivationBase:
+def activation_out(row: sqlite3.Row) -> LicenseKeyActivationBase:
     return LicenseKeyActivationBase(
         id=row["id"],
         license_key_id=row["license_key_id"],
@@ -467,7 +459,7 @@ def activation_out(row: queries.Row) -> LicenseKeyActivationBase:
     )
 
 
-def license_key_source(row: queries.Row | None) -> dict[str, Any]:
+def license_key_source(row: sqlite3.Row | None) -> dict[str, Any]:
     """API 2027-01's ``subscription``/``order`` of a granted key: the subscription when a subscription granted
     it, else the one-time order (Polar: ``order`` is only ever a one-time order)."""
     if row is not None and row["s_id"] is not None:
@@ -492,7 +484,7 @@ def license_key_source(row: queries.Row | None) -> dict[str, Any]:
     return {"subscription_id": None, "subscription": None, "order_id": None, "order": None}
 
 
-def license_key_fields(row: queries.Row, customer: Customer) -> dict[str, Any]:
+def license_key_fields(row: sqlite3.Row, customer: Customer) -> dict[str, Any]:
     return {
         "id": row["id"],
         "created_at": row["created_at"],
@@ -513,7 +505,7 @@ def license_key_fields(row: queries.Row, customer: Customer) -> dict[str, Any]:
     }
 
 
-def license_key_out(row: queries.Row, customer: Customer) -> LicenseKeyRead:
+def license_key_out(row: sqlite3.Row, customer: Customer) -> LicenseKeyRead:
     return LicenseKeyRead(**license_key_fields(row, customer))
 
 

@@ -21,15 +21,17 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
-from portal.customer_portal import queries, serialize
+from portal.customer_portal import serialize
 from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
 from portal.customer_portal.models import CustomerSubscription, CustomerSubscriptionUpdate, ListResource
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput, NotFound
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.subscriptions import actions, remote
+from portal.subscriptions import reads as subscription_reads
 
 SubscriptionSort = Literal[
     "started_at", "-started_at", "amount", "-amount", "status", "-status", "organization", "-organization",
@@ -52,7 +54,9 @@ def already_canceled() -> PolarAPIError:
 
 
 async def _subscription(db: Database, ctx: SessionContext, subscription_id: str) -> CustomerSubscription:
-    row = await queries.get_subscription(db, ctx.organization.id, ctx.customer.id, subscription_id)
+    row = await subscription_reads.get_subscription_row(
+        db, Scope.of_customer(ctx.organization.id, ctx.customer.id), subscription_id
+    )
     if row is None:
         raise not_found(NOT_FOUND)
     return (await serialize.subscriptions_out(db, ctx.organization, [row]))[0]
@@ -110,10 +114,9 @@ class SubscriptionsController(Controller):
     ) -> ListResource[CustomerSubscription]:
         limit = clamp_limit(limit)
         ctx = api_customer
-        rows, total = await queries.list_subscriptions(
+        rows, total = await subscription_reads.list_subscription_rows(
             db,
-            ctx.organization.id,
-            ctx.customer.id,
+            Scope.of_customer(ctx.organization.id, ctx.customer.id),
             product_id=product_id,
             active=active,
             query=search,

@@ -13,7 +13,7 @@ from functools import lru_cache
 import msgspec
 from babel import Locale
 
-from portal.customers.queries import Customer
+from portal.customers.reads import Customer
 from portal.customers.service import Address, CustomerUpdate, update_customer
 from portal.customers.tax_ids import typed_tax_id
 from portal.db import Database

@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 import msgspec
 
 from portal.clock import iso, new_id
-from portal.customers.queries import get_by_email
+from portal.customers.reads import get_customer_by_email
 from portal.customers.service import CustomerUpdate, update_customer
 from portal.db import Database, Transaction
 from portal.errors import Conflict, DomainError, InvalidInput
 from portal.fields import DOTTED_EMAIL_ADDRESS_PATTERN
 from portal.organizations.queries import get_by_id
+from portal.scope import Scope
 from portal.security import hmac_digest, new_token
 from portal.sessions import rate_limit
 from portal.sessions.service import MailBudget
@@ -103,7 +104,7 @@ async def request_change(
         raise InvalidInput("this is already your email address", "email")
     # An address that is already a customer's gets the same answer and the same writes, but no mail: the answer
     # must not tell who is a customer (issue 17.3); such a change would fail at verification anyway.
-    in_use = await get_by_email(db, ctx.organization.id, email) is not None
+    in_use = await get_customer_by_email(db, Scope.of_organization(ctx.organization.id), email) is not None
     budget = MailBudget.for_email_change(
         settings, organization_id=ctx.organization.id, customer_id=ctx.customer.id, email=email, ip=ip
     )

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Response, Template
 from portal import i18n
 from portal.clock import Clock
 from portal.customer_portal.links import check_document_signature
-from portal.customers.queries import get_in_org
+from portal.customers.reads import get_customer
 from portal.db import Database
 from portal.errors import NotFound
 from portal.invoices import queries
@@ -28,9 +28,11 @@ from portal.invoices.service import (
     OrderNotEligibleForInvoice,
     issue_for_customer,
 )
+from portal.orders.reads import order_owner
 from portal.portal_pages import text
 from portal.portal_pages.layout import DEFAULT_ACCENT, base_path, not_found, see_other
 from portal.portal_pages.receipts import FormatParam, load_receipt, receipt_answer
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
@@ -129,7 +131,7 @@ GONE = "This link has expired or is not valid. Open the order again in the custo
 async def _owner_live(db: Database, organization_id: str, customer_id: str) -> bool:
     """A signed link opens only while its customer exists: one minted before the customer was deleted stops
     working at once (its signature alone would keep it valid for its hour)."""
-    return await get_in_org(db, organization_id, customer_id) is not None
+    return await get_customer(db, Scope.of_organization(organization_id), customer_id) is not None
 
 
 class SignedDocumentsController(Controller):
@@ -149,21 +151,21 @@ class SignedDocumentsController(Controller):
         signature: SignatureParam = "",
         format: FormatParam = "html",
     ) -> Template | Response[bytes]:
-        owner = await db.fetchone("SELECT organization_id, customer_id FROM orders WHERE id = ?", (order_id,))
-        if owner is None or not await _owner_live(db, owner["organization_id"], owner["customer_id"]):
+        owner = await order_owner(db, order_id)
+        if owner is None or not await _owner_live(db, owner.organization_id, owner.customer_id):
             raise NotFoundException(GONE)
         if not check_document_signature(
             settings,
             "receipt",
-            organization_id=owner["organization_id"],
-            customer_id=owner["customer_id"],
+            organization_id=owner.organization_id,
+            customer_id=owner.customer_id,
             document_id=order_id,
             signature=signature,
             now=clock.now(),
         ):
             raise NotFoundException(GONE)
         try:
-            receipt = await load_receipt(db, owner["organization_id"], owner["customer_id"], order_id)
+            receipt = await load_receipt(db, owner.organization_id, owner.customer_id, order_id)
         except NotFound:
             raise NotFoundException(GONE) from None
         response = await receipt_answer(request, receipt, format)

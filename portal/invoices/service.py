@@ -25,10 +25,13 @@ import msgspec
 
 from portal.clock import iso, new_id
 from portal.customers.billing import BillingForm, validate_billing
-from portal.customers.queries import Customer
-from portal.db import Database, Transaction, row_dict
+from portal.customers.reads import Customer, get_customer_record
+from portal.db import Database, Transaction
 from portal.errors import DomainError, InvalidInput, NotFound
 from portal.invoices.queries import INVOICE_COLUMNS, Invoice
+from portal.orders import service as order_service
+from portal.orders.reads import OrderDetail, get_order_detail
+from portal.scope import EVERY_ORGANIZATION, Scope
 from portal.subscriptions.actions import record_event
 
 INVOICEABLE_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
@@ -56,43 +59,23 @@ def _address(text: str | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("country") else None
 
 
-async def _own_order(tx: Transaction, organization_id: str, customer_id: str, order_id: str) -> Any:
-    row = await tx.fetchone(
-        """
-        SELECT o.*, p.name AS product_name
-        FROM orders o
-        LEFT JOIN products p ON p.id = o.product_id
-        WHERE o.id = ? AND o.organization_id = ? AND o.customer_id = ?
-        """,
-        (order_id, organization_id, customer_id),
-    )
-    if row is None:
+async def _own_order(tx: Transaction, organization_id: str, customer_id: str, order_id: str) -> OrderDetail:
+    order = await get_order_detail(tx, Scope.of_customer(organization_id, customer_id), order_id)
+    if order is None:
         raise NotFound("order not found")
-    return row
+    return order
 
 
-async def build_snapshot(tx: Transaction, order: Any) -> dict[str, Any]:
+async def build_snapshot(tx: Transaction, order: OrderDetail) -> dict[str, Any]:
     """Everything the invoice prints that could change later, frozen at issue time."""
     org = await tx.fetchone(
         "SELECT name, address, support_email, avatar_url, accent_color, default_locale FROM organizations WHERE id = ?",
-        (order["organization_id"],),
+        (order.organization_id,),
     )
     assert org is not None  # orders.organization_id is a foreign key
-    email = await tx.fetchval("SELECT email FROM customers WHERE id = ?", (order["customer_id"],))
-    items = await tx.fetchall(
-        """
-        SELECT
-            label,
-            quantity,
-            unit_amount,
-            amount,
-            tax_amount
-        FROM order_items
-        WHERE order_id = ?
-        ORDER BY position, created_at
-        """,
-        (order["id"],),
-    )
+    customer = await get_customer_record(tx, EVERY_ORGANIZATION, order.customer_id, include_deleted=True)
+    assert customer is not None  # orders.customer_id is a foreign key
+    email = customer.email
     return {
         "seller": {
             "name": org["name"],
@@ -103,18 +86,27 @@ async def build_snapshot(tx: Transaction, order: Any) -> dict[str, Any]:
         },
         "locale": org["default_locale"],
         "customer_email": email,
-        "product_name": order["product_name"],
-        "receipt_number": order["receipt_number"],
-        "order_created_at": order["created_at"],
-        "paid_at": order["paid_at"],
-        "status": order["status"],
-        "currency": order["currency"],
-        "subtotal_amount": order["subtotal_amount"],
-        "discount_amount": order["discount_amount"],
-        "tax_amount": order["tax_amount"],
-        "total_amount": order["total_amount"],
-        "refunded_amount": order["refunded_amount"],
-        "items": [row_dict(item) for item in items],
+        "product_name": order.product_name,
+        "receipt_number": order.receipt_number,
+        "order_created_at": order.created_at,
+        "paid_at": order.paid_at,
+        "status": order.status,
+        "currency": order.currency,
+        "subtotal_amount": order.subtotal_amount,
+        "discount_amount": order.discount_amount,
+        "tax_amount": order.tax_amount,
+        "total_amount": order.total_amount,
+        "refunded_amount": order.refunded_amount,
+        "items": [
+            {
+                "label": item.label,
+                "quantity": item.quantity,
+                "unit_amount": item.unit_amount,
+                "amount": item.amount,
+                "tax_amount": item.tax_amount,
+            }
+            for item in order.items
+        ],
     }
 
 
@@ -137,10 +129,10 @@ async def generate_invoice(
     """The order's current invoice, issuing it (or a corrected one) when needed; ``(invoice, issued_now)``."""
     async with db.write() as tx:
         order = await _own_order(tx, organization_id, customer_id, order_id)
-        if order["status"] not in INVOICEABLE_STATUSES or order["paid_at"] is None:
+        if order.status not in INVOICEABLE_STATUSES or order.paid_at is None:
             raise OrderNotEligibleForInvoice("This order is not paid, so an invoice cannot be generated.")
-        address = _address(order["billing_address"])
-        if not (order["billing_name"] or "").strip() or address is None:
+        address = _address(order.billing_address)
+        if not (order.billing_name or "").strip() or address is None:
             raise MissingInvoiceBillingDetails(MISSING_DETAILS)
         latest_row = await tx.fetchone(
             f"SELECT {INVOICE_COLUMNS} FROM invoices i WHERE i.order_id = ? ORDER BY i.issued_at DESC, i.rowid DESC",
@@ -149,9 +141,9 @@ async def generate_invoice(
         latest = None if latest_row is None else msgspec.convert(dict(latest_row), Invoice)
         if (
             latest is not None
-            and latest.billing_name == order["billing_name"]
+            and latest.billing_name == order.billing_name
             and latest.address == address
-            and latest.tax_id == order["tax_id"]
+            and latest.tax_id == order.tax_id
         ):
             return latest, False
         if latest is not None:
@@ -167,9 +159,9 @@ async def generate_invoice(
             customer_id=customer_id,
             order_id=order_id,
             invoice_number=await _allocate_number(tx, organization_id),
-            billing_name=order["billing_name"],
+            billing_name=order.billing_name or "",  # checked not blank above
             billing_address=msgspec.json.encode(address).decode(),
-            tax_id=order["tax_id"],
+            tax_id=order.tax_id,
             snapshot=msgspec.json.encode(await build_snapshot(tx, order)).decode(),
             corrects_invoice_id=None if latest is None else latest.id,
             issued_at=iso(now),
@@ -204,10 +196,7 @@ async def generate_invoice(
                 invoice.issued_at,
             ),
         )
-        await tx.execute(
-            "UPDATE orders SET invoice_number = ?, modified_at = ? WHERE id = ?",
-            (invoice.invoice_number, iso(now), order_id),
-        )
+        await order_service.set_invoice_number(tx, order_id, invoice.invoice_number, now=now)
         await record_event(
             tx,
             organization_id=organization_id,
@@ -241,8 +230,8 @@ async def update_order_billing(
     ``InvalidInput`` with ``billing_address.<field>``); the country and state cannot change once set."""
     async with db.write() as tx:
         order = await _own_order(tx, organization_id, customer_id, order_id)
-        current = _address(order["billing_address"]) or {}
-        name = order["billing_name"] if billing_name is msgspec.UNSET else billing_name
+        current = _address(order.billing_address) or {}
+        name = order.billing_name if billing_name is msgspec.UNSET else billing_name
         address = current if billing_address is msgspec.UNSET else (billing_address or {})
         if current.get("country") and (address.get("country") or "").upper() != current["country"].upper():
             raise InvalidInput("the billing country cannot be changed", "billing_address.country")
@@ -256,21 +245,19 @@ async def update_order_billing(
             city=address.get("city") or "",
             state=address.get("state") or "",
             country=address.get("country") or "",
-            tax_id=order["tax_id"] or "",
+            tax_id=order.tax_id or "",
         )
         update, errors = validate_billing(form)
         if errors:
             field, message = next(iter(errors.items()))
             raise InvalidInput(message, field if field == "billing_name" else f"billing_address.{field}")
         new_address = update.billing_address
-        await tx.execute(
-            "UPDATE orders SET billing_name = ?, billing_address = ?, modified_at = ? WHERE id = ?",
-            (
-                update.billing_name,
-                None if not isinstance(new_address, msgspec.Struct) else msgspec.json.encode(new_address).decode(),
-                iso(now),
-                order_id,
-            ),
+        await order_service.set_billing(
+            tx,
+            order_id,
+            None if update.billing_name is msgspec.UNSET else update.billing_name,  # validate_billing sets it
+            None if not isinstance(new_address, msgspec.Struct) else msgspec.json.encode(new_address).decode(),
+            now=now,
         )
         await record_event(
             tx,

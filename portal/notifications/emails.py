@@ -22,14 +22,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from portal import i18n
 from portal.clock import iso
-from portal.db import Transaction, row_dict
+from portal.db import Transaction
 from portal.i18n import gettext as _
 from portal.mail import MailMessage
 from portal.notifications import outbox
 from portal.notifications.branding import email_branding
 from portal.notifications.org_settings import email_settings
 from portal.notifications.outbox import OutboxMessage
+from portal.orders.reads import OrderDetail, get_order_detail, get_refund
 from portal.resources import templates_dir
+from portal.scope import EVERY_ORGANIZATION
 from portal.sessions import email_links
 from portal.settings import Settings
 from portal.templating import install_i18n
@@ -146,24 +148,23 @@ async def _enqueue(
     )
 
 
-async def _order_summary(tx: Transaction, order_id: str) -> tuple[sqlite3.Row, dict[str, Any]]:
-    order = await tx.fetchone("SELECT * FROM orders WHERE id = ?", (order_id,))
+async def _order_summary(tx: Transaction, order_id: str) -> tuple[OrderDetail, dict[str, Any]]:
+    order = await get_order_detail(tx, EVERY_ORGANIZATION, order_id)
     assert order is not None
-    items = await tx.fetchall(
-        "SELECT label, quantity, unit_amount, amount FROM order_items WHERE order_id = ? ORDER BY position",
-        (order_id,),
-    )
     return order, {
-        "id": order["id"],
-        "receipt_number": order["receipt_number"] or "",
-        "paid_at": order["paid_at"],
-        "currency": order["currency"],
-        "subtotal_amount": order["subtotal_amount"],
-        "discount_amount": order["discount_amount"],
-        "tax_amount": order["tax_amount"],
-        "total_amount": order["total_amount"],
-        "refunded_amount": order["refunded_amount"],
-        "items": [row_dict(item) for item in items],
+        "id": order.id,
+        "receipt_number": order.receipt_number or "",
+        "paid_at": order.paid_at,
+        "currency": order.currency,
+        "subtotal_amount": order.subtotal_amount,
+        "discount_amount": order.discount_amount,
+        "tax_amount": order.tax_amount,
+        "total_amount": order.total_amount,
+        "refunded_amount": order.refunded_amount,
+        "items": [
+            {"label": item.label, "quantity": item.quantity, "unit_amount": item.unit_amount, "amount": item.amount}
+            for item in order.items
+        ],
     }
 
 
@@ -181,13 +182,13 @@ ORDER BY g.created_at, b.description
 """
 
 
-async def _granted(tx: Transaction, order: sqlite3.Row) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+async def _granted(tx: Transaction, order: OrderDetail) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     """The license keys (whole: the email goes to their owner) and downloadable files the order granted; a
     subscription's first order also reports the subscription's grants."""
-    subscription_id = order["subscription_id"] if order["billing_reason"] == "subscription_create" else None
+    subscription_id = order.subscription_id if order.billing_reason == "subscription_create" else None
     keys: list[dict[str, str]] = []
     downloads: list[dict[str, Any]] = []
-    for grant in await tx.fetchall(_ORDER_GRANTS, (order["id"], subscription_id, subscription_id)):
+    for grant in await tx.fetchall(_ORDER_GRANTS, (order.id, subscription_id, subscription_id)):
         if grant["type"] == "license_keys":
             for key in await tx.fetchall(
                 "SELECT key FROM license_keys WHERE grant_id = ? AND status = 'granted'", (grant["id"],)
@@ -208,7 +209,7 @@ async def _granted(tx: Transaction, order: sqlite3.Row) -> tuple[list[dict[str, 
 async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime) -> str | None:
     """Order paid: the receipt (summary, link to the receipt page, license keys, downloads)."""
     order, summary = await _order_summary(tx, order_id)
-    parties = await _parties(tx, order["customer_id"])
+    parties = await _parties(tx, order.customer_id)
     if parties is None:
         return None
     customer, organization = parties
@@ -227,15 +228,20 @@ async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime) -> s
 async def enqueue_refund(tx: Transaction, order_id: str, refund_id: str, *, now: datetime) -> str | None:
     """Order refunded (fully or partly): the refund receipt."""
     order, summary = await _order_summary(tx, order_id)
-    refund = await tx.fetchone("SELECT amount, tax_amount, reason, created_at FROM refunds WHERE id = ?", (refund_id,))
-    parties = await _parties(tx, order["customer_id"])
+    refund = await get_refund(tx, order_id, refund_id)
+    parties = await _parties(tx, order.customer_id)
     if parties is None or refund is None:
         return None
     customer, organization = parties
     context = _common(customer, organization, {"order": f"/orders/{order_id}"}) | {
         "order": summary,
-        "refund": dict(refund),
-        "fully_refunded": order["status"] == "refunded",
+        "refund": {
+            "amount": refund.amount,
+            "tax_amount": refund.tax_amount,
+            "reason": refund.reason,
+            "created_at": refund.created_at,
+        },
+        "fully_refunded": order.status == "refunded",
     }
     return await _enqueue(tx, "refund", customer, organization, context, now=now, dedupe_key=f"refund:{refund_id}")
 

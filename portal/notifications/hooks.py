@@ -19,9 +19,13 @@ from typing import Any
 
 import msgspec
 
+from portal.benefits import reads as benefit_reads
+from portal.customers.reads import get_customer_record
 from portal.db import Transaction, row_dict
 from portal.notifications import emails
 from portal.notifications.mute import is_muted
+from portal.orders.reads import order_owner
+from portal.scope import EVERY_ORGANIZATION
 from portal.webhooks import payloads
 from portal.webhooks.service import emit
 
@@ -40,10 +44,11 @@ class SubscriptionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 async def order_paid(tx: Transaction, order_id: str, *, now: datetime, send_receipt: bool = True) -> None:
     if is_muted():
         return
-    organization_id = await tx.fetchval("SELECT organization_id FROM orders WHERE id = ?", (order_id,))
+    owner = await order_owner(tx, order_id)
+    assert owner is not None  # the caller has just paid it
     await emit(
         tx,
-        organization_id=organization_id,
+        organization_id=owner.organization_id,
         event_type="order.paid",
         build=lambda: payloads.order(tx, order_id),
         now=now,
@@ -55,10 +60,11 @@ async def order_paid(tx: Transaction, order_id: str, *, now: datetime, send_rece
 async def order_refunded(tx: Transaction, order_id: str, refund_id: str, *, now: datetime) -> None:
     if is_muted():
         return
-    organization_id = await tx.fetchval("SELECT organization_id FROM orders WHERE id = ?", (order_id,))
+    owner = await order_owner(tx, order_id)
+    assert owner is not None  # the caller has just refunded it
     await emit(
         tx,
-        organization_id=organization_id,
+        organization_id=owner.organization_id,
         event_type="order.refunded",
         build=lambda: payloads.order(tx, order_id),
         now=now,
@@ -140,10 +146,12 @@ async def subscription_changed(tx: Transaction, before: SubscriptionSnapshot | N
 async def _grant_event(tx: Transaction, grant_id: str, event_type: str, now: datetime) -> None:
     if is_muted():
         return
-    organization_id = await tx.fetchval("SELECT organization_id FROM benefit_grants WHERE id = ?", (grant_id,))
+    grant = await benefit_reads.get_grant_record(tx, EVERY_ORGANIZATION, grant_id)
+    if grant is None:  # nothing to describe (and no organization to send it to)
+        return
     await emit(
         tx,
-        organization_id=organization_id,
+        organization_id=grant.organization_id,
         event_type=event_type,
         build=lambda: payloads.benefit_grant(tx, grant_id),
         now=now,
@@ -165,10 +173,11 @@ async def grant_revoked(tx: Transaction, grant_id: str, *, now: datetime) -> Non
 async def customer_updated(tx: Transaction, customer_id: str, *, now: datetime) -> None:
     if is_muted():
         return
-    organization_id = await tx.fetchval("SELECT organization_id FROM customers WHERE id = ?", (customer_id,))
+    customer = await get_customer_record(tx, EVERY_ORGANIZATION, customer_id, include_deleted=True)
+    assert customer is not None  # the caller has just updated it
     await emit(
         tx,
-        organization_id=organization_id,
+        organization_id=customer.organization_id,
         event_type="customer.updated",
         build=lambda: payloads.customer(tx, customer_id),
         now=now,
@@ -178,16 +187,15 @@ async def customer_updated(tx: Transaction, customer_id: str, *, now: datetime) 
 async def _activation_event(tx: Transaction, activation_id: str, event_type: str, now: datetime) -> None:
     if is_muted():
         return
-    organization_id = await tx.fetchval(
-        """
-        SELECT k.organization_id FROM license_key_activations a
-        JOIN license_keys k ON k.id = a.license_key_id
-        WHERE a.id = ?
-        """,
-        (activation_id,),
+    activation = await benefit_reads.get_activation_row(tx, activation_id)
+    key = (
+        None
+        if activation is None
+        else await benefit_reads.get_license_key_row(tx, EVERY_ORGANIZATION, activation["license_key_id"])
     )
-    if organization_id is None:
+    if key is None:
         return
+    organization_id = key["organization_id"]
     await emit(
         tx,
         organization_id=organization_id,

@@ -19,6 +19,8 @@ from portal.fields import INT64_MAX, NonNegative, Quantity, SingleLine
 from portal.notifications import hooks as notify
 from portal.organizations.service import allocate_receipt_number, currency_problem
 from portal.references import require_owned
+from portal.scope import EVERY_ORGANIZATION
+from portal.subscriptions.reads import get_subscription_record
 
 BillingReason = Literal["purchase", "subscription_create", "subscription_cycle", "subscription_update"]
 OrderStatus = Literal["pending", "paid", "refunded", "partially_refunded", "void"]
@@ -99,8 +101,8 @@ async def check_references(tx: Transaction, organization_id: str, data: OrderInp
         await require_owned(tx, "product", data.product_id, organization_id, "product_id")
     if data.subscription_id is not None:
         await require_owned(tx, "subscription", data.subscription_id, organization_id, "subscription_id")
-        customer_id = await tx.fetchval("SELECT customer_id FROM subscriptions WHERE id = ?", (data.subscription_id,))
-        if customer_id != data.customer_id:
+        subscription = await get_subscription_record(tx, EVERY_ORGANIZATION, data.subscription_id)
+        if subscription is None or subscription.customer_id != data.customer_id:
             raise InvalidInput("the subscription belongs to another customer", "subscription_id")
     for index, item in enumerate(data.items):
         if item.product_price_id is not None:
@@ -317,6 +319,18 @@ async def void_order(tx: Transaction, order_id: str, *, now: datetime) -> None:
     await tx.execute("UPDATE orders SET status = 'void', modified_at = ? WHERE id = ?", (iso(now), order_id))
 
 
-async def count_subscription_orders(tx: Transaction, subscription_id: str) -> int:
-    """How many orders a subscription has had (its first is ``subscription_create``)."""
-    return int(await tx.fetchval("SELECT COUNT(*) FROM orders WHERE subscription_id = ?", (subscription_id,)) or 0)
+async def set_invoice_number(tx: Transaction, order_id: str, invoice_number: str, *, now: datetime) -> None:
+    """The number of the order's current invoice (``portal.invoices.service`` issues it in the same transaction)."""
+    await tx.execute(
+        "UPDATE orders SET invoice_number = ?, modified_at = ? WHERE id = ?", (invoice_number, iso(now), order_id)
+    )
+
+
+async def set_billing(
+    tx: Transaction, order_id: str, billing_name: str | None, billing_address: str | None, *, now: datetime
+) -> None:
+    """The bill-to printed on the order's invoices (``billing_address``: its JSON, validated by the caller)."""
+    await tx.execute(
+        "UPDATE orders SET billing_name = ?, billing_address = ?, modified_at = ? WHERE id = ?",
+        (billing_name, billing_address, iso(now), order_id),
+    )

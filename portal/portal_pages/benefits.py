@@ -17,17 +17,18 @@ from portal import i18n
 from portal.benefits import license_key_api
 from portal.benefits.customer_actions import deactivate_activation
 from portal.benefits.downloads import EXPIRED_DOWNLOAD, download_link, open_download
-from portal.benefits.queries import Grant, get_live_grant_file, list_grants, list_past_grants
+from portal.benefits.reads import Grant, get_live_grant_file, list_held_grants, list_past_grants
 from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
-from portal.orders.queries import get_order
+from portal.orders.reads import get_order_detail
 from portal.organizations.queries import get_by_slug
 from portal.portal_pages.layout import base_path, not_found, render, safe_organization, see_other
+from portal.scope import Scope
 from portal.sessions.auth import browser_session
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
-from portal.subscriptions.queries import list_subscriptions
+from portal.subscriptions.reads import list_subscriptions
 
 
 class GrantGroup(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +45,9 @@ class GrantGroup(msgspec.Struct, frozen=True, kw_only=True):
 async def _grouped(db: Database, ctx: SessionContext, grants: list[Grant]) -> list[GrantGroup]:
     """Grants grouped by the subscription or order that granted them, in the order they were first granted."""
     root = base_path(ctx.organization)
-    subscriptions = {sub.id: sub for sub in await list_subscriptions(db, ctx.organization.id, ctx.customer.id)}
+    subscriptions = {
+        sub.id: sub for sub in await list_subscriptions(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
+    }
     groups: dict[str, GrantGroup] = {}
     for grant in grants:
         if grant.subscription_id and grant.subscription_id in subscriptions:
@@ -56,7 +59,9 @@ async def _grouped(db: Database, ctx: SessionContext, grants: list[Grant]) -> li
             if key in groups:
                 title = groups[key].title
             else:
-                order = await get_order(db, ctx.organization.id, ctx.customer.id, grant.order_id)
+                order = await get_order_detail(
+                    db, Scope.of_customer(ctx.organization.id, ctx.customer.id), grant.order_id
+                )
                 title = (order.product_name if order else None) or i18n.gettext("Your purchase")
         else:
             key, kind, title, href, status = "other", "other", i18n.gettext("Other benefits"), None, None
@@ -92,13 +97,13 @@ class BenefitsController(Controller):
     ) -> Template:
         ctx = portal_customer
         now = clock.now()
-        grants = await list_grants(db, ctx.organization.id, ctx.customer.id)
+        grants = await list_held_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
         links = {
             (grant.id, file.id): download_link(settings, ctx.organization, grant.id, file.id, now=now).path
             for grant in grants
             for file in grant.files
         }
-        past = await list_past_grants(db, ctx.organization.id, ctx.customer.id)
+        past = await list_past_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
         return render(
             "portal/benefits.html",
             request,
@@ -125,7 +130,7 @@ class BenefitsController(Controller):
     ) -> Template:
         """Deactivating asks first (issue 22): which device, which key, what happens; the POST does it."""
         ctx = portal_customer
-        for grant in await list_grants(db, ctx.organization.id, ctx.customer.id):
+        for grant in await list_held_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id)):
             if not grant.customer_can_deactivate:
                 continue
             for key in grant.license_keys:
@@ -152,7 +157,7 @@ class BenefitsController(Controller):
     ) -> Template:
         """Rotating asks first: the old key stops working at once (where the seller allows rotation)."""
         ctx = portal_customer
-        grants = await list_grants(db, ctx.organization.id, ctx.customer.id)
+        grants = await list_held_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
         if license_key_id in _rotatable(grants):
             for grant in grants:
                 for key in grant.license_keys:
@@ -235,7 +240,7 @@ class DownloadsController(Controller):
                 raise NotFoundException(exc.message) from None
             context = await browser_session(request, db, settings, clock, slug)
             if context is not None and await get_live_grant_file(
-                db, organization.id, context.customer.id, grant_id, file_id
+                db, Scope.of_customer(organization.id, context.customer.id), grant_id, file_id
             ):
                 fresh = download_link(settings, organization, grant_id, file_id, now=now)
                 return Redirect(fresh.path, status_code=303, headers={"Cache-Control": "no-store"})

@@ -14,12 +14,13 @@ from litestar.response import Template
 
 from portal.clock import Clock
 from portal.customers.billing import BillingForm, countries, save_billing, stored_problems
-from portal.customers.queries import get_in_org
+from portal.customers.reads import get_customer
 from portal.db import Database
 from portal.errors import NotFound
 from portal.i18n import current_locale
 from portal.invoices.service import MissingInvoiceBillingDetails, OrderNotEligibleForInvoice, issue_for_customer
 from portal.portal_pages.layout import base_path, page_context, render, see_other
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 
 # The order whose invoice sent the customer here (issue 22: no dead end); an id, never a URL.
@@ -88,7 +89,7 @@ class BillingController(Controller):
             )
         root = base_path(ctx.organization)
         if for_order:
-            customer = await get_in_org(db, ctx.organization.id, ctx.customer.id)
+            customer = await get_customer(db, Scope.of_organization(ctx.organization.id), ctx.customer.id)
             try:
                 if customer is None:
                     raise NotFound("customer not found")

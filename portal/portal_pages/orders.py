@@ -11,9 +11,10 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
 from portal.db import Database
-from portal.orders.queries import PAGE_SIZE, get_order, list_orders
+from portal.orders.reads import PAGE_SIZE, get_order_detail, list_order_summaries
 from portal.portal_pages import text
 from portal.portal_pages.layout import not_found, render
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 
 
@@ -30,7 +31,9 @@ class OrdersController(Controller):
         page: Annotated[int, QueryParameter(name="page", ge=1, le=100_000)] = 1,
     ) -> Template:
         ctx = portal_customer
-        orders, total = await list_orders(db, ctx.organization.id, ctx.customer.id, page=page)
+        orders, total = await list_order_summaries(
+            db, Scope.of_customer(ctx.organization.id, ctx.customer.id), page=page
+        )
         pages = max(1, -(-total // PAGE_SIZE))
         return render(
             "portal/orders.html",
@@ -52,7 +55,7 @@ class OrdersController(Controller):
         order_id: FromPath[str],
     ) -> Template:
         ctx = portal_customer
-        order = await get_order(db, ctx.organization.id, ctx.customer.id, order_id)
+        order = await get_order_detail(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), order_id)
         if order is None:
             raise not_found()
         return render(

@@ -8,11 +8,12 @@ from typing import Any
 from litestar import Request
 from litestar.response import Template
 
-from portal.benefits.queries import list_grant_summaries
-from portal.orders.queries import latest_orders
+from portal.benefits.reads import list_grant_summaries
+from portal.orders.reads import latest_order_summaries
 from portal.portal_pages.layout import render
+from portal.scope import Scope
 from portal.sessions.store import SessionContext, has_earlier_session
-from portal.subscriptions.queries import list_subscriptions
+from portal.subscriptions.reads import list_subscriptions
 
 
 async def render_overview(request: Request[Any, Any, Any], context: SessionContext) -> Template:
@@ -23,8 +24,8 @@ async def render_overview(request: Request[Any, Any, Any], context: SessionConte
         request,
         context,
         active="overview",
-        subscriptions=await list_subscriptions(db, org_id, customer_id, live_only=True),
-        orders=await latest_orders(db, org_id, customer_id, limit=5),
-        grants=await list_grant_summaries(db, org_id, customer_id),
+        subscriptions=await list_subscriptions(db, Scope.of_customer(org_id, customer_id), live_only=True),
+        orders=await latest_order_summaries(db, Scope.of_customer(org_id, customer_id), limit=5),
+        grants=await list_grant_summaries(db, Scope.of_customer(org_id, customer_id)),
         returning=await has_earlier_session(db, customer_id, context.session.created_at),
     )

@@ -15,14 +15,16 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
 from portal import i18n
+from portal.customers.reads import get_customer_record
 from portal.db import Database
 from portal.errors import NotFound
 from portal.i18n import lazy_gettext as _l
 from portal.invoices.pdf import pdf_response, pdf_url
-from portal.orders.queries import OrderDetail, get_order
+from portal.orders.reads import OrderDetail, get_order_detail
 from portal.organizations.queries import Organization, get_by_id
 from portal.portal_pages import text
 from portal.portal_pages.layout import not_found, safe_organization
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 
 RECEIPT_TEMPLATE = "receipts/receipt.html"
@@ -51,18 +53,16 @@ async def load_receipt(db: Database, organization_id: str, customer_id: str, ord
     """The receipt of a paid (possibly refunded) order of this customer; ``NotFound`` otherwise.
 
     Bill-to comes from the snapshot taken when the order was paid, never from today's customer record."""
-    order = await get_order(db, organization_id, customer_id, order_id)
+    order = await get_order_detail(db, Scope.of_customer(organization_id, customer_id), order_id)
     if order is None or order.receipt_number is None or order.paid_at is None:
         raise NotFound("receipt not found")
     organization = await get_by_id(db, organization_id)
-    customer = await db.fetchone(
-        "SELECT email, locale FROM customers WHERE id = ? AND organization_id = ?", (customer_id, organization_id)
-    )
+    customer = await get_customer_record(db, Scope.of_organization(organization_id), customer_id, include_deleted=True)
     if organization is None or customer is None:
         raise NotFound("receipt not found")
-    email = customer["email"]
+    email = customer.email
     # ?locale= > the customer's saved language > Accept-Language > the organization's default.
-    locale = i18n.refine(saved=customer["locale"] or "", org_default=organization.default_locale)
+    locale = i18n.refine(saved=customer.locale or "", org_default=organization.default_locale)
     return Receipt(
         organization=safe_organization(organization),
         order=order,

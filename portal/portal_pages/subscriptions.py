@@ -19,17 +19,18 @@ from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from portal.benefits.license_keys import add_interval
-from portal.benefits.queries import list_product_benefits
 from portal.clock import Clock, iso, parse_iso
 from portal.connectors.base import Action
 from portal.db import Database
 from portal.errors import NotFound
 from portal.i18n import lazy_gettext as _l
 from portal.portal_pages.layout import base_path, not_found, render, see_other
+from portal.products.reads import list_product_benefits
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.subscriptions import actions, remote
-from portal.subscriptions.queries import (
+from portal.subscriptions.reads import (
     PlanOption,
     Subscription,
     get_plan_option,
@@ -59,7 +60,7 @@ class ChangePlanForm(msgspec.Struct, kw_only=True):
 
 
 async def _own(db: Database, ctx: SessionContext, subscription_id: str) -> Subscription:
-    subscription = await get_subscription(db, ctx.organization.id, ctx.customer.id, subscription_id)
+    subscription = await get_subscription(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), subscription_id)
     if subscription is None:
         raise not_found()
     return subscription
@@ -103,7 +104,7 @@ class SubscriptionsController(Controller):
         portal_customer: NamedDependency[SessionContext],
     ) -> Template:
         ctx = portal_customer
-        items = await list_subscriptions(db, ctx.organization.id, ctx.customer.id)
+        items = await list_subscriptions(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
         return render("portal/subscriptions.html", request, ctx, active="subscriptions", subscriptions=items)
 
     @get("/{subscription_id:str}", name="portal.subscription")
@@ -268,8 +269,10 @@ class SubscriptionsController(Controller):
             raise not_found()
         # What the change does: benefits gained and lost, and the first period billed at the new price and
         # interval (it starts when the current, already paid, period ends: a monthly→yearly change runs a year).
-        now_benefits = await list_product_benefits(db, ctx.organization.id, subscription.product_id)
-        new_benefits = await list_product_benefits(db, ctx.organization.id, option.product_id)
+        now_benefits = await list_product_benefits(
+            db, Scope.of_organization(ctx.organization.id), subscription.product_id
+        )
+        new_benefits = await list_product_benefits(db, Scope.of_organization(ctx.organization.id), option.product_id)
         kept_ids = {benefit.id for benefit in now_benefits} & {benefit.id for benefit in new_benefits}
         next_start = parse_iso(subscription.current_period_end) if subscription.current_period_end else clock.now()
         next_end = add_interval(next_start, option.recurring_interval, option.recurring_interval_count)

@@ -48,6 +48,7 @@ from portal.db import Database, Transaction
 from portal.errors import DomainError
 from portal.fields import moment_problem
 from portal.notifications.mute import muted
+from portal.orders import reads as order_reads
 from portal.orders.service import (
     OrderInput,
     OrderItemInput,
@@ -777,7 +778,7 @@ class _Writer:
             await mark_order_paid(tx, order_id, now=created)
         elif row["status"] == "pending" and seed.status == "void":
             await void_order(tx, order_id, now=created)
-        done = await tx.fetchval("SELECT COUNT(*) FROM refunds WHERE order_id = ?", (order_id,))
+        done = await order_reads.count_refunds(tx, order_id)
         for number, refund in enumerate(seed.refunds):
             if number < done:
                 continue  # applied by an earlier load

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import msgspec
 
 from portal.clock import iso, new_id, parse_iso
-from portal.customers.queries import Customer
+from portal.customers.reads import Customer
 from portal.db import Database, Transaction
 from portal.organizations.queries import Organization
 from portal.security import hmac_digest, new_token

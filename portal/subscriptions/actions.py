@@ -17,15 +17,16 @@ import msgspec
 from portal.benefits.grants import sync_subscription_grants
 from portal.clock import iso, new_id
 from portal.connectors.base import Action
-from portal.db import Database, Transaction, row_dict
+from portal.db import Database, Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.i18n import lazy_gettext as _l
 from portal.notifications import hooks as notify
 from portal.organizations.queries import Organization
+from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.subscriptions import remote
-from portal.subscriptions.queries import PLAN_OPTIONS_SQL, SUBSCRIPTION_COLUMNS, Subscription
+from portal.subscriptions.reads import Subscription, get_plan_option, get_subscription
 
 CancellationReason = Literal[
     "customer_service",
@@ -140,19 +141,13 @@ def can_change_plan(organization: Organization, subscription: Subscription, now:
 
 # --- actions ----------------------------------------------------------------------------------------------
 
-_OWN_SUBSCRIPTION = f"""
-SELECT {SUBSCRIPTION_COLUMNS}
-FROM subscriptions s
-JOIN products p ON p.id = s.product_id
-WHERE s.id = ? AND s.organization_id = ? AND s.customer_id = ?
-"""
-
 
 async def _own(tx: Database | Transaction, context: SessionContext, subscription_id: str) -> Subscription:
-    row = await tx.fetchone(_OWN_SUBSCRIPTION, (subscription_id, context.organization.id, context.customer.id))
-    if row is None:
+    scope = Scope.of_customer(context.organization.id, context.customer.id)
+    subscription = await get_subscription(tx, scope, subscription_id)
+    if subscription is None:
         raise NotFound("subscription not found")
-    return msgspec.convert(row_dict(row), Subscription, strict=False)
+    return subscription
 
 
 def _clean_comment(comment: str | None) -> str | None:
@@ -296,10 +291,7 @@ async def change_plan(
     processor: str | None = None
     if source is not None:
         remote.require(source, "change_plan")
-        valid = await db.fetchone(
-            PLAN_OPTIONS_SQL + " AND p.id = ?",
-            (current.currency, current.organization_id, current.product_id, product_id),
-        )
+        valid = await get_plan_option(db, current, product_id)
         prices = await remote.plan_prices(db, source, [product_id]) or {}
         if valid is None or product_id not in prices:
             raise NotFound("product not found", "product_id")
@@ -313,10 +305,7 @@ async def change_plan(
             return  # the processor's own event (webhook) already applied this very change
         if not can_change_plan(context.organization, subscription, now):
             raise Conflict("only an active subscription that is not canceled can change plan", "status")
-        option = await tx.fetchone(
-            PLAN_OPTIONS_SQL + " AND p.id = ?",
-            (subscription.currency, subscription.organization_id, subscription.product_id, product_id),
-        )
+        option = await get_plan_option(tx, subscription, product_id)
         if option is None:
             raise NotFound("product not found", "product_id")
         before = await notify.subscription_snapshot(tx, subscription.id)
@@ -332,11 +321,11 @@ async def change_plan(
             WHERE id = ?
             """,
             (
-                option["product_id"],
-                option["price_id"],
-                option["amount"],
-                option["recurring_interval"],
-                option["recurring_interval_count"],
+                option.product_id,
+                option.price_id,
+                option.amount,
+                option.recurring_interval,
+                option.recurring_interval_count,
                 iso(now),
                 subscription.id,
             ),
@@ -351,9 +340,9 @@ async def change_plan(
             now=now,
             data={
                 "from_product_id": subscription.product_id,
-                "to_product_id": option["product_id"],
+                "to_product_id": option.product_id,
                 "from_amount": subscription.amount,
-                "to_amount": option["amount"],
+                "to_amount": option.amount,
                 "currency": subscription.currency,
                 **({"processor": processor} if processor else {}),
             },

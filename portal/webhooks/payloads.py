@@ -1,5 +1,5 @@
 """Event payloads in Polar's shapes, built inside the write transaction of the change (so they describe the
-object as that change left it). The admin API's loaders and output Structs make the ``data`` objects; they only
+object as that change left it). ``portal.polar``'s loaders and converters make the ``data`` objects; they only
 call ``fetchone``/``fetchall``, which the transaction provides too, and read through the writer connection so
 they see the uncommitted change."""
 
@@ -9,12 +9,13 @@ from typing import Any, cast
 
 import msgspec
 
-from portal.admin import loaders, models
-from portal.benefits import admin_queries as benefit_queries
-from portal.customers import admin_queries as customer_queries
+from portal.benefits import reads as benefit_reads
+from portal.customers import reads as customer_reads
 from portal.db import Database, Transaction
-from portal.orders import admin_queries as order_queries
-from portal.subscriptions import admin_queries as subscription_queries
+from portal.orders import reads as order_reads
+from portal.polar import convert, loaders
+from portal.scope import EVERY_ORGANIZATION
+from portal.subscriptions import reads as subscription_reads
 
 
 def _reader(tx: Transaction) -> Database:
@@ -23,14 +24,14 @@ def _reader(tx: Transaction) -> Database:
 
 async def order(tx: Transaction, order_id: str) -> dict[str, Any]:
     """Polar's ``Order``."""
-    record = await order_queries.get_order(_reader(tx), order_id)
+    record = await order_reads.get_order_record(tx, EVERY_ORGANIZATION, order_id)
     assert record is not None
     return msgspec.to_builtins(await loaders.order(_reader(tx), record))
 
 
 async def subscription(tx: Transaction, subscription_id: str) -> dict[str, Any]:
     """Polar's ``Subscription``."""
-    record = await subscription_queries.get_subscription(_reader(tx), subscription_id)
+    record = await subscription_reads.get_subscription_record(tx, EVERY_ORGANIZATION, subscription_id)
     assert record is not None
     return msgspec.to_builtins(await loaders.subscription(_reader(tx), record))
 
@@ -39,7 +40,7 @@ async def benefit_grant(
     tx: Transaction, grant_id: str, previous_properties: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Polar's ``BenefitGrantWebhook``: a ``BenefitGrant`` and its ``previous_properties``."""
-    record = await benefit_queries.get_grant(_reader(tx), grant_id)
+    record = await benefit_reads.get_grant_record(tx, EVERY_ORGANIZATION, grant_id)
     assert record is not None
     data = msgspec.to_builtins(await loaders.grant(_reader(tx), record))
     data["previous_properties"] = previous_properties
@@ -48,21 +49,17 @@ async def benefit_grant(
 
 async def customer(tx: Transaction, customer_id: str) -> dict[str, Any]:
     """Polar's ``Customer``."""
-    record = await customer_queries.get_customer_any(_reader(tx), customer_id)
+    record = await customer_reads.get_customer_record(tx, EVERY_ORGANIZATION, customer_id, include_deleted=True)
     assert record is not None
-    return msgspec.to_builtins(models.customer_out(record))
+    return msgspec.to_builtins(convert.customer_out(record))
 
 
 async def license_key_activation(tx: Transaction, activation_id: str) -> dict[str, Any]:
     """Portal's own shape, after Polar's ``LicenseKeyActivationRead``: the activation and its license key
     (Polar's ``LicenseKeyRead``, with the customer nested)."""
-    activation = await tx.fetchone(
-        "SELECT id, license_key_id, label, meta, conditions, created_at, modified_at "
-        "FROM license_key_activations WHERE id = ?",
-        (activation_id,),
-    )
+    activation = await benefit_reads.get_activation_row(tx, activation_id)
     assert activation is not None
-    key = await tx.fetchone("SELECT * FROM license_keys WHERE id = ?", (activation["license_key_id"],))
+    key = await benefit_reads.get_license_key_row(tx, EVERY_ORGANIZATION, activation["license_key_id"])
     assert key is not None
     owner = await customer(tx, key["customer_id"])
     return {

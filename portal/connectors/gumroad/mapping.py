@@ -26,6 +26,7 @@ from portal.connectors.links import get_link, linked_id, mapped_product, set_lin
 from portal.connectors.stripe.mapping import ensure_customer
 from portal.db import Transaction
 from portal.notifications.mute import muted
+from portal.orders import reads as order_reads
 from portal.orders import service as order_service
 from portal.orders.service import BillingReason, OrderInput, OrderItemInput
 from portal.subscriptions import service as subscription_service
@@ -195,7 +196,7 @@ async def apply_sale(tx: Transaction, ctx: ApplyContext, sale: dict[str, Any]) -
         unit, count = (price // quantity, quantity) if price % quantity == 0 else (price, 1)
         reason: BillingReason = "purchase"
         if subscription_id is not None:
-            earlier = await order_service.count_subscription_orders(tx, subscription_id)
+            earlier = await order_reads.count_subscription_orders(tx, subscription_id)
             reason = "subscription_create" if earlier == 0 else "subscription_cycle"
         when = _when(ctx, sale.get("created_at"))
         with _Quiet(ctx):

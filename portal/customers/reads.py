@@ -1,0 +1,156 @@
+"""Every read of customers, for every surface; the writes are in ``service`` (billing details in ``billing``,
+tax ids in ``tax_ids``). Deleted customers are never returned, except by ``get_customer_record(...,
+include_deleted=True)`` (their orders and grants still name them).
+
+Each function takes a ``portal.scope.Scope`` (see there). Two shapes:
+
+- ``Customer``: what the customer portal, its sessions and its pages use.
+- ``CustomerRecord``: the whole row, converted to Polar's ``Customer`` (admin API, webhook payloads).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from portal.db import Reader, row_to, rows_to
+from portal.pagination import PageOf, fetch_page
+from portal.scope import Scope
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    organization_id: str
+    email: str
+    email_verified: bool = False
+    name: str | None = None
+    external_id: str | None = None
+    billing_name: str | None = None
+    billing_address: str | None = None  # json text
+    tax_id: str | None = None
+    locale: str | None = None
+    created_at: str
+    modified_at: str | None = None
+
+    @property
+    def billing_address_dict(self) -> dict[str, str] | None:
+        return msgspec.json.decode(self.billing_address) if self.billing_address else None
+
+
+CUSTOMER_COLUMNS = """
+    c.id,
+    c.organization_id,
+    c.email,
+    c.email_verified,
+    c.name,
+    c.external_id,
+    c.billing_name,
+    c.billing_address,
+    c.tax_id,
+    c.locale,
+    c.created_at,
+    c.modified_at
+"""
+
+
+async def get_customer(db: Reader, scope: Scope, customer_id: str) -> Customer | None:
+    """The live customer, or None if missing, deleted or outside the scope."""
+    where, params = scope.where("c")
+    row = await db.fetchone(
+        f"SELECT {CUSTOMER_COLUMNS} FROM customers c "
+        f"WHERE {' AND '.join([*where, 'c.id = ?'])} AND c.deleted_at IS NULL",
+        [*params, customer_id],
+    )
+    return row_to(Customer, row)
+
+
+async def get_customer_by_email(db: Reader, scope: Scope, email: str) -> Customer | None:
+    """The live customer of the scope with this email address (case-insensitive), or None."""
+    where, params = scope.where("c")
+    row = await db.fetchone(
+        f"SELECT {CUSTOMER_COLUMNS} FROM customers c "
+        f"WHERE {' AND '.join([*where, 'c.email = ? COLLATE NOCASE'])} AND c.deleted_at IS NULL",
+        [*params, email.strip()],
+    )
+    return row_to(Customer, row)
+
+
+class CustomerRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    organization_id: str
+    email: str
+    email_verified: bool
+    name: str | None
+    external_id: str | None
+    billing_name: str | None
+    billing_address: str | None
+    tax_id: str | None
+    locale: str | None
+    metadata: str
+    created_at: str
+    modified_at: str | None
+    deleted_at: str | None
+
+
+_RECORD_COLUMNS = """
+    c.id,
+    c.organization_id,
+    c.email,
+    c.email_verified,
+    c.name,
+    c.external_id,
+    c.billing_name,
+    c.billing_address,
+    c.tax_id,
+    c.locale,
+    c.metadata,
+    c.created_at,
+    c.modified_at,
+    c.deleted_at
+"""
+
+
+async def get_customer_record(
+    db: Reader, scope: Scope, customer_id: str, *, include_deleted: bool = False
+) -> CustomerRecord | None:
+    """The whole customer, or None if missing or outside the scope (or deleted, unless ``include_deleted``)."""
+    where, params = scope.where("c")
+    live = "" if include_deleted else " AND c.deleted_at IS NULL"
+    row = await db.fetchone(
+        f"SELECT {_RECORD_COLUMNS} FROM customers c WHERE {' AND '.join(['c.id = ?', *where])}{live}",
+        [customer_id, *params],
+    )
+    return row_to(CustomerRecord, row)
+
+
+async def find_customer_records_by_external_id(db: Reader, scope: Scope, external_id: str) -> list[CustomerRecord]:
+    """Live customers of the scope with this external id (at most two: callers only need to know if it is one)."""
+    where, params = scope.where("c")
+    rows = await db.fetchall(
+        f"""
+        SELECT {_RECORD_COLUMNS} FROM customers c
+        WHERE c.external_id = ?
+          AND c.deleted_at IS NULL
+          AND {" AND ".join(where)}
+        ORDER BY c.created_at
+        LIMIT 2
+        """,
+        [external_id, *params],
+    )
+    return rows_to(CustomerRecord, rows)
+
+
+async def list_customer_records(
+    db: Reader, scope: Scope, *, email: str | None, external_id: str | None, page: int, limit: int
+) -> PageOf[CustomerRecord]:
+    """A page of the scope's live customers, newest first; ``None`` filters are not applied."""
+    return await fetch_page(
+        db,
+        CustomerRecord,
+        select=_RECORD_COLUMNS,
+        source="customers c",
+        filters={"c.organization_id": scope.organization_id, "c.email": email, "c.external_id": external_id},
+        base_where="c.deleted_at IS NULL",
+        order_by="c.created_at DESC, c.id",
+        page=page,
+        limit=limit,
+    )
