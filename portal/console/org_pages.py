@@ -1,0 +1,654 @@
+"""The pages of one organization in the console, ``/console/<slug>/…``: home (what needs attention), team,
+audit log, settings, API tokens, email outbox, webhook deliveries and processor connections.
+
+Every handler starts with ``access.require_org`` (303 to sign-in, 404 without a role, 403 for a support seller on
+an owner-only action); every POST is CSRF-checked by the app's middleware, writes through the area's own service or
+query module, and records its audit entry in the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.enums import MediaType, RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body, FromPath, QueryParameter
+from litestar.response import Redirect, Template
+
+from portal import i18n
+from portal.admin import tokens
+from portal.connectors import health as connector_health
+from portal.connectors import store as connector_store
+from portal.console import access, audit, mail, store
+from portal.console.access import OrgAccess
+from portal.console.signin_pages import role_labels
+from portal.errors import DomainError
+from portal.fields import EMAIL_ADDRESS_PATTERN
+from portal.notifications import outbox
+from portal.notifications.org_settings import SETTINGS_KEY, email_settings
+from portal.organizations import service as org_service
+from portal.templating.accent import LIGHT_SURFACE, contrast
+from portal.web import portal_state
+from portal.webhooks import queries as webhook_queries
+
+_EMAIL = re.compile(EMAIL_ADDRESS_PATTERN)
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _nav(access_: OrgAccess) -> list[tuple[str, str, str]]:
+    _ = i18n.gettext
+    base = f"/console/{access_.organization.slug}"
+    items = [
+        ("home", _("Home"), base),
+        ("team", _("Team"), f"{base}/team"),
+        ("emails", _("Emails"), f"{base}/emails"),
+        ("webhooks", _("Webhooks"), f"{base}/webhooks"),
+        ("processors", _("Processors"), f"{base}/processors"),
+    ]
+    if access_.can_manage:
+        items += [("tokens", _("API tokens"), f"{base}/tokens"), ("settings", _("Settings"), f"{base}/settings")]
+    items.append(("audit", _("Audit log"), f"{base}/audit"))
+    return items
+
+
+def _page(access_: OrgAccess, name: str, active: str, context: dict[str, Any], status_code: int = 200) -> Template:
+    notice = context.pop("notice", None)
+    return Template(
+        template_name=f"console/{name}.html",
+        context={
+            "seller": access_.seller,
+            "org": access_.organization,
+            "access": access_,
+            "role_label": role_labels()[access_.role],
+            "role_labels": role_labels(),
+            "console_nav": _nav(access_),
+            "active": active,
+            "base": f"/console/{access_.organization.slug}",
+            "notice": notice,
+            **context,
+        },
+        status_code=status_code,
+        media_type=MediaType.HTML,
+    )
+
+
+def _back(access_: OrgAccess, path: str, done: str) -> Redirect:
+    """303 back to a page of the organization, with which action was done (the page says so)."""
+    return Redirect(f"/console/{access_.organization.slug}{path}?done={done}", status_code=303)
+
+
+def _done_notice(done: str | None) -> str | None:
+    _ = i18n.gettext
+    return {
+        "invited": _("Invitation sent."),
+        "role": _("Role changed."),
+        "removed": _("Removed from the team."),
+        "revoked": _("Token revoked."),
+        "retried": _("The email is queued to be sent again."),
+        "redelivered": _("The webhook is queued to be delivered again."),
+        "saved": _("Settings saved."),
+    }.get(done or "")
+
+
+Done = Annotated[str | None, QueryParameter(name="done", max_length=20)]
+
+
+# --- home ---------------------------------------------------------------------------------------------------
+
+
+@get("/console/{slug:str}", name="console.home", include_in_schema=False)
+async def home(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
+    """The organization at a glance: what needs attention."""
+    access_ = await access.require_org(request, slug)
+    db = portal_state(request.app.state).db
+    org_id = access_.organization.id
+    failed_emails = await outbox.list_messages(db, status="failed", organization_id=org_id, limit=20)
+    failed_webhooks = await webhook_queries.failed_events(db, org_id, limit=20)
+    connector_problems = []
+    for connection in await connector_store.list_connections(db, org_id):
+        report = await connector_health.health(db, connection)
+        if report.failures or report.unmapped_prices:
+            connector_problems.append(report)
+    return _page(
+        access_,
+        "home",
+        "home",
+        {
+            "failed_emails": failed_emails,
+            "failed_webhooks": failed_webhooks,
+            "connector_problems": connector_problems,
+        },
+    )
+
+
+# --- team ---------------------------------------------------------------------------------------------------
+
+
+class InviteForm(msgspec.Struct, kw_only=True):
+    email: str = ""
+    role: str = "support"
+
+
+class RoleForm(msgspec.Struct, kw_only=True):
+    role: str = ""
+
+
+async def _team_page(request: Request[Any, Any, Any], access_: OrgAccess, **context: Any) -> Template:
+    members = await store.members(portal_state(request.app.state).db, access_.organization.id)
+    status = 400 if context.get("errors") else 409 if context.get("problem") else 200
+    return _page(
+        access_,
+        "team",
+        "team",
+        {"members": members, "errors": {}, "form": InviteForm(), **context},
+        status_code=status,
+    )
+
+
+@get("/console/{slug:str}/team", name="console.team", include_in_schema=False)
+async def team(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+    access_ = await access.require_org(request, slug)
+    return await _team_page(request, access_, notice=_done_notice(done))
+
+
+@post("/console/{slug:str}/team/invite", name="console.team_invite", include_in_schema=False, status_code=303)
+async def team_invite(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    data: Annotated[InviteForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """Invite an address (a new or existing seller account) with a role; emails the invitation."""
+    access_ = await access.require_org(request, slug, manage=True)
+    _ = i18n.gettext
+    email = data.email.strip()
+    errors: dict[str, str] = {}
+    if len(email) > 320 or not _EMAIL.match(email):
+        errors["email"] = _("Enter a valid email address.")
+    if data.role not in store.ROLES:
+        errors["role"] = _("Choose owner or support.")
+    if errors:
+        return await _team_page(request, access_, errors=errors, form=InviteForm(email=email[:320], role="support"))
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    async with state.db.write() as tx:
+        seller = await store.ensure_seller(tx, email, now)
+        if seller.id == access_.seller.id:
+            errors["email"] = _("That is you.")
+        else:
+            created = await store.set_membership(
+                tx,
+                seller.id,
+                access_.organization.id,
+                data.role,
+                now,
+                invited_by=access_.seller.id,
+            )
+            await audit.record(
+                tx,
+                access_.actor,
+                organization_id=access_.organization.id,
+                action="team.invite",
+                target=seller.email,
+                details={"role": data.role, "new_member": created},
+                now=now,
+            )
+    if errors:
+        return await _team_page(request, access_, errors=errors, form=InviteForm(email=email, role=data.role))
+    mail.send(
+        state.mailer,
+        mail.invitation_email(
+            state.settings,
+            to=seller.email,
+            organization_name=access_.organization.name,
+            role=data.role,
+            invited_by=access_.seller.email,
+            locale=i18n.current_locale(),
+        ),
+    )
+    return _back(access_, "/team", "invited")
+
+
+async def _member_change(request: Request[Any, Any, Any], slug: str, seller_id: str, role: str | None) -> Response[Any]:
+    """Change a member's role (``role``) or remove them (None); an organization always keeps one owner."""
+    access_ = await access.require_org(request, slug, manage=True)
+    _ = i18n.gettext
+    if role is not None and role not in store.ROLES:
+        return await _team_page(request, access_, errors={"role": _("Choose owner or support.")})
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    problem = None
+    async with state.db.write() as tx:
+        current = await store.role_in(tx, seller_id, access_.organization.id) if _ID.match(seller_id) else None
+        if current is None:
+            raise NotFoundException(_("Not found"))
+        if current == "owner" and role != "owner" and await store.count_owners(tx, access_.organization.id) == 1:
+            problem = _("An organization needs at least one owner: make someone else owner first.")
+        else:
+            email = await tx.fetchval("SELECT email FROM seller_accounts WHERE id = ?", (seller_id,))
+            if role is None:
+                await store.remove_membership(tx, seller_id, access_.organization.id)
+            else:
+                await store.set_membership(tx, seller_id, access_.organization.id, role, now, invited_by=None)
+            await audit.record(
+                tx,
+                access_.actor,
+                organization_id=access_.organization.id,
+                action="team.remove" if role is None else "team.role",
+                target=str(email),
+                details={"from": current} | ({} if role is None else {"to": role}),
+                now=now,
+            )
+    if problem:
+        return await _team_page(request, access_, problem=problem)
+    return _back(access_, "/team", "removed" if role is None else "role")
+
+
+@post(
+    "/console/{slug:str}/team/{seller_id:str}/role", name="console.team_role", include_in_schema=False, status_code=303
+)
+async def team_role(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    seller_id: FromPath[str],
+    data: Annotated[RoleForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    return await _member_change(request, slug, seller_id, data.role)
+
+
+@post(
+    "/console/{slug:str}/team/{seller_id:str}/remove",
+    name="console.team_remove",
+    include_in_schema=False,
+    status_code=303,
+)
+async def team_remove(request: Request[Any, Any, Any], slug: FromPath[str], seller_id: FromPath[str]) -> Response[Any]:
+    return await _member_change(request, slug, seller_id, None)
+
+
+# --- audit log ----------------------------------------------------------------------------------------------
+
+
+@get("/console/{slug:str}/audit", name="console.audit", include_in_schema=False)
+async def audit_log(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    action: Annotated[str | None, QueryParameter(name="action", max_length=64)] = None,
+    seller: Annotated[str | None, QueryParameter(name="seller", max_length=320)] = None,
+) -> Response[Any]:
+    access_ = await access.require_org(request, slug)
+    db = portal_state(request.app.state).db
+    org_id = access_.organization.id
+    entries = await audit.entries(db, org_id, action=action or None, seller_email=seller or None, limit=200)
+    return _page(
+        access_,
+        "audit",
+        "audit",
+        {
+            "entries": entries,
+            "actions": await audit.actions_of(db, org_id),
+            "filter_action": action or "",
+            "filter_seller": seller or "",
+        },
+    )
+
+
+# --- API tokens (owners) ------------------------------------------------------------------------------------
+
+
+class TokenForm(msgspec.Struct, kw_only=True):
+    name: str = ""
+
+
+async def _tokens_page(
+    request: Request[Any, Any, Any], access_: OrgAccess, status_code: int = 200, **context: Any
+) -> Template:
+    every = await tokens.list_tokens(portal_state(request.app.state).db)
+    mine = [token for token in every if token.organization_id == access_.organization.id]
+    return _page(
+        access_,
+        "tokens",
+        "tokens",
+        {"tokens": mine, "errors": {}, "created": None, "name": "", **context},
+        status_code=status_code,
+    )
+
+
+@get("/console/{slug:str}/tokens", name="console.tokens", include_in_schema=False)
+async def tokens_page(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+    access_ = await access.require_org(request, slug, manage=True)
+    return await _tokens_page(request, access_, notice=_done_notice(done))
+
+
+@post("/console/{slug:str}/tokens", name="console.token_create", include_in_schema=False, status_code=200)
+async def token_create(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """Create an organization token; the page shows it this once (never stored in clear)."""
+    access_ = await access.require_org(request, slug, manage=True)
+    name = data.name.strip()
+    if not name or len(name) > 100 or any(not ch.isprintable() for ch in name):
+        error = i18n.gettext("Give the token a name of 1 to 100 characters.")
+        return await _tokens_page(request, access_, status_code=400, errors={"name": error}, name=name[:100])
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    async with state.db.write() as tx:
+        plaintext, record = await tokens.create_token(
+            tx, secret=state.settings.secret_key, name=name, organization_id=access_.organization.id, now=now
+        )
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=access_.organization.id,
+            action="token.create",
+            target=record.id,
+            details={"name": name},
+            now=now,
+        )
+    return await _tokens_page(request, access_, created=plaintext, created_name=name)
+
+
+@post(
+    "/console/{slug:str}/tokens/{token_id:str}/revoke",
+    name="console.token_revoke",
+    include_in_schema=False,
+    status_code=303,
+)
+async def token_revoke(request: Request[Any, Any, Any], slug: FromPath[str], token_id: FromPath[str]) -> Response[Any]:
+    access_ = await access.require_org(request, slug, manage=True)
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    async with state.db.write() as tx:
+        owner = await tx.fetchval("SELECT organization_id FROM api_tokens WHERE id = ?", (token_id,))
+        if owner != access_.organization.id or not await tokens.revoke_token(tx, token_id, now=now):
+            raise NotFoundException(i18n.gettext("Not found"))
+        await audit.record(
+            tx, access_.actor, organization_id=access_.organization.id, action="token.revoke", target=token_id, now=now
+        )
+    return _back(access_, "/tokens", "revoked")
+
+
+# --- email outbox -------------------------------------------------------------------------------------------
+
+_OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "canceled")
+
+
+def _status_labels() -> dict[str, str]:
+    _ = i18n.gettext
+    return {
+        "pending": _("Waiting"),
+        "sending": _("Sending"),
+        "sent": _("Sent"),
+        "failed": _("Failed"),
+        "canceled": _("Canceled"),
+    }
+
+
+@get("/console/{slug:str}/emails", name="console.emails", include_in_schema=False)
+async def emails(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    status: Annotated[str | None, QueryParameter(name="status", max_length=16)] = None,
+    done: Done = None,
+) -> Response[Any]:
+    access_ = await access.require_org(request, slug)
+    chosen = status if status in _OUTBOX_STATUSES else None
+    messages = await outbox.list_messages(
+        portal_state(request.app.state).db, status=chosen, organization_id=access_.organization.id, limit=100
+    )
+    return _page(
+        access_,
+        "emails",
+        "emails",
+        {
+            "messages": messages,
+            "status": chosen or "",
+            "statuses": _OUTBOX_STATUSES,
+            "status_labels": _status_labels(),
+            "notice": _done_notice(done),
+        },
+    )
+
+
+@post(
+    "/console/{slug:str}/emails/{message_id:str}/retry",
+    name="console.email_retry",
+    include_in_schema=False,
+    status_code=303,
+)
+async def email_retry(request: Request[Any, Any, Any], slug: FromPath[str], message_id: FromPath[str]) -> Response[Any]:
+    """Send a failed (or canceled) email again: support may, it is about a customer, not a setting."""
+    access_ = await access.require_org(request, slug)
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    async with state.db.write() as tx:
+        owner = await tx.fetchval("SELECT organization_id FROM email_outbox WHERE id = ?", (message_id,))
+        if owner != access_.organization.id or not await outbox.requeue(tx, message_id, now=now):
+            raise NotFoundException(i18n.gettext("Not found"))
+        await audit.record(
+            tx, access_.actor, organization_id=access_.organization.id, action="email.retry", target=message_id, now=now
+        )
+    return _back(access_, "/emails", "retried")
+
+
+# --- webhooks -----------------------------------------------------------------------------------------------
+
+
+@get("/console/{slug:str}/webhooks", name="console.webhooks", include_in_schema=False)
+async def webhooks(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+    """Endpoints and their latest events (delivery state, last HTTP code, error); redeliver a failed one."""
+    access_ = await access.require_org(request, slug)
+    db = portal_state(request.app.state).db
+    endpoints = await webhook_queries.list_endpoints(db, organization_id=access_.organization.id, page=1, limit=100)
+    events = await webhook_queries.recent_events(db, access_.organization.id, limit=100)
+    return _page(
+        access_,
+        "webhooks",
+        "webhooks",
+        {"endpoints": endpoints.records, "events": events, "notice": _done_notice(done)},
+    )
+
+
+@post(
+    "/console/{slug:str}/webhooks/events/{event_id:str}/redeliver",
+    name="console.webhook_redeliver",
+    include_in_schema=False,
+    status_code=303,
+)
+async def webhook_redeliver(
+    request: Request[Any, Any, Any], slug: FromPath[str], event_id: FromPath[str]
+) -> Response[Any]:
+    """Queue an event again (owners: it talks to the seller's own systems)."""
+    access_ = await access.require_org(request, slug, manage=True)
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    async with state.db.write() as tx:
+        event = await webhook_queries.get_event(tx, event_id)
+        if event is None or event.organization_id != access_.organization.id:
+            raise NotFoundException(i18n.gettext("Not found"))
+        await webhook_queries.requeue_event(tx, event_id, now=now)
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=access_.organization.id,
+            action="webhook.redeliver",
+            target=event_id,
+            details={"type": event.type},
+            now=now,
+        )
+    return _back(access_, "/webhooks", "redelivered")
+
+
+# --- processors ---------------------------------------------------------------------------------------------
+
+
+@get("/console/{slug:str}/processors", name="console.processors", include_in_schema=False)
+async def processors(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
+    """Each processor connection and its health: last event, counts, failures, unmapped prices."""
+    access_ = await access.require_org(request, slug)
+    db = portal_state(request.app.state).db
+    reports = [
+        await connector_health.health(db, connection)
+        for connection in await connector_store.list_connections(db, access_.organization.id)
+    ]
+    return _page(access_, "processors", "processors", {"reports": reports})
+
+
+# --- settings (owners) --------------------------------------------------------------------------------------
+
+_EMAIL_SWITCHES = (
+    "order_receipt",
+    "order_refund",
+    "subscription_canceled",
+    "subscription_uncanceled",
+    "subscription_updated",
+    "renewal_reminder",
+    "subscription_payment_failed",
+)
+
+
+def _settings_context(access_: OrgAccess) -> dict[str, Any]:
+    org = access_.organization
+    switches = email_settings(org.settings)
+    return {
+        "values": {
+            "name": org.name,
+            "support_email": org.support_email or "",
+            "email_sender_name": org.email_sender_name or "",
+            "email_reply_to": org.email_reply_to or "",
+            "accent_color": org.accent_color,
+            "address": org.address or "",
+            "allow_plan_change": org.allow_plan_change,
+            "allow_email_change": org.allow_email_change,
+            "emails": {key: getattr(switches, key) for key in _EMAIL_SWITCHES},
+        },
+        "switch_labels": _switch_labels(),
+        "errors": {},
+    }
+
+
+def _switch_labels() -> dict[str, str]:
+    _ = i18n.gettext
+    return {
+        "order_receipt": _("Receipt when an order is paid"),
+        "order_refund": _("Refund receipt"),
+        "subscription_canceled": _("Subscription canceled"),
+        "subscription_uncanceled": _("Subscription resumed"),
+        "subscription_updated": _("Plan changed"),
+        "renewal_reminder": _("Renewal reminder"),
+        "subscription_payment_failed": _("Renewal payment failed"),
+    }
+
+
+@get("/console/{slug:str}/settings", name="console.settings", include_in_schema=False)
+async def settings_page(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+    access_ = await access.require_org(request, slug, manage=True)
+    return _page(access_, "settings", "settings", _settings_context(access_) | {"notice": _done_notice(done)})
+
+
+async def _settings_form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    form = await request.form()
+    return {key: str(form.get(key) or "") for key in form}
+
+
+def _optional(value: str) -> str | None:
+    value = value.strip()
+    return value or None
+
+
+@post("/console/{slug:str}/settings", name="console.settings_save", include_in_schema=False, status_code=303)
+async def settings_save(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
+    """Save branding, email and customer-action settings through the organizations service; a refused field is
+    named inline (400) and nothing is written."""
+    access_ = await access.require_org(request, slug, manage=True)
+    _ = i18n.gettext
+    form = await _settings_form(request)
+    org = access_.organization
+    accent = form.get("accent_color", "").strip().lower()
+    errors: dict[str, str] = {}
+    if re.fullmatch(r"#[0-9a-f]{6}", accent) and contrast(accent, LIGHT_SURFACE) < 4.5:
+        errors["accent_color"] = _(
+            "This colour is too light for text on a white page (contrast %(ratio).1f:1, at least 4.5:1 needed)."
+        ) % {"ratio": contrast(accent, LIGHT_SURFACE)}
+    current_settings = msgspec.json.decode(org.settings) if org.settings else {}
+    if not isinstance(current_settings, dict):
+        current_settings = {}
+    emails_now = msgspec.structs.asdict(email_settings(org.settings))
+    emails_new = emails_now | {key: form.get(f"emails_{key}") == "on" for key in _EMAIL_SWITCHES}
+    changes = org_service.OrganizationUpdate(
+        name=form.get("name", "").strip(),
+        support_email=_optional(form.get("support_email", "")),
+        email_sender_name=_optional(form.get("email_sender_name", "")),
+        email_reply_to=_optional(form.get("email_reply_to", "")),
+        accent_color=accent,
+        address=_optional(form.get("address", "")),
+        allow_plan_change=form.get("allow_plan_change") == "on",
+        allow_email_change=form.get("allow_email_change") == "on",
+        settings=current_settings | {SETTINGS_KEY: emails_new},
+    )
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    if not errors:
+        try:
+            async with state.db.write() as tx:
+                await org_service.update_organization(tx, org.id, changes, now=now)
+                changed = {
+                    field: getattr(changes, field)
+                    for field in (
+                        "name",
+                        "support_email",
+                        "email_sender_name",
+                        "email_reply_to",
+                        "accent_color",
+                        "address",
+                        "allow_plan_change",
+                        "allow_email_change",
+                    )
+                    if getattr(changes, field) != getattr(org, field)
+                }
+                if emails_new != emails_now:
+                    changed["emails"] = {k: v for k, v in emails_new.items() if emails_now.get(k) != v}
+                await audit.record(
+                    tx,
+                    access_.actor,
+                    organization_id=org.id,
+                    action="settings.update",
+                    target=org.slug,
+                    details=changed,
+                    now=now,
+                )
+        except DomainError as exc:
+            errors[(exc.field or "name").split(".")[0]] = exc.message
+    if errors:
+        context = _settings_context(access_)
+        context["values"] |= {key: form.get(key, "") for key in context["values"] if key != "emails"}
+        context["values"]["allow_plan_change"] = changes.allow_plan_change
+        context["values"]["allow_email_change"] = changes.allow_email_change
+        context["values"]["emails"] = {key: emails_new[key] for key in _EMAIL_SWITCHES}
+        context["errors"] = errors
+        return _page(access_, "settings", "settings", context, status_code=400)
+    return _back(access_, "/settings", "saved")
+
+
+ROUTES = [
+    home,
+    team,
+    team_invite,
+    team_role,
+    team_remove,
+    audit_log,
+    tokens_page,
+    token_create,
+    token_revoke,
+    emails,
+    email_retry,
+    webhooks,
+    webhook_redeliver,
+    processors,
+    settings_page,
+    settings_save,
+]

@@ -1,0 +1,232 @@
+"""The route × role matrix of every console route (walked from the app's route table: a new route without a case
+fails), the audit entry of every action, and CSRF refusal on every POST."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from portal.settings import Settings
+from tests.console_helpers import (
+    Team,
+    audit_actions,
+    console_cookie,
+    make_team,
+    plant_session,
+    reset_targets,
+)
+from tests.signin_helpers import csrf
+
+# Route name -> (needs the owner role, form body, audit action written when it succeeds).
+CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
+    "console.home": (False, {}, None),
+    "console.team": (False, {}, None),
+    "console.team_invite": (True, {"email": "new@acme.example", "role": "support"}, "team.invite"),
+    "console.team_role": (True, {"role": "owner"}, "team.role"),
+    "console.team_remove": (True, {}, "team.remove"),
+    "console.audit": (False, {}, None),
+    "console.tokens": (True, {}, None),
+    "console.token_create": (True, {"name": "deploy"}, "token.create"),
+    "console.token_revoke": (True, {}, "token.revoke"),
+    "console.emails": (False, {}, None),
+    "console.email_retry": (False, {}, "email.retry"),
+    "console.webhooks": (False, {}, None),
+    "console.webhook_redeliver": (True, {}, "webhook.redeliver"),
+    "console.processors": (False, {}, None),
+    "console.settings": (True, {}, None),
+    "console.settings_save": (
+        True,
+        {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
+        "settings.update",
+    ),
+}
+# Instance-level routes (sign-in): tested in test_console_signin.py.
+INSTANCE_ROUTES = {
+    "console.index",
+    "console.request_code",
+    "console.authenticate_form",
+    "console.authenticate",
+    "console.logout",
+}
+
+
+def console_routes(app: Litestar) -> list[tuple[str, str, str]]:
+    """(method, path template, route name) of every console route in the app's route table."""
+    found = []
+    for route in app.routes:
+        if not route.path.startswith("/console"):
+            continue
+        for handler in route.route_handlers:  # type: ignore[attr-defined]
+            for method in handler.http_methods:
+                if method in ("HEAD", "OPTIONS"):
+                    continue
+                found.append((method, route.path, str(handler.name)))
+    return sorted(found)
+
+
+def concrete(path: str, team: Team) -> str:
+    return (
+        path.replace("{slug:str}", "acme")
+        .replace("{seller_id:str}", team.target)
+        .replace("{token_id:str}", team.token_id)
+        .replace("{message_id:str}", team.message_id)
+        .replace("{event_id:str}", team.event_id)
+    )
+
+
+@pytest.fixture
+def team(settings: Settings, client: TestClient[Litestar]) -> Team:
+    return make_team(settings)
+
+
+def test_every_console_route_has_a_case(app: Litestar) -> None:
+    names = {name for _, _, name in console_routes(app)}
+    assert names - INSTANCE_ROUTES == set(CASES), "a console route without a matrix case (or a stale case)"
+    assert names >= INSTANCE_ROUTES
+
+
+ROLES = ("anonymous", "other_org", "support", "owner", "admin")
+
+
+def _seller_of(team: Team, role: str) -> str | None:
+    return {
+        "anonymous": None,
+        "other_org": team.stranger,
+        "support": team.support,
+        "owner": team.owner,
+        "admin": team.admin,
+    }[role]
+
+
+def _expected(role: str, method: str, needs_owner: bool) -> int:
+    if role == "anonymous":
+        return 303
+    if role == "other_org":
+        return 404
+    if role == "support" and needs_owner:
+        return 403
+    if method == "GET":
+        return 200
+    return 303
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_route_role_matrix(
+    app: Litestar, client: TestClient[Litestar], settings: Settings, team: Team, role: str
+) -> None:
+    seller_id = _seller_of(team, role)
+    token = plant_session(settings, seller_id) if seller_id else None
+    failures = []
+    for method, path, name in console_routes(app):
+        if name in INSTANCE_ROUTES:
+            continue
+        needs_owner, body, action = CASES[name]
+        reset_targets(settings, team)
+        console_cookie(client, settings, token)
+        before = audit_actions(settings, team.acme_id)
+        url = concrete(path, team)
+        if method == "GET":
+            response = client.get(url, follow_redirects=False)
+        else:
+            response = client.post(url, data={**body, "_csrf_token": csrf(client)}, follow_redirects=False)
+        expected = _expected(role, method, needs_owner)
+        if name == "console.token_create" and expected == 303 and role != "anonymous":
+            expected = 200  # the page that shows the new token once
+        if response.status_code != expected:
+            failures.append(f"{method} {url} as {role}: {response.status_code}, expected {expected}")
+            continue
+        if role == "anonymous":
+            assert response.headers["location"] == "/console"
+        after = audit_actions(settings, team.acme_id)
+        if method == "POST" and role != "anonymous" and expected in (200, 303):
+            new = after[len(before) :]
+            assert [entry[0] for entry in new] == [action], f"{name} as {role}: audit {new}"
+            assert new[0][2] == ("admin" if role == "admin" else role)
+        else:
+            assert after == before, f"{method} {url} as {role} wrote to the audit log"
+    assert not failures, "\n".join(failures)
+
+
+def test_every_post_refuses_a_missing_or_wrong_csrf_token(
+    app: Litestar, client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.owner))
+    client.get("/console")  # the CSRF cookie exists: only the form field is missing or wrong
+    posts = [(path, name) for method, path, name in console_routes(app) if method == "POST"]
+    assert len(posts) >= 11
+    before = audit_actions(settings)
+    for path, name in posts:
+        body = dict(CASES.get(name, (False, {}, None))[1])
+        for token in (None, "forged"):
+            data: dict[str, Any] = body if token is None else {**body, "_csrf_token": token}
+            response = client.post(concrete(path, team), data=data, follow_redirects=False)
+            assert response.status_code == 403, (path, token, response.status_code)
+    assert audit_actions(settings) == before
+
+
+def test_support_sees_no_owner_links_and_the_admin_sees_every_organization(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.support))
+    page = client.get("/console/acme").text
+    assert "/console/acme/settings" not in page and "/console/acme/tokens" not in page
+    listing = client.get("/console").text
+    assert "/console/acme" in listing and "/console/globex" not in listing
+    console_cookie(client, settings, plant_session(settings, team.admin))
+    listing = client.get("/console").text
+    assert "/console/acme" in listing and "/console/globex" in listing
+
+
+def test_the_last_owner_cannot_be_demoted_or_removed(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.admin))
+    for action, data in (("role", {"role": "support"}), ("remove", {})):
+        response = client.post(f"/console/acme/team/{team.owner}/{action}", data={**data, "_csrf_token": csrf(client)})
+        assert response.status_code == 409
+        assert "at least one owner" in response.text
+    page = client.get("/console/acme/team").text
+    assert "owner@acme.example" in page
+    assert [a for a in audit_actions(settings, team.acme_id) if a[0].startswith("team.")] == []
+
+
+def test_invite_validates_fields_and_emails_the_invitation(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.owner))
+    bad = client.post(
+        "/console/acme/team/invite", data={"email": "not an email", "role": "boss", "_csrf_token": csrf(client)}
+    )
+    assert bad.status_code == 400
+    assert 'id="invite-email-error"' in bad.text and 'id="invite-role-error"' in bad.text
+    good = client.post(
+        "/console/acme/team/invite", data={"email": "New@Acme.example", "role": "owner", "_csrf_token": csrf(client)}
+    )
+    assert good.status_code == 200 and "Invitation sent." in good.text
+    assert "New@Acme.example" in good.text
+    outbox = list((settings.data_dir / "outbox").glob("*.eml"))
+    assert any("New@Acme.example" in path.read_text() for path in outbox)
+    assert audit_actions(settings, team.acme_id)[-1] == (
+        "team.invite",
+        "owner@acme.example",
+        "owner",
+        "New@Acme.example",
+    )
+
+
+def test_audit_log_page_filters(client: TestClient[Litestar], settings: Settings, team: Team) -> None:
+    console_cookie(client, settings, plant_session(settings, team.owner))
+    client.post("/console/acme/tokens", data={"name": "deploy", "_csrf_token": csrf(client)})
+    client.post(f"/console/acme/emails/{team.message_id}/retry", data={"_csrf_token": csrf(client)})
+    everything = client.get("/console/acme/audit").text
+    assert "token.create" in everything and "email.retry" in everything
+    tokens_only = client.get("/console/acme/audit", params={"action": "token."}).text
+    assert "<code>token.create</code>" in tokens_only and "<code>email.retry</code>" not in tokens_only
+    nobody = client.get("/console/acme/audit", params={"seller": "support@acme.example"}).text
+    assert "No entries match." in nobody
+    # Another organization's owner sees none of it.
+    console_cookie(client, settings, plant_session(settings, team.stranger))
+    assert client.get("/console/globex/audit").text.count("<code>") == 0
