@@ -772,6 +772,9 @@ CREATE INDEX seller_audit_log_org ON seller_audit_log(organization_id, created_a
 -- The console's per-organization lists, newest first: webhook events and the email outbox.
 CREATE INDEX webhook_events_org ON webhook_events(organization_id, created_at);
 CREATE INDEX email_outbox_org ON email_outbox(organization_id, status, created_at);
+-- The console's home: 12 months of an organization's sales read from the index alone (covering), new customers.
+CREATE INDEX orders_org_month ON orders(organization_id, created_at, status, currency, total_amount, refunded_amount);
+CREATE INDEX customers_org_created ON customers(organization_id, created_at);
 """
 
 

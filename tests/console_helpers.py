@@ -88,9 +88,15 @@ class Team:
     event_id: str
 
 
+def _org(settings: Settings, slug: str, name: str) -> str:
+    """The organization ``slug`` (the demo seed's, in seeded modules), inserted if missing."""
+    found = sql(settings, "SELECT id FROM organizations WHERE slug = ?", (slug,))
+    return str(found[0][0]) if found else insert_org(settings, slug, name)
+
+
 def make_team(settings: Settings) -> Team:
-    acme_id = insert_org(settings, "acme", "Acme")
-    globex_id = insert_org(settings, "globex", "Globex")
+    acme_id = _org(settings, "acme", "Acme")
+    globex_id = _org(settings, "globex", "Globex")
     owner = insert_seller(settings, "owner@acme.example")
     support = insert_seller(settings, "support@acme.example")
     stranger = insert_seller(settings, "owner@globex.example")

@@ -22,7 +22,7 @@ from portal import i18n
 from portal.admin import tokens
 from portal.connectors import health as connector_health
 from portal.connectors import store as connector_store
-from portal.console import access, audit, mail, store
+from portal.console import access, audit, dashboard, mail, store
 from portal.console.access import OrgAccess
 from portal.console.signin_pages import role_labels
 from portal.errors import DomainError
@@ -112,11 +112,26 @@ async def home(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response
         report = await connector_health.health(db, connection)
         if report.failures or report.unmapped_prices:
             connector_problems.append(report)
+    state = portal_state(request.app.state)
+    board = await dashboard.build(
+        db, org_id, access_.organization.default_currency, state.clock.now(), i18n.current_locale()
+    )
+    _ = i18n.gettext
+    chart_text = {
+        "revenue": (_("Revenue per month"), _("Paid orders in %(currency)s, last 12 months.")),
+        "orders": (_("Orders per month"), _("Paid orders, every currency, last 12 months.")),
+        "refunds": (_("Refunds per month"), _("Refunded amounts in %(currency)s, last 12 months.")),
+        "customers": (_("New customers per month"), _("Customers created, last 12 months.")),
+    }
     return _page(
         access_,
         "home",
         "home",
         {
+            "board": board,
+            "chart_text": {
+                key: (title, desc % {"currency": board.currency.upper()}) for key, (title, desc) in chart_text.items()
+            },
             "failed_emails": failed_emails,
             "failed_webhooks": failed_webhooks,
             "connector_problems": connector_problems,

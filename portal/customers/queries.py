@@ -57,3 +57,26 @@ async def get_by_email(db: Database, organization_id: str, email: str) -> Custom
         (organization_id, email.strip()),
     )
     return row_to(Customer, row)
+
+
+# --- seller console: aggregates of one organization (portal.console.dashboard) -------------------------------
+
+
+class MonthlyCount(msgspec.Struct, frozen=True, kw_only=True):
+    month: str  # YYYY-MM, UTC
+    count: int
+
+
+async def new_customers_by_month(db: Database, organization_id: str, since: str) -> list[MonthlyCount]:
+    """Customers created at or after ``since`` (ISO), by month (index ``customers_org_created``, migration 22)."""
+    rows = await db.fetchall(
+        """
+        SELECT substr(created_at, 1, 7) AS month, COUNT(*) AS count
+        FROM customers
+        WHERE organization_id = ? AND created_at >= ? AND deleted_at IS NULL
+        GROUP BY month
+        ORDER BY month
+        """,
+        (organization_id, since),
+    )
+    return [MonthlyCount(month=str(row["month"]), count=int(row["count"])) for row in rows]

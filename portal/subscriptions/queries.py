@@ -182,3 +182,38 @@ async def get_plan_option(db: Database, subscription: Subscription, product_id: 
         (subscription.currency, subscription.organization_id, subscription.product_id, product_id),
     )
     return row_to(PlanOption, row)
+
+
+# --- seller console: aggregates of one organization (portal.console.dashboard) -------------------------------
+
+
+class RecurringRevenue(msgspec.Struct, frozen=True, kw_only=True):
+    """An organization's active subscriptions in one currency and their monthly recurring revenue."""
+
+    currency: str
+    active: int
+    mrr: int  # smallest currency unit per month: yearly plans count 1/12, weekly 52/12, daily 365/12
+
+
+async def recurring_revenue(db: Database, organization_id: str) -> list[RecurringRevenue]:
+    """Active subscriptions (``subscriptions_org_status``), by currency, with their amounts brought to a month."""
+    rows = await db.fetchall(
+        """
+        SELECT currency,
+               COUNT(*) AS active,
+               CAST(ROUND(SUM(
+                   amount * CASE recurring_interval
+                       WHEN 'month' THEN 1.0
+                       WHEN 'year' THEN 1.0 / 12
+                       WHEN 'week' THEN 52.0 / 12
+                       ELSE 365.0 / 12
+                   END / MAX(recurring_interval_count, 1)
+               )) AS INTEGER) AS mrr
+        FROM subscriptions
+        WHERE organization_id = ? AND status = 'active'
+        GROUP BY currency
+        ORDER BY currency
+        """,
+        (organization_id,),
+    )
+    return rows_to(RecurringRevenue, rows)
