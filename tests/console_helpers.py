@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from portal.clock import iso, new_id
+from portal.connectors.store import Secrets, encrypt_secrets
 from portal.console.access import cookie_name
 from portal.console.store import token_digest
 from portal.db import connect_sync
@@ -86,6 +87,8 @@ class Team:
     token_id: str
     message_id: str
     event_id: str
+    product_id: str
+    inbound_id: str  # a stored Stripe event of acme's connection
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -132,7 +135,42 @@ def make_team(settings: Settings) -> Team:
         "VALUES (?, ?, ?, 'order.paid', '{}', 'failed', 10, ?, 500, 'server error', ?)",
         (event_id, endpoint_id, acme_id, iso(NOW), iso(NOW)),
     )
-    return Team(acme_id, globex_id, owner, support, stranger, admin, target, token_id, message_id, event_id)
+    product_id, connection_id, inbound_id = new_id(), new_id(), new_id()
+    sql(
+        settings,
+        "INSERT INTO products (id, organization_id, name, created_at) VALUES (?, ?, 'Console Pro', ?)",
+        (product_id, acme_id, iso(NOW)),
+    )
+    sealed = encrypt_secrets(
+        settings.secret_key, acme_id, "stripe", Secrets(api_key="sk_test_x", webhook_secret="whsec_x")
+    )
+    sql(
+        settings,
+        "INSERT INTO connector_connections (id, organization_id, processor, account_id, livemode, secrets, created_at) "
+        "VALUES (?, ?, 'stripe', 'acct_console', 0, ?, ?)",
+        (connection_id, acme_id, sealed, iso(NOW)),
+    )
+    payload = {"id": "evt_console_1", "type": "balance.available", "created": 1, "data": {"object": {}}}
+    sql(
+        settings,
+        "INSERT INTO connector_events (id, connection_id, event_id, type, created, payload, status, reason, "
+        "received_at) VALUES (?, ?, 'evt_console_1', 'balance.available', 1, ?, 'failed', 'test', ?)",
+        (inbound_id, connection_id, json.dumps(payload), iso(NOW)),
+    )
+    return Team(
+        acme_id,
+        globex_id,
+        owner,
+        support,
+        stranger,
+        admin,
+        target,
+        token_id,
+        message_id,
+        event_id,
+        product_id,
+        inbound_id,
+    )
 
 
 def reset_targets(settings: Settings, team: Team) -> None:

@@ -36,6 +36,10 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.webhooks": (False, {}, None),
     "console.webhook_redeliver": (True, {}, "webhook.redeliver"),
     "console.processors": (False, {}, None),
+    # An empty key is refused before the processor is called (the checked path is in test_console_processors.py).
+    "console.processor_connect": (True, {"api_key": "", "webhook_secret": ""}, None),
+    "console.processor_map": (True, {"price_id": "price_console"}, "processor.map_price"),
+    "console.processor_replay": (True, {}, "processor.replay"),
     "console.settings": (True, {}, None),
     "console.settings_save": (
         True,
@@ -73,6 +77,8 @@ def concrete(path: str, team: Team) -> str:
         .replace("{seller_id:str}", team.target)
         .replace("{token_id:str}", team.token_id)
         .replace("{message_id:str}", team.message_id)
+        .replace("{processor:str}/events/{event_id:str}", f"stripe/events/{team.inbound_id}")
+        .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
     )
 
@@ -128,6 +134,8 @@ def test_route_role_matrix(
         console_cookie(client, settings, token)
         before = audit_actions(settings, team.acme_id)
         url = concrete(path, team)
+        if name == "console.processor_map":
+            body = {**body, "product_id": team.product_id}
         if method == "GET":
             response = client.get(url, follow_redirects=False)
         else:
@@ -135,13 +143,15 @@ def test_route_role_matrix(
         expected = _expected(role, method, needs_owner)
         if name == "console.token_create" and expected == 303 and role != "anonymous":
             expected = 200  # the page that shows the new token once
+        if name == "console.processor_connect" and expected == 303 and role != "anonymous":
+            expected = 400  # allowed in, and the empty key is named
         if response.status_code != expected:
             failures.append(f"{method} {url} as {role}: {response.status_code}, expected {expected}")
             continue
         if role == "anonymous":
             assert response.headers["location"] == "/console"
         after = audit_actions(settings, team.acme_id)
-        if method == "POST" and role != "anonymous" and expected in (200, 303):
+        if method == "POST" and role != "anonymous" and expected in (200, 303) and action:
             new = after[len(before) :]
             assert [entry[0] for entry in new] == [action], f"{name} as {role}: audit {new}"
             assert new[0][2] == ("admin" if role == "admin" else role)

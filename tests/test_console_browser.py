@@ -131,6 +131,15 @@ def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Te
             page.get_by_role("link", name="Webhooks").click()
             page.get_by_role("button", name=re.compile("^Redeliver")).click()
             expect(page.get_by_role("status")).to_have_text("The webhook is queued to be delivered again.")
+            # Processors: map a price, replay an event.
+            page.get_by_role("link", name="Processors").click()
+            page.get_by_label("Processor price id").fill("price_console")
+            page.get_by_label("Product").select_option(label="Console Pro")
+            page.get_by_role("button", name="Map price").click()
+            expect(page.get_by_role("status")).to_have_text("Price mapped; the events that waited on it were applied.")
+            expect(page.get_by_text("price_console")).to_be_visible()
+            page.get_by_role("button", name="Replay evt_console_1").click()
+            expect(page.get_by_role("status")).to_contain_text("The event was applied again")
             # Settings: a too-light accent is refused with the field named, then a good save.
             page.get_by_role("link", name="Settings").click()
             page.locator("#f-accent_color").fill("#ffee00")
@@ -162,5 +171,7 @@ def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Te
         "token.revoke",
         "email.retry",
         "webhook.redeliver",
+        "processor.map_price",
+        "processor.replay",
         "settings.update",
     ]

@@ -77,7 +77,7 @@ def test_every_console_page_goes_through_gettext(
     # The new token is shown once and stored only as an HMAC: data the database cannot list.
     new_token = re.search(r'id="new-token">([^<]+)<', pages["token created"])
     assert new_token is not None
-    data = data_strings(settings, new_token.group(1))
+    data = data_strings(settings, new_token.group(1), "Stripe")  # a processor: a proper name
     for where, body in pages.items():
         assert_all_translated(body, data, where)
     console_templates = {

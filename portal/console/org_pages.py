@@ -20,7 +20,11 @@ from litestar.response import Redirect, Template
 
 from portal import i18n
 from portal.admin import tokens
+from portal.connectors import base as connector_base
+from portal.connectors import connect as connector_connect
+from portal.connectors import events as connector_events
 from portal.connectors import health as connector_health
+from portal.connectors import links as connector_links
 from portal.connectors import store as connector_store
 from portal.console import access, audit, dashboard, mail, store
 from portal.console.access import OrgAccess
@@ -30,6 +34,7 @@ from portal.fields import EMAIL_ADDRESS_PATTERN
 from portal.notifications import outbox
 from portal.notifications.org_settings import SETTINGS_KEY, email_settings
 from portal.organizations import service as org_service
+from portal.products import admin_queries as product_queries
 from portal.templating.accent import LIGHT_SURFACE, contrast
 from portal.web import portal_state
 from portal.webhooks import queries as webhook_queries
@@ -90,6 +95,9 @@ def _done_notice(done: str | None) -> str | None:
         "retried": _("The email is queued to be sent again."),
         "redelivered": _("The webhook is queued to be delivered again."),
         "saved": _("Settings saved."),
+        "connected": _("Connected. Point the processor's webhook at the address shown."),
+        "mapped": _("Price mapped; the events that waited on it were applied."),
+        "replayed": _("The event was applied again; its status is in the list."),
     }.get(done or "")
 
 
@@ -501,16 +509,194 @@ async def webhook_redeliver(
 # --- processors ---------------------------------------------------------------------------------------------
 
 
+async def _processors_page(
+    request: Request[Any, Any, Any], access_: OrgAccess, status_code: int = 200, **context: Any
+) -> Template:
+    """Each processor (connected or not): health (last event, counts, failures, unmapped prices), the price
+    mappings, the latest events with replay, and the connect/replace-key form (owners)."""
+    state = portal_state(request.app.state)
+    db = state.db
+    org_id = access_.organization.id
+    connections = {c.processor: c for c in await connector_store.list_connections(db, org_id)}
+    processors_: list[dict[str, Any]] = []
+    for name in sorted(connector_base.registry()):
+        connection = connections.get(name)
+        if connection is None:
+            processors_.append({"name": name, "connection": None})
+            continue
+        events_, total = await connector_health.list_events(db, connection, status=None, event_type=None, limit=50)
+        processors_.append(
+            {
+                "name": name,
+                "connection": connection,
+                "health": await connector_health.health(db, connection),
+                "mappings": await connector_links.list_price_mappings(db, connection.id),
+                "events": events_,
+                "total": total,
+                "webhook_url": connector_connect.instructions(
+                    connector_base.registry()[name], state.settings, access_.organization.slug
+                ).webhook_url,
+            }
+        )
+    products = await product_queries.list_products(
+        db, organization_id=org_id, is_archived=False, is_recurring=None, page=1, limit=100
+    )
+    return _page(
+        access_,
+        "processors",
+        "processors",
+        {"processors": processors_, "products": products.records, "errors": {}, "results": None, **context},
+        status_code=status_code,
+    )
+
+
 @get("/console/{slug:str}/processors", name="console.processors", include_in_schema=False)
-async def processors(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
-    """Each processor connection and its health: last event, counts, failures, unmapped prices."""
+async def processors(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
     access_ = await access.require_org(request, slug)
-    db = portal_state(request.app.state).db
-    reports = [
-        await connector_health.health(db, connection)
-        for connection in await connector_store.list_connections(db, access_.organization.id)
-    ]
-    return _page(access_, "processors", "processors", {"reports": reports})
+    return await _processors_page(request, access_, notice=_done_notice(done))
+
+
+def _processor(name: str) -> connector_base.Processor:
+    found = connector_base.get_processor(name)
+    if found is None:
+        raise NotFoundException(i18n.gettext("Not found"))
+    return found
+
+
+class ConnectForm(msgspec.Struct, kw_only=True):
+    api_key: str = ""
+    webhook_secret: str = ""
+
+
+@post(
+    "/console/{slug:str}/processors/{processor:str}/connect",
+    name="console.processor_connect",
+    include_in_schema=False,
+    status_code=303,
+)
+async def processor_connect(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    processor: FromPath[str],
+    data: Annotated[ConnectForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """Connect, or replace the key of, a processor: the same checks as ``portal connect`` (the key is tried against
+    the processor's API before anything is stored; both secrets are stored encrypted, never shown again)."""
+    access_ = await access.require_org(request, slug, manage=True)
+    found = _processor(processor)
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    try:
+        connection = await connector_connect.connect(
+            state.db,
+            state.settings,
+            found,
+            organization_id=access_.organization.id,
+            secrets=connector_store.Secrets(api_key=data.api_key[:500], webhook_secret=data.webhook_secret[:500]),
+            connector_settings=None,
+            now=now,
+        )
+    except DomainError as exc:
+        return await _processors_page(request, access_, 400, errors={exc.field or "api_key": exc.message})
+    except connector_base.ProcessorError as exc:
+        return await _processors_page(request, access_, 400, errors={"api_key": exc.message})
+    async with state.db.write() as tx:
+        # After the connection's own transaction (the key is checked against the processor in between).
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=access_.organization.id,
+            action="processor.connect",
+            target=processor,
+            details={"account_id": connection.account_id, "livemode": connection.livemode},
+            now=now,
+        )
+    return _back(access_, "/processors", "connected")
+
+
+class MapForm(msgspec.Struct, kw_only=True):
+    price_id: str = ""
+    product_id: str = ""
+
+
+async def _connection_of(request: Request[Any, Any, Any], access_: OrgAccess, name: str) -> Any:
+    connection = await connector_store.get_connection(portal_state(request.app.state).db, access_.organization.id, name)
+    if connection is None:
+        raise NotFoundException(i18n.gettext("Not found"))
+    return connection
+
+
+@post(
+    "/console/{slug:str}/processors/{processor:str}/map",
+    name="console.processor_map",
+    include_in_schema=False,
+    status_code=303,
+)
+async def processor_map(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    processor: FromPath[str],
+    data: Annotated[MapForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """Map a processor price to one of the organization's products; the events that waited on it are applied."""
+    access_ = await access.require_org(request, slug, manage=True)
+    found = _processor(processor)
+    connection = await _connection_of(request, access_, processor)
+    state = portal_state(request.app.state)
+    _ = i18n.gettext
+    price_id, product_id = data.price_id.strip(), data.product_id.strip()
+    errors = {}
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,100}", price_id):
+        errors["price_id"] = _("Enter the processor's price id (letters, digits and underscores).")
+    owner = await state.db.fetchval("SELECT organization_id FROM products WHERE id = ?", (product_id,))
+    if owner != access_.organization.id:
+        errors["product_id"] = _("Choose one of this organization's products.")
+    if errors:
+        return await _processors_page(request, access_, 400, errors=errors)
+    now = state.clock.now()
+    results = await connector_events.map_price(
+        state.db, state.settings, found, connection, price_id, product_id, now=now
+    )
+    async with state.db.write() as tx:
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=access_.organization.id,
+            action="processor.map_price",
+            target=price_id,
+            details={"product_id": product_id, "applied": len(results)},
+            now=now,
+        )
+    return _back(access_, "/processors", "mapped")
+
+
+@post(
+    "/console/{slug:str}/processors/{processor:str}/events/{event_id:str}/replay",
+    name="console.processor_replay",
+    include_in_schema=False,
+    status_code=303,
+)
+async def processor_replay(
+    request: Request[Any, Any, Any], slug: FromPath[str], processor: FromPath[str], event_id: FromPath[str]
+) -> Response[Any]:
+    """Apply a stored inbound event again (owners: it changes orders and subscriptions)."""
+    access_ = await access.require_org(request, slug, manage=True)
+    found = _processor(processor)
+    connection = await _connection_of(request, access_, processor)
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    result = await connector_events.replay(state.db, state.settings, found, connection, event_id, now=now)
+    async with state.db.write() as tx:
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=access_.organization.id,
+            action="processor.replay",
+            target=result.event_id,
+            details={"status": result.status, "reason": result.reason},
+            now=now,
+        )
+    return _back(access_, "/processors", "replayed")
 
 
 # --- settings (owners) --------------------------------------------------------------------------------------
@@ -664,6 +850,9 @@ ROUTES = [
     webhooks,
     webhook_redeliver,
     processors,
+    processor_connect,
+    processor_map,
+    processor_replay,
     settings_page,
     settings_save,
 ]
