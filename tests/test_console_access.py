@@ -17,6 +17,7 @@ from tests.console_helpers import (
     make_team,
     plant_session,
     reset_targets,
+    sql,
 )
 from tests.signin_helpers import csrf
 
@@ -41,6 +42,8 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.processor_map": (True, {"price_id": "price_console"}, "processor.map_price"),
     "console.processor_replay": (True, {}, "processor.replay"),
     "console.settings": (True, {}, None),
+    "console.settings_preview": (True, {}, None),
+    "console.settings_preview_form": (True, {"name": "Acme Preview", "accent_color": "#0b5e3a"}, None),
     "console.settings_save": (
         True,
         {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
@@ -80,6 +83,7 @@ def concrete(path: str, team: Team) -> str:
         .replace("{processor:str}/events/{event_id:str}", f"stripe/events/{team.inbound_id}")
         .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
+        .replace("{kind:str}", "signin")
     )
 
 
@@ -141,7 +145,11 @@ def test_route_role_matrix(
         else:
             response = client.post(url, data={**body, "_csrf_token": csrf(client)}, follow_redirects=False)
         expected = _expected(role, method, needs_owner)
-        if name == "console.token_create" and expected == 303 and role != "anonymous":
+        if (
+            name in ("console.token_create", "console.settings_preview_form")
+            and expected == 303
+            and role != "anonymous"
+        ):
             expected = 200  # the page that shows the new token once
         if name == "console.processor_connect" and expected == 303 and role != "anonymous":
             expected = 400  # allowed in, and the empty key is named
@@ -240,3 +248,31 @@ def test_audit_log_page_filters(client: TestClient[Litestar], settings: Settings
     # Another organization's owner sees none of it.
     console_cookie(client, settings, plant_session(settings, team.stranger))
     assert client.get("/console/globex/audit").text.count("<code>") == 0
+
+
+def test_previews_show_unsaved_branding_in_same_origin_frames_only(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.owner))
+    page = client.post(
+        "/console/acme/settings/preview",
+        data={"name": "Acme Preview", "accent_color": "#0b5e3a", "_csrf_token": csrf(client)},
+    )
+    assert page.status_code == 200 and 'value="Acme Preview"' in page.text
+    assert "/console/acme/settings/preview/signin?name=Acme+Preview&amp;accent_color=%230b5e3a" in page.text
+    signin = client.get(
+        "/console/acme/settings/preview/signin", params={"name": "Acme Preview", "accent_color": "#0b5e3a"}
+    )
+    assert "Sign in to Acme Preview" in signin.text and "#0b5e3a" in signin.text
+    assert signin.headers["x-frame-options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in signin.headers["content-security-policy"]
+    email = client.get(
+        "/console/acme/settings/preview/email", params={"name": "Acme Preview", "accent_color": "#0b5e3a"}
+    )
+    assert "Acme Preview" in email.text and "ABC234" in email.text
+    # A refused colour is not previewed as if it were fine; nothing was saved.
+    light = client.get("/console/acme/settings/preview/signin", params={"accent_color": "#ffff00"})
+    assert "#ffff00" not in light.text
+    assert sql(settings, "SELECT name FROM organizations WHERE slug = 'acme'")[0][0] == "Acme"
+    # Every other page still refuses to be framed.
+    assert client.get("/console/acme/settings").headers["x-frame-options"] == "DENY"

@@ -66,6 +66,12 @@ def test_every_console_page_goes_through_gettext(
         ),
         400,
     )
+    keep(
+        "settings preview",
+        client.post(
+            "/console/acme/settings/preview", data={"name": "Acme", "accent_color": "#0b5e3a", "_csrf_token": token}
+        ),
+    )
     client.post(f"/console/acme/emails/{team.message_id}/retry", data={"_csrf_token": token})
     keep("audit with entries", client.get("/console/acme/audit"))
     keep("audit filtered", client.get("/console/acme/audit?action=token.&seller=owner@acme.example"))

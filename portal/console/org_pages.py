@@ -9,7 +9,9 @@ query module, and records its audit entry in the same transaction.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -20,6 +22,7 @@ from litestar.response import Redirect, Template
 
 from portal import i18n
 from portal.admin import tokens
+from portal.clock import iso
 from portal.connectors import base as connector_base
 from portal.connectors import connect as connector_connect
 from portal.connectors import events as connector_events
@@ -30,13 +33,15 @@ from portal.console import access, audit, dashboard, mail, store
 from portal.console.access import OrgAccess
 from portal.console.signin_pages import role_labels
 from portal.errors import DomainError
-from portal.fields import EMAIL_ADDRESS_PATTERN
+from portal.fields import EMAIL_ADDRESS_PATTERN, single_line_problem
 from portal.notifications import outbox
 from portal.notifications.org_settings import SETTINGS_KEY, email_settings
 from portal.organizations import service as org_service
+from portal.organizations.queries import Organization
 from portal.products import admin_queries as product_queries
-from portal.templating.accent import LIGHT_SURFACE, contrast
-from portal.web import portal_state
+from portal.sessions.emails import login_code_email
+from portal.templating.accent import LIGHT_SURFACE, MIN_CONTRAST, contrast
+from portal.web import CSP, portal_state
 from portal.webhooks import queries as webhook_queries
 
 _EMAIL = re.compile(EMAIL_ADDRESS_PATTERN)
@@ -701,6 +706,8 @@ async def processor_replay(
 
 # --- settings (owners) --------------------------------------------------------------------------------------
 
+_PREVIEWS = ("signin", "email")
+_ACCENT = re.compile(r"#[0-9a-f]{6}")
 _EMAIL_SWITCHES = (
     "order_receipt",
     "order_refund",
@@ -712,10 +719,18 @@ _EMAIL_SWITCHES = (
 )
 
 
+def _preview_urls(access_: OrgAccess, name: str, accent: str) -> dict[str, str]:
+    """The preview frames' addresses for these (possibly unsaved) branding values."""
+    query = urlencode({"name": name, "accent_color": accent})
+    base = f"/console/{access_.organization.slug}/settings/preview"
+    return {kind: f"{base}/{kind}?{query}" for kind in _PREVIEWS}
+
+
 def _settings_context(access_: OrgAccess) -> dict[str, Any]:
     org = access_.organization
     switches = email_settings(org.settings)
     return {
+        "previews": _preview_urls(access_, org.name, org.accent_color),
         "values": {
             "name": org.name,
             "support_email": org.support_email or "",
@@ -751,6 +766,74 @@ async def settings_page(request: Request[Any, Any, Any], slug: FromPath[str], do
     return _page(access_, "settings", "settings", _settings_context(access_) | {"notice": _done_notice(done)})
 
 
+def _preview_org(access_: OrgAccess, name: str | None, accent: str | None) -> Organization:
+    """The organization with unsaved branding values, each kept only if valid (a preview never shows a refused
+    value as if it were fine)."""
+    org = access_.organization
+    changes: dict[str, str] = {}
+    if name and name.strip() and len(name) <= 100 and single_line_problem(name) is None:
+        changes["name"] = name.strip()
+    if accent and _ACCENT.fullmatch(accent.lower()) and contrast(accent.lower(), LIGHT_SURFACE) >= MIN_CONTRAST:
+        changes["accent_color"] = accent.lower()
+    return msgspec.structs.replace(org, **changes)
+
+
+# Preview pages are shown in frames of the settings page (same origin only), never anywhere else.
+_PREVIEW_HEADERS = {
+    "Content-Security-Policy": CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'"),
+    "X-Frame-Options": "SAMEORIGIN",
+}
+
+
+@get("/console/{slug:str}/settings/preview/{kind:str}", name="console.settings_preview", include_in_schema=False)
+async def settings_preview(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    kind: FromPath[str],
+    name: Annotated[str | None, QueryParameter(name="name", max_length=200)] = None,
+    accent_color: Annotated[str | None, QueryParameter(name="accent_color", max_length=16)] = None,
+) -> Response[Any]:
+    """The customer sign-in page or the sign-in email as they would look with these branding values."""
+    access_ = await access.require_org(request, slug, manage=True)
+    if kind not in _PREVIEWS:
+        raise NotFoundException(i18n.gettext("Not found"))
+    org = _preview_org(access_, name, accent_color)
+    if kind == "signin":
+        return Template(
+            template_name="portal/sign_in.html",
+            context={"organization": org, "email": "", "message": None},
+            headers=_PREVIEW_HEADERS,
+            media_type=MediaType.HTML,
+        )
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    message = login_code_email(
+        state.settings,
+        organization=org,
+        to=access_.seller.email,
+        code="ABC234",
+        expires_at=iso(now + timedelta(minutes=15)),
+        now=now,
+        locale=i18n.current_locale(),
+    )
+    return Response(message.html or "", media_type=MediaType.HTML, headers=_PREVIEW_HEADERS)
+
+
+@post("/console/{slug:str}/settings/preview", name="console.settings_preview_form", include_in_schema=False)
+async def settings_preview_form(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
+    """The settings page again, with the values as typed (nothing saved) and the previews showing them."""
+    access_ = await access.require_org(request, slug, manage=True)
+    form = await _settings_form(request)
+    context = _settings_context(access_)
+    context["values"] |= {key: form.get(key, "") for key in context["values"] if key not in ("emails",)}
+    context["values"]["allow_plan_change"] = form.get("allow_plan_change") == "on"
+    context["values"]["allow_email_change"] = form.get("allow_email_change") == "on"
+    context["values"]["emails"] = {key: form.get(f"emails_{key}") == "on" for key in _EMAIL_SWITCHES}
+    context["previews"] = _preview_urls(access_, form.get("name", ""), form.get("accent_color", ""))
+    context["previewing"] = True
+    return _page(access_, "settings", "settings", context)
+
+
 async def _settings_form(request: Request[Any, Any, Any]) -> dict[str, str]:
     form = await request.form()
     return {key: str(form.get(key) or "") for key in form}
@@ -771,7 +854,7 @@ async def settings_save(request: Request[Any, Any, Any], slug: FromPath[str]) ->
     org = access_.organization
     accent = form.get("accent_color", "").strip().lower()
     errors: dict[str, str] = {}
-    if re.fullmatch(r"#[0-9a-f]{6}", accent) and contrast(accent, LIGHT_SURFACE) < 4.5:
+    if _ACCENT.fullmatch(accent) and contrast(accent, LIGHT_SURFACE) < MIN_CONTRAST:
         errors["accent_color"] = _(
             "This colour is too light for text on a white page (contrast %(ratio).1f:1, at least 4.5:1 needed)."
         ) % {"ratio": contrast(accent, LIGHT_SURFACE)}
@@ -855,4 +938,6 @@ ROUTES = [
     processor_replay,
     settings_page,
     settings_save,
+    settings_preview,
+    settings_preview_form,
 ]
