@@ -110,6 +110,9 @@ def _ids(site: Site) -> dict[str, str]:
         "organization_id": acme,
         "customer_id": owner,
         "download": _download_url(site),
+        # The console's branding preview (answers signed-out customers with the 303 to /console; its same-origin
+        # framing for signed-in sellers is tested in tests/test_console_access.py).
+        "kind": "signin",
     }
 
 
