@@ -276,3 +276,24 @@ def test_previews_show_unsaved_branding_in_same_origin_frames_only(
     assert sql(settings, "SELECT name FROM organizations WHERE slug = 'acme'")[0][0] == "Acme"
     # Every other page still refuses to be framed.
     assert client.get("/console/acme/settings").headers["x-frame-options"] == "DENY"
+
+
+def test_seller_tax_id_is_validated_and_saved_with_the_settings(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.owner))
+    base = {"name": "Acme", "accent_color": "#1d4ed8", "_csrf_token": csrf(client)}
+    refused = client.post("/console/acme/settings", data={**base, "tax_country": "DE", "tax_id": "DE123"})
+    assert refused.status_code == 400 and 'id="f-tax_id-error"' in refused.text
+    assert 'value="DE123"' in refused.text  # kept as typed
+    no_country = client.post("/console/acme/settings", data={**base, "tax_country": "", "tax_id": "DE136695976"})
+    assert no_country.status_code == 400 and 'id="f-tax_country-error"' in no_country.text
+    saved = client.post(
+        "/console/acme/settings", data={**base, "tax_country": "de", "tax_id": "DE 136 695 976"}, follow_redirects=False
+    )
+    assert saved.status_code == 303
+    (stored,) = sql(settings, "SELECT settings FROM organizations WHERE slug = 'acme'")
+    assert '"invoice":{"tax_id":"DE136695976","tax_id_format":"eu_vat","country":"DE"}' in stored[0]
+    assert 'value="DE136695976"' in client.get("/console/acme/settings").text
+    entry = audit_actions(settings, team.acme_id)[-1]
+    assert entry[0] == "settings.update"

@@ -108,3 +108,39 @@ def test_aggregate_reads_use_their_indexes(client: TestClient[Litestar], setting
     assert "INDEX webhook_events_org (organization_id=?)" in plans["webhooks"]
     for plan in plans.values():
         assert not re.search(r"\bSCAN (orders|customers|seller_audit_log|webhook_events)\b(?! USING)", plan), plan
+
+
+def test_the_seller_tax_id_set_in_the_console_is_on_receipts(client: TestClient[Litestar], settings: Settings) -> None:
+    from tests.browser_helpers import new_session
+    from tests.signin_helpers import csrf
+
+    ((org_id,),) = sql(settings, "SELECT id FROM organizations WHERE slug = 'acme'")
+    seller = insert_seller(settings, "owner@acme.example")
+    add_member(settings, seller, org_id, "owner")
+    console_cookie(client, settings, plant_session(settings, seller))
+    page = client.get("/console/acme/settings").text
+    name = re.search(r'id="f-name"[^>]*value="([^"]*)"', page)
+    assert name is not None
+    saved = client.post(
+        "/console/acme/settings",
+        data={
+            "name": name.group(1),
+            "accent_color": "#2563eb",
+            "tax_country": "DE",
+            "tax_id": "DE136695976",
+            "_csrf_token": csrf(client),
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text[:300]
+    cookie, token = new_session(settings, "acme", "alex@example.com")
+    client.cookies.set(cookie, token)
+    ((order,),) = sql(
+        settings,
+        "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.email = 'alex@example.com' "
+        "AND o.organization_id = ? AND o.receipt_number IS NOT NULL LIMIT 1",
+        (org_id,),
+    )
+    receipt = client.get(f"/acme/portal/orders/{order}/receipt")
+    assert receipt.status_code == 200
+    assert "Tax ID: DE136695976" in BeautifulSoup(receipt.text, "html.parser").select_one(".seller").get_text()  # type: ignore[union-attr]

@@ -32,12 +32,13 @@ from portal.connectors import store as connector_store
 from portal.console import access, audit, dashboard, mail, store
 from portal.console.access import OrgAccess
 from portal.console.signin_pages import role_labels
+from portal.customers.tax_ids import InvalidTaxID, validate_tax_id
 from portal.errors import DomainError
 from portal.fields import EMAIL_ADDRESS_PATTERN, single_line_problem
 from portal.notifications import outbox
 from portal.notifications.org_settings import SETTINGS_KEY, email_settings
 from portal.organizations import service as org_service
-from portal.organizations.queries import Organization
+from portal.organizations.queries import INVOICE_SETTINGS_KEY, Organization
 from portal.products import admin_queries as product_queries
 from portal.sessions.emails import login_code_email
 from portal.templating.accent import LIGHT_SURFACE, MIN_CONTRAST, contrast
@@ -719,6 +720,12 @@ _EMAIL_SWITCHES = (
 )
 
 
+def _invoice_settings(org: Organization) -> dict[str, str]:
+    value = msgspec.json.decode(org.settings or "{}")
+    invoice = value.get(INVOICE_SETTINGS_KEY) if isinstance(value, dict) else None
+    return {k: str(v) for k, v in invoice.items()} if isinstance(invoice, dict) else {}
+
+
 def _preview_urls(access_: OrgAccess, name: str, accent: str) -> dict[str, str]:
     """The preview frames' addresses for these (possibly unsaved) branding values."""
     query = urlencode({"name": name, "accent_color": accent})
@@ -738,6 +745,8 @@ def _settings_context(access_: OrgAccess) -> dict[str, Any]:
             "email_reply_to": org.email_reply_to or "",
             "accent_color": org.accent_color,
             "address": org.address or "",
+            "tax_country": _invoice_settings(org).get("country", ""),
+            "tax_id": _invoice_settings(org).get("tax_id", ""),
             "allow_plan_change": org.allow_plan_change,
             "allow_email_change": org.allow_email_change,
             "emails": {key: getattr(switches, key) for key in _EMAIL_SWITCHES},
@@ -863,6 +872,22 @@ async def settings_save(request: Request[Any, Any, Any], slug: FromPath[str]) ->
         current_settings = {}
     emails_now = msgspec.structs.asdict(email_settings(org.settings))
     emails_new = emails_now | {key: form.get(f"emails_{key}") == "on" for key in _EMAIL_SWITCHES}
+    tax_country = form.get("tax_country", "").strip().upper()
+    tax_number = form.get("tax_id", "").strip()
+    invoice: dict[str, str] | None = None
+    if tax_number:
+        if not re.fullmatch(r"[A-Z]{2}", tax_country):
+            errors["tax_country"] = _("Enter the two-letter country code the tax ID belongs to (e.g. DE, FR, US).")
+        else:
+            try:
+                compact, tax_format = validate_tax_id(tax_number[:64], tax_country)
+            except InvalidTaxID:
+                errors["tax_id"] = _("This is not a valid tax ID for %(country)s.") % {"country": tax_country}
+            else:
+                invoice = {"tax_id": compact, "tax_id_format": tax_format, "country": tax_country}
+    new_settings = {k: v for k, v in current_settings.items() if k != INVOICE_SETTINGS_KEY}
+    if invoice is not None:
+        new_settings[INVOICE_SETTINGS_KEY] = invoice
     changes = org_service.OrganizationUpdate(
         name=form.get("name", "").strip(),
         support_email=_optional(form.get("support_email", "")),
@@ -872,7 +897,7 @@ async def settings_save(request: Request[Any, Any, Any], slug: FromPath[str]) ->
         address=_optional(form.get("address", "")),
         allow_plan_change=form.get("allow_plan_change") == "on",
         allow_email_change=form.get("allow_email_change") == "on",
-        settings=current_settings | {SETTINGS_KEY: emails_new},
+        settings=new_settings | {SETTINGS_KEY: emails_new},
     )
     state = portal_state(request.app.state)
     now = state.clock.now()
@@ -896,6 +921,8 @@ async def settings_save(request: Request[Any, Any, Any], slug: FromPath[str]) ->
                 }
                 if emails_new != emails_now:
                     changed["emails"] = {k: v for k, v in emails_new.items() if emails_now.get(k) != v}
+                if invoice != (current_settings.get(INVOICE_SETTINGS_KEY) or None):
+                    changed["tax_id"] = None if invoice is None else invoice["tax_id"]
                 await audit.record(
                     tx,
                     access_.actor,

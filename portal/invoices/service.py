@@ -28,6 +28,7 @@ from portal.customers.billing import BillingForm, validate_billing
 from portal.db import Database, Transaction, row_dict
 from portal.errors import DomainError, InvalidInput, NotFound
 from portal.invoices.queries import INVOICE_COLUMNS, Invoice
+from portal.organizations.queries import seller_tax_id
 from portal.subscriptions.actions import record_event
 
 INVOICEABLE_STATUSES = frozenset({"paid", "refunded", "partially_refunded"})
@@ -73,7 +74,8 @@ async def _own_order(tx: Transaction, organization_id: str, customer_id: str, or
 async def build_snapshot(tx: Transaction, order: Any) -> dict[str, Any]:
     """Everything the invoice prints that could change later, frozen at issue time."""
     org = await tx.fetchone(
-        "SELECT name, address, support_email, avatar_url, accent_color, default_locale FROM organizations WHERE id = ?",
+        "SELECT name, address, support_email, avatar_url, accent_color, default_locale, settings "
+        "FROM organizations WHERE id = ?",
         (order["organization_id"],),
     )
     assert org is not None  # orders.organization_id is a foreign key
@@ -99,6 +101,7 @@ async def build_snapshot(tx: Transaction, order: Any) -> dict[str, Any]:
             "support_email": org["support_email"],
             "avatar_url": org["avatar_url"],
             "accent_color": org["accent_color"],
+            "tax_id": seller_tax_id(org["settings"]),
         },
         "locale": org["default_locale"],
         "customer_email": email,
