@@ -3,6 +3,7 @@ fails), the audit entry of every action, and CSRF refusal on every POST."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -225,8 +226,11 @@ def test_invite_validates_fields_and_emails_the_invitation(
     )
     assert good.status_code == 200 and "Invitation sent." in good.text
     assert "New@Acme.example" in good.text
-    outbox = list((settings.data_dir / "outbox").glob("*.eml"))
-    assert any("New@Acme.example" in path.read_text() for path in outbox)
+    # The invitation is sent in the background (the answer never waits on the mail server): wait for it.
+    deadline = time.monotonic() + 10
+    while not any("New@Acme.example" in p.read_text() for p in (settings.data_dir / "outbox").glob("*.eml")):
+        assert time.monotonic() < deadline, "no invitation email"
+        time.sleep(0.05)
     assert audit_actions(settings, team.acme_id)[-1] == (
         "team.invite",
         "owner@acme.example",
