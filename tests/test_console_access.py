@@ -45,14 +45,16 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.settings": (True, {}, None),
     "console.settings_preview": (True, {}, None),
     "console.settings_preview_form": (True, {"name": "Acme Preview", "accent_color": "#0b5e3a"}, None),
+    "console.settings_logo": (True, {"remove": "on"}, "settings.logo"),
     "console.settings_save": (
         True,
         {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
         "settings.update",
     ),
 }
-# Instance-level routes (sign-in): tested in test_console_signin.py.
+# Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {
+    "console.logo",
     "console.index",
     "console.request_code",
     "console.authenticate_form",
@@ -65,7 +67,7 @@ def console_routes(app: Litestar) -> list[tuple[str, str, str]]:
     """(method, path template, route name) of every console route in the app's route table."""
     found = []
     for route in app.routes:
-        if not route.path.startswith("/console"):
+        if not route.path.startswith(("/console", "/logos")):
             continue
         for handler in route.route_handlers:  # type: ignore[attr-defined]
             for method in handler.http_methods:
@@ -301,3 +303,35 @@ def test_seller_tax_id_is_validated_and_saved_with_the_settings(
     assert 'value="DE136695976"' in client.get("/console/acme/settings").text
     entry = audit_actions(settings, team.acme_id)[-1]
     assert entry[0] == "settings.update"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64
+
+
+def test_logo_upload_is_checked_stored_served_and_shown(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.owner))
+
+    def upload(name: str, content: bytes, kind: str) -> Any:
+        return client.post(
+            "/console/acme/settings/logo",
+            data={"_csrf_token": csrf(client)},
+            files={"logo": (name, content, kind)},
+            follow_redirects=False,
+        )
+
+    svg = upload("logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "image/png")
+    assert svg.status_code == 400 and 'id="f-logo-error"' in svg.text
+    big = upload("logo.png", PNG + b"\x00" * 49 * 1024, "image/png")
+    assert big.status_code in (400, 413)
+    assert upload("logo.png", PNG, "image/png").status_code == 303
+    (avatar_url,) = sql(settings, "SELECT avatar_url FROM organizations WHERE slug = 'acme'")[0]
+    assert avatar_url.startswith("http://testserver.local/logos/") and avatar_url.endswith(".png")
+    served = client.get(avatar_url.removeprefix("http://testserver.local"))
+    assert served.status_code == 200 and served.content == PNG
+    assert served.headers["content-type"] == "image/png" and served.headers["x-content-type-options"] == "nosniff"
+    assert avatar_url in client.get("/acme/portal").text  # the customers' sign-in page shows it
+    assert client.get("/logos/../etc/passwd").status_code == 404
+    assert client.get("/logos/x/0123456789abcdef.png").status_code == 404
+    assert [a[0] for a in audit_actions(settings, team.acme_id)] == ["settings.logo"]

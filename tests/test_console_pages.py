@@ -4,6 +4,7 @@ by some scenario here."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from litestar import Litestar
@@ -11,7 +12,7 @@ from litestar.testing import TestClient
 
 from portal.resources import templates_dir
 from portal.settings import Settings
-from tests.console_helpers import console_cookie, insert_seller, make_team, plant_session
+from tests.console_helpers import console_cookie, insert_seller, make_team, plant_session, sql
 from tests.signin_helpers import csrf
 from tests.test_i18n_pseudo import assert_all_translated, client, data_strings, rendered_templates
 
@@ -72,6 +73,15 @@ def test_every_console_page_goes_through_gettext(
             "/console/acme/settings/preview", data={"name": "Acme", "accent_color": "#0b5e3a", "_csrf_token": token}
         ),
     )
+    logo = "/console/acme/settings/logo"
+    keep(
+        "logo error",
+        client.post(logo, data={"_csrf_token": token}, files={"logo": ("x.txt", b"hi", "text/plain")}),
+        400,
+    )
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    client.post(logo, data={"_csrf_token": token}, files={"logo": ("logo.png", png, "image/png")})
+    keep("settings with a logo", client.get("/console/acme/settings"))
     client.post(f"/console/acme/emails/{team.message_id}/retry", data={"_csrf_token": token})
     keep("audit with entries", client.get("/console/acme/audit"))
     keep("audit filtered", client.get("/console/acme/audit?action=token.&seller=owner@acme.example"))
@@ -83,7 +93,11 @@ def test_every_console_page_goes_through_gettext(
     # The new token is shown once and stored only as an HMAC: data the database cannot list.
     new_token = re.search(r'id="new-token">([^<]+)<', pages["token created"])
     assert new_token is not None
-    data = data_strings(settings, new_token.group(1), "Stripe")  # a processor: a proper name
+    # The audit log shows each entry's details as stored (JSON): its keys are machine names, data like its values.
+    detail_keys = {
+        key for (details,) in sql(settings, "SELECT details FROM seller_audit_log") for key in json.loads(details)
+    }
+    data = data_strings(settings, new_token.group(1), "Stripe", *detail_keys)  # Stripe: a processor's proper name
     for where, body in pages.items():
         assert_all_translated(body, data, where)
     console_templates = {

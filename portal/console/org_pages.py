@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, QueryParameter
@@ -29,7 +30,7 @@ from portal.connectors import events as connector_events
 from portal.connectors import health as connector_health
 from portal.connectors import links as connector_links
 from portal.connectors import store as connector_store
-from portal.console import access, audit, dashboard, mail, store
+from portal.console import access, audit, dashboard, logos, mail, store
 from portal.console.access import OrgAccess
 from portal.console.signin_pages import role_labels
 from portal.customers.tax_ids import InvalidTaxID, validate_tax_id
@@ -843,6 +844,49 @@ async def settings_preview_form(request: Request[Any, Any, Any], slug: FromPath[
     return _page(access_, "settings", "settings", context)
 
 
+@post("/console/{slug:str}/settings/logo", name="console.settings_logo", include_in_schema=False, status_code=303)
+async def settings_logo(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
+    """Upload the organization's logo (PNG or JPEG, at most 48 KiB), or remove it (``remove``)."""
+    access_ = await access.require_org(request, slug, manage=True)
+    _ = i18n.gettext
+    state = portal_state(request.app.state)
+    form = await request.form()
+    org = access_.organization
+    avatar_url: str | None = None
+    if form.get("remove") != "on":
+        upload = form.get("logo")
+        content = await upload.read(logos.MAX_LOGO_BYTES + 1) if isinstance(upload, UploadFile) else b""
+        extension = logos.kind_of(content)
+        problem = None
+        if not content:
+            problem = _("Choose a PNG or JPEG file.")
+        elif len(content) > logos.MAX_LOGO_BYTES:
+            problem = _("The logo is too large: at most 48 KB.")
+        elif extension is None:
+            problem = _("The logo must be a PNG or JPEG image.")
+        if problem is not None or extension is None:
+            context = _settings_context(access_) | {"errors": {"logo": problem}}
+            return _page(access_, "settings", "settings", context, status_code=400)
+        relative = logos.relative_path(org.id, content, extension)
+        await logos.store(state.settings.files_dir, relative, content)
+        avatar_url = f"{state.settings.public_base_url}/{relative}"
+    now = state.clock.now()
+    async with state.db.write() as tx:
+        await org_service.update_organization(
+            tx, org.id, org_service.OrganizationUpdate(avatar_url=avatar_url), now=now
+        )
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=org.id,
+            action="settings.logo",
+            target=org.slug,
+            details={"avatar_url": avatar_url},
+            now=now,
+        )
+    return _back(access_, "/settings", "saved")
+
+
 async def _settings_form(request: Request[Any, Any, Any]) -> dict[str, str]:
     form = await request.form()
     return {key: str(form.get(key) or "") for key in form}
@@ -967,4 +1011,6 @@ ROUTES = [
     settings_save,
     settings_preview,
     settings_preview_form,
+    settings_logo,
+    logos.logo,
 ]
