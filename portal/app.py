@@ -18,6 +18,7 @@ from portal.admin import admin_router
 from portal.api_docs import SwaggerUIFromPackage, docs_router
 from portal.clock import Clock
 from portal.connectors import inbound_api as connector_inbound
+from portal.console import console_router
 from portal.db import Database, connect_sync
 from portal.limits import BodyLimitMiddleware
 from portal.logging_setup import configure_logging
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
         *session_pages.ROUTES,
         *email_link_pages.ROUTES,
         *session_api.ROUTES,
+        console_router(),
         *portal_pages.ROUTES,
         *connector_inbound.ROUTES,
         admin_router(),

@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     from portal.connectors.import_cli import add_import_commands
 
     add_import_commands(sub)
+
+    from portal.console.cli import add_seller_commands
+
+    add_seller_commands(sub)
     return parser
 
 

@@ -719,6 +719,72 @@ ALTER TABLE organizations ADD COLUMN resubscribe_url TEXT;
 """
 
 
+# Issue 21, the seller console: seller accounts (instance admins, or members of organizations with a role), their
+# one-time sign-in codes and sessions (stored as HMACs, like the customers'), and the audit log of every seller
+# action. Console codes are not per organization (a seller signs in once, then opens any organization of theirs),
+# so they have their own table rather than a nullable ``login_codes.organization_id``.
+SELLER_CONSOLE = """
+CREATE TABLE seller_accounts (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    is_admin INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE seller_memberships (
+    seller_id TEXT NOT NULL REFERENCES seller_accounts(id) ON DELETE CASCADE,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    role TEXT NOT NULL CHECK (role IN ('owner', 'support')),
+    invited_by TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (seller_id, organization_id)
+);
+CREATE INDEX seller_memberships_org ON seller_memberships(organization_id, role);
+CREATE TABLE seller_login_codes (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL COLLATE NOCASE,
+    seller_id TEXT REFERENCES seller_accounts(id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,
+    challenge_hash TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    used_at TEXT,
+    canceled_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX seller_login_codes_challenge ON seller_login_codes(challenge_hash, created_at);
+CREATE INDEX seller_login_codes_email ON seller_login_codes(email, created_at);
+CREATE TABLE seller_sessions (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    seller_id TEXT NOT NULL REFERENCES seller_accounts(id) ON DELETE CASCADE,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX seller_sessions_seller ON seller_sessions(seller_id);
+-- Kept when a seller or organization is deleted: who did what is the point of an audit log.
+CREATE TABLE seller_audit_log (
+    id TEXT PRIMARY KEY,
+    seller_id TEXT,
+    seller_email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    organization_id TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    details TEXT NOT NULL DEFAULT '{}',
+    client_ip TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX seller_audit_log_org ON seller_audit_log(organization_id, created_at);
+-- The console's per-organization lists, newest first: webhook events and the email outbox.
+CREATE INDEX webhook_events_org ON webhook_events(organization_id, created_at);
+CREATE INDEX email_outbox_org ON email_outbox(organization_id, status, created_at);
+-- The console's home: 12 months of an organization's sales read from the index alone (covering), new customers.
+CREATE INDEX orders_org_month ON orders(organization_id, created_at, status, currency, total_amount, refunded_amount);
+CREATE INDEX customers_org_created ON customers(organization_id, created_at);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -735,6 +801,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "organization email sender name and reply-to", ORGANIZATION_EMAIL_SENDER),
     Migration(15, "customer key rotation on by default, benefit visibility", POLAR_RULES),
     Migration(16, "organization resubscribe link", ORGANIZATION_RESUBSCRIBE_URL),
+    Migration(17, "seller console: accounts, codes, sessions, audit log", SELLER_CONSOLE),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -19,7 +19,8 @@ def test_healthz_and_landing(client) -> None:  # type: ignore[no-untyped-def]
     page = client.get("/")
     assert page.status_code == 200
     soup = BeautifulSoup(page.text, "html.parser")
-    assert soup.h1 is not None and soup.h1.get_text(strip=True) == "Portal is running"
+    assert soup.h1 is not None and soup.h1.get_text(strip=True) == "Customer portals"
+    assert soup.find("a", href="/console") is not None  # sellers are pointed to the console
     assert "@" not in page.text  # nothing private: no emails, no org list
 
 

@@ -112,6 +112,10 @@ def _ids(site: Site) -> dict[str, str]:
         "customer_id": owner,
         "download": _download_url(site),
         **_activation_ids(site.settings, owner),
+        # The console's branding preview (answers signed-out customers with the 303 to /console; its same-origin
+        # framing for signed-in sellers is tested in tests/test_console_access.py).
+        "kind": "signin",
+        "name": "0123456789abcdef.png",  # an organization logo (none stored: the 404 page's headers)
     }
 
 

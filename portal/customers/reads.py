@@ -154,3 +154,28 @@ async def list_customer_records(
         page=page,
         limit=limit,
     )
+
+
+# --- seller console: aggregates of one organization (portal.console.dashboard) -------------------------------
+
+
+class MonthlyCount(msgspec.Struct, frozen=True, kw_only=True):
+    month: str  # YYYY-MM, UTC
+    count: int
+
+
+async def new_customers_by_month(db: Reader, scope: Scope, since: str) -> list[MonthlyCount]:
+    """The scope's customers created at or after ``since`` (ISO), by month (index ``customers_org_created``,
+    migration 17)."""
+    where, params = scope.where("c")
+    rows = await db.fetchall(
+        f"""
+        SELECT substr(c.created_at, 1, 7) AS month, COUNT(*) AS count
+        FROM customers c
+        WHERE {" AND ".join(where)} AND c.created_at >= ? AND c.deleted_at IS NULL
+        GROUP BY month
+        ORDER BY month
+        """,
+        [*params, since],
+    )
+    return [MonthlyCount(month=str(row["month"]), count=int(row["count"])) for row in rows]

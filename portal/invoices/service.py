@@ -31,6 +31,7 @@ from portal.errors import DomainError, InvalidInput, NotFound
 from portal.invoices.queries import INVOICE_COLUMNS, Invoice
 from portal.orders import service as order_service
 from portal.orders.reads import OrderDetail, get_order_detail
+from portal.organizations.queries import seller_tax_id
 from portal.scope import EVERY_ORGANIZATION, Scope
 from portal.subscriptions.actions import record_event
 
@@ -69,7 +70,8 @@ async def _own_order(tx: Transaction, organization_id: str, customer_id: str, or
 async def build_snapshot(tx: Transaction, order: OrderDetail) -> dict[str, Any]:
     """Everything the invoice prints that could change later, frozen at issue time."""
     org = await tx.fetchone(
-        "SELECT name, address, support_email, avatar_url, accent_color, default_locale FROM organizations WHERE id = ?",
+        "SELECT name, address, support_email, avatar_url, accent_color, default_locale, settings "
+        "FROM organizations WHERE id = ?",
         (order.organization_id,),
     )
     assert org is not None  # orders.organization_id is a foreign key
@@ -83,6 +85,7 @@ async def build_snapshot(tx: Transaction, order: OrderDetail) -> dict[str, Any]:
             "support_email": org["support_email"],
             "avatar_url": org["avatar_url"],
             "accent_color": org["accent_color"],
+            "tax_id": seller_tax_id(org["settings"]),
         },
         "locale": org["default_locale"],
         "customer_email": email,

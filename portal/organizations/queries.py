@@ -36,6 +36,11 @@ class Organization(msgspec.Struct, frozen=True, kw_only=True):
     # the per-process product cache (portal.customer_portal.catalog). Not part of any API output.
     catalog_version: int = 0
 
+    @property
+    def seller_tax_id(self) -> str | None:
+        """The seller's VAT/tax ID for receipts and invoices (``settings.invoice.tax_id``, set in the console)."""
+        return seller_tax_id(self.settings)
+
 
 _COLUMNS = """
     id,
@@ -71,6 +76,21 @@ async def get_by_slug(db: Database, slug: str) -> Organization | None:
 async def get_by_id(db: Database, organization_id: str) -> Organization | None:
     row = await db.fetchone(f"SELECT {_COLUMNS} FROM organizations WHERE id = ?", (organization_id,))
     return row_to(Organization, row)
+
+
+# Where the seller's invoice details live in ``organizations.settings`` (written by the console's settings page).
+INVOICE_SETTINGS_KEY = "invoice"
+
+
+def seller_tax_id(settings: str | None) -> str | None:
+    """``settings.invoice.tax_id`` of an organization's settings JSON, or None."""
+    try:
+        value = msgspec.json.decode(settings or "{}")
+    except msgspec.DecodeError:
+        return None
+    invoice = value.get(INVOICE_SETTINGS_KEY) if isinstance(value, dict) else None
+    tax_id = invoice.get("tax_id") if isinstance(invoice, dict) else None
+    return tax_id if isinstance(tax_id, str) and tax_id else None
 
 
 def reply_to(org: Organization) -> str | None:

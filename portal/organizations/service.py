@@ -37,6 +37,7 @@ RESERVED_SLUGS = frozenset(
         "healthz",
         "portal",
         "login",
+        "console",
     }
 )
 

@@ -356,3 +356,40 @@ async def subscription_rows_by_id(db: Database, subscription_ids: Iterable[str |
     # The subscription embedded in an order: its own columns only (no product or organization join).
     rows = await db.fetchall(f"SELECT {ROW_COLUMNS} FROM subscriptions s WHERE s.id IN ({marks(ids)})", ids)
     return {row["id"]: row for row in rows}
+
+
+# --- seller console: aggregates of one organization (portal.console.dashboard) -------------------------------
+
+
+class RecurringRevenue(msgspec.Struct, frozen=True, kw_only=True):
+    """An organization's active subscriptions in one currency and their monthly recurring revenue."""
+
+    currency: str
+    active: int
+    mrr: int  # smallest currency unit per month: yearly plans count 1/12, weekly 52/12, daily 365/12
+
+
+async def recurring_revenue(db: Reader, scope: Scope) -> list[RecurringRevenue]:
+    """The scope's active subscriptions (``subscriptions_org_status``), by currency, with their amounts brought to
+    a month."""
+    where, params = scope.where("s")
+    rows = await db.fetchall(
+        f"""
+        SELECT s.currency,
+               COUNT(*) AS active,
+               CAST(ROUND(SUM(
+                   s.amount * CASE s.recurring_interval
+                       WHEN 'month' THEN 1.0
+                       WHEN 'year' THEN 1.0 / 12
+                       WHEN 'week' THEN 52.0 / 12
+                       ELSE 365.0 / 12
+                   END / MAX(s.recurring_interval_count, 1)
+               )) AS INTEGER) AS mrr
+        FROM subscriptions s
+        WHERE {" AND ".join(where)} AND s.status = 'active'
+        GROUP BY s.currency
+        ORDER BY s.currency
+        """,
+        params,
+    )
+    return rows_to(RecurringRevenue, rows)

@@ -377,3 +377,31 @@ async def list_deliveries(
         page=page,
         limit=limit,
     )
+
+
+async def recent_events(db: Database, organization_id: str, *, limit: int) -> list[EventRecord]:
+    """The organization's newest events, every endpoint (the console's delivery log; index of migration 17)."""
+    rows = await db.fetchall(
+        f"""
+        SELECT {_EVENT_COLUMNS} FROM webhook_events
+        WHERE organization_id = ?
+        ORDER BY created_at DESC, id
+        LIMIT ?
+        """,
+        (organization_id, limit),
+    )
+    return rows_to(EventRecord, rows)
+
+
+async def failed_events(db: Database, organization_id: str, *, limit: int) -> list[EventRecord]:
+    """The organization's events that gave up (the console's "needs attention")."""
+    rows = await db.fetchall(
+        f"""
+        SELECT {_EVENT_COLUMNS} FROM webhook_events
+        WHERE organization_id = ? AND status = 'failed'
+        ORDER BY created_at DESC, id
+        LIMIT ?
+        """,
+        (organization_id, limit),
+    )
+    return rows_to(EventRecord, rows)

@@ -1,0 +1,181 @@
+"""Helpers for the seller-console tests: organizations, sellers with roles and planted console sessions (plain
+SQL, as ``signin_helpers`` does for customers), and the rows the console's actions work on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from portal.clock import iso, new_id
+from portal.connectors.store import Secrets, encrypt_secrets
+from portal.console.access import cookie_name
+from portal.console.store import token_digest
+from portal.db import connect_sync
+from portal.security import new_token
+from portal.settings import Settings
+from tests.signin_helpers import insert_org
+
+NOW = datetime.now(UTC)
+
+
+def sql(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    conn = connect_sync(settings.db_path)
+    try:
+        rows = conn.execute(statement, params).fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def insert_seller(settings: Settings, email: str, *, admin: bool = False) -> str:
+    seller_id = new_id()
+    sql(
+        settings,
+        "INSERT INTO seller_accounts (id, email, is_admin, created_at) VALUES (?, ?, ?, ?)",
+        (seller_id, email, int(admin), iso(NOW)),
+    )
+    return seller_id
+
+
+def add_member(settings: Settings, seller_id: str, org_id: str, role: str) -> None:
+    sql(
+        settings,
+        "INSERT OR REPLACE INTO seller_memberships (seller_id, organization_id, role, created_at) VALUES (?, ?, ?, ?)",
+        (seller_id, org_id, role, iso(NOW)),
+    )
+
+
+def plant_session(settings: Settings, seller_id: str) -> str:
+    token = new_token(32)
+    sql(
+        settings,
+        "INSERT INTO seller_sessions (id, token_hash, seller_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+        (new_id(), token_digest(settings.secret_key, token), seller_id, iso(NOW + timedelta(days=1)), iso(NOW)),
+    )
+    return token
+
+
+def console_cookie(client: Any, settings: Settings, token: str | None) -> None:
+    client.cookies.delete(cookie_name(settings))
+    if token is not None:
+        client.cookies.set(cookie_name(settings), token, domain=client.base_url.host, path="/console")
+
+
+def audit_actions(settings: Settings, org_id: str | None = None) -> list[tuple[str, str, str, str | None]]:
+    """(action, seller email, role, target), oldest first."""
+    rows = sql(
+        settings,
+        "SELECT action, seller_email, role, target FROM seller_audit_log "
+        "WHERE (? IS NULL OR organization_id = ?) ORDER BY created_at, rowid",
+        (org_id, org_id),
+    )
+    return [tuple(row) for row in rows]
+
+
+@dataclass
+class Team:
+    acme_id: str
+    globex_id: str
+    owner: str
+    support: str
+    stranger: str  # owner of globex only
+    admin: str
+    target: str  # a support member of acme the team actions work on
+    token_id: str
+    message_id: str
+    event_id: str
+    product_id: str
+    inbound_id: str  # a stored Stripe event of acme's connection
+
+
+def _org(settings: Settings, slug: str, name: str) -> str:
+    """The organization ``slug`` (the demo seed's, in seeded modules), inserted if missing."""
+    found = sql(settings, "SELECT id FROM organizations WHERE slug = ?", (slug,))
+    return str(found[0][0]) if found else insert_org(settings, slug, name)
+
+
+def make_team(settings: Settings) -> Team:
+    acme_id = _org(settings, "acme", "Acme")
+    globex_id = _org(settings, "globex", "Globex")
+    owner = insert_seller(settings, "owner@acme.example")
+    support = insert_seller(settings, "support@acme.example")
+    stranger = insert_seller(settings, "owner@globex.example")
+    admin = insert_seller(settings, "root@instance.example", admin=True)
+    target = insert_seller(settings, "target@acme.example")
+    add_member(settings, owner, acme_id, "owner")
+    add_member(settings, support, acme_id, "support")
+    add_member(settings, stranger, globex_id, "owner")
+    add_member(settings, target, acme_id, "support")
+    token_id, message_id, event_id, endpoint_id = new_id(), new_id(), new_id(), new_id()
+    sql(
+        settings,
+        "INSERT INTO api_tokens (id, token_hash, name, scope, organization_id, created_at) "
+        "VALUES (?, ?, 'ci', 'organization', ?, ?)",
+        (token_id, new_token(16), acme_id, iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT INTO email_outbox (id, organization_id, kind, to_address, status, attempts, next_attempt_at, "
+        "last_error, created_at) VALUES (?, ?, 'receipt', 'ada@example.com', 'failed', 8, ?, 'mailbox full', ?)",
+        (message_id, acme_id, iso(NOW), iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT INTO webhook_endpoints (id, organization_id, url, name, secret, events, created_at) "
+        "VALUES (?, ?, 'https://hooks.acme.example/in', 'CRM', 'whsec_x', ?, ?)",
+        (endpoint_id, acme_id, json.dumps(["order.paid"]), iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT INTO webhook_events (id, endpoint_id, organization_id, type, payload, status, attempts, "
+        "next_attempt_at, last_http_code, last_error, created_at) "
+        "VALUES (?, ?, ?, 'order.paid', '{}', 'failed', 10, ?, 500, 'server error', ?)",
+        (event_id, endpoint_id, acme_id, iso(NOW), iso(NOW)),
+    )
+    product_id, connection_id, inbound_id = new_id(), new_id(), new_id()
+    sql(
+        settings,
+        "INSERT INTO products (id, organization_id, name, created_at) VALUES (?, ?, 'Console Pro', ?)",
+        (product_id, acme_id, iso(NOW)),
+    )
+    sealed = encrypt_secrets(
+        settings.secret_key, acme_id, "stripe", Secrets(api_key="sk_test_x", webhook_secret="whsec_x")
+    )
+    sql(
+        settings,
+        "INSERT INTO connector_connections (id, organization_id, processor, account_id, livemode, secrets, created_at) "
+        "VALUES (?, ?, 'stripe', 'acct_console', 0, ?, ?)",
+        (connection_id, acme_id, sealed, iso(NOW)),
+    )
+    payload = {"id": "evt_console_1", "type": "balance.available", "created": 1, "data": {"object": {}}}
+    sql(
+        settings,
+        "INSERT INTO connector_events (id, connection_id, event_id, type, created, payload, status, reason, "
+        "received_at) VALUES (?, ?, 'evt_console_1', 'balance.available', 1, ?, 'failed', 'test', ?)",
+        (inbound_id, connection_id, json.dumps(payload), iso(NOW)),
+    )
+    return Team(
+        acme_id,
+        globex_id,
+        owner,
+        support,
+        stranger,
+        admin,
+        target,
+        token_id,
+        message_id,
+        event_id,
+        product_id,
+        inbound_id,
+    )
+
+
+def reset_targets(settings: Settings, team: Team) -> None:
+    """Put back what the previous case's action changed (the matrix runs every action as every role)."""
+    add_member(settings, team.target, team.acme_id, "support")
+    sql(settings, "UPDATE api_tokens SET revoked_at = NULL WHERE id = ?", (team.token_id,))
+    sql(settings, "UPDATE email_outbox SET status = 'failed' WHERE id = ?", (team.message_id,))
+    sql(settings, "UPDATE webhook_events SET status = 'failed' WHERE id = ?", (team.event_id,))
