@@ -656,8 +656,10 @@ async def processor_map(
     errors = {}
     if not re.fullmatch(r"[A-Za-z0-9_]{1,100}", price_id):
         errors["price_id"] = _("Enter the processor's price id (letters, digits and underscores).")
-    owner = await state.db.fetchval("SELECT organization_id FROM products WHERE id = ?", (product_id,))
-    if owner != access_.organization.id:
+    if (
+        await product_reads.get_product_record(state.db, Scope.of_organization(access_.organization.id), product_id)
+        is None
+    ):
         errors["product_id"] = _("Choose one of this organization's products.")
     if errors:
         return await _processors_page(request, access_, 400, errors=errors)
