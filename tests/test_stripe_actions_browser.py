@@ -102,11 +102,12 @@ def test_action_area_in_chromium(served: tuple[str, Settings, FakeStripe, Stripe
 
             # Stripe down: the customer is told, and the subscription is as it was.
             fake.down = True
-            page.get_by_role("button", name="Cancel subscription").last.click()
+            page.get_by_role("link", name="Cancel subscription…").click()  # the cancel step (issue 22)
+            page.get_by_role("button", name="Confirm cancellation").click()
             page.wait_for_url("**?failed=processor_down")
             notice = page.locator('[data-field="action-failure"]')
             assert "nothing was changed" in notice.inner_text()
-            assert page.get_by_role("button", name="Cancel subscription").count() >= 1
+            assert page.get_by_role("link", name="Cancel subscription…").count() >= 1
             screenshot(page, "stripe-actions-stripe-down-desktop-light")
             fake.down = False
         finally:
