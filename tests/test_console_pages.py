@@ -10,6 +10,7 @@ import re
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from portal.connectors.base import registry
 from portal.resources import templates_dir
 from portal.settings import Settings
 from tests.console_helpers import console_cookie, insert_seller, make_team, plant_session, sql
@@ -97,7 +98,9 @@ def test_every_console_page_goes_through_gettext(
     detail_keys = {
         key for (details,) in sql(settings, "SELECT details FROM seller_audit_log") for key in json.loads(details)
     }
-    data = data_strings(settings, new_token.group(1), "Stripe", *detail_keys)  # Stripe: a processor's proper name
+    # Processors' names are proper names (data, not text to translate).
+    labels = [processor.label for processor in registry().values()]
+    data = data_strings(settings, new_token.group(1), *labels, *detail_keys)
     for where, body in pages.items():
         assert_all_translated(body, data, where)
     console_templates = {

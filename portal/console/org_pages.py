@@ -529,13 +529,15 @@ async def _processors_page(
     processors_: list[dict[str, Any]] = []
     for name in sorted(connector_base.registry()):
         connection = connections.get(name)
+        label = connector_base.registry()[name].label
         if connection is None:
-            processors_.append({"name": name, "connection": None})
+            processors_.append({"name": name, "label": label, "connection": None})
             continue
         events_, total = await connector_health.list_events(db, connection, status=None, event_type=None, limit=50)
         processors_.append(
             {
                 "name": name,
+                "label": label,
                 "connection": connection,
                 "health": await connector_health.health(db, connection),
                 "mappings": await connector_links.list_price_mappings(db, connection.id),
