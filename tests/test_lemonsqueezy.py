@@ -561,3 +561,38 @@ def test_import_brings_each_variants_files_as_downloads_the_customer_gets(
     product = api(client, shop.token, "GET", f"/v1/products/{shop.products['Toolkit']['id']}", 200)
     (downloadables,) = [b for b in product["benefits"] if b["type"] == "downloadables"]
     assert len(downloadables["properties"]["files"]) == 3
+
+
+@pytest.mark.parametrize("order", ["in order", "refund first"])
+def test_a_refunded_subscription_invoice_refunds_its_order(
+    client: TestClient[Litestar], ls_settings: Settings, fake: FakeLemonSqueezy, order: str
+) -> None:
+    shop = Shop(client, ls_settings, fake, "refunds")
+    db_path = ls_settings.data_dir / "portal.db"
+    t0 = NOW - 10 * DAY
+    base = {"variant": 21, "order_id": 80, "email": "max@example.com", "name": "Max", "created": t0, "customer": 5}
+    subscription = ls.subscription(81, status="active", updated=t0, renews_at=t0 + 30 * DAY, **base)
+    assert shop.deliver("subscription_created", subscription).json()["status"] == "applied"
+    common = {"sub_id": 81, "total": 1000, "created": t0, "customer": 5}
+    paid = ls.invoice(83, **common)
+    part = ls.invoice(83, **common, status="partial_refund", refunded_amount=300, updated=t0 + DAY)
+    full = ls.invoice(83, **common, status="refunded", refunded_amount=1000, updated=t0 + 2 * DAY)
+
+    def invoice_order() -> tuple[Any, ...]:
+        orders = {row[0]: row[1:4] for row in shop.state(db_path)["orders"]}
+        return orders["lemonsqueezy:invoice:83"]  # type: ignore[no-any-return]
+
+    if order == "in order":
+        assert shop.deliver("subscription_payment_success", paid).json()["status"] == "applied"
+        assert invoice_order() == ("paid", 1000, 0)
+        assert shop.deliver("subscription_payment_refunded", part).json()["status"] == "applied"
+        assert invoice_order() == ("partially_refunded", 1000, 300)
+        assert shop.deliver("subscription_payment_refunded", full).json()["status"] == "applied"
+    else:
+        # The full refund arrives before the payment and the partial one: the paid order is made and refunded,
+        # the late events change nothing.
+        assert shop.deliver("subscription_payment_refunded", full).json()["status"] == "applied"
+        assert shop.deliver("subscription_payment_refunded", part).json()["status"] == "ignored"
+        assert shop.deliver("subscription_payment_success", paid).json()["status"] == "ignored"
+    assert invoice_order() == ("refunded", 1000, 1000)
+    assert len(shop.state(db_path)["orders"]) == 1
