@@ -142,9 +142,11 @@ async def run_import(
             while number <= last:
                 variant_id, product_id = variants[number - 1]
                 try:
-                    stream.outcomes["applied"] += await downloads.import_variant_files(
+                    fetched = await downloads.import_variant_files(
                         db, settings, connection, variant_id, product_id, now=now()
                     )
+                    stream.outcomes["applied"] += 1
+                    stream.outcomes["files fetched"] += fetched
                 except ProcessorError as exc:
                     report.interrupted = f"Lemon Squeezy: {exc.message}"
                     report.seconds = time.monotonic() - started

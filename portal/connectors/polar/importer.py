@@ -131,9 +131,9 @@ async def _import_benefits(
             polar_id = str(benefit.get("id"))
             on = [products[p] for p, benefit_ids in carried.items() if polar_id in benefit_ids]
             try:
-                stream.outcomes["applied"] += await downloads.apply_benefit(
-                    db, settings, connection, benefit, on, now=now()
-                )
+                fetched = await downloads.apply_benefit(db, settings, connection, benefit, on, now=now())
+                stream.outcomes["applied"] += 1
+                stream.outcomes["files fetched"] += fetched
             except ProcessorError as exc:
                 if exc.unavailable:
                     return f"benefit {polar_id}: {exc.message}"
