@@ -519,6 +519,9 @@ def test_import_brings_each_variants_files_as_downloads_the_customer_gets(
     fake.add(ls.file(fake, 502, variant=11, name="extras.zip", content=extras))
     fake.add(ls.file(fake, 503, variant=99, name="other.zip", content=b"not mapped"))
     fake.add(ls.order(1, variant=11, email="ada@example.com", name="Ada", total=4900, created=NOW - DAY, customer=1))
+    # A sale that came live, by webhook, before the import: its customer gets the downloads too.
+    live = ls.order(2, variant=11, email="grace@example.com", name="Grace", total=4900, created=NOW, customer=2)
+    assert shop.deliver("order_created", live).json()["status"] == "applied"
     monkeypatch.setenv("PORTAL_DATA_DIR", str(ls_settings.data_dir))
     monkeypatch.setenv("PORTAL_SECRET_KEY", ls_settings.secret_key)
     monkeypatch.setenv("PORTAL_LEMONSQUEEZY_API_BASE", fake.base_url)
@@ -536,6 +539,10 @@ def test_import_brings_each_variants_files_as_downloads_the_customer_gets(
         got = client.get(f"{target.path}?{target.query}", headers=headers)
         assert got.status_code == 200
         assert got.content == (guide if item["file"]["name"] == "guide.pdf" else extras)
+    grace = client.get(
+        "/v1/customer-portal/downloadables/", headers=_customer_headers(ls_settings, shop, "grace@example.com")
+    )
+    assert sorted(item["file"]["name"] for item in grace.json()["items"]) == ["extras.zip", "guide.pdf"]
 
     # The product carries one downloadables benefit; running again fetches nothing and adds nothing.
     product = api(client, shop.token, "GET", f"/v1/products/{shop.products['Toolkit']['id']}", 200)

@@ -500,3 +500,16 @@ async def count_subscription_orders(db: Reader, subscription_id: str) -> int:
     """How many orders a subscription has had (its first is ``subscription_create``), for a caller that checked
     the subscription is its organization's."""
     return int(await db.fetchval("SELECT COUNT(*) FROM orders WHERE subscription_id = ?", (subscription_id,)) or 0)
+
+
+async def paid_one_time_orders_of_product(db: Reader, product_id: str) -> list[sqlite3.Row]:
+    """``id``, ``customer_id`` of the product's one-time orders that hold their benefits (paid, or only partly
+    refunded), for a benefit added to the product afterwards (a processor import's downloads)."""
+    return await db.fetchall(
+        """
+        SELECT id, customer_id FROM orders
+        WHERE product_id = ? AND subscription_id IS NULL AND status IN ('paid', 'partially_refunded')
+        ORDER BY created_at, id
+        """,
+        (product_id,),
+    )

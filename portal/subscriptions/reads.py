@@ -356,3 +356,13 @@ async def subscription_rows_by_id(db: Database, subscription_ids: Iterable[str |
     # The subscription embedded in an order: its own columns only (no product or organization join).
     rows = await db.fetchall(f"SELECT {ROW_COLUMNS} FROM subscriptions s WHERE s.id IN ({marks(ids)})", ids)
     return {row["id"]: row for row in rows}
+
+
+async def subscriptions_of_product(db: Reader, product_id: str, statuses: Iterable[str]) -> list[Row]:
+    """``id``, ``customer_id`` of the subscriptions on ``product_id`` in one of ``statuses``."""
+    wanted = sorted(statuses)
+    return await db.fetchall(
+        f"SELECT id, customer_id FROM subscriptions WHERE product_id = ? AND status IN ({marks(wanted)}) "
+        "ORDER BY created_at, id",
+        [product_id, *wanted],
+    )

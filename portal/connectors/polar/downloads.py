@@ -25,12 +25,14 @@ from typing import Any
 import httpx
 
 from portal.benefits import service as benefit_service
+from portal.benefits.grants import grant_to_product_holders
 from portal.benefits.service import BenefitInput
 from portal.connectors.base import ApplyContext, ProcessorError
 from portal.connectors.links import linked_id, list_price_mappings, set_link
 from portal.connectors.polar import client
 from portal.connectors.store import Connection
 from portal.db import Database
+from portal.notifications.mute import muted
 from portal.products import service as product_service
 from portal.settings import Settings
 
@@ -160,4 +162,8 @@ async def apply_benefit(
             current = await product_service.get_product_benefit_ids(tx, product_id)
             if benefit_id not in current:
                 await product_service.set_product_benefits(tx, product_id, [*current, benefit_id], now=now)
+                # Sales already in Portal (live webhooks before the import) hold the product: they get the downloads
+                # too, once, when the benefit joins the product (a grant revoked later by the seller stays revoked).
+                with muted():
+                    await grant_to_product_holders(tx, product_id, benefit_id, now=now)
     return len(fetched)
