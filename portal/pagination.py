@@ -65,6 +65,7 @@ async def fetch_page(
     source: str,
     filters: Mapping[str, Any],
     base_where: str = "1 = 1",
+    base_params: Sequence[Any] = (),
     order_by: str,
     page: int,
     limit: int,
@@ -73,7 +74,7 @@ async def fetch_page(
 
     ``filters`` keys are column expressions owned by the caller (e.g. ``"o.customer_id"``)."""
     clauses = [base_where]
-    params: list[Any] = []
+    params: list[Any] = list(base_params)  # the placeholders of ``base_where``, bound first
     for column, value in filters.items():
         if value is None:
             continue

@@ -20,7 +20,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-KINDS = ("customers", "orders", "subscriptions", "subscription-invoices", "license-keys", "license-key-instances")
+KINDS = (
+    "customers",
+    "orders",
+    "subscriptions",
+    "subscription-invoices",
+    "license-keys",
+    "license-key-instances",
+    "files",
+)
 
 
 @dataclass
@@ -41,6 +49,8 @@ class FakeLemonSqueezy:
     lists_before_failing: int | None = None
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The bytes behind each file's ``download_url`` (``/downloads/<file id>``, no API key, as a signed URL).
+    blobs: dict[str, bytes] = field(default_factory=dict)
 
     def add(self, resource: dict[str, Any]) -> dict[str, Any]:
         self.resources[resource["type"]][str(resource["id"])] = resource
@@ -63,7 +73,7 @@ def _answer(fake: FakeLemonSqueezy, method: str, path: str, query: dict[str, str
     if kind not in fake.resources:
         return _error(404, "unknown path")
     if len(parts) == 2 and method == "GET":
-        if fake.lists_before_failing is not None:
+        if fake.lists_before_failing is not None and kind != "files":  # the resume tests count the sales' lists
             if fake.lists_before_failing <= 0:
                 return _error(500, "the fake fails now")
             fake.lists_before_failing -= 1
@@ -119,6 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(raw) if raw else None
         with fake.lock:
             fake.requests.append(Recorded(self.command, parts.path, query, body))
+            if parts.path.startswith("/downloads/"):
+                self._download(parts.path.removeprefix("/downloads/"))
+                return
             if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                 status, answer = _error(401, "Unauthenticated.")
             else:
@@ -129,6 +142,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _download(self, file_id: str) -> None:
+        blob = self.fake.blobs.get(file_id)
+        self.send_response(200 if blob is not None else 404)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(blob or b"")))
+        self.end_headers()
+        self.wfile.write(blob or b"")
 
     do_GET = do_PATCH = do_DELETE = do_POST = _handle
 
@@ -352,6 +373,30 @@ def license_key(
             "test_mode": True,
         },
         "relationships": {},
+    }
+
+
+def file(fake: FakeLemonSqueezy, file_id: int, *, variant: int, name: str, content: bytes) -> dict[str, Any]:
+    """A ``files`` resource of a variant, its bytes served at its ``download_url``."""
+    fake.blobs[str(file_id)] = content
+    return {
+        "type": "files",
+        "id": str(file_id),
+        "attributes": {
+            "variant_id": variant,
+            "identifier": f"file-{file_id}",
+            "name": name,
+            "extension": name.rsplit(".", 1)[-1],
+            "download_url": f"{fake.base_url}/downloads/{file_id}?expires=1&signature=fake",
+            "size": len(content),
+            "size_formatted": f"{len(content)} B",
+            "version": "1.0.0",
+            "sort": 0,
+            "status": "published",
+            "createdAt": ts(1_700_000_000),
+            "updatedAt": ts(1_700_000_000),
+            "test_mode": True,
+        },
     }
 
 

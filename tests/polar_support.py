@@ -16,7 +16,7 @@ import standardwebhooks
 
 from portal.app import create_app
 from portal.settings import Settings
-from tests.admin_support import create_org, mint_token, serve
+from tests.admin_support import create_org, free_port, mint_token, serve
 
 WEBHOOK_SECRET = "whsec_" + "cG9sYXItY29ubmVjdG9yLXRlc3Qtc2VjcmV0LTMyYnl0ZXMh"
 
@@ -122,13 +122,15 @@ def seller_catalog(call: Any, organization_id: str, prefix: str) -> dict[str, di
 
 @contextmanager
 def fake_polar(data_dir: Path) -> Iterator[FakePolar]:
+    # Its own address as base URL: the download links it hands out (customer portal) are followed by the importer.
+    port = free_port()
     settings = Settings(
         data_dir=data_dir,
-        base_url="http://polar.test",
+        base_url=f"http://127.0.0.1:{port}",
         secret_key="polar-instance-secret-key-for-tests",
         argon2_profile="test",
     )
-    with serve(create_app(settings)) as base_url:
+    with serve(create_app(settings), port) as base_url:
         admin = mint_token(settings)
         with httpx.Client(base_url=base_url, timeout=10) as client:
             org = create_org(client, admin, "seller")

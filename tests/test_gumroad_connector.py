@@ -299,3 +299,30 @@ def test_import_pages_with_page_key_resumes_and_keys_keep_validating(shop: Shop,
     assert shop.rows("SELECT kind FROM email_outbox WHERE organization_id = ?", (shop.org["id"],)) == []
     again = _run_import(shop.settings, shop.org["id"])
     assert again.interrupted is None and len(shop.orders()) == 6
+
+
+def test_partial_refund_pings_refund_part_then_the_rest(shop: Shop, gumroad: FakeGumroad) -> None:
+    sale = gumroad.sale("sale_P==", "ada@example.com", "gum_guide", 2900, license_key=KEY)
+    assert shop.ping(_ping_of(sale)).json()["status"] == "applied"
+    # Gumroad's sale after a $9.50 partial refund: partially_refunded, $19.50 still refundable.
+    sale.update(partially_refunded=True, amount_refundable_in_currency="19.50")
+    refund = {"resource_name": "refund", "partially_refunded": "true", "amount_refunded_in_cents": "950"}
+    answer = shop.ping({**_ping_of(sale), **refund})
+    assert answer.json()["status"] == "applied", answer.text
+    (order,) = shop.orders()
+    assert order["status"] == "partially_refunded" and order["refunded_amount"] == 950
+    (key,) = shop.rows("SELECT status FROM license_keys WHERE key = ?", (KEY,))
+    assert key["status"] == "granted"  # a partial refund keeps the benefits
+    # The same state pinged again changes nothing; a second partial refund (as cents) adds the difference.
+    assert shop.ping({**_ping_of(sale), **refund}).json()["status"] == "duplicate"
+    assert shop.orders()[0]["refunded_amount"] == 950
+    sale.update(amount_refunded_in_cents=2000, amount_refundable_in_currency="9")
+    second = {**refund, "amount_refunded_in_cents": "2000"}
+    assert shop.ping({**_ping_of(sale), **second}).json()["status"] == "applied"
+    assert shop.orders()[0]["refunded_amount"] == 2000
+    # Then the rest: refunded in full.
+    sale.update(refunded=True, partially_refunded=False, amount_refundable_in_currency="0")
+    last = {"resource_name": "refund", "partially_refunded": "false", "amount_refunded_in_cents": "2900"}
+    assert shop.ping({**_ping_of(sale, refunded="true"), **last}).json()["status"] == "applied"
+    (order,) = shop.orders()
+    assert order["status"] == "refunded" and order["refunded_amount"] == 2900

@@ -503,3 +503,103 @@ def test_subscription_key_before_anything_else_fetches_its_order_and_subscriptio
     state = shop.state(ls_settings.data_dir / "portal.db")
     assert state["subscriptions"][0][:2] == ("active", "Pro") and state["keys"] == [(SUB_KEY, "granted", 1)]
     assert shop.validate(SUB_KEY).status_code == 200
+
+
+def test_import_brings_each_variants_files_as_downloads_the_customer_gets(
+    client: TestClient[Litestar],
+    ls_settings: Settings,
+    fake: FakeLemonSqueezy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from urllib.parse import urlsplit
+
+    shop = Shop(client, ls_settings, fake, "files")
+    guide, extras = b"%PDF-1.4 the toolkit guide\n" * 50, b"PK\x03\x04 extras archive"
+    fake.add(ls.file(fake, 501, variant=11, name="guide.pdf", content=guide))
+    fake.add(ls.file(fake, 502, variant=11, name="extras.zip", content=extras))
+    fake.add(ls.file(fake, 503, variant=99, name="other.zip", content=b"not mapped"))
+    fake.add(ls.order(1, variant=11, email="ada@example.com", name="Ada", total=4900, created=NOW - DAY, customer=1))
+    # A sale that came live, by webhook, before the import: its customer gets the downloads too.
+    live = ls.order(2, variant=11, email="grace@example.com", name="Grace", total=4900, created=NOW, customer=2)
+    assert shop.deliver("order_created", live).json()["status"] == "applied"
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(ls_settings.data_dir))
+    monkeypatch.setenv("PORTAL_SECRET_KEY", ls_settings.secret_key)
+    monkeypatch.setenv("PORTAL_LEMONSQUEEZY_API_BASE", fake.base_url)
+    assert main(["import", "lemonsqueezy", "--org", "files"]) == 0
+
+    headers = _customer_headers(ls_settings, shop, "ada@example.com")
+    listed = client.get("/v1/customer-portal/downloadables/", headers=headers)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert sorted(item["file"]["name"] for item in items) == ["extras.zip", "guide.pdf"]
+    for item in items:
+        first = client.get(urlsplit(item["file"]["download"]["url"]).path, follow_redirects=False)
+        assert first.status_code == 302, first.text
+        target = urlsplit(first.headers["location"])
+        got = client.get(f"{target.path}?{target.query}", headers=headers)
+        assert got.status_code == 200
+        assert got.content == (guide if item["file"]["name"] == "guide.pdf" else extras)
+    grace = client.get(
+        "/v1/customer-portal/downloadables/", headers=_customer_headers(ls_settings, shop, "grace@example.com")
+    )
+    assert sorted(item["file"]["name"] for item in grace.json()["items"]) == ["extras.zip", "guide.pdf"]
+
+    # The product carries one downloadables benefit; running again fetches nothing and adds nothing.
+    product = api(client, shop.token, "GET", f"/v1/products/{shop.products['Toolkit']['id']}", 200)
+    assert [b["type"] for b in product["benefits"]].count("downloadables") == 1
+    fake.requests.clear()
+    assert main(["import", "lemonsqueezy", "--org", "files"]) == 0
+    assert not [r for r in fake.requests if r.path.startswith("/downloads/")]
+    conn = sqlite3.connect(ls_settings.data_dir / "portal.db")
+    try:
+        files = conn.execute("SELECT COUNT(*) FROM files WHERE organization_id = ?", (shop.org["id"],)).fetchone()
+        assert files[0] == 2
+        assert (
+            conn.execute(
+                "SELECT COUNT(*) FROM benefits WHERE organization_id = ? AND type = 'downloadables'", (shop.org["id"],)
+            ).fetchone()[0]
+            == 1
+        )
+    finally:
+        conn.close()
+    # A file added on Lemon Squeezy later joins the same benefit on the next import.
+    fake.add(ls.file(fake, 504, variant=11, name="changelog.txt", content=b"v1.1"))
+    assert main(["import", "lemonsqueezy", "--org", "files"]) == 0
+    product = api(client, shop.token, "GET", f"/v1/products/{shop.products['Toolkit']['id']}", 200)
+    (downloadables,) = [b for b in product["benefits"] if b["type"] == "downloadables"]
+    assert len(downloadables["properties"]["files"]) == 3
+
+
+@pytest.mark.parametrize("order", ["in order", "refund first"])
+def test_a_refunded_subscription_invoice_refunds_its_order(
+    client: TestClient[Litestar], ls_settings: Settings, fake: FakeLemonSqueezy, order: str
+) -> None:
+    shop = Shop(client, ls_settings, fake, "refunds")
+    db_path = ls_settings.data_dir / "portal.db"
+    t0 = NOW - 10 * DAY
+    base = {"variant": 21, "order_id": 80, "email": "max@example.com", "name": "Max", "created": t0, "customer": 5}
+    subscription = ls.subscription(81, status="active", updated=t0, renews_at=t0 + 30 * DAY, **base)
+    assert shop.deliver("subscription_created", subscription).json()["status"] == "applied"
+    common = {"sub_id": 81, "total": 1000, "created": t0, "customer": 5}
+    paid = ls.invoice(83, **common)
+    part = ls.invoice(83, **common, status="partial_refund", refunded_amount=300, updated=t0 + DAY)
+    full = ls.invoice(83, **common, status="refunded", refunded_amount=1000, updated=t0 + 2 * DAY)
+
+    def invoice_order() -> tuple[Any, ...]:
+        orders = {row[0]: row[1:4] for row in shop.state(db_path)["orders"]}
+        return orders["lemonsqueezy:invoice:83"]  # type: ignore[no-any-return]
+
+    if order == "in order":
+        assert shop.deliver("subscription_payment_success", paid).json()["status"] == "applied"
+        assert invoice_order() == ("paid", 1000, 0)
+        assert shop.deliver("subscription_payment_refunded", part).json()["status"] == "applied"
+        assert invoice_order() == ("partially_refunded", 1000, 300)
+        assert shop.deliver("subscription_payment_refunded", full).json()["status"] == "applied"
+    else:
+        # The full refund arrives before the payment and the partial one: the paid order is made and refunded,
+        # the late events change nothing.
+        assert shop.deliver("subscription_payment_refunded", full).json()["status"] == "applied"
+        assert shop.deliver("subscription_payment_refunded", part).json()["status"] == "ignored"
+        assert shop.deliver("subscription_payment_success", paid).json()["status"] == "ignored"
+    assert invoice_order() == ("refunded", 1000, 1000)
+    assert len(shop.state(db_path)["orders"]) == 1

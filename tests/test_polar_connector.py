@@ -389,3 +389,66 @@ def test_a_revoked_grant_revokes_the_key_and_an_updated_one_brings_new_usage(sho
     assert row["status"] == "revoked"
     refused = shop.validate(key["key"])
     assert refused.status_code == 404 and "no longer active" in refused.text, refused.text
+
+
+def _polar_downloads(polar: FakePolar, files: dict[str, bytes]) -> dict[str, Any]:
+    """Files uploaded on Polar, in a downloadables benefit added to Polar's Guide."""
+    uploaded = [
+        polar.call("POST", "/v1/files/", 201, files={"file": (name, content, "application/zip")})["id"]
+        for name, content in files.items()
+    ]
+    benefit = polar.call(
+        "POST",
+        "/v1/benefits/",
+        201,
+        json={"type": "downloadables", "description": "Guide downloads", "properties": {"files": uploaded}},
+    )
+    guide = polar.products["Guide"]
+    current = [b["id"] for b in guide["benefits"]]
+    polar.call("POST", f"/v1/products/{guide['id']}/benefits", 200, json={"benefits": [*current, benefit["id"]]})
+    return benefit  # type: ignore[no-any-return]
+
+
+def test_import_brings_downloadables_with_their_bytes_for_the_imported_customers(shop: Shop, polar: FakePolar) -> None:
+    from urllib.parse import urlsplit
+
+    files = {"guide.zip": b"PK\x03\x04 the guide" * 40, "samples.zip": b"PK\x03\x04 samples"}
+    benefit = _polar_downloads(polar, files)
+    # Portal answers Polar's ``GET /v1/files/?ids=…`` (the importer describes the files with it).
+    first_file = benefit["properties"]["files"][0]
+    only = polar.call("GET", "/v1/files/", 200, params={"ids": [first_file]})["items"]
+    assert [f["id"] for f in only] == [first_file] and only[0]["name"] == "guide.zip"
+    # Before anybody holds the benefit, Polar gives no download link: the import says so and tries again next time.
+    report = _run_import(shop.settings, shop.org["id"])
+    assert report.interrupted is None
+    (benefits,) = [s for s in report.streams if s.name == "benefits"]
+    assert [object_id for object_id, _ in benefits.failures] == [benefit["id"]]
+    polar.order(polar.customer("ada@example.com", "Ada Lovelace"), "Guide")
+    report = _run_import(shop.settings, shop.org["id"])
+    assert report.interrupted is None, report.interrupted
+    (benefits,) = [s for s in report.streams if s.name == "benefits"]
+    assert benefits.failures == [] and benefits.outcomes["applied"] == 1 and benefits.outcomes["files fetched"] == 2
+
+    (customer,) = shop.rows(
+        "SELECT id FROM customers WHERE organization_id = ? AND email = ?", (shop.org["id"], "ada@example.com")
+    )
+    headers = {"Authorization": f"Bearer {insert_session(shop.settings, shop.org['id'], customer['id'], kind='api')}"}
+    listed = shop.client.get("/v1/customer-portal/downloadables/", headers=headers)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert sorted(item["file"]["name"] for item in items) == sorted(files)
+    for item in items:
+        first = shop.client.get(urlsplit(item["file"]["download"]["url"]).path, follow_redirects=False)
+        assert first.status_code == 302, first.text
+        target = urlsplit(first.headers["location"])
+        got = shop.client.get(f"{target.path}?{target.query}")
+        assert got.status_code == 200 and got.content == files[item["file"]["name"]]
+
+    # Again: nothing fetched twice, one benefit on the mapped Guide.
+    again = _run_import(shop.settings, shop.org["id"])
+    assert again.interrupted is None
+    (benefits,) = [s for s in again.streams if s.name == "benefits"]
+    assert benefits.outcomes["files fetched"] == 0 and benefits.failures == []
+    assert len(shop.rows("SELECT id FROM files WHERE organization_id = ?", (shop.org["id"],))) == 2
+    guide = shop.call("GET", f"/v1/products/{shop.products['Guide']['id']}", 200)
+    assert [b["type"] for b in guide["benefits"]].count("downloadables") == 1

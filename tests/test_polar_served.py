@@ -172,6 +172,33 @@ def test_polar_order_flows_to_a_second_portal_and_import_backfills(
             assert key in benefits.text, benefits.text[:2000]
 
         # The sale made before the connection comes with `portal import polar`; its key validates through Portal.
+        # Downloads added on "Polar" later: a file in a downloadables benefit on Guide, held by a new buyer there.
+        upload = {"file": ("handbook.pdf", b"%PDF-1.4 handbook" * 100, "application/pdf")}
+        file = on(polar)("POST", "/v1/files/", 201, files=upload, data={"organization_id": seller["id"]})
+        downloads = on(polar)(
+            "POST",
+            "/v1/benefits/",
+            201,
+            json={
+                "organization_id": seller["id"],
+                "type": "downloadables",
+                "description": "Handbook",
+                "properties": {"files": [file["id"]]},
+            },
+        )
+        guide_benefits = [b["id"] for b in polar_products["Guide"]["benefits"]]
+        on(polar)(
+            "POST",
+            f"/v1/products/{polar_products['Guide']['id']}/benefits",
+            200,
+            json={"benefits": [*guide_benefits, downloads["id"]]},
+        )
+        late = on(polar)(
+            "POST", "/v1/customers/", 201, json={"email": "late@example.com", "organization_id": seller["id"]}
+        )
+        on(polar)(
+            "POST", "/v1/orders/", 201, json={"customer_id": late["id"], "product_id": polar_products["Guide"]["id"]}
+        )
         before = httpx.post(
             f"{portal_base}/v1/customer-portal/license-keys/validate",
             json={"key": early_key, "organization_id": acme["id"]},
@@ -186,7 +213,19 @@ def test_polar_order_flows_to_a_second_portal_and_import_backfills(
         )
         assert valid.status_code == 200 and valid.json()["status"] == "granted", valid.text
         orders = on(portal)("GET", "/v1/orders/", 200, params={"organization_id": acme["id"]})["items"]
-        assert sorted(o["customer"]["email"] for o in orders) == ["ada@example.com", "early@example.com"]
+        assert {o["customer"]["email"] for o in orders} >= {"ada@example.com", "early@example.com"}
+        # The customer of the imported order has the handbook, with its bytes, from Portal.
+        early_customer = next(o["customer"] for o in orders if o["customer"]["email"] == "early@example.com")
+        session = on(portal)("POST", "/v1/customer-sessions/", 201, json={"customer_id": early_customer["id"]})
+        listed = httpx.get(
+            f"{portal_base}/v1/customer-portal/downloadables/",
+            headers={"Authorization": f"Bearer {session['token']}"},
+        )
+        assert listed.status_code == 200, listed.text
+        (item,) = listed.json()["items"]
+        assert item["file"]["name"] == "handbook.pdf"
+        fetched = httpx.get(item["file"]["download"]["url"], follow_redirects=True)
+        assert fetched.status_code == 200 and fetched.content == upload["file"][1]
         polar.close()
         portal.close()
     finally:

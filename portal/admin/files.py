@@ -47,11 +47,14 @@ class FileController(Controller):
         db: NamedDependency[Database],
         principal: NamedDependency[Principal],
         organization_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        ids: Annotated[
+            list[str] | None, QueryParameter(description="Only these files (Polar's ``ids``).", max_items=100)
+        ] = None,
         page: PageParam = 1,
         limit: LimitParam = 10,
     ) -> ListResource[FileOut]:
         result = await benefit_reads.list_file_records(
-            db, Scope(organization_id=principal.list_filter(organization_id)), page=page, limit=limit
+            db, Scope(organization_id=principal.list_filter(organization_id)), page=page, limit=limit, ids=ids
         )
         return list_resource([file_out(r) for r in result.records], result.total, limit)
 

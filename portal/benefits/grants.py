@@ -23,9 +23,10 @@ from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import InvalidInput
 from portal.notifications import hooks as notify
+from portal.orders.reads import paid_one_time_orders_of_product
 from portal.products.service import get_product_benefit_ids
 from portal.scope import EVERY_ORGANIZATION
-from portal.subscriptions.reads import get_subscription_record
+from portal.subscriptions.reads import get_subscription_record, subscriptions_of_product
 
 # Subscription statuses that hold their product's benefits.
 BENEFIT_HOLDING_STATUSES = frozenset({"active", "trialing"})
@@ -231,3 +232,24 @@ async def sync_subscription_grants(tx: Transaction, subscription_id: str, *, now
             subscription_id=subscription_id,
             now=now,
         )
+
+
+async def grant_to_product_holders(tx: Transaction, product_id: str, benefit_id: str, *, now: datetime) -> int:
+    """Grant a benefit just added to a product to those who already hold the product: each paid one-time order's
+    customer and each active or trialing subscription's (the others hold no benefits). Returns how many grants."""
+    holders = [
+        (row["customer_id"], row["id"], None) for row in await paid_one_time_orders_of_product(tx, product_id)
+    ] + [
+        (row["customer_id"], None, row["id"])
+        for row in await subscriptions_of_product(tx, product_id, BENEFIT_HOLDING_STATUSES)
+    ]
+    for customer_id, order_id, subscription_id in holders:
+        await grant_benefit(
+            tx,
+            customer_id=customer_id,
+            benefit_id=benefit_id,
+            order_id=order_id,
+            subscription_id=subscription_id,
+            now=now,
+        )
+    return len(holders)

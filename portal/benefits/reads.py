@@ -413,14 +413,18 @@ async def get_file_record(db: Reader, scope: Scope, file_id: str) -> FileRecord 
     return row_to(FileRecord, row)
 
 
-async def list_file_records(db: Reader, scope: Scope, *, page: int, limit: int) -> PageOf[FileRecord]:
-    """A page of the scope's files, newest first."""
+async def list_file_records(
+    db: Reader, scope: Scope, *, page: int, limit: int, ids: Sequence[str] | None = None
+) -> PageOf[FileRecord]:
+    """A page of the scope's files, newest first; ``ids``: only these (Polar's ``GET /v1/files/?ids=…``)."""
     return await fetch_page(
         db,
         FileRecord,
         select=_FILE_RECORD_COLUMNS,
         source="files f",
         filters={"f.organization_id": scope.organization_id},
+        base_where=f"f.id IN ({marks(ids)})" if ids else "1 = 1",
+        base_params=list(ids or ()),
         order_by="f.created_at DESC, f.id",
         page=page,
         limit=limit,

@@ -149,7 +149,7 @@ def add_import_commands(sub: Any) -> None:
 
 
 def cmd_import_polar(args: argparse.Namespace, settings: Settings) -> int:
-    """``portal import polar --org SLUG``: Polar's customers, subscriptions, orders and license keys."""
+    """``portal import polar --org SLUG``: Polar's downloadables, customers, subscriptions, orders and license keys."""
     from portal.connectors.polar import importer as polar_importer
 
     def progress(report: polar_importer.StreamReport) -> None:

@@ -539,3 +539,16 @@ async def monthly_sales(db: Reader, scope: Scope, since: str) -> list[MonthlySal
         (organization_id, since),
     )
     return rows_to(MonthlySales, rows)
+
+
+async def paid_one_time_orders_of_product(db: Reader, product_id: str) -> list[sqlite3.Row]:
+    """``id``, ``customer_id`` of the product's one-time orders that hold their benefits (paid, or only partly
+    refunded), for a benefit added to the product afterwards (a processor import's downloads)."""
+    return await db.fetchall(
+        """
+        SELECT id, customer_id FROM orders
+        WHERE product_id = ? AND subscription_id IS NULL AND status IN ('paid', 'partially_refunded')
+        ORDER BY created_at, id
+        """,
+        (product_id,),
+    )

@@ -393,3 +393,13 @@ async def recurring_revenue(db: Reader, scope: Scope) -> list[RecurringRevenue]:
         params,
     )
     return rows_to(RecurringRevenue, rows)
+
+
+async def subscriptions_of_product(db: Reader, product_id: str, statuses: Iterable[str]) -> list[Row]:
+    """``id``, ``customer_id`` of the subscriptions on ``product_id`` in one of ``statuses``."""
+    wanted = sorted(statuses)
+    return await db.fetchall(
+        f"SELECT id, customer_id FROM subscriptions WHERE product_id = ? AND status IN ({marks(wanted)}) "
+        "ORDER BY created_at, id",
+        [product_id, *wanted],
+    )

@@ -7,7 +7,9 @@ dates and sends no email and no webhook.
   product (``portal connect map --processor gumroad``: Gumroad's product id -> a Portal product; unmapped sales wait
   for the mapping), and its license key: Portal issues one for the product's license-keys benefit and it takes the
   key Gumroad sold (``adopt_license_key``; ``license_disabled`` -> disabled), so it keeps validating through Portal.
-  A sale refunded in full (``refunded``) refunds the Portal order (its benefits revoked if the seller chose so).
+  A sale refunded in full (``refunded``) refunds the Portal order (its benefits revoked if the seller chose so); a
+  ``partially_refunded`` one refunds it up to the amount Gumroad refunded (cumulative: a later, larger partial
+  refund adds the difference).
 * A subscriber's state (status, cancellation, period from ``created_at``, ``recurrence`` and
   ``charge_occurrence_count``) is always the one Gumroad's API answered when the ping arrived, so pings in any
   order end in Gumroad's current state; it is versioned by when it was fetched (a slower, older fetch never
@@ -17,6 +19,7 @@ dates and sends no email and no webhook.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from portal.benefits import license_keys
@@ -25,6 +28,7 @@ from portal.connectors.base import ApplyContext, MappingError, NeedObject, Outco
 from portal.connectors.links import get_link, linked_id, mapped_product, set_link
 from portal.connectors.stripe.mapping import ensure_customer
 from portal.db import Transaction
+from portal.money import minor_unit_digits
 from portal.notifications.mute import muted
 from portal.orders import reads as order_reads
 from portal.orders import service as order_service
@@ -62,6 +66,29 @@ def parse_time(value: Any) -> datetime | None:
 
 def _flag(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
+
+
+def _refunded_amount(sale: dict[str, Any], total: int) -> int:
+    """How much of the sale Gumroad has refunded, in minor units (cumulative, at most ``total``): all of it when
+    ``refunded`` or ``chargebacked``; for ``partially_refunded``, ``amount_refunded_in_cents`` when the sale carries
+    it, else the price less ``amount_refundable_in_currency`` (Gumroad formats it without symbol and without cents
+    when whole: "19", "19.50", "1,019.50")."""
+    if _flag(sale.get("refunded")) or _flag(sale.get("chargebacked")):
+        return total
+    if not _flag(sale.get("partially_refunded")):
+        return 0
+    refunded: int | None = None
+    given = sale.get("amount_refunded_in_cents")
+    if isinstance(given, int) or (isinstance(given, str) and given.isdigit()):
+        refunded = int(given)
+    else:
+        refundable = str(sale.get("amount_refundable_in_currency") or "").replace(",", "").strip()
+        try:
+            left = int(Decimal(refundable).scaleb(minor_unit_digits(str(sale.get("currency") or "usd"))))
+        except (InvalidOperation, ValueError, OverflowError):
+            return 0  # not a figure Portal can read: no refund rather than a wrong one
+        refunded = int(sale.get("price") or 0) - left
+    return max(0, min(refunded, total))
 
 
 def _when(ctx: ApplyContext, value: Any) -> datetime:
@@ -177,7 +204,8 @@ async def apply_subscriber(tx: Transaction, ctx: ApplyContext, subscriber: dict[
 
 
 async def apply_sale(tx: Transaction, ctx: ApplyContext, sale: dict[str, Any]) -> Outcome:
-    """A Gumroad sale: created once (customer, paid order, license key), then a full refund when refunded."""
+    """A Gumroad sale: created once (customer, paid order, license key), then refunded up to what Gumroad refunded
+    (all of it, or a partial refund)."""
     sale_id = str(sale["id"])
     order_id = await linked_id(tx, ctx, "sale", sale_id)
     if order_id is None:
@@ -224,18 +252,17 @@ async def apply_sale(tx: Transaction, ctx: ApplyContext, sale: dict[str, Any]) -
         await _license_key(tx, ctx, sale, order_id, subscription_id)
     elif sale.get("license_key"):
         await _license_key(tx, ctx, sale, order_id, None)
-    if _flag(sale.get("refunded")) or _flag(sale.get("chargebacked")):
-        row = await order_service.get_order_row(tx, order_id)
-        remaining = int(row["total_amount"]) - int(row["refunded_amount"])
-        if row["status"] in ("paid", "partially_refunded") and remaining > 0:
-            with _Quiet(ctx):
-                await order_service.refund_order(
-                    tx,
-                    order_id,
-                    remaining,
-                    now=ctx.now,
-                    revoke_grants=ctx.connection.settings.revoke_on_full_refund,
-                )
+    row = await order_service.get_order_row(tx, order_id)
+    missing = _refunded_amount(sale, int(row["total_amount"])) - int(row["refunded_amount"])
+    if row["status"] in ("paid", "partially_refunded") and missing > 0:
+        with _Quiet(ctx):
+            await order_service.refund_order(
+                tx,
+                order_id,
+                missing,
+                now=ctx.now,
+                revoke_grants=ctx.connection.settings.revoke_on_full_refund,
+            )
     return Outcome("applied")
 
 

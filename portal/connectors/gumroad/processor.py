@@ -101,6 +101,14 @@ class GumroadProcessor:
         resource = form.get("resource_name") or "sale"
         if resource in SALE_RESOURCES and form.get("sale_id"):
             event_id = f"{resource}:{form['sale_id']}"
+            if resource == "refund":
+                # Each refund of a sale is its own ping (a partial one, then more): told apart by the refund
+                # figures the ping carries; a redelivery of one is still a duplicate, and applying the re-fetched
+                # sale is cumulative anyway.
+                figures = (
+                    form.get(name, "") for name in ("refunded", "partially_refunded", "amount_refunded_in_cents")
+                )
+                event_id += ":" + ":".join(figures)
             created = _timestamp(form.get("sale_timestamp"))
         elif resource in SUBSCRIPTION_RESOURCES and form.get("subscription_id"):
             moment = form.get("ended_at") or form.get("cancelled_at") or form.get("effective_as_of") or ""

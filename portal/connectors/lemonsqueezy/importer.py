@@ -1,8 +1,9 @@
 """``portal import lemonsqueezy``: a Lemon Squeezy store's history into Portal (issue 20, "Moving off a platform").
 
-Streams, in this order, each a JSON:API list read ``page[number]`` by ``page[number]`` (``page[size]`` 100) until
-``meta.page.lastPage``: ``customers``, ``orders`` (one-time purchases; a subscription's first order is linked only),
-``subscriptions``, ``subscription-invoices`` (the subscriptions' paid orders) and ``license-keys``, each key with its
+Streams, in this order: ``files`` (each mapped variant's downloadable files, ``downloads``), then each a JSON:API
+list read ``page[number]`` by ``page[number]`` (``page[size]`` 100) until ``meta.page.lastPage``: ``customers``,
+``orders`` (one-time purchases; a subscription's first order is linked only), ``subscriptions``,
+``subscription-invoices`` (the subscriptions' paid orders) and ``license-keys``, each key with its
 ``license-key-instances`` (its activations, kept under their instance ids). Every resource goes through the same
 mapping as live webhooks (``portal.connectors.lemonsqueezy.mapping``) in history mode: Lemon Squeezy's dates kept,
 no emails, no outgoing webhooks. Each resource is its own write transaction, and the stream's checkpoint (the last
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from portal.connectors.base import ApplyContext, InboundEvent, MappingError, NeedObject, Outcome, ProcessorError
-from portal.connectors.lemonsqueezy import client, mapping
+from portal.connectors.lemonsqueezy import client, downloads, mapping
 from portal.connectors.lemonsqueezy.processor import LemonSqueezyProcessor
 from portal.connectors.store import Connection
 from portal.connectors.stripe.importer import (
@@ -38,7 +39,10 @@ from portal.settings import Settings
 PAGE_SIZE = 100
 MAX_FETCHES = 4
 # Each stream and the webhook event whose mapping applies its resources.
+# ``files`` (each mapped variant's files, ``portal.connectors.lemonsqueezy.downloads``) comes first so that the
+# orders imported after it grant the downloads with the product's other benefits.
 STREAMS: tuple[tuple[str, str], ...] = (
+    ("files", ""),
     ("customers", ""),
     ("orders", "order_created"),
     ("subscriptions", "subscription_updated"),
@@ -131,6 +135,36 @@ async def run_import(
             continue
         number = int(cursor) + 1 if cursor else 1
         stream.resumed = number > 1
+        if kind == "files":
+            # One "page" per mapped variant (its files), checkpointed after each variant.
+            variants = await downloads.mapped_variants(db, connection)
+            last = len(variants)
+            while number <= last:
+                variant_id, product_id = variants[number - 1]
+                try:
+                    fetched = await downloads.import_variant_files(
+                        db, settings, connection, variant_id, product_id, now=now()
+                    )
+                    stream.outcomes["applied"] += 1
+                    stream.outcomes["files fetched"] += fetched
+                except ProcessorError as exc:
+                    report.interrupted = f"Lemon Squeezy: {exc.message}"
+                    report.seconds = time.monotonic() - started
+                    return report
+                except DomainError as exc:
+                    stream.outcomes["failed"] += 1
+                    stream.failures.append((variant_id, exc.message))
+                stream.seen += 1
+                stream.pages += 1
+                async with db.write() as tx:
+                    await save_checkpoint(tx, connection.id, kind, str(number), number >= last, now())
+                if progress is not None:
+                    progress(stream)
+                number += 1
+            if not variants:
+                async with db.write() as tx:
+                    await save_checkpoint(tx, connection.id, kind, "0", True, now())
+            continue
         last = number
         while number <= last:
             try:

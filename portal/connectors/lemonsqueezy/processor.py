@@ -44,6 +44,7 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "subscription_payment_success",
     "subscription_payment_failed",
     "subscription_payment_recovered",
+    "subscription_payment_refunded",
     "license_key_created",
     "license_key_updated",
 )
@@ -151,7 +152,9 @@ class LemonSqueezyProcessor:
             return await mapping.apply_order(tx, ctx, data, keys)
         if name in SUBSCRIPTION_EVENTS:
             return await mapping.apply_subscription(tx, ctx, data)
-        if name in ("subscription_payment_success", "subscription_payment_recovered"):
+        if name in ("subscription_payment_success", "subscription_payment_recovered", "subscription_payment_refunded"):
+            # A refunded invoice is the same invoice with its cumulative ``refunded_amount``/``status``: applied
+            # as such, it creates the paid order first if the refund came before the payment.
             return await mapping.apply_subscription_invoice(tx, ctx, data)
         if name == "subscription_payment_failed":
             return await mapping.apply_payment_failed(tx, ctx, data)

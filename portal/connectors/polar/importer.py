@@ -1,7 +1,8 @@
 """``portal import polar``: a Polar organization's history into Portal (issue 20, "Moving off a platform").
 
 Streams, in this order, each Polar's page/limit pagination (``pagination.max_page``), oldest first
-(``sorting=created_at``): ``customers``, ``subscriptions``, ``orders`` (paid ones, with their refunds),
+(``sorting=created_at``): ``benefits`` (the downloadables benefits with their files' bytes, on the mapped products:
+``portal.connectors.polar.downloads``), ``customers``, ``subscriptions``, ``orders`` (paid ones, with their refunds),
 ``license-keys`` (each carried by the key Portal issued for the same sale: the same string, status, usage, limits,
 expiry and activations, so customers' keys keep validating). Objects go through the live mapping
 (``portal.connectors.polar.mapping``) in history mode: Polar's dates kept, no emails, no outgoing webhooks.
@@ -22,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from portal.connectors.base import ApplyContext, MappingError, NeedObject, Outcome, ProcessorError
-from portal.connectors.polar import client, mapping
+from portal.connectors.polar import client, downloads, mapping
 from portal.connectors.store import Connection
 from portal.connectors.stripe.importer import load_checkpoints, reset_checkpoints, save_checkpoint
 from portal.db import Database, Transaction
@@ -31,7 +32,8 @@ from portal.settings import Settings
 
 PAGE_SIZE = 100
 MAX_ROUNDS = 4
-STREAMS = ("customers", "subscriptions", "orders", "license-keys")
+# ``benefits`` (downloadables, ``portal.connectors.polar.downloads``) first: the sales imported after it grant them.
+STREAMS = ("benefits", "customers", "subscriptions", "orders", "license-keys")
 
 
 @dataclasses.dataclass
@@ -101,6 +103,57 @@ async def _apply_page(
     return results
 
 
+async def _import_benefits(
+    db: Database,
+    settings: Settings,
+    connection: Connection,
+    stream: StreamReport,
+    page: int,
+    page_size: int,
+    now: Callable[[], datetime],
+    progress: Callable[[StreamReport], None] | None,
+) -> str | None:
+    """The downloadables benefits, page by page (each benefit its own transaction, the page's checkpoint after it);
+    a benefit whose files cannot be had is a failure of its own. Returns why it stopped early, or None."""
+    api_key = connection.secrets(settings.secret_key).api_key
+    api_base = settings.polar_api_base
+    products = await downloads.mapped_products(db, connection)
+    try:
+        carried = await asyncio.to_thread(downloads.product_benefits, api_key, api_base, list(products))
+    except ProcessorError as exc:
+        return f"reading the mapped products: {exc.message}"
+    while True:
+        try:
+            items, max_page = await asyncio.to_thread(downloads.benefits_page, api_key, api_base, page, page_size)
+        except ProcessorError as exc:
+            return f"listing benefits page {page}: {exc.message}"
+        for benefit in items:
+            polar_id = str(benefit.get("id"))
+            on = [products[p] for p, benefit_ids in carried.items() if polar_id in benefit_ids]
+            try:
+                fetched = await downloads.apply_benefit(db, settings, connection, benefit, on, now=now())
+                stream.outcomes["applied"] += 1
+                stream.outcomes["files fetched"] += fetched
+            except ProcessorError as exc:
+                if exc.unavailable:
+                    return f"benefit {polar_id}: {exc.message}"
+                stream.outcomes["failed"] += 1
+                stream.failures.append((polar_id, exc.message))
+            except DomainError as exc:
+                stream.outcomes["failed"] += 1
+                stream.failures.append((polar_id, exc.message))
+        last = page >= max_page or not items
+        async with db.write() as tx:
+            await save_checkpoint(tx, connection.id, "benefits", str(page), last, now())
+        stream.pages += 1
+        stream.seen += len(items)
+        if progress is not None:
+            progress(stream)
+        if last:
+            return None
+        page += 1
+
+
 async def run_import(
     db: Database,
     settings: Settings,
@@ -127,6 +180,12 @@ async def run_import(
             continue
         page = int(cursor) + 1 if cursor else 1
         stream.resumed = cursor is not None
+        if name == "benefits":
+            interrupted = await _import_benefits(db, settings, connection, stream, page, page_size, now, progress)
+            if interrupted is not None:
+                report.interrupted = interrupted
+                return report
+            continue
         while True:
             try:
                 items, max_page = await asyncio.to_thread(
