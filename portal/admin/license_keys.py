@@ -87,7 +87,7 @@ class LicenseKeyController(Controller):
         limit: LimitParam = 10,
     ) -> ListResource[LicenseKeyOut]:
         scope = Scope(organization_id=principal.list_filter(organization_id))
-        rows, total = await benefit_reads.list_license_key_records(
+        rows, total = await benefit_reads.list_license_key_rows(
             db, scope, benefit_id=benefit_id, page_number=page, limit=limit
         )
         items = [msgspec.convert(await _out(db, row), LicenseKeyOut, from_attributes=True) for row in rows]
@@ -97,7 +97,7 @@ class LicenseKeyController(Controller):
     async def get_license_key(
         self, db: NamedDependency[Database], principal: NamedDependency[Principal], id: FromPath[str]
     ) -> LicenseKeyWithActivationsOut:
-        row = await benefit_reads.get_license_key_record(db, EVERY_ORGANIZATION, id)
+        row = await benefit_reads.get_license_key_row(db, EVERY_ORGANIZATION, id)
         if row is None or not principal.can_see(row["organization_id"]):
             raise NotFound("license key not found")
         activations = [

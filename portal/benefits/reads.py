@@ -587,9 +587,14 @@ LICENSE_KEY_COLUMNS = """
     k.expires_at,
     k.created_at,
     k.modified_at,
-    b.properties AS benefit_properties
+    b.properties AS benefit_properties,
+    g.order_id AS order_id,
+    g.subscription_id AS subscription_id
 """
-LICENSE_KEY_SOURCE = "license_keys k JOIN benefits b ON b.id = k.benefit_id"
+# The grant's order and subscription: the sale that holds the key (Polar's admin ``LicenseKeyRead`` names them).
+LICENSE_KEY_SOURCE = (
+    "license_keys k JOIN benefits b ON b.id = k.benefit_id LEFT JOIN benefit_grants g ON g.id = k.grant_id"
+)
 ACTIVATION_COLUMNS = """
     a.id,
     a.license_key_id,
@@ -626,47 +631,6 @@ async def get_license_key_row(db: Reader, scope: Scope, license_key_id: str) -> 
     where, params = scope.where("k")
     return await db.fetchone(
         f"SELECT {LICENSE_KEY_COLUMNS} FROM {LICENSE_KEY_SOURCE} WHERE {' AND '.join(['k.id = ?', *where])}",
-        [license_key_id, *params],
-    )
-
-
-# The admin API's keys (Polar's ``LicenseKeyRead``) also name the sale whose grant holds the key.
-LICENSE_KEY_RECORD_COLUMNS = (
-    LICENSE_KEY_COLUMNS.rstrip()
-    + """,
-    g.order_id AS order_id,
-    g.subscription_id AS subscription_id
-"""
-)
-LICENSE_KEY_RECORD_SOURCE = LICENSE_KEY_SOURCE + " LEFT JOIN benefit_grants g ON g.id = k.grant_id"
-
-
-async def list_license_key_records(
-    db: Database, scope: Scope, *, benefit_id: str | None, page_number: int, limit: int
-) -> tuple[list[Row], int]:
-    """A page of the scope's license keys with their grant's order and subscription, oldest first, and the total."""
-    where, params = scope.where("k")
-    if benefit_id:
-        where.append("k.benefit_id = ?")
-        params.append(benefit_id)
-    return await fetch_rows_page(
-        db,
-        select=LICENSE_KEY_RECORD_COLUMNS,
-        source=LICENSE_KEY_RECORD_SOURCE,
-        where=where,
-        params=params,
-        order="k.created_at ASC, k.id",
-        page=page_number,
-        limit=limit,
-    )
-
-
-async def get_license_key_record(db: Reader, scope: Scope, license_key_id: str) -> Row | None:
-    """One license key with its grant's order and subscription, or None if missing or outside the scope."""
-    where, params = scope.where("k")
-    return await db.fetchone(
-        f"SELECT {LICENSE_KEY_RECORD_COLUMNS} FROM {LICENSE_KEY_RECORD_SOURCE} "
-        f"WHERE {' AND '.join(['k.id = ?', *where])}",
         [license_key_id, *params],
     )
 
