@@ -7,7 +7,8 @@
 ``access``      the seller of a request (cookie ``console_session``, path /console) and their role per organization
 ``audit``       writing the audit log (every seller action) and reading it back, filtered
 ``mail``        the console's emails: sign-in code, invitation
-``pages``       the HTML routes
+``layout``      the frame of an organization's pages: section nav, common context, notices after actions
+``org_pages``   the HTML routes of home, team, audit, settings and integrations
 ``cli``         ``portal seller invite``
 =============== ==================================================================================
 """

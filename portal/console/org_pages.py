@@ -19,7 +19,7 @@ from litestar.datastructures import UploadFile
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, QueryParameter
-from litestar.response import Redirect, Template
+from litestar.response import Template
 
 from portal import i18n
 from portal.admin import tokens
@@ -30,9 +30,8 @@ from portal.connectors import events as connector_events
 from portal.connectors import health as connector_health
 from portal.connectors import links as connector_links
 from portal.connectors import store as connector_store
-from portal.console import access, audit, dashboard, logos, mail, store
+from portal.console import access, audit, dashboard, layout, logos, mail, store
 from portal.console.access import OrgAccess
-from portal.console.signin_pages import role_labels
 from portal.customers.tax_ids import InvalidTaxID, validate_tax_id
 from portal.errors import DomainError
 from portal.fields import EMAIL_ADDRESS_PATTERN, single_line_problem
@@ -51,65 +50,24 @@ _EMAIL = re.compile(EMAIL_ADDRESS_PATTERN)
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _nav(access_: OrgAccess) -> list[tuple[str, str, str]]:
+def _notice(done: str | None) -> str | None:
+    """What the page says after one of this module's actions (``?done=…``)."""
     _ = i18n.gettext
-    base = f"/console/{access_.organization.slug}"
-    items = [
-        ("home", _("Home"), base),
-        ("team", _("Team"), f"{base}/team"),
-        ("emails", _("Emails"), f"{base}/emails"),
-        ("webhooks", _("Webhooks"), f"{base}/webhooks"),
-        ("processors", _("Processors"), f"{base}/processors"),
-    ]
-    if access_.can_manage:
-        items += [("tokens", _("API tokens"), f"{base}/tokens"), ("settings", _("Settings"), f"{base}/settings")]
-    items.append(("audit", _("Audit log"), f"{base}/audit"))
-    return items
-
-
-def _page(access_: OrgAccess, name: str, active: str, context: dict[str, Any], status_code: int = 200) -> Template:
-    notice = context.pop("notice", None)
-    return Template(
-        template_name=f"console/{name}.html",
-        context={
-            "seller": access_.seller,
-            "org": access_.organization,
-            "access": access_,
-            "role_label": role_labels()[access_.role],
-            "role_labels": role_labels(),
-            "console_nav": _nav(access_),
-            "active": active,
-            "base": f"/console/{access_.organization.slug}",
-            "notice": notice,
-            **context,
+    return layout.done_notice(
+        done,
+        {
+            "invited": _("Invitation sent."),
+            "role": _("Role changed."),
+            "removed": _("Removed from the team."),
+            "revoked": _("Token revoked."),
+            "retried": _("The email is queued to be sent again."),
+            "redelivered": _("The webhook is queued to be delivered again."),
+            "saved": _("Settings saved."),
+            "connected": _("Connected. Point the processor's webhook at the address shown."),
+            "mapped": _("Price mapped; the events that waited on it were applied."),
+            "replayed": _("The event was applied again; its status is in the list."),
         },
-        status_code=status_code,
-        media_type=MediaType.HTML,
     )
-
-
-def _back(access_: OrgAccess, path: str, done: str) -> Redirect:
-    """303 back to a page of the organization, with which action was done (the page says so)."""
-    return Redirect(f"/console/{access_.organization.slug}{path}?done={done}", status_code=303)
-
-
-def _done_notice(done: str | None) -> str | None:
-    _ = i18n.gettext
-    return {
-        "invited": _("Invitation sent."),
-        "role": _("Role changed."),
-        "removed": _("Removed from the team."),
-        "revoked": _("Token revoked."),
-        "retried": _("The email is queued to be sent again."),
-        "redelivered": _("The webhook is queued to be delivered again."),
-        "saved": _("Settings saved."),
-        "connected": _("Connected. Point the processor's webhook at the address shown."),
-        "mapped": _("Price mapped; the events that waited on it were applied."),
-        "replayed": _("The event was applied again; its status is in the list."),
-    }.get(done or "")
-
-
-Done = Annotated[str | None, QueryParameter(name="done", max_length=20)]
 
 
 # --- home ---------------------------------------------------------------------------------------------------
@@ -139,7 +97,7 @@ async def home(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response
         "refunds": (_("Refunds per month"), _("Refunded amounts in %(currency)s, last 12 months.")),
         "customers": (_("New customers per month"), _("Customers created, last 12 months.")),
     }
-    return _page(
+    return layout.page(
         access_,
         "home",
         "home",
@@ -170,7 +128,7 @@ class RoleForm(msgspec.Struct, kw_only=True):
 async def _team_page(request: Request[Any, Any, Any], access_: OrgAccess, **context: Any) -> Template:
     members = await store.members(portal_state(request.app.state).db, access_.organization.id)
     status = 400 if context.get("errors") else 409 if context.get("problem") else 200
-    return _page(
+    return layout.page(
         access_,
         "team",
         "team",
@@ -180,9 +138,9 @@ async def _team_page(request: Request[Any, Any, Any], access_: OrgAccess, **cont
 
 
 @get("/console/{slug:str}/team", name="console.team", include_in_schema=False)
-async def team(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+async def team(request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None) -> Response[Any]:
     access_ = await access.require_org(request, slug)
-    return await _team_page(request, access_, notice=_done_notice(done))
+    return await _team_page(request, access_, notice=_notice(done))
 
 
 @post("/console/{slug:str}/team/invite", name="console.team_invite", include_in_schema=False, status_code=303)
@@ -239,7 +197,7 @@ async def team_invite(
             locale=i18n.current_locale(),
         ),
     )
-    return _back(access_, "/team", "invited")
+    return layout.back(access_, "/team", "invited")
 
 
 async def _member_change(request: Request[Any, Any, Any], slug: str, seller_id: str, role: str | None) -> Response[Any]:
@@ -274,7 +232,7 @@ async def _member_change(request: Request[Any, Any, Any], slug: str, seller_id: 
             )
     if problem:
         return await _team_page(request, access_, problem=problem)
-    return _back(access_, "/team", "removed" if role is None else "role")
+    return layout.back(access_, "/team", "removed" if role is None else "role")
 
 
 @post(
@@ -313,7 +271,7 @@ async def audit_log(
     db = portal_state(request.app.state).db
     org_id = access_.organization.id
     entries = await audit.entries(db, org_id, action=action or None, seller_email=seller or None, limit=200)
-    return _page(
+    return layout.page(
         access_,
         "audit",
         "audit",
@@ -338,7 +296,7 @@ async def _tokens_page(
 ) -> Template:
     every = await tokens.list_tokens(portal_state(request.app.state).db)
     mine = [token for token in every if token.organization_id == access_.organization.id]
-    return _page(
+    return layout.page(
         access_,
         "tokens",
         "tokens",
@@ -348,9 +306,9 @@ async def _tokens_page(
 
 
 @get("/console/{slug:str}/tokens", name="console.tokens", include_in_schema=False)
-async def tokens_page(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+async def tokens_page(request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None) -> Response[Any]:
     access_ = await access.require_org(request, slug, manage=True)
-    return await _tokens_page(request, access_, notice=_done_notice(done))
+    return await _tokens_page(request, access_, notice=_notice(done))
 
 
 @post("/console/{slug:str}/tokens", name="console.token_create", include_in_schema=False, status_code=200)
@@ -400,7 +358,7 @@ async def token_revoke(request: Request[Any, Any, Any], slug: FromPath[str], tok
         await audit.record(
             tx, access_.actor, organization_id=access_.organization.id, action="token.revoke", target=token_id, now=now
         )
-    return _back(access_, "/tokens", "revoked")
+    return layout.back(access_, "/tokens", "revoked")
 
 
 # --- email outbox -------------------------------------------------------------------------------------------
@@ -424,14 +382,14 @@ async def emails(
     request: Request[Any, Any, Any],
     slug: FromPath[str],
     status: Annotated[str | None, QueryParameter(name="status", max_length=16)] = None,
-    done: Done = None,
+    done: layout.Done = None,
 ) -> Response[Any]:
     access_ = await access.require_org(request, slug)
     chosen = status if status in _OUTBOX_STATUSES else None
     messages = await outbox.list_messages(
         portal_state(request.app.state).db, status=chosen, organization_id=access_.organization.id, limit=100
     )
-    return _page(
+    return layout.page(
         access_,
         "emails",
         "emails",
@@ -440,7 +398,7 @@ async def emails(
             "status": chosen or "",
             "statuses": _OUTBOX_STATUSES,
             "status_labels": _status_labels(),
-            "notice": _done_notice(done),
+            "notice": _notice(done),
         },
     )
 
@@ -463,24 +421,24 @@ async def email_retry(request: Request[Any, Any, Any], slug: FromPath[str], mess
         await audit.record(
             tx, access_.actor, organization_id=access_.organization.id, action="email.retry", target=message_id, now=now
         )
-    return _back(access_, "/emails", "retried")
+    return layout.back(access_, "/emails", "retried")
 
 
 # --- webhooks -----------------------------------------------------------------------------------------------
 
 
 @get("/console/{slug:str}/webhooks", name="console.webhooks", include_in_schema=False)
-async def webhooks(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+async def webhooks(request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None) -> Response[Any]:
     """Endpoints and their latest events (delivery state, last HTTP code, error); redeliver a failed one."""
     access_ = await access.require_org(request, slug)
     db = portal_state(request.app.state).db
     endpoints = await webhook_queries.list_endpoints(db, organization_id=access_.organization.id, page=1, limit=100)
     events = await webhook_queries.recent_events(db, access_.organization.id, limit=100)
-    return _page(
+    return layout.page(
         access_,
         "webhooks",
         "webhooks",
-        {"endpoints": endpoints.records, "events": events, "notice": _done_notice(done)},
+        {"endpoints": endpoints.records, "events": events, "notice": _notice(done)},
     )
 
 
@@ -511,7 +469,7 @@ async def webhook_redeliver(
             details={"type": event.type},
             now=now,
         )
-    return _back(access_, "/webhooks", "redelivered")
+    return layout.back(access_, "/webhooks", "redelivered")
 
 
 # --- processors ---------------------------------------------------------------------------------------------
@@ -551,7 +509,7 @@ async def _processors_page(
     products = await product_reads.list_product_records(
         db, Scope.of_organization(org_id), is_archived=False, is_recurring=None, page=1, limit=100
     )
-    return _page(
+    return layout.page(
         access_,
         "processors",
         "processors",
@@ -561,9 +519,9 @@ async def _processors_page(
 
 
 @get("/console/{slug:str}/processors", name="console.processors", include_in_schema=False)
-async def processors(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+async def processors(request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None) -> Response[Any]:
     access_ = await access.require_org(request, slug)
-    return await _processors_page(request, access_, notice=_done_notice(done))
+    return await _processors_page(request, access_, notice=_notice(done))
 
 
 def _processor(name: str) -> connector_base.Processor:
@@ -621,7 +579,7 @@ async def processor_connect(
             details={"account_id": connection.account_id, "livemode": connection.livemode},
             now=now,
         )
-    return _back(access_, "/processors", "connected")
+    return layout.back(access_, "/processors", "connected")
 
 
 class MapForm(msgspec.Struct, kw_only=True):
@@ -679,7 +637,7 @@ async def processor_map(
             details={"product_id": product_id, "applied": len(results)},
             now=now,
         )
-    return _back(access_, "/processors", "mapped")
+    return layout.back(access_, "/processors", "mapped")
 
 
 @post(
@@ -708,7 +666,7 @@ async def processor_replay(
             details={"status": result.status, "reason": result.reason},
             now=now,
         )
-    return _back(access_, "/processors", "replayed")
+    return layout.back(access_, "/processors", "replayed")
 
 
 # --- settings (owners) --------------------------------------------------------------------------------------
@@ -776,9 +734,11 @@ def _switch_labels() -> dict[str, str]:
 
 
 @get("/console/{slug:str}/settings", name="console.settings", include_in_schema=False)
-async def settings_page(request: Request[Any, Any, Any], slug: FromPath[str], done: Done = None) -> Response[Any]:
+async def settings_page(
+    request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None
+) -> Response[Any]:
     access_ = await access.require_org(request, slug, manage=True)
-    return _page(access_, "settings", "settings", _settings_context(access_) | {"notice": _done_notice(done)})
+    return layout.page(access_, "settings", "settings", _settings_context(access_) | {"notice": _notice(done)})
 
 
 def _preview_org(access_: OrgAccess, name: str | None, accent: str | None) -> Organization:
@@ -846,7 +806,7 @@ async def settings_preview_form(request: Request[Any, Any, Any], slug: FromPath[
     context["values"]["emails"] = {key: form.get(f"emails_{key}") == "on" for key in _EMAIL_SWITCHES}
     context["previews"] = _preview_urls(access_, form.get("name", ""), form.get("accent_color", ""))
     context["previewing"] = True
-    return _page(access_, "settings", "settings", context)
+    return layout.page(access_, "settings", "settings", context)
 
 
 @post("/console/{slug:str}/settings/logo", name="console.settings_logo", include_in_schema=False, status_code=303)
@@ -871,7 +831,7 @@ async def settings_logo(request: Request[Any, Any, Any], slug: FromPath[str]) ->
             problem = _("The logo must be a PNG or JPEG image.")
         if problem is not None or extension is None:
             context = _settings_context(access_) | {"errors": {"logo": problem}}
-            return _page(access_, "settings", "settings", context, status_code=400)
+            return layout.page(access_, "settings", "settings", context, status_code=400)
         relative = logos.relative_path(org.id, content, extension)
         await logos.store(state.settings.files_dir, relative, content)
         avatar_url = f"{state.settings.public_base_url}/{relative}"
@@ -889,7 +849,7 @@ async def settings_logo(request: Request[Any, Any, Any], slug: FromPath[str]) ->
             details={"avatar_url": avatar_url},
             now=now,
         )
-    return _back(access_, "/settings", "saved")
+    return layout.back(access_, "/settings", "saved")
 
 
 async def _settings_form(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -990,8 +950,8 @@ async def settings_save(request: Request[Any, Any, Any], slug: FromPath[str]) ->
         context["values"]["allow_email_change"] = changes.allow_email_change
         context["values"]["emails"] = {key: emails_new[key] for key in _EMAIL_SWITCHES}
         context["errors"] = errors
-        return _page(access_, "settings", "settings", context, status_code=400)
-    return _back(access_, "/settings", "saved")
+        return layout.page(access_, "settings", "settings", context, status_code=400)
+    return layout.back(access_, "/settings", "saved")
 
 
 ROUTES = [
