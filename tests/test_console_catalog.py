@@ -6,7 +6,6 @@ read-only, and the audit entries."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -19,7 +18,7 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.admin_support import api, mint_token
 from tests.console_helpers import Team, audit_actions, console_cookie, make_team, plant_session, sql
-from tests.signin_helpers import csrf, insert_customer, sign_in_browser
+from tests.signin_helpers import csrf, sign_in_browser
 
 
 @pytest.fixture
@@ -234,3 +233,264 @@ def test_refused_benefit_fields_are_named(
     refused = post(owner, f"/catalog/benefits/new/{kind}", {"description": "x", **data})
     assert refused.status_code == 400 and field in errors_of(refused.text), errors_of(refused.text)
     assert api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == 0
+
+
+def buy(client: TestClient[Litestar], token: str, product_id: str, email: str = "ada@example.com") -> str:
+    """A customer who bought ``product_id`` (admin API: customer, then a paid order); returns the customer id."""
+    customer = api(client, token, "POST", "/v1/customers/", json={"email": email}, expect=201)
+    api(
+        client,
+        token,
+        "POST",
+        "/v1/orders/",
+        json={"customer_id": customer["id"], "product_id": product_id, "currency": "usd"},
+        expect=201,
+    )
+    return str(customer["id"])
+
+
+def simple_product(client: TestClient[Litestar], name: str = "Tool") -> str:
+    data = {"name": name, "visibility": "public", "billing": "once"}
+    data |= {"price-0-currency": "usd", "price-0-type": "fixed", "price-0-amount": "10"}
+    return created_id(post(client, "/catalog/products", data), "products")
+
+
+def test_benefits_attach_and_detach_on_the_product_page(
+    owner: TestClient[Litestar], settings: Settings, team: Team, token: str
+) -> None:
+    product_id = simple_product(owner)
+    key = new_benefit(owner, "license_keys", LICENSE)
+    note = new_benefit(owner, "custom", {"description": "Welcome", "note": "Hello"})
+    page = owner.get(f"/console/acme/catalog/products/{product_id}").text
+    assert "benefits already granted" not in page and "what customers were already granted stays" in page
+    assert post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [note, key]}).status_code == 303
+    # Kept in the order of the page's list (newest benefit first); the admin API sees them.
+    granted = [b["id"] for b in api(owner, token, "GET", f"/v1/products/{product_id}")["benefits"]]
+    assert set(granted) == {note, key}
+    customer_id = buy(owner, token, product_id)
+    grants = api(owner, token, "GET", f"/v1/benefit-grants/?customer_id={customer_id}")["items"]
+    assert {g["benefit_id"] for g in grants} == {note, key}
+
+    # Detach the note: the product no longer grants it; the customer's grant stays (the admin API's rule).
+    assert post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [key]}).status_code == 303
+    assert [b["id"] for b in api(owner, token, "GET", f"/v1/products/{product_id}")["benefits"]] == [key]
+    grants = api(owner, token, "GET", f"/v1/benefit-grants/?customer_id={customer_id}&is_granted=true")["items"]
+    assert {g["benefit_id"] for g in grants} == {note, key}
+    benefit_page = owner.get(f"/console/acme/catalog/benefits/{key}").text
+    assert f"/console/acme/catalog/products/{product_id}" in benefit_page
+
+    # Another organization's benefit is refused like a missing one; nothing changes.
+    globex_token = mint_token(settings, team.globex_id)
+    foreign = api(
+        owner, globex_token, "POST", "/v1/benefits/", json={"type": "custom", "description": "G"}, expect=201
+    )["id"]
+    refused = post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [key, foreign]})
+    assert refused.status_code == 400 and 'id="f-benefits-error"' in refused.text
+    assert [b["id"] for b in api(owner, token, "GET", f"/v1/products/{product_id}")["benefits"]] == [key]
+    assert [a[0] for a in audit_actions(settings, team.acme_id) if a[0] == "product.benefits"] == [
+        "product.benefits",
+        "product.benefits",
+    ]
+
+
+HOSTILE_NOTE = (
+    "Welcome <script>alert(1)</script> & **bold**\n"
+    '<img src=x onerror="alert(2)"> [click](javascript:alert(3)) [docs](https://docs.acme.example/a?b=1&c=2)\n\n'
+    "Second paragraph: https://acme.example/start."
+)
+
+
+def note_html(page: str) -> str:
+    found = re.search(r'<div class="note">(.*?)</div>', page, re.S)
+    assert found, "no note on the page"
+    return found.group(1)
+
+
+def test_note_preview_escapes_and_matches_the_customer_portal(
+    owner: TestClient[Litestar], settings: Settings, team: Team, token: str
+) -> None:
+    data = {"description": "Welcome note", "visibility": "public", "note": HOSTILE_NOTE}
+    preview = post(owner, "/catalog/benefits/new/custom", {**data, "preview": "1"})
+    assert preview.status_code == 200
+    shown = note_html(preview.text)
+    assert "<script" not in shown and "<img" not in shown and "<strong" not in shown  # markup stays text
+    assert "[click](javascript:alert(3))" in shown  # not a link: only http(s) addresses become links
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
+    assert 'href="javascript' not in preview.text
+    assert '<a href="https://docs.acme.example/a?b=1&amp;c=2" rel="noopener nofollow">docs</a>' in shown
+    assert api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == 0  # a preview saves nothing
+    assert audit_actions(settings, team.acme_id) == []
+
+    benefit_id = new_benefit(owner, "custom", data)
+    product_id = simple_product(owner)
+    post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [benefit_id]})
+    customer_id = buy(owner, token, product_id)
+    # The customer's Benefits page renders the note exactly as the console's preview did.
+    sign_in_browser(owner, settings, "acme", team.acme_id, customer_id)
+    portal = owner.get("/acme/portal/benefits")
+    assert portal.status_code == 200
+    assert note_html(portal.text) == shown
+    # The saved benefit's page previews the stored note the same way; editing with preview saves nothing.
+    assert note_html(owner.get(f"/console/acme/catalog/benefits/{benefit_id}").text) == shown
+    again = post(owner, f"/catalog/benefits/{benefit_id}", {**data, "note": "Changed", "preview": "1"})
+    assert again.status_code == 200 and note_html(again.text) == "<p>Changed</p>"
+    assert api(owner, token, "GET", f"/v1/benefits/{benefit_id}")["properties"]["note"] == HOSTILE_NOTE
+
+
+def download_link(client: TestClient[Litestar]) -> str:
+    page = client.get("/acme/portal/benefits").text
+    found = re.search(r'href="(/acme/portal/downloads/[^"]+)" download', page)
+    assert found, "no download link"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_files_upload_replace_hide_and_the_customer_downloads_the_new_file(
+    owner: TestClient[Litestar], settings: Settings, team: Team, token: str
+) -> None:
+    benefit_id = new_benefit(owner, "downloadables", {"description": "Downloads"})
+    upload = f"/catalog/benefits/{benefit_id}/files"
+    empty = post(owner, upload, files={"file": ("app.zip", b"", "application/zip")})
+    assert empty.status_code == 400 and 'id="f-file-error"' in empty.text
+    slashed = post(owner, upload, files={"file": ("a\\b.zip", b"PK", "application/zip")})
+    assert slashed.status_code == 400 and 'id="f-file-error"' in slashed.text  # register_file's name check
+    files_dir = settings.files_dir / team.acme_id
+    assert not files_dir.exists() or not any(files_dir.iterdir())  # nothing half-written
+    assert api(owner, token, "GET", "/v1/files/")["pagination"]["total_count"] == 0
+
+    first = b"PK\x03\x04 version one"
+    assert (
+        post(owner, upload, {"version": "1.0"}, files={"file": ("app.zip", first, "application/zip")}).status_code
+        == 303
+    )
+    (file_id,) = api(owner, token, "GET", f"/v1/benefits/{benefit_id}")["properties"]["files"]
+    stored = api(owner, token, "GET", f"/v1/files/{file_id}")
+    assert (stored["name"], stored["size"], stored["version"]) == ("app.zip", len(first), "1.0")
+
+    product_id = simple_product(owner)
+    post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [benefit_id]})
+    customer_id = buy(owner, token, product_id)
+    sign_in_browser(owner, settings, "acme", team.acme_id, customer_id)
+    assert owner.get(download_link(owner)).content == first
+
+    second = b"PK\x03\x04 version two, larger"
+    replaced = post(
+        owner,
+        f"/catalog/benefits/{benefit_id}/files/{file_id}/replace",
+        {"version": "1.1"},
+        files={"file": ("app-1.1.zip", second, "application/zip")},
+    )
+    assert replaced.status_code == 303
+    stored = api(owner, token, "GET", f"/v1/files/{file_id}")
+    assert (stored["name"], stored["size"], stored["version"]) == ("app-1.1.zip", len(second), "1.1")
+    assert owner.get(download_link(owner)).content == second  # the customer who held it gets the new bytes
+    assert [p.read_bytes() for p in files_dir.iterdir()] == [second]  # the old bytes are gone from disk
+
+    hide = f"/catalog/benefits/{benefit_id}/files/{file_id}/archive"
+    assert post(owner, hide, {"archived": "true"}).status_code == 303
+    assert api(owner, token, "GET", f"/v1/benefits/{benefit_id}")["properties"]["archived"] == {file_id: True}
+    assert owner.get(download_link(owner)).content == second  # who holds it keeps it
+    later = buy(owner, token, product_id, "bob@example.com")
+    grants = api(owner, token, "GET", f"/v1/benefit-grants/?customer_id={later}")["items"]
+    assert grants[0]["properties"]["files"] == []  # not given to new customers
+    assert post(owner, hide, {"archived": "false"}).status_code == 303
+    assert api(owner, token, "GET", f"/v1/benefit-grants/?customer_id={later}")["items"]
+    # A file of another benefit, or of nothing, is not this benefit's: 404.
+    assert post(owner, f"/catalog/benefits/{benefit_id}/files/nope/archive", {"archived": "true"}).status_code == 404
+    assert [a[0] for a in audit_actions(settings, team.acme_id) if a[0].startswith("benefit.file")] == [
+        "benefit.file_upload",
+        "benefit.file_replace",
+        "benefit.file_hide",
+        "benefit.file_show",
+    ]
+
+
+def test_file_size_limit_is_named_or_refused_before_parsing(settings: Settings, team: Team) -> None:
+    small = msgspec.structs.replace(settings, max_body_bytes=256 * 1024)
+    with TestClient(create_app(small, clock=Clock()), base_url="http://testserver.local") as client:
+        console_cookie(client, small, plant_session(small, team.owner))
+        benefit_id = new_benefit(client, "downloadables", {"description": "Downloads"})
+        path = f"/catalog/benefits/{benefit_id}/files"
+        named = post(client, path, files={"file": ("big.bin", b"x" * (200 * 1024), "application/octet-stream")})
+        assert named.status_code == 400 and 'id="f-file-error"' in named.text and "at most 192" in named.text
+        too_big = post(client, path, files={"file": ("big.bin", b"x" * (300 * 1024), "application/octet-stream")})
+        assert too_big.status_code == 413
+        fits = post(client, path, files={"file": ("ok.bin", b"x" * (100 * 1024), "application/octet-stream")})
+        assert fits.status_code == 303
+        # Other console forms keep the small body limit.
+        big_form = post(client, "/catalog/products", {"name": "x" * (100 * 1024)})
+        assert big_form.status_code == 413
+
+
+def test_deleting_a_benefit_revokes_its_grants_and_queues_their_webhooks(
+    owner: TestClient[Litestar], settings: Settings, team: Team, token: str
+) -> None:
+    api(
+        owner,
+        token,
+        "POST",
+        "/v1/webhooks/endpoints",
+        json={"url": "https://hooks.acme.example/grants", "events": ["benefit_grant.revoked"]},
+        expect=201,
+    )
+    benefit_id = new_benefit(owner, "license_keys", LICENSE)
+    product_id = simple_product(owner)
+    post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [benefit_id]})
+    customer_id = buy(owner, token, product_id)
+    page = owner.get(f"/console/acme/catalog/benefits/{benefit_id}").text
+    assert "the 1 customer holding it loses it now" in page
+    assert post(owner, f"/catalog/benefits/{benefit_id}/delete").status_code == 303
+    assert owner.get(f"/console/acme/catalog/benefits/{benefit_id}").status_code == 404
+    assert api(owner, token, "GET", f"/v1/benefits/{benefit_id}").get("detail")
+    (grant,) = api(owner, token, "GET", f"/v1/benefit-grants/?customer_id={customer_id}")["items"]
+    assert grant["is_revoked"] is True
+    assert api(owner, token, "GET", f"/v1/products/{product_id}")["benefits"] == []
+    queued = sql(
+        settings,
+        "SELECT type FROM webhook_events WHERE organization_id = ? AND type LIKE 'benefit_grant%'",
+        (team.acme_id,),
+    )
+    assert [row[0] for row in queued] == ["benefit_grant.revoked"]
+    assert audit_actions(settings, team.acme_id)[-1][:2] == ("benefit.delete", "owner@acme.example")
+
+
+def test_other_organizations_ids_are_not_found_and_support_only_looks(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    console_cookie(client, settings, plant_session(settings, team.owner))
+    product_id = simple_product(client, "Acme only")
+    benefit_id = new_benefit(client, "downloadables", {"description": "Acme files"})
+    client.post(
+        f"/console/acme/catalog/benefits/{benefit_id}/files",
+        data={"_csrf_token": csrf(client)},
+        files={"file": ("a.zip", b"PK", "application/zip")},
+    )
+    # Globex's owner, under globex's slug, with acme's ids: 404 for every read and write.
+    console_cookie(client, settings, plant_session(settings, team.stranger))
+    token = csrf(client)
+    for path in (f"/catalog/products/{product_id}", f"/catalog/benefits/{benefit_id}"):
+        assert client.get(f"/console/globex{path}").status_code == 404
+        assert (
+            client.post(
+                f"/console/globex{path}", data={"name": "x", "description": "x", "_csrf_token": token}
+            ).status_code
+            == 404
+        )
+    assert (
+        client.post(f"/console/globex/catalog/benefits/{benefit_id}/delete", data={"_csrf_token": token}).status_code
+        == 404
+    )
+    assert "Acme only" not in client.get("/console/globex/catalog").text
+    # Support sees the pages, without a single form that writes; every write answers 403.
+    console_cookie(client, settings, plant_session(settings, team.support))
+    for path in ("/catalog", f"/catalog/products/{product_id}", f"/catalog/benefits/{benefit_id}"):
+        page = client.get(f"/console/acme{path}")
+        assert page.status_code == 200
+        assert re.findall(r'<form method="post" action="/console/acme/catalog[^"]*"', page.text) == []
+    assert "Acme only" in client.get("/console/acme/catalog").text
+    assert (
+        client.post(
+            f"/console/acme/catalog/benefits/{benefit_id}/delete", data={"_csrf_token": csrf(client)}
+        ).status_code
+        == 403
+    )
+    assert client.get(f"/console/acme/catalog/benefits/{benefit_id}").status_code == 200
