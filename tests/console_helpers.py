@@ -89,6 +89,8 @@ class Team:
     event_id: str
     product_id: str
     inbound_id: str  # a stored Stripe event of acme's connection
+    benefit_id: str = ""  # a downloadables benefit of acme listing ``file_id`` (the catalog's actions work on it)
+    file_id: str = ""
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -157,6 +159,19 @@ def make_team(settings: Settings) -> Team:
         "received_at) VALUES (?, ?, 'evt_console_1', 'balance.available', 1, ?, 'failed', 'test', ?)",
         (inbound_id, connection_id, json.dumps(payload), iso(NOW)),
     )
+    benefit_id, file_id = new_id(), new_id()
+    sql(
+        settings,
+        "INSERT INTO files (id, organization_id, name, path, mime_type, size, checksum_sha256_hex, created_at) "
+        "VALUES (?, ?, 'console.zip', ?, 'application/zip', 2, 'x', ?)",
+        (file_id, acme_id, f"{acme_id}/{file_id}", iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT INTO benefits (id, organization_id, type, description, properties, created_at) "
+        "VALUES (?, ?, 'downloadables', 'Console files', ?, ?)",
+        (benefit_id, acme_id, json.dumps({"files": [file_id], "archived": {}}), iso(NOW)),
+    )
     return Team(
         acme_id,
         globex_id,
@@ -170,6 +185,8 @@ def make_team(settings: Settings) -> Team:
         event_id,
         product_id,
         inbound_id,
+        benefit_id,
+        file_id,
     )
 
 
@@ -179,3 +196,4 @@ def reset_targets(settings: Settings, team: Team) -> None:
     sql(settings, "UPDATE api_tokens SET revoked_at = NULL WHERE id = ?", (team.token_id,))
     sql(settings, "UPDATE email_outbox SET status = 'failed' WHERE id = ?", (team.message_id,))
     sql(settings, "UPDATE webhook_events SET status = 'failed' WHERE id = ?", (team.event_id,))
+    sql(settings, "UPDATE benefits SET deleted_at = NULL WHERE id = ?", (team.benefit_id,))

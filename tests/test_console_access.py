@@ -51,7 +51,32 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
         {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
         "settings.update",
     ),
+    "console.catalog": (False, {}, None),
+    "console.product_new": (True, {}, None),
+    "console.product_create": (
+        True,
+        {"name": "Matrix", "billing": "once", "price-0-currency": "usd", "price-0-amount": "9"},
+        "product.create",
+    ),
+    "console.product": (False, {}, None),
+    "console.product_update": (
+        True,
+        {"name": "Console Pro", "billing": "month", "price-0-currency": "usd", "price-0-amount": "9"},
+        "product.update",
+    ),
+    "console.product_archive": (True, {"archived": "true"}, "product.archive"),
+    "console.product_benefits": (True, {"benefit": "__benefit__"}, "product.benefits"),
+    "console.benefit_new": (True, {}, None),
+    "console.benefit_create": (True, {"description": "Matrix note", "note": "Hi"}, "benefit.create"),
+    "console.benefit": (False, {}, None),
+    "console.benefit_update": (True, {"description": "Console files"}, "benefit.update"),
+    "console.benefit_delete": (True, {}, "benefit.delete"),
+    "console.benefit_file_upload": (True, {"version": "2"}, "benefit.file_upload"),
+    "console.benefit_file_replace": (True, {"version": "2"}, "benefit.file_replace"),
+    "console.benefit_file_archive": (True, {"archived": "true"}, "benefit.file_hide"),
 }
+# The catalog's upload routes take a file with the form.
+UPLOADS = {"console.benefit_file_upload", "console.benefit_file_replace"}
 # Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {
     "console.logo",
@@ -87,6 +112,10 @@ def concrete(path: str, team: Team) -> str:
         .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
         .replace("{kind:str}", "signin")
+        .replace("{product_id:str}", team.product_id)
+        .replace("{benefit_id:str}", team.benefit_id)
+        .replace("{file_id:str}", team.file_id)
+        .replace("{benefit_type:str}", "custom")
     )
 
 
@@ -143,8 +172,14 @@ def test_route_role_matrix(
         url = concrete(path, team)
         if name == "console.processor_map":
             body = {**body, "product_id": team.product_id}
+        body = {key: team.benefit_id if value == "__benefit__" else value for key, value in body.items()}
         if method == "GET":
             response = client.get(url, follow_redirects=False)
+        elif name in UPLOADS:
+            upload = {"file": ("matrix.zip", b"PK\x03\x04", "application/zip")}
+            response = client.post(
+                url, data={**body, "_csrf_token": csrf(client)}, files=upload, follow_redirects=False
+            )
         else:
             response = client.post(url, data={**body, "_csrf_token": csrf(client)}, follow_redirects=False)
         expected = _expected(role, method, needs_owner)

@@ -87,9 +87,64 @@ def test_every_console_page_goes_through_gettext(
     keep("audit with entries", client.get("/console/acme/audit"))
     keep("audit filtered", client.get("/console/acme/audit?action=token.&seller=owner@acme.example"))
     keep("emails filtered", client.get("/console/acme/emails?status=failed"))
+    # The catalog: the overview, a product's page and form (with refused fields), every benefit type's form, a
+    # benefit's page with its files, a note's preview, and the notices after each action.
+    keep("catalog", client.get("/console/acme/catalog"))
+    keep("new product", client.get("/console/acme/catalog/products/new"))
+    keep(
+        "product errors",
+        client.post(
+            "/console/acme/catalog/products", data={"name": "", "price-0-currency": "xx", "_csrf_token": token}
+        ),
+        400,
+    )
+    keep("product", client.get(f"/console/acme/catalog/products/{team.product_id}?done=created"))
+    for kind in (
+        "custom",
+        "license_keys",
+        "downloadables",
+        "discord",
+        "github_repository",
+        "meter_credit",
+        "feature_flag",
+    ):
+        keep(f"new {kind}", client.get(f"/console/acme/catalog/benefits/new/{kind}"))
+    keep(
+        "benefit errors",
+        client.post(
+            "/console/acme/catalog/benefits/new/license_keys",
+            data={"description": "", "prefix": "no!", "activations_limit": "99", "_csrf_token": token},
+        ),
+        400,
+    )
+    keep(
+        "note preview",
+        client.post(
+            "/console/acme/catalog/benefits/new/custom",
+            data={
+                "description": "Console files",  # data (typed words are not the page's own text)
+                "note": "[Console files](https://acme.example/docs)",
+                "preview": "1",
+                "_csrf_token": token,
+            },
+        ),
+    )
+    keep("benefit with files", client.get(f"/console/acme/catalog/benefits/{team.benefit_id}?done=uploaded"))
+    keep(
+        "file error",
+        client.post(
+            f"/console/acme/catalog/benefits/{team.benefit_id}/files",
+            data={"_csrf_token": token},
+            files={"file": ("a.zip", b"", "application/zip")},
+        ),
+        400,
+    )
+    for done in ("saved", "archived", "unarchived", "benefits", "benefit_created", "benefit_deleted", "replaced"):
+        keep(f"catalog done={done}", client.get(f"/console/acme/catalog?done={done}"))
     # A support seller on an owner-only page: the 403 page.
     console_cookie(client, settings, plant_session(settings, team.support))
     keep("support on settings", client.get("/console/acme/settings"), 403)
+    keep("support on the catalog", client.get(f"/console/acme/catalog/benefits/{team.benefit_id}"))
 
     # The new token is shown once and stored only as an HMAC: data the database cannot list.
     new_token = re.search(r'id="new-token">([^<]+)<', pages["token created"])
@@ -100,7 +155,8 @@ def test_every_console_page_goes_through_gettext(
     }
     # Processors' names are proper names (data, not text to translate).
     labels = [processor.label for processor in registry().values()]
-    data = data_strings(settings, new_token.group(1), *labels, *detail_keys)
+    # The failed email's error as the emails page showed it (the outbox worker may retry it meanwhile).
+    data = data_strings(settings, new_token.group(1), *labels, *detail_keys, "mailbox full")
     for where, body in pages.items():
         assert_all_translated(body, data, where)
     console_templates = {
