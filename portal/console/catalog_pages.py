@@ -345,8 +345,8 @@ def _parse_product(
         base,
         name=name,
         description=typed.description.strip() or None,
-        visibility=typed.visibility,  # type: ignore[arg-type]
-        recurring_interval=None if typed.billing == "once" else typed.billing,  # type: ignore[arg-type]
+        visibility=typed.visibility,
+        recurring_interval=None if typed.billing == "once" else typed.billing,
         recurring_interval_count=count if typed.billing != "once" else 1,
         prices=prices,
     )
