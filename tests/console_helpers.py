@@ -3,6 +3,7 @@ SQL, as ``signin_helpers`` does for customers), and the rows the console's actio
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -163,8 +164,8 @@ def make_team(settings: Settings) -> Team:
     sql(
         settings,
         "INSERT INTO files (id, organization_id, name, path, mime_type, size, checksum_sha256_hex, created_at) "
-        "VALUES (?, ?, 'console.zip', ?, 'application/zip', 2, 'x', ?)",
-        (file_id, acme_id, f"{acme_id}/{file_id}", iso(NOW)),
+        "VALUES (?, ?, 'console.zip', ?, 'application/zip', 2, ?, ?)",
+        (file_id, acme_id, f"{acme_id}/{file_id}", hashlib.sha256(b"PK").hexdigest(), iso(NOW)),
     )
     sql(
         settings,

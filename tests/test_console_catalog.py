@@ -20,6 +20,9 @@ from tests.admin_support import api, mint_token
 from tests.console_helpers import Team, audit_actions, console_cookie, make_team, plant_session, sql
 from tests.signin_helpers import csrf, sign_in_browser
 
+# ``make_team`` gives acme one downloadables benefit listing one file (the access matrix's target).
+TEAM_BENEFITS = 1
+
 
 @pytest.fixture
 def team(settings: Settings, client: TestClient[Litestar]) -> Team:
@@ -163,7 +166,7 @@ def test_license_key_benefit_typed_form(owner: TestClient[Litestar], settings: S
     )
     assert bad.status_code == 400
     assert errors_of(bad.text) == {"description", "activations_limit", "expires_ttl", "prefix"}
-    assert api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == 0
+    assert api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == TEAM_BENEFITS
 
     benefit_id = new_benefit(owner, "license_keys", LICENSE)
     benefit = api(owner, token, "GET", f"/v1/benefits/{benefit_id}", expect=200)
@@ -232,7 +235,7 @@ def test_refused_benefit_fields_are_named(
 ) -> None:
     refused = post(owner, f"/catalog/benefits/new/{kind}", {"description": "x", **data})
     assert refused.status_code == 400 and field in errors_of(refused.text), errors_of(refused.text)
-    assert api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == 0
+    assert api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == TEAM_BENEFITS
 
 
 def buy(client: TestClient[Litestar], token: str, product_id: str, email: str = "ada@example.com") -> str:
@@ -279,6 +282,18 @@ def test_benefits_attach_and_detach_on_the_product_page(
     benefit_page = owner.get(f"/console/acme/catalog/benefits/{key}").text
     assert f"/console/acme/catalog/products/{product_id}" in benefit_page
 
+    # A benefit added later reaches the customer who already bought only when the seller asks for it.
+    later = new_benefit(owner, "custom", {"description": "Later", "note": "Bonus"})
+    assert post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [key, later]}).status_code == 303
+    held = api(owner, token, "GET", f"/v1/benefit-grants/?customer_id={customer_id}&is_granted=true")["items"]
+    assert later not in {g["benefit_id"] for g in held}
+    post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [key]})
+    both = {"benefit": [key, later], "grant_existing": "on"}
+    assert post(owner, f"/catalog/products/{product_id}/benefits", both).status_code == 303
+    held = api(owner, token, "GET", f"/v1/benefit-grants/?customer_id={customer_id}&is_granted=true")["items"]
+    assert later in {g["benefit_id"] for g in held}
+    post(owner, f"/catalog/products/{product_id}/benefits", {"benefit": [key]})
+
     # Another organization's benefit is refused like a missing one; nothing changes.
     globex_token = mint_token(settings, team.globex_id)
     foreign = api(
@@ -288,9 +303,10 @@ def test_benefits_attach_and_detach_on_the_product_page(
     assert refused.status_code == 400 and 'id="f-benefits-error"' in refused.text
     assert [b["id"] for b in api(owner, token, "GET", f"/v1/products/{product_id}")["benefits"]] == [key]
     assert [a[0] for a in audit_actions(settings, team.acme_id) if a[0] == "product.benefits"] == [
-        "product.benefits",
-        "product.benefits",
-    ]
+        "product.benefits"
+    ] * 6
+    (details,) = sql(settings, "SELECT details FROM seller_audit_log WHERE details LIKE '%\"granted_to_holders\":1%'")
+    assert later in details[0]
 
 
 HOSTILE_NOTE = (
@@ -318,7 +334,9 @@ def test_note_preview_escapes_and_matches_the_customer_portal(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
     assert 'href="javascript' not in preview.text
     assert '<a href="https://docs.acme.example/a?b=1&amp;c=2" rel="noopener nofollow">docs</a>' in shown
-    assert api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == 0  # a preview saves nothing
+    assert (
+        api(owner, token, "GET", "/v1/benefits/")["pagination"]["total_count"] == TEAM_BENEFITS
+    )  # a preview saves nothing
     assert audit_actions(settings, team.acme_id) == []
 
     benefit_id = new_benefit(owner, "custom", data)
@@ -355,7 +373,7 @@ def test_files_upload_replace_hide_and_the_customer_downloads_the_new_file(
     assert slashed.status_code == 400 and 'id="f-file-error"' in slashed.text  # register_file's name check
     files_dir = settings.files_dir / team.acme_id
     assert not files_dir.exists() or not any(files_dir.iterdir())  # nothing half-written
-    assert api(owner, token, "GET", "/v1/files/")["pagination"]["total_count"] == 0
+    assert api(owner, token, "GET", "/v1/files/")["pagination"]["total_count"] == TEAM_BENEFITS  # and its one file
 
     first = b"PK\x03\x04 version one"
     assert (

@@ -31,6 +31,7 @@ from litestar.response import Template
 
 from portal import i18n
 from portal.admin import deletions
+from portal.benefits import grants
 from portal.benefits import reads as benefit_reads
 from portal.benefits import service as benefit_service
 from portal.benefits.reads import BenefitRecord
@@ -500,7 +501,8 @@ async def product_benefits(
     request: Request[Any, Any, Any], slug: FromPath[str], product_id: FromPath[str]
 ) -> Response[Any]:
     """Which benefits the product grants (``set_product_benefits``, as ``POST /v1/products/{id}/benefits``): the
-    kept ones keep their order, new ones come last. Grants already given are untouched (see the page)."""
+    kept ones keep their order, new ones come last. Grants already given are untouched (see the page); with
+    ``grant_existing``, the added benefits are also granted now to those who already hold the product."""
     access_ = await access.require_org(request, slug, manage=True)
     product = await _product(request, access_, product_id)
     form = await _form(request)
@@ -512,9 +514,17 @@ async def product_benefits(
             current = await product_service.get_product_benefit_ids(tx, product.id)
             wanted = [b for b in current if b in chosen] + [b for b in dict.fromkeys(chosen) if b not in current]
             await product_service.set_product_benefits(tx, product.id, wanted, now=now)
+            added = [b for b in wanted if b not in current]
+            granted = 0
+            if form.get("grant_existing") == "on":
+                # The rule imports follow (``grants.grant_to_product_holders``): each paid one-time order and each
+                # active or trialing subscription of the product gets the added benefits now, once.
+                for benefit_id in added:
+                    granted += await grants.grant_to_product_holders(tx, product.id, benefit_id, now=now)
             details = {
-                "added": [b for b in wanted if b not in current],
+                "added": added,
                 "removed": [b for b in current if b not in wanted],
+                "granted_to_holders": granted,
             }
             await _record(access_, tx, "product.benefits", product.id, details, now)
     except DomainError:
