@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -37,6 +38,7 @@ from portal.benefits import service as benefit_service
 from portal.benefits.reads import BenefitRecord
 from portal.console import access, audit, layout
 from portal.console.access import OrgAccess
+from portal.db import Transaction
 from portal.errors import DomainError
 from portal.fields import AMOUNT_MAX, fold_header, single_line_problem
 from portal.money import minor_unit_digits, to_decimal
@@ -165,7 +167,10 @@ def _field(form: FormMultiDict, name: str, limit: int = 5000) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-async def _record(access_: OrgAccess, tx: Any, action: str, target: str, details: dict[str, Any], now: Any) -> None:
+async def _record(
+    access_: OrgAccess, tx: Transaction, action: str, target: str, details: dict[str, Any], now: datetime
+) -> None:
+    """The action's audit entry, in the action's own transaction."""
     await audit.record(
         tx,
         access_.actor,
