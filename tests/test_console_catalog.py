@@ -512,3 +512,19 @@ def test_other_organizations_ids_are_not_found_and_support_only_looks(
         == 403
     )
     assert client.get(f"/console/acme/catalog/benefits/{benefit_id}").status_code == 200
+
+
+def test_catalog_pages_through_many_products(
+    owner: TestClient[Litestar], settings: Settings, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.console import catalog_pages
+
+    monkeypatch.setattr(catalog_pages, "LIST_LIMIT", 2)
+    for name in ("First", "Second"):
+        simple_product(owner, name)
+    first = owner.get("/console/acme/catalog").text  # newest first: Second, First; Console Pro on page 2
+    assert "Second" in first and "First" in first and "Console Pro" not in first
+    assert "Page 1 of 2" in first and "/console/acme/catalog?products_page=2" in first
+    second = owner.get("/console/acme/catalog?products_page=2").text
+    assert "Console Pro" in second and "Second" not in second and "products_page=1" in second
+    assert owner.get("/console/acme/catalog?products_page=0").status_code == 400

@@ -21,13 +21,13 @@ import asyncio
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
 from portal import i18n
@@ -186,16 +186,22 @@ async def _record(
 
 
 @get("/console/{slug:str}/catalog", name="console.catalog", include_in_schema=False)
-async def catalog(request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None) -> Response[Any]:
-    """Every product (active, then archived) with its prices, and every benefit with the products granting it."""
+async def catalog(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    done: layout.Done = None,
+    products_page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    benefits_page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+) -> Response[Any]:
+    """The products (newest first; active, then archived) with their prices, and the benefits, a page of each."""
     access_ = await access.require_org(request, slug)
     db = portal_state(request.app.state).db
     scope = _scope(access_)
     products = await product_reads.list_product_records(
-        db, scope, is_archived=None, is_recurring=None, page=1, limit=LIST_LIMIT
+        db, scope, is_archived=None, is_recurring=None, page=products_page, limit=LIST_LIMIT
     )
     prices = await product_reads.price_rows_by_product(db, [p.id for p in products.records])
-    benefits = await benefit_reads.list_benefit_records(db, scope, type=None, page=1, limit=LIST_LIMIT)
+    benefits = await benefit_reads.list_benefit_records(db, scope, type=None, page=benefits_page, limit=LIST_LIMIT)
     return layout.page(
         access_,
         "catalog",
@@ -208,6 +214,8 @@ async def catalog(request: Request[Any, Any, Any], slug: FromPath[str], done: la
             "benefits": benefits.records,
             "benefit_total": benefits.total,
             "limit": LIST_LIMIT,
+            "products_page": products_page,
+            "benefits_page": benefits_page,
             "benefit_types": benefit_service.BENEFIT_TYPES,
             "labels": _labels(),
             "notice": _notice(done),
