@@ -37,6 +37,19 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.email_retry": (False, {}, "email.retry"),
     "console.webhooks": (False, {}, None),
     "console.webhook_redeliver": (True, {}, "webhook.redeliver"),
+    "console.webhook_create": (
+        True,
+        {"url": "https://hooks.acme.example/new", "events": "order.paid", "enabled": "on"},
+        "webhook.endpoint_create",
+    ),
+    "console.webhook_endpoint": (False, {}, None),
+    "console.webhook_update": (
+        True,
+        {"url": "https://hooks.acme.example/changed", "events": "order.refunded", "enabled": "on"},
+        "webhook.endpoint_update",
+    ),
+    "console.webhook_secret": (True, {}, "webhook.endpoint_secret"),
+    "console.webhook_delete": (True, {}, "webhook.endpoint_delete"),
     "console.processors": (False, {}, None),
     # An empty key is refused before the processor is called (the checked path is in test_console_processors.py).
     "console.processor_connect": (True, {"api_key": "", "webhook_secret": ""}, None),
@@ -86,6 +99,7 @@ def concrete(path: str, team: Team) -> str:
         .replace("{processor:str}/events/{event_id:str}", f"stripe/events/{team.inbound_id}")
         .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
+        .replace("{endpoint_id:str}", team.endpoint_id)
         .replace("{kind:str}", "signin")
     )
 
@@ -149,11 +163,12 @@ def test_route_role_matrix(
             response = client.post(url, data={**body, "_csrf_token": csrf(client)}, follow_redirects=False)
         expected = _expected(role, method, needs_owner)
         if (
-            name in ("console.token_create", "console.settings_preview_form")
+            name
+            in ("console.token_create", "console.settings_preview_form", "console.webhook_create", "console.webhook_secret")
             and expected == 303
             and role != "anonymous"
         ):
-            expected = 200  # the page that shows the new token once
+            expected = 200  # the page that shows the new token (or webhook secret) once
         if name == "console.processor_connect" and expected == 303 and role != "anonymous":
             expected = 400  # allowed in, and the empty key is named
         if response.status_code != expected:
