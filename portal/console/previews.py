@@ -38,7 +38,7 @@ HEADERS = {
     "X-Frame-Options": "SAMEORIGIN",
 }
 
-_SAMPLE_EMAIL = "alex@example.com"
+_SAMPLE_EMAIL = "sample.customer@example.net"
 _SAMPLE_ADDRESS = {"line1": "1 Sample Street", "postal_code": "10115", "city": "Berlin", "country": "DE"}
 
 
