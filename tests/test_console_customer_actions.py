@@ -89,7 +89,7 @@ def test_cancel_and_rotation_switched_off_are_refused_on_every_path(
     assert benefits.select('a[data-action="rotate"]') == []
     assert client.get(f"/acme/portal/benefits/license-keys/{kid}/rotate").status_code == 404
     refused = client.post(f"/acme/portal/benefits/license-keys/{kid}/rotate", data={"_csrf_token": csrf(client)})
-    assert refused.status_code == 404
+    assert refused.status_code == 400  # the rule's refusal, as for a benefit that does not allow rotation
 
     # The customer-portal API: Polar's error shape.
     bearer = {"Authorization": f"Bearer {api_token(settings, 'acme', 'alex@example.com')}"}

@@ -187,8 +187,8 @@ class BenefitsController(Controller):
                 license_key_id=license_key_id,
                 now=clock.now(),
             )
-        except (license_key_api.KeyNotFound, license_key_api.RotateNotPermitted):
-            raise not_found() from None  # not the customer's, or not theirs to rotate: no such action here
+        except license_key_api.KeyNotFound:
+            raise not_found() from None
         return see_other(f"{base_path(ctx.organization)}/benefits?done=rotated")
 
     @post(
