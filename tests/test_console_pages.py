@@ -134,7 +134,15 @@ def test_every_console_page_goes_through_gettext(
     # month names come from CLDR through Babel (dashboard.month_labels), like dates: not gettext.
     months = [text for month in last_months(datetime.now(UTC)) for text in month_labels(month, "en")]
     data = data_strings(
-        settings, new_token.group(1), *secrets, *labels, *detail_keys, *EVENT_TYPES, *months, "server error"
+        settings,
+        new_token.group(1),
+        *secrets,
+        *labels,
+        *detail_keys,
+        *EVENT_TYPES,
+        *months,
+        "server error",  # the helper's failed webhook attempt
+        "mailbox full",  # the helper's failed email, before "Send again" lets the worker overwrite its error
     )
     for where, body in pages.items():
         assert_all_translated(body, data, where)
