@@ -92,6 +92,7 @@ class Team:
     inbound_id: str  # a stored Stripe event of acme's connection
     benefit_id: str = ""  # a downloadables benefit of acme listing ``file_id`` (the catalog's actions work on it)
     file_id: str = ""
+    endpoint_id: str = ""  # acme's webhook endpoint (event_id is its failed event)
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -125,19 +126,7 @@ def make_team(settings: Settings) -> Team:
         "last_error, created_at) VALUES (?, ?, 'receipt', 'ada@example.com', 'failed', 8, ?, 'mailbox full', ?)",
         (message_id, acme_id, iso(NOW), iso(NOW)),
     )
-    sql(
-        settings,
-        "INSERT INTO webhook_endpoints (id, organization_id, url, name, secret, events, created_at) "
-        "VALUES (?, ?, 'https://hooks.acme.example/in', 'CRM', 'whsec_x', ?, ?)",
-        (endpoint_id, acme_id, json.dumps(["order.paid"]), iso(NOW)),
-    )
-    sql(
-        settings,
-        "INSERT INTO webhook_events (id, endpoint_id, organization_id, type, payload, status, attempts, "
-        "next_attempt_at, last_http_code, last_error, created_at) "
-        "VALUES (?, ?, ?, 'order.paid', '{}', 'failed', 10, ?, 500, 'server error', ?)",
-        (event_id, endpoint_id, acme_id, iso(NOW), iso(NOW)),
-    )
+    _webhook_rows(settings, acme_id, endpoint_id, event_id)
     product_id, connection_id, inbound_id = new_id(), new_id(), new_id()
     sql(
         settings,
@@ -173,7 +162,7 @@ def make_team(settings: Settings) -> Team:
         "VALUES (?, ?, 'downloadables', 'Console files', ?, ?)",
         (benefit_id, acme_id, json.dumps({"files": [file_id], "archived": {}}), iso(NOW)),
     )
-    return Team(
+    team = Team(
         acme_id,
         globex_id,
         owner,
@@ -188,6 +177,35 @@ def make_team(settings: Settings) -> Team:
         inbound_id,
         benefit_id,
         file_id,
+        endpoint_id=endpoint_id,
+    )
+    return team
+
+
+# A well-formed Standard Webhooks secret (base64 of 32 bytes), so the worker can sign the fixture's deliveries.
+ENDPOINT_SECRET = "whsec_Y29uc29sZS1maXh0dXJlLXNlY3JldC0zMi1ieXRlcyE="
+
+
+def _webhook_rows(settings: Settings, acme_id: str, endpoint_id: str, event_id: str) -> None:
+    """Acme's webhook endpoint, its failed event and one logged attempt (each inserted if missing)."""
+    sql(
+        settings,
+        "INSERT OR IGNORE INTO webhook_endpoints (id, organization_id, url, name, secret, events, created_at) "
+        "VALUES (?, ?, 'https://hooks.acme.example/in', 'CRM', ?, ?, ?)",
+        (endpoint_id, acme_id, ENDPOINT_SECRET, json.dumps(["order.paid"]), iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT OR IGNORE INTO webhook_events (id, endpoint_id, organization_id, type, payload, status, attempts, "
+        "next_attempt_at, last_http_code, last_error, created_at) "
+        "VALUES (?, ?, ?, 'order.paid', '{}', 'failed', 10, ?, 500, 'server error', ?)",
+        (event_id, endpoint_id, acme_id, iso(NOW), iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT OR IGNORE INTO webhook_deliveries (id, event_id, endpoint_id, attempt, succeeded, http_code, response, "
+        "duration_ms, created_at) VALUES (?, ?, ?, 10, 0, 500, 'server error', 123, ?)",
+        (f"dlv-{event_id}", event_id, endpoint_id, iso(NOW)),
     )
 
 
@@ -196,5 +214,6 @@ def reset_targets(settings: Settings, team: Team) -> None:
     add_member(settings, team.target, team.acme_id, "support")
     sql(settings, "UPDATE api_tokens SET revoked_at = NULL WHERE id = ?", (team.token_id,))
     sql(settings, "UPDATE email_outbox SET status = 'failed' WHERE id = ?", (team.message_id,))
+    _webhook_rows(settings, team.acme_id, team.endpoint_id, team.event_id)  # a deleted endpoint comes back
     sql(settings, "UPDATE webhook_events SET status = 'failed' WHERE id = ?", (team.event_id,))
     sql(settings, "UPDATE benefits SET deleted_at = NULL WHERE id = ?", (team.benefit_id,))

@@ -37,6 +37,19 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.email_retry": (False, {}, "email.retry"),
     "console.webhooks": (False, {}, None),
     "console.webhook_redeliver": (True, {}, "webhook.redeliver"),
+    "console.webhook_create": (
+        True,
+        {"url": "https://hooks.acme.example/new", "events": "order.paid", "enabled": "on"},
+        "webhook.endpoint_create",
+    ),
+    "console.webhook_endpoint": (False, {}, None),
+    "console.webhook_update": (
+        True,
+        {"url": "https://hooks.acme.example/changed", "events": "order.refunded", "enabled": "on"},
+        "webhook.endpoint_update",
+    ),
+    "console.webhook_secret": (True, {}, "webhook.endpoint_secret"),
+    "console.webhook_delete": (True, {}, "webhook.endpoint_delete"),
     "console.processors": (False, {}, None),
     # An empty key is refused before the processor is called (the checked path is in test_console_processors.py).
     "console.processor_connect": (True, {"api_key": "", "webhook_secret": ""}, None),
@@ -77,6 +90,13 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
 }
 # The catalog's upload routes take a file with the form.
 UPLOADS = {"console.benefit_file_upload", "console.benefit_file_replace"}
+# Actions that answer with the page itself (200): a new token or webhook secret shown once, an unsaved preview.
+SHOWN_ONCE = {
+    "console.token_create",
+    "console.settings_preview_form",
+    "console.webhook_create",
+    "console.webhook_secret",
+}
 # Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {
     "console.logo",
@@ -111,6 +131,7 @@ def concrete(path: str, team: Team) -> str:
         .replace("{processor:str}/events/{event_id:str}", f"stripe/events/{team.inbound_id}")
         .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
+        .replace("{endpoint_id:str}", team.endpoint_id)
         .replace("{kind:str}", "signin")
         .replace("{product_id:str}", team.product_id)
         .replace("{benefit_id:str}", team.benefit_id)
@@ -183,12 +204,8 @@ def test_route_role_matrix(
         else:
             response = client.post(url, data={**body, "_csrf_token": csrf(client)}, follow_redirects=False)
         expected = _expected(role, method, needs_owner)
-        if (
-            name in ("console.token_create", "console.settings_preview_form")
-            and expected == 303
-            and role != "anonymous"
-        ):
-            expected = 200  # the page that shows the new token once
+        if name in SHOWN_ONCE and expected == 303 and role != "anonymous":
+            expected = 200  # the page that shows the new token (or webhook secret) once
         if name == "console.processor_connect" and expected == 303 and role != "anonymous":
             expected = 400  # allowed in, and the empty key is named
         if response.status_code != expected:
@@ -311,6 +328,26 @@ def test_previews_show_unsaved_branding_in_same_origin_frames_only(
         "/console/acme/settings/preview/email", params={"name": "Acme Preview", "accent_color": "#0b5e3a"}
     )
     assert "Acme Preview" in email.text and "ABC234" in email.text
+    # A portal page, a receipt and the receipt email: the real templates, the unsaved branding, sample data only.
+    for kind, sample in (
+        ("portal", "Sample subscription, monthly"),
+        ("receipt", "Sample product"),
+        ("receipt_email", "SAMPLE-0000-0000-0000"),
+    ):
+        preview = client.get(
+            f"/console/acme/settings/preview/{kind}", params={"name": "Acme Preview", "accent_color": "#0b5e3a"}
+        )
+        assert preview.status_code == 200, (kind, preview.text[:300])
+        assert "Acme Preview" in preview.text and "#0b5e3a" in preview.text, kind
+        assert sample in preview.text, kind
+        if kind != "receipt_email":
+            assert "sample.customer@example.net" in preview.text, kind
+        assert preview.headers["x-frame-options"] == "SAMEORIGIN", kind
+    assert 'class="orders"' in client.get("/console/acme/settings/preview/portal").text  # the orders list's table
+    assert client.get("/console/acme/settings/preview/nope").status_code == 404
+    frames = client.get("/console/acme/settings").text
+    for kind in ("signin", "portal", "receipt", "email", "receipt_email"):
+        assert f"/console/acme/settings/preview/{kind}?name=Acme" in frames
     # A refused colour is not previewed as if it were fine; nothing was saved.
     light = client.get("/console/acme/settings/preview/signin", params={"accent_color": "#ffff00"})
     assert "#ffff00" not in light.text

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from portal.connectors.base import registry
+from portal.console.dashboard import last_months, month_labels
 from portal.resources import templates_dir
 from portal.settings import Settings
+from portal.webhooks.events import EVENT_TYPES
 from tests.console_helpers import console_cookie, insert_seller, make_team, plant_session, sql
 from tests.signin_helpers import csrf
 from tests.test_i18n_pseudo import assert_all_translated, client, data_strings, rendered_templates
@@ -83,6 +86,31 @@ def test_every_console_page_goes_through_gettext(
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
     client.post(logo, data={"_csrf_token": token}, files={"logo": ("logo.png", png, "image/png")})
     keep("settings with a logo", client.get("/console/acme/settings"))
+    # Webhooks: a refused endpoint, a created one (its secret shown once), an endpoint's page with its log, a
+    # refused edit, a rotated secret.
+    keep(
+        "webhook errors",
+        client.post("/console/acme/webhooks/endpoints", data={"url": "ftp://x", "name": "a\nb", "_csrf_token": token}),
+        400,
+    )
+    created = client.post(
+        "/console/acme/webhooks/endpoints",
+        data={"url": "https://hooks.example/in", "events": "order.paid", "enabled": "on", "_csrf_token": token},
+    )
+    keep("webhook created", created)
+    endpoint = f"/console/acme/webhooks/endpoints/{team.endpoint_id}"
+    keep("webhook endpoint", client.get(endpoint))
+    keep("webhook edit errors", client.post(endpoint, data={"url": "nope", "_csrf_token": token}), 400)
+    keep("webhook secret", client.post(f"{endpoint}/secret", data={"_csrf_token": token}))
+    for done in ("saved", "redelivered", "sending"):
+        keep(f"webhook done={done}", client.get(f"{endpoint}?done={done}"))
+    keep("webhooks deleted", client.get("/console/acme/webhooks?done=deleted"))
+    # Processors: an empty connect form names the field in its processor's words.
+    keep(
+        "connect errors",
+        client.post("/console/acme/processors/paddle/connect", data={"api_key": "", "_csrf_token": token}),
+        400,
+    )
     client.post(f"/console/acme/emails/{team.message_id}/retry", data={"_csrf_token": token})
     keep("audit with entries", client.get("/console/acme/audit"))
     keep("audit filtered", client.get("/console/acme/audit?action=token.&seller=owner@acme.example"))
@@ -149,14 +177,28 @@ def test_every_console_page_goes_through_gettext(
     # The new token is shown once and stored only as an HMAC: data the database cannot list.
     new_token = re.search(r'id="new-token">([^<]+)<', pages["token created"])
     assert new_token is not None
+    secrets = re.findall(r'id="new-secret">([^<]+)<', pages["webhook created"] + pages["webhook secret"])
+    assert len(secrets) == 2
     # The audit log shows each entry's details as stored (JSON): its keys are machine names, data like its values.
     detail_keys = {
         key for (details,) in sql(settings, "SELECT details FROM seller_audit_log") for key in json.loads(details)
     }
     # Processors' names are proper names (data, not text to translate).
     labels = [processor.label for processor in registry().values()]
-    # The failed email's error as the emails page showed it (the outbox worker may retry it meanwhile).
-    data = data_strings(settings, new_token.group(1), *labels, *detail_keys, "mailbox full")
+    # Webhook event types are Polar's names (data); a delivery's logged answer is the receiver's text. The charts'
+    # month names come from CLDR through Babel (dashboard.month_labels), like dates: not gettext.
+    months = [text for month in last_months(datetime.now(UTC)) for text in month_labels(month, "en")]
+    data = data_strings(
+        settings,
+        new_token.group(1),
+        *secrets,
+        *labels,
+        *detail_keys,
+        *EVENT_TYPES,
+        *months,
+        "server error",  # the helper's failed webhook attempt
+        "mailbox full",  # the helper's failed email, before "Send again" lets the worker overwrite its error
+    )
     for where, body in pages.items():
         assert_all_translated(body, data, where)
     console_templates = {

@@ -115,6 +115,7 @@ def _ids(site: Site) -> dict[str, str]:
         # The console's branding preview (answers signed-out customers with the 303 to /console; its same-origin
         # framing for signed-in sellers is tested in tests/test_console_access.py).
         "kind": "signin",
+        "endpoint_id": "an-endpoint",  # a console webhook endpoint's page (signed out: the same 303)
         "name": "0123456789abcdef.png",  # an organization logo (none stored: the 404 page's headers)
     }
 

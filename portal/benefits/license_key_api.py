@@ -28,6 +28,7 @@ from portal.clock import iso, new_id
 from portal.db import Database, SyncTransaction, Transaction
 from portal.errors import DomainError
 from portal.notifications import hooks as notify
+from portal.organizations.customer_actions import customer_actions
 from portal.subscriptions.actions import EVENT_INSERT, event_row, record_event
 
 ROTATABLE_STATUSES = frozenset({"granted", "disabled"})
@@ -253,13 +254,15 @@ async def rotate(db: Database, *, organization_id: str, customer_id: str, licens
     """A new key string for the customer's key (same prefix); the old string stops validating at once. Status,
     usage, limits, expiry and activations are kept. Allowed, as in Polar, when the key is ``granted`` or
     ``disabled`` (a revoked key stays revoked; Polar's detail names the status), unless the seller switched the
-    benefit's ``allow_customer_rotation`` off (Portal's own; on by default)."""
+    benefit's ``allow_customer_rotation`` off, or customer rotation for the whole organization
+    (``settings.customer_actions.license_key_rotation``; both Portal's own, on by default)."""
     async with db.write() as tx:
         row = await tx.fetchone(
             """
-            SELECT k.id, k.status, b.properties AS benefit_properties
+            SELECT k.id, k.status, b.properties AS benefit_properties, o.settings AS organization_settings
             FROM license_keys k
             JOIN benefits b ON b.id = k.benefit_id
+            JOIN organizations o ON o.id = k.organization_id
             WHERE k.id = ? AND k.organization_id = ? AND k.customer_id = ?
             """,
             (license_key_id, organization_id, customer_id),
@@ -273,6 +276,8 @@ async def rotate(db: Database, *, organization_id: str, customer_id: str, licens
                 f"Current status: {row['status']}. "
                 f"Allowed statuses: {', '.join(sorted(ROTATABLE_STATUSES))}."
             )
+        if not customer_actions(row["organization_settings"]).license_key_rotation:
+            raise RotateNotPermitted("The seller does not allow customers to rotate license keys.")
         if not properties.get("allow_customer_rotation", True):
             raise RotateNotPermitted("The seller does not allow rotating this license key.")
         new_key = generate_key(properties.get("prefix"))

@@ -42,7 +42,8 @@ ALREADY_CANCELED = "This subscription is already canceled or will be at the end 
 
 UPDATE_RESPONSES = responses(
     (403, "`AlreadyCanceledSubscription`, `UpdateSubscriptionPlanNotAllowed`, `UpdateSubscriptionSeatsNotAllowed`, "
-     "`UpdateSubscriptionUnitsNotAllowed` or `PauseResumeNotAllowed`."),
+     "`UpdateSubscriptionUnitsNotAllowed`, `PauseResumeNotAllowed` or `NotPermitted` (the seller does not let "
+     "customers cancel)."),
     (409, "`SubscriptionNotScheduledToCancel`: uncancel of a subscription that is not scheduled to cancel."),
     (410, "`ResourceUnavailable`: uncancel of a subscription that has ended."),
     (502, "`ProcessorUnavailable`: the payment processor billing the subscription could not be reached."),
@@ -89,6 +90,8 @@ async def _cancel(
     try:
         async with processor_errors(ctx, "cancel_at_period_end"):
             await actions.cancel_subscription(db, settings, ctx, subscription_id, now=clock.now(), **why)
+    except actions.CancelNotAllowed:
+        raise PolarAPIError(403, "NotPermitted", "Canceling subscriptions is not allowed by this seller.") from None
     except NotFound:
         raise not_found(NOT_FOUND) from None
     except Conflict:
@@ -177,7 +180,11 @@ class SubscriptionsController(Controller):
         summary="Cancel Subscription",
         description="Cancel at the end of the current period (benefits stay until then).",
         responses=responses(
-            (403, "`AlreadyCanceledSubscription` or `NotPermitted` (billed by a processor that cannot cancel)."),
+            (
+                403,
+                "`AlreadyCanceledSubscription` or `NotPermitted` (billed by a processor that cannot cancel, or the "
+                "seller does not let customers cancel).",
+            ),
             (502, "`ProcessorUnavailable`: the payment processor billing the subscription could not be reached."),
         ),
     )

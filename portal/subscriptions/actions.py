@@ -61,6 +61,10 @@ class PlanChangeNotAllowed(DomainError):
     """The organization does not let customers change plans (Polar answers 403)."""
 
 
+class CancelNotAllowed(DomainError):
+    """The organization does not let customers cancel (``settings.customer_actions.cancel`` off; 403)."""
+
+
 EVENT_INSERT = """
 INSERT INTO events (id, organization_id, customer_id, name, subject_id, data, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -187,7 +191,10 @@ async def cancel_subscription(
     reason: str | None = None,
     comment: str | None = None,
 ) -> None:
-    """Cancel at the end of the current period; benefits stay until then. ``Conflict`` if already canceled."""
+    """Cancel at the end of the current period; benefits stay until then. ``Conflict`` if already canceled,
+    ``CancelNotAllowed`` when the seller switched customer cancellation off (checked before anything else)."""
+    if not context.organization.allow_cancel:
+        raise CancelNotAllowed("Canceling subscriptions is not allowed by this seller.")
     if reason is not None and reason not in CANCELLATION_REASONS:
         raise InvalidInput("unknown cancellation reason", "cancellation_reason")
     comment = _clean_comment(comment)
