@@ -89,6 +89,7 @@ class Team:
     event_id: str
     product_id: str
     inbound_id: str  # a stored Stripe event of acme's connection
+    customer_id: str = ""  # acme's customer Ada, the Customers section's actions work on
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -157,6 +158,7 @@ def make_team(settings: Settings) -> Team:
         "received_at) VALUES (?, ?, 'evt_console_1', 'balance.available', 1, ?, 'failed', 'test', ?)",
         (inbound_id, connection_id, json.dumps(payload), iso(NOW)),
     )
+    customer_id = _customer(settings, acme_id, "ada@acme.example", "Ada Lovelace")
     return Team(
         acme_id,
         globex_id,
@@ -170,7 +172,21 @@ def make_team(settings: Settings) -> Team:
         event_id,
         product_id,
         inbound_id,
+        customer_id,
     )
+
+
+def _customer(settings: Settings, org_id: str, email: str, name: str) -> str:
+    found = sql(settings, "SELECT id FROM customers WHERE organization_id = ? AND email = ?", (org_id, email))
+    if found:
+        return str(found[0][0])
+    customer_id = new_id()
+    sql(
+        settings,
+        "INSERT INTO customers (id, organization_id, email, name, created_at) VALUES (?, ?, ?, ?, ?)",
+        (customer_id, org_id, email, name, iso(NOW)),
+    )
+    return customer_id
 
 
 def reset_targets(settings: Settings, team: Team) -> None:
@@ -179,3 +195,4 @@ def reset_targets(settings: Settings, team: Team) -> None:
     sql(settings, "UPDATE api_tokens SET revoked_at = NULL WHERE id = ?", (team.token_id,))
     sql(settings, "UPDATE email_outbox SET status = 'failed' WHERE id = ?", (team.message_id,))
     sql(settings, "UPDATE webhook_events SET status = 'failed' WHERE id = ?", (team.event_id,))
+    sql(settings, "UPDATE customers SET email = 'ada@acme.example' WHERE id = ?", (team.customer_id,))

@@ -51,6 +51,13 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
         {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
         "settings.update",
     ),
+    # The Customers section (portal/console/customer_pages.py): support and owners alike.
+    "console.customers": (False, {}, None),
+    "console.customer": (False, {}, None),
+    "console.customer_sign_in_link": (False, {}, "customer.sign_in_link"),
+    "console.customer_email_link": (False, {}, "customer.email_sign_in_link"),
+    "console.customer_revoke_sessions": (False, {}, "customer.revoke_sessions"),
+    "console.customer_email": (False, {"email": "ada.new@acme.example"}, "customer.change_email"),
 }
 # Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {
@@ -87,6 +94,7 @@ def concrete(path: str, team: Team) -> str:
         .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
         .replace("{kind:str}", "signin")
+        .replace("{customer_id:str}", team.customer_id)
     )
 
 
@@ -149,7 +157,7 @@ def test_route_role_matrix(
             response = client.post(url, data={**body, "_csrf_token": csrf(client)}, follow_redirects=False)
         expected = _expected(role, method, needs_owner)
         if (
-            name in ("console.token_create", "console.settings_preview_form")
+            name in ("console.token_create", "console.settings_preview_form", "console.customer_sign_in_link")
             and expected == 303
             and role != "anonymous"
         ):

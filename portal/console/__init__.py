@@ -9,6 +9,8 @@
 ``mail``        the console's emails: sign-in code, invitation
 ``layout``      the frame of an organization's pages: section nav, common context, notices after actions
 ``org_pages``   the HTML routes of home, team, audit, settings and integrations
+``customer_search`` finding a customer by email, name, order/receipt/invoice number, ids, processor id, key prefix
+``customer_pages``  the Customers section: search, a customer's page, sign-in links, sessions, email change
 ``cli``         ``portal seller invite``
 =============== ==================================================================================
 """
@@ -22,10 +24,10 @@ from portal.console.access import ConsoleSignInRequired, sign_in_redirect
 
 def console_router() -> Router:
     """Every console route, with the handler that sends a signed-out seller to ``/console``."""
-    from portal.console import org_pages, signin_pages
+    from portal.console import customer_pages, org_pages, signin_pages
 
     return Router(
         path="/",
-        route_handlers=[*signin_pages.ROUTES, *org_pages.ROUTES],
+        route_handlers=[*signin_pages.ROUTES, *org_pages.ROUTES, *customer_pages.ROUTES],
         exception_handlers={ConsoleSignInRequired: sign_in_redirect},
     )

@@ -316,3 +316,62 @@ async def has_earlier_session(db: Database, customer_id: str, before: str) -> bo
         (customer_id, before),
     )
     return found is not None
+
+
+# --- the seller console: a customer's sessions --------------------------------------------------------------
+
+
+class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A live session of a customer as the console lists it (never its token: only the HMAC is stored)."""
+
+    id: str
+    kind: SessionKind
+    origin: str | None
+    created_at: str
+    last_seen_at: str | None
+    expires_at: str
+    viewer_session_id: str | None = None
+
+
+async def live_sessions_of_customer(
+    db: Database, organization_id: str, customer_id: str, now: datetime
+) -> list[SessionSummary]:
+    """The customer's unrevoked, unexpired sessions (browser and API tokens), newest first
+    (``customer_sessions_customer``)."""
+    rows = await db.fetchall(
+        """
+        SELECT id, kind, origin, created_at, last_seen_at, expires_at, viewer_session_id FROM customer_sessions
+        WHERE customer_id = ? AND organization_id = ? AND revoked_at IS NULL AND expires_at > ?
+        ORDER BY created_at DESC
+        LIMIT 100
+        """,
+        (customer_id, organization_id, iso(now)),
+    )
+    return [msgspec.convert(dict(row), SessionSummary, strict=False) for row in rows]
+
+
+async def sign_ins_of_customer(
+    db: Database, organization_id: str, customer_id: str, limit: int = 50
+) -> list[SessionSummary]:
+    """The customer's newest browser sessions, live or not (the timeline's sign-ins), seller views left out."""
+    rows = await db.fetchall(
+        """
+        SELECT id, kind, origin, created_at, last_seen_at, expires_at, viewer_session_id FROM customer_sessions
+        WHERE customer_id = ? AND organization_id = ? AND kind = 'browser' AND viewer_session_id IS NULL
+        ORDER BY created_at DESC
+        LIMIT ?
+        """,
+        (customer_id, organization_id, limit),
+    )
+    return [msgspec.convert(dict(row), SessionSummary, strict=False) for row in rows]
+
+
+async def revoke_customer_sessions(tx: Transaction, organization_id: str, customer_id: str, now: datetime) -> int:
+    """Revoke every live session of the customer, browser sessions and API tokens alike (seller-minted links
+    included); the number revoked."""
+    cursor = await tx.execute(
+        "UPDATE customer_sessions SET revoked_at = ? WHERE customer_id = ? AND organization_id = ? "
+        "AND revoked_at IS NULL AND expires_at > ?",
+        (iso(now), customer_id, organization_id, iso(now)),
+    )
+    return int(cursor.rowcount)
