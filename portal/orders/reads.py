@@ -585,14 +585,15 @@ class CustomerRefund(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def customer_refunds(db: Reader, scope: Scope, limit: int = 100) -> list[CustomerRefund]:
-    """The customer's newest refunds (their orders by ``orders_customer_created``, then ``refunds_order``)."""
+    """Refunds of the customer's newest orders (the orders in index order, ``orders_customer_org_created``, each
+    order's refunds by ``refunds_order``: no sort of everything the customer ever bought)."""
     organization_id, customer_id = scope.customer_ids()
     rows = await db.fetchall(
         """
         SELECT r.id, r.order_id, r.amount, o.currency, r.reason, r.created_at
         FROM orders o JOIN refunds r ON r.order_id = o.id
         WHERE o.customer_id = ? AND o.organization_id = ?
-        ORDER BY r.created_at DESC
+        ORDER BY o.created_at DESC
         LIMIT ?
         """,
         (customer_id, organization_id, limit),
