@@ -58,6 +58,8 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.customer_email_link": (False, {}, "customer.email_sign_in_link"),
     "console.customer_revoke_sessions": (False, {}, "customer.revoke_sessions"),
     "console.customer_email": (False, {"email": "ada.new@acme.example"}, "customer.change_email"),
+    "console.customer_view_as": (False, {}, "customer.view_as"),
+    "console.customer_view_as_end": (False, {}, "customer.view_as_end"),
 }
 # Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {

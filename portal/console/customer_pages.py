@@ -1,9 +1,10 @@
 """The console's Customers section, ``/console/<slug>/customers``: search (``customer_search``), one customer's
 page (profile and billing, orders, subscriptions, benefit grants, license keys with activations, live sessions,
 emails, a timeline), and the actions on a customer: a pre-authenticated sign-in link shown once, the same sent by
-email, revoking every session, changing the email address.
+email, viewing the portal as the customer, revoking every session, changing the email address.
 
-Support sellers and owners may do all of it. Every handler starts with ``access.require_org``; every POST is
+Viewing the portal as the customer (read-only) is ``portal.sessions.view_as``. Support sellers and owners may do
+all of it. Every handler starts with ``access.require_org``; every POST is
 CSRF-checked by the app's middleware and writes its audit entry (target: the customer's id) in its own transaction.
 The order, subscription, license-key and benefits pages this page links to belong to their own page modules.
 """
@@ -18,11 +19,12 @@ from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, QueryParameter
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from portal import i18n
 from portal.benefits import reads as benefit_reads
 from portal.console import access, audit, customer_search, layout
+from portal.console import store as console_store
 from portal.console.access import OrgAccess
 from portal.customers import reads as customer_reads
 from portal.customers import service as customer_service
@@ -32,8 +34,9 @@ from portal.notifications import emails as notification_emails
 from portal.notifications import outbox
 from portal.orders import reads as order_reads
 from portal.scope import Scope
-from portal.sessions import email_links
+from portal.sessions import email_links, view_as
 from portal.sessions import store as session_store
+from portal.sessions.auth import expired_cookie
 from portal.sessions.store import create_session, customer_portal_url
 from portal.subscriptions import reads as subscription_reads
 from portal.web import portal_state
@@ -53,6 +56,7 @@ def _notice(done: str | None) -> str | None:
             "link_emailed": _("The sign-in link is queued to be emailed to the customer."),
             "sessions_revoked": _("Every session of this customer is signed out."),
             "email_changed": _("Email address changed. The customer's sessions were signed out."),
+            "view_ended": _("You stopped viewing the portal as this customer."),
         },
     )
 
@@ -232,6 +236,7 @@ async def _customer_page(
         "email_form": customer.email,
         "sign_in_link": None,
         "link_minutes": state.settings.customer_session_ttl // 60,
+        "viewing": bool(request.cookies.get(view_as.cookie_name(state.settings, access_.organization.slug))),
         **data,
         **extra,
     }
@@ -411,6 +416,88 @@ async def customer_email(
     return layout.back(access_, f"/customers/{customer.id}", "email_changed")
 
 
+# --- view the portal as this customer ---------------------------------------------------------------------
+
+
+@post(
+    "/console/{slug:str}/customers/{customer_id:str}/view-as",
+    name="console.customer_view_as",
+    include_in_schema=False,
+    status_code=303,
+)
+async def customer_view_as(
+    request: Request[Any, Any, Any], slug: FromPath[str], customer_id: FromPath[str]
+) -> Response[Any]:
+    """Open the portal as this customer, read-only (``portal.sessions.view_as``): a 15-minute view session bound
+    to this console session, in its own cookie (a customer signed in in this browser stays signed in)."""
+    access_ = await access.require_org(request, slug)
+    customer = await _customer(request, access_, customer_id)
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    console_token = request.cookies.get(access.cookie_name(state.settings), "")
+    console_session = await console_store.session_id_for_token(state.db, state.settings.secret_key, console_token, now)
+    if console_session is None:
+        raise access.ConsoleSignInRequired()
+    async with state.db.write() as tx:
+        token, session = await view_as.start(
+            tx,
+            state.settings,
+            organization_id=access_.organization.id,
+            customer_id=customer.id,
+            viewer_session_id=console_session,
+            now=now,
+        )
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=access_.organization.id,
+            action="customer.view_as",
+            target=customer.id,
+            details={"session_id": session.id, "expires_at": session.expires_at},
+            now=now,
+        )
+    return Redirect(
+        f"/{access_.organization.slug}/portal",
+        status_code=303,
+        cookies=[view_as.view_cookie(state.settings, access_.organization.slug, token)],
+    )
+
+
+@post(
+    "/console/{slug:str}/customers/{customer_id:str}/view-as/end",
+    name="console.customer_view_as_end",
+    include_in_schema=False,
+    status_code=303,
+)
+async def customer_view_as_end(
+    request: Request[Any, Any, Any], slug: FromPath[str], customer_id: FromPath[str]
+) -> Response[Any]:
+    """Stop viewing: the view session is revoked and its cookie deleted (the browser's own customer session, if
+    any, was never touched)."""
+    access_ = await access.require_org(request, slug)
+    customer = await _customer(request, access_, customer_id)
+    state = portal_state(request.app.state)
+    now = state.clock.now()
+    name = view_as.cookie_name(state.settings, access_.organization.slug)
+    token = request.cookies.get(name)
+    ended = None
+    if token:
+        ended = await view_as.end(state.db, state.settings, token, access_.organization.id, now)
+    async with state.db.write() as tx:
+        await audit.record(
+            tx,
+            access_.actor,
+            organization_id=access_.organization.id,
+            action="customer.view_as_end",
+            target=customer.id,
+            details={"ended": ended is not None},
+            now=now,
+        )
+    response = layout.back(access_, f"/customers/{customer.id}", "view_ended")
+    response.set_cookie(expired_cookie(state.settings, name))
+    return response
+
+
 ROUTES = [
     customers,
     customer_page,
@@ -418,4 +505,6 @@ ROUTES = [
     customer_email_link,
     customer_revoke_sessions,
     customer_email,
+    customer_view_as,
+    customer_view_as_end,
 ]

@@ -24,7 +24,8 @@ SessionKind = Literal["api", "browser"]
 # Who minted a session (issue 17.1). ``seller``: ``POST /v1/customer-sessions/``, the only tokens that work as
 # pre-authenticated portal links. ``code`` / ``email_change``: minted by the customer for themselves (sign-in code,
 # email-change verification). ``link`` / ``email_link``: browser sessions opened by a seller link / an email link.
-SessionOrigin = Literal["seller", "code", "email_change", "link", "email_link", "direct"]
+# ``view_as``: a seller viewing the portal as the customer, read-only (``portal.sessions.view_as``).
+SessionOrigin = Literal["seller", "code", "email_change", "link", "email_link", "direct", "view_as"]
 # Polar's prefix for customer-session tokens (``server/polar/customer_session/service.py``).
 API_TOKEN_PREFIX = "polar_cst_"  # noqa: S105 - a public prefix, not a secret
 
@@ -76,6 +77,7 @@ async def create_session(
     origin: SessionOrigin | None = None,
     parent_id: str | None = None,
     not_after: datetime | None = None,
+    viewer_session_id: str | None = None,
 ) -> tuple[str, CustomerSession]:
     """Insert a new session and return ``(token, session)``; the token is never stored. ``api`` tokens carry
     Polar's ``polar_cst_`` prefix. ``not_after`` caps the expiry (a link's session never outlives its token)."""
@@ -108,8 +110,9 @@ async def create_session(
             last_seen_at,
             created_at,
             origin,
-            parent_id
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            parent_id,
+            viewer_session_id
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             session.id,
@@ -123,6 +126,7 @@ async def create_session(
             session.created_at,
             origin,
             parent_id,
+            viewer_session_id,
         ),
     )
     return token, session
@@ -375,3 +379,17 @@ async def revoke_customer_sessions(tx: Transaction, organization_id: str, custom
         (iso(now), customer_id, organization_id, iso(now)),
     )
     return int(cursor.rowcount)
+
+
+async def viewer_is_live(db: Database, session_id: str, now: datetime) -> bool:
+    """Whether the seller's console session a view-as session is bound to (``viewer_session_id``) is still live:
+    signing out of the console (or its expiry) ends every view it opened."""
+    found = await db.fetchval(
+        """
+        SELECT 1 FROM customer_sessions s
+        JOIN seller_sessions v ON v.id = s.viewer_session_id
+        WHERE s.id = ? AND v.revoked_at IS NULL AND v.expires_at > ?
+        """,
+        (session_id, iso(now)),
+    )
+    return found is not None
