@@ -103,6 +103,7 @@ SEARCHES = {
     "email": "{customer_email}",
     "email_prefix": "known@bench",
     "name": "Known Cust",
+    "name_many": "Customer 1",  # several hits: read back by their ids, never by walking the organization
     "external_id": "ext-0",
     "customer_id": "{customer_id}",
     "receipt": "{receipt}",
@@ -119,7 +120,7 @@ def test_every_search_kind_uses_indexes(console: Any, bench_dir: Path, kind: str
     client, _captured, known = console
     query = SEARCHES[kind].format(**known)
     _check(console, bench_dir, f"/console/{known['organization_slug']}/customers?q={query}")
-    if kind != "nothing":
+    if kind not in ("nothing", "name_many"):
         page = client.get(f"/console/{known['organization_slug']}/customers", params={"q": query}).text
         assert f"/customers/{known['customer_id']}" in page, kind
 

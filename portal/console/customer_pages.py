@@ -12,6 +12,7 @@ The order, subscription, license-key and benefits pages this page links to belon
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -29,6 +30,7 @@ from portal.console.access import OrgAccess
 from portal.customers import reads as customer_reads
 from portal.customers import service as customer_service
 from portal.customers.reads import CustomerRecord
+from portal.db import Database
 from portal.errors import Conflict, DomainError
 from portal.notifications import emails as notification_emails
 from portal.notifications import outbox
@@ -200,16 +202,9 @@ def _origin_labels() -> dict[str, str]:
     }
 
 
-async def _customer_page(
-    request: Request[Any, Any, Any],
-    access_: OrgAccess,
-    customer: CustomerRecord,
-    status_code: int = 200,
-    **extra: Any,
-) -> Template:
-    state = portal_state(request.app.state)
-    db = state.db
-    org_id = access_.organization.id
+async def page_data(db: Database, slug: str, customer: CustomerRecord, now: datetime) -> dict[str, Any]:
+    """Everything the customer's page shows (each part one indexed read; ``bench/console_search.py`` times it)."""
+    org_id = customer.organization_id
     scope = Scope.of_customer(org_id, customer.id)
     orders, order_count = await order_reads.list_order_summaries(db, scope, page=1, limit=50)
     keys = await benefit_reads.customer_license_key_rows(db, scope)
@@ -223,20 +218,32 @@ async def _customer_page(
         "grants": await benefit_reads.customer_grant_rows(db, scope),
         "license_keys": keys,
         "activations": await benefit_reads.activation_rows_of_keys(db, [str(k["id"]) for k in keys]),
-        "sessions": await session_store.live_sessions_of_customer(db, org_id, customer.id, state.clock.now()),
+        "sessions": await session_store.live_sessions_of_customer(db, org_id, customer.id, now),
         "sign_ins": await session_store.sign_ins_of_customer(db, org_id, customer.id),
         "emails": await outbox.messages_to_customer(db, org_id, customer.id),
         "events": await customer_reads.customer_events(db, scope),
         "audit": await audit.entries_about(db, org_id, customer.id),
     }
-    data["timeline"] = _timeline(f"/console/{access_.organization.slug}", data)
-    data["origin_labels"] = _origin_labels()
+    data["timeline"] = _timeline(f"/console/{slug}", data)
+    return data
+
+
+async def _customer_page(
+    request: Request[Any, Any, Any],
+    access_: OrgAccess,
+    customer: CustomerRecord,
+    status_code: int = 200,
+    **extra: Any,
+) -> Template:
+    state = portal_state(request.app.state)
+    data = await page_data(state.db, access_.organization.slug, customer, state.clock.now())
     context = {
         "errors": {},
         "email_form": customer.email,
         "sign_in_link": None,
         "link_minutes": state.settings.customer_session_ttl // 60,
         "viewing": bool(request.cookies.get(view_as.cookie_name(state.settings, access_.organization.slug))),
+        "origin_labels": _origin_labels(),
         **data,
         **extra,
     }
