@@ -87,6 +87,18 @@ def test_every_console_page_goes_through_gettext(
     keep("audit with entries", client.get("/console/acme/audit"))
     keep("audit filtered", client.get("/console/acme/audit?action=token.&seller=owner@acme.example"))
     keep("emails filtered", client.get("/console/acme/emails?status=failed"))
+    # Customers: the newest list, searches, a customer's page, the sign-in link shown once, a refused email change.
+    keep("customers", client.get("/console/acme/customers"))
+    keep("customer search", client.get("/console/acme/customers?q=a"))
+    keep("customer search, nothing", client.get("/console/acme/customers?q=zz"))
+    customer = f"/console/acme/customers/{team.customer_id}"
+    client.post(f"{customer}/email-sign-in-link", data={"_csrf_token": token})
+    client.post(f"{customer}/revoke-sessions", data={"_csrf_token": token})
+    keep("customer", client.get(customer))
+    for done in ("link_emailed", "sessions_revoked", "email_changed", "view_ended"):
+        keep(f"customer done={done}", client.get(f"{customer}?done={done}"))
+    keep("customer link", client.post(f"{customer}/sign-in-link", data={"_csrf_token": token}))
+    keep("customer email error", client.post(f"{customer}/email", data={"email": "x", "_csrf_token": token}), 400)
     # A support seller on an owner-only page: the 403 page.
     console_cookie(client, settings, plant_session(settings, team.support))
     keep("support on settings", client.get("/console/acme/settings"), 403)
@@ -100,7 +112,11 @@ def test_every_console_page_goes_through_gettext(
     }
     # Processors' names are proper names (data, not text to translate).
     labels = [processor.label for processor in registry().values()]
-    data = data_strings(settings, new_token.group(1), *labels, *detail_keys)
+    sign_in_link = re.search(r'id="sign-in-link" type="text" readonly value="([^"]+)"', pages["customer link"])
+    assert sign_in_link is not None
+    data = data_strings(
+        settings, new_token.group(1), sign_in_link.group(1).replace("&amp;", "&"), *labels, *detail_keys
+    )
     for where, body in pages.items():
         assert_all_translated(body, data, where)
     console_templates = {

@@ -189,6 +189,20 @@ def _timeline(base: str, data: dict[str, Any]) -> list[TimelineEntry]:
     return entries[:150]
 
 
+def _timeline_labels() -> dict[str, str]:
+    _ = i18n.gettext
+    return {
+        "order": _("Order"),
+        "refund": _("Refund"),
+        "subscription": _("Subscription"),
+        "grant": _("Benefit"),
+        "sign_in": _("Sign-in"),
+        "email": _("Email"),
+        "event": _("Event"),
+        "audit": _("Seller"),
+    }
+
+
 def _origin_labels() -> dict[str, str]:
     _ = i18n.gettext
     return {
@@ -244,6 +258,7 @@ async def _customer_page(
         "link_minutes": state.settings.customer_session_ttl // 60,
         "viewing": bool(request.cookies.get(view_as.cookie_name(state.settings, access_.organization.slug))),
         "origin_labels": _origin_labels(),
+        "timeline_labels": _timeline_labels(),
         **data,
         **extra,
     }

@@ -39,6 +39,7 @@ VIEW_TTL = timedelta(minutes=15)
 COOKIE_PREFIX = "portal_viewas_"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PORTAL_PATH = re.compile(r"^/([^/]+)/portal(?:/|$)")
+_AFTER_SKIP_LINK = re.compile(rb'(<body[^>]*>\s*(?:<a class="skip-link"[^>]*>.*?</a>)?)', re.S)
 
 
 def cookie_name(settings: Settings, slug: str) -> str:
@@ -225,7 +226,8 @@ def _bannering(send: Send, viewing: SessionContext) -> Send:
             return
         body = b"".join(chunks)
         banner = banner_html(viewing).encode()
-        body = re.sub(rb"(<body[^>]*>)", lambda m: m.group(1) + banner, body, count=1)
+        # After the skip link, which stays the first thing a keyboard reaches.
+        body = _AFTER_SKIP_LINK.sub(lambda m: m.group(1) + banner, body, count=1)
         kept = [(k, v) for k, v in start.get("headers", []) if bytes(k).lower() != b"content-length"]
         kept.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": start["status"], "headers": kept})
