@@ -244,6 +244,15 @@ def test_customer_page_shows_profile_orders_subscriptions_grants_keys_sessions_e
     times = re.findall(r'<time datetime="([^"]+)"', timeline)
     assert len(times) > 10 and times == sorted(times, reverse=True)
     assert "Signed in" in timeline and "Order " in timeline and "Email receipt" in timeline
+    # No dead links. The order, subscription, license-key and benefits pages belong to other sections of the console
+    # built separately (issue 21): they 404 on this branch, so they are left out here.
+    elsewhere = re.compile(
+        r"^/console/acme/(orders|subscriptions|license-keys)/|^/console/acme/customers/[^/]+/benefits$"
+    )
+    for href in sorted(set(re.findall(r'href="(/[^"]*)"', html))):
+        if elsewhere.match(href) or href.startswith("/static/"):
+            continue
+        assert client.get(unescape(href)).status_code == 200, href
     # Nothing of Sam's other organization on acme's Sam.
     sam = client.get(f"/console/acme/customers/{shop.ids[('acme', 'sam@example.com')]}").text
     assert "lumen-sam" not in sam

@@ -316,7 +316,8 @@ async def has_earlier_session(db: Database, customer_id: str, before: str) -> bo
     """Whether the customer had a browser session (any way in) before ``before`` (ISO time): a returning customer
     ("Welcome back"), as opposed to one seeing their portal for the first time."""
     found = await db.fetchval(
-        "SELECT 1 FROM customer_sessions WHERE customer_id = ? AND kind = 'browser' AND created_at < ? LIMIT 1",
+        "SELECT 1 FROM customer_sessions WHERE customer_id = ? AND kind = 'browser' AND created_at < ? "
+        "AND viewer_session_id IS NULL LIMIT 1",  # a seller viewing as the customer is not the customer's visit
         (customer_id, before),
     )
     return found is not None
