@@ -164,11 +164,12 @@ async def measure(db_path: Path, organization_id: str, slug: str, values: dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("large", "small"), default="large")
+    parser.add_argument("--data-dir", type=Path, help="default: bench/data/<db>")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--no-setup", action="store_true", help="do not migrate or add processor links")
     args = parser.parse_args()
-    data_dir = BENCH / "data" / args.db
+    data_dir = args.data_dir or BENCH / "data" / args.db
     db_path = data_dir / "portal.db"
     if not db_path.exists():
         print(f"no {db_path}: run bench/generate.py first", file=sys.stderr)

@@ -131,3 +131,25 @@ def test_newest_customers_and_the_customer_page_use_indexes(console: Any, bench_
     _check(console, bench_dir, f"/console/{slug}/customers", allowed=("customers_org_created",))
     _check(console, bench_dir, f"/console/{slug}/customers?page=3", allowed=("customers_org_created",))
     _check(console, bench_dir, f"/console/{slug}/customers/{known['customer_id']}")
+
+
+def test_the_search_benchmark_runs(bench_dir: Path) -> None:
+    """``bench/console_search.py`` stays runnable: every kind finds what it was drawn from (on the small DB)."""
+    import asyncio
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_console_search", plans.REPO_ROOT / "bench" / "console_search.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    known = json.loads((bench_dir / "bench.json").read_text())
+    db_path = bench_dir / "portal.db"
+    bench.setup(db_path, known["organization_id"])
+    values = bench.samples(db_path, known["organization_id"], 5, 21)
+    rows = asyncio.run(bench.measure(db_path, known["organization_id"], known["organization_slug"], values))
+    found = {row[0]: row[4] for row in rows}
+    assert found.pop("search: nothing found") == 0
+    found.pop("search: processor id")  # the plans fixture may have made the organization's connection first
+    assert all(value >= 1 for value in found.values()), found
