@@ -397,8 +397,8 @@ async def customer_email(
     email = data.email.strip()
     state = portal_state(request.app.state)
     now = state.clock.now()
-    if email.lower() == customer.email.lower() and email == customer.email:
-        return layout.back(access_, f"/customers/{customer.id}", "email_changed")
+    if email == customer.email:  # nothing to change: no write, no audit entry, no notice
+        return layout.back(access_, f"/customers/{customer.id}", "")
     try:
         async with state.db.write() as tx:
             await customer_service.update_customer(
@@ -460,6 +460,9 @@ async def customer_view_as(
     console_session = await console_store.session_id_for_token(state.db, state.settings.secret_key, console_token, now)
     if console_session is None:
         raise access.ConsoleSignInRequired()
+    previous = request.cookies.get(view_as.cookie_name(state.settings, access_.organization.slug))
+    if previous:  # viewing someone else already: that view ends, one view per browser
+        await view_as.end(state.db, state.settings, previous, access_.organization.id, now)
     async with state.db.write() as tx:
         token, session = await view_as.start(
             tx,
