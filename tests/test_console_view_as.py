@@ -112,6 +112,14 @@ def test_a_view_ends_with_the_console_session_and_its_token_is_no_customer_sessi
     token = client.cookies.get(view_cookie_name(settings, "acme"))
     assert token
     assert "Viewing as jordan@example.com" in client.get("/acme/portal").text
+    # Another organization's portal in the same browser is not viewed, nor refused.
+    lumen = client.get("/lumen/portal")
+    assert "Viewing as" not in lumen.text and "jordan@example.com" not in lumen.text
+    asked = client.post("/lumen/portal/request", data={"email": "x@example.com", "_csrf_token": csrf(client)})
+    assert asked.status_code != 403
+    # In the seller's language (German), the banner too.
+    german = client.get("/acme/portal/orders", params={"locale": "de"}).text
+    assert "Ansicht als jordan@example.com – nur lesen." in german and "Zurück zur Konsole" in german
     # The view token as the customer's own session cookie: refused (it would not be read-only there).
     client.cookies.delete(view_cookie_name(settings, "acme"))
     client.cookies.set("portal_session_acme", token, domain=client.base_url.host, path="/")

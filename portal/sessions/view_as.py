@@ -119,10 +119,12 @@ def banner_html(context: SessionContext) -> str:
     _ = i18n.gettext
     back = f"/console/{context.organization.slug}/customers/{context.customer.id}"
     text = _("Viewing as %(email)s — read only.") % {"email": str(escape(context.customer.email))}
+    # Each string is its own gettext call outside the f-strings (the extractor does not look inside them).
+    region = escape(_("Viewing as a customer"))
+    back_label = escape(_("Back to the console"))
     return (
-        f'<div class="view-as-banner" role="region" aria-label="{escape(_("Viewing as a customer"))}">'
-        f"<p><strong>{text}</strong> "
-        f'<a href="{escape(back)}">{escape(_("Back to the console"))}</a></p></div>'
+        f'<div class="view-as-banner" role="region" aria-label="{region}">'
+        f'<p><strong>{text}</strong> <a href="{escape(back)}">{back_label}</a></p></div>'
     )
 
 
