@@ -785,6 +785,21 @@ CREATE INDEX customers_org_created ON customers(organization_id, created_at);
 """
 
 
+# Issue 21, the console's Customers section: search by a name prefix (email prefixes use ``customers_org_email``),
+# the emails sent to one customer, the audit entries about one customer (``target`` is its id), a customer's
+# email links (voided when a seller changes the address), and read-only
+# "view the portal as this customer" sessions: ``viewer_session_id`` is the seller's console session
+# (``seller_sessions.id``) a view-as session is bound to (it ends with it); NULL for every customer's own session.
+CONSOLE_CUSTOMERS = """
+CREATE INDEX customers_org_name ON customers(organization_id, name COLLATE NOCASE)
+    WHERE deleted_at IS NULL AND name IS NOT NULL;
+CREATE INDEX email_outbox_customer ON email_outbox(customer_id, created_at);
+CREATE INDEX seller_audit_log_target ON seller_audit_log(organization_id, target, created_at);
+CREATE INDEX email_links_customer ON email_links(customer_id);
+ALTER TABLE customer_sessions ADD COLUMN viewer_session_id TEXT;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -802,6 +817,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "customer key rotation on by default, benefit visibility", POLAR_RULES),
     Migration(16, "organization resubscribe link", ORGANIZATION_RESUBSCRIBE_URL),
     Migration(17, "seller console: accounts, codes, sessions, audit log", SELLER_CONSOLE),
+    Migration(18, "console customers: search indexes, view-as sessions", CONSOLE_CUSTOMERS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -93,6 +93,7 @@ class Team:
     benefit_id: str = ""  # a downloadables benefit of acme listing ``file_id`` (the catalog's actions work on it)
     file_id: str = ""
     endpoint_id: str = ""  # acme's webhook endpoint (event_id is its failed event)
+    customer_id: str = ""  # acme's customer Ada, the Customers section's actions work on
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -162,6 +163,7 @@ def make_team(settings: Settings) -> Team:
         "VALUES (?, ?, 'downloadables', 'Console files', ?, ?)",
         (benefit_id, acme_id, json.dumps({"files": [file_id], "archived": {}}), iso(NOW)),
     )
+    customer_id = _customer(settings, acme_id, "ada@acme.example", "Ada Lovelace")
     team = Team(
         acme_id,
         globex_id,
@@ -178,6 +180,7 @@ def make_team(settings: Settings) -> Team:
         benefit_id,
         file_id,
         endpoint_id=endpoint_id,
+        customer_id=customer_id,
     )
     return team
 
@@ -209,6 +212,19 @@ def _webhook_rows(settings: Settings, acme_id: str, endpoint_id: str, event_id: 
     )
 
 
+def _customer(settings: Settings, org_id: str, email: str, name: str) -> str:
+    found = sql(settings, "SELECT id FROM customers WHERE organization_id = ? AND email = ?", (org_id, email))
+    if found:
+        return str(found[0][0])
+    customer_id = new_id()
+    sql(
+        settings,
+        "INSERT INTO customers (id, organization_id, email, name, created_at) VALUES (?, ?, ?, ?, ?)",
+        (customer_id, org_id, email, name, iso(NOW)),
+    )
+    return customer_id
+
+
 def reset_targets(settings: Settings, team: Team) -> None:
     """Put back what the previous case's action changed (the matrix runs every action as every role)."""
     add_member(settings, team.target, team.acme_id, "support")
@@ -217,3 +233,4 @@ def reset_targets(settings: Settings, team: Team) -> None:
     _webhook_rows(settings, team.acme_id, team.endpoint_id, team.event_id)  # a deleted endpoint comes back
     sql(settings, "UPDATE webhook_events SET status = 'failed' WHERE id = ?", (team.event_id,))
     sql(settings, "UPDATE benefits SET deleted_at = NULL WHERE id = ?", (team.benefit_id,))
+    sql(settings, "UPDATE customers SET email = 'ada@acme.example' WHERE id = ?", (team.customer_id,))

@@ -64,6 +64,15 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
         {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
         "settings.update",
     ),
+    # The Customers section (portal/console/customer_pages.py): support and owners alike.
+    "console.customers": (False, {}, None),
+    "console.customer": (False, {}, None),
+    "console.customer_sign_in_link": (False, {}, "customer.sign_in_link"),
+    "console.customer_email_link": (False, {}, "customer.email_sign_in_link"),
+    "console.customer_revoke_sessions": (False, {}, "customer.revoke_sessions"),
+    "console.customer_email": (False, {"email": "ada.new@acme.example"}, "customer.change_email"),
+    "console.customer_view_as": (False, {}, "customer.view_as"),
+    "console.customer_view_as_end": (False, {}, "customer.view_as_end"),
     "console.catalog": (False, {}, None),
     "console.product_new": (True, {}, None),
     "console.product_create": (
@@ -96,6 +105,7 @@ SHOWN_ONCE = {
     "console.settings_preview_form",
     "console.webhook_create",
     "console.webhook_secret",
+    "console.customer_sign_in_link",
 }
 # Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {
@@ -137,6 +147,7 @@ def concrete(path: str, team: Team) -> str:
         .replace("{benefit_id:str}", team.benefit_id)
         .replace("{file_id:str}", team.file_id)
         .replace("{benefit_type:str}", "custom")
+        .replace("{customer_id:str}", team.customer_id)
     )
 
 

@@ -169,6 +169,18 @@ def test_every_console_page_goes_through_gettext(
     )
     for done in ("saved", "archived", "unarchived", "benefits", "benefit_created", "benefit_deleted", "replaced"):
         keep(f"catalog done={done}", client.get(f"/console/acme/catalog?done={done}"))
+    # Customers: the newest list, searches, a customer's page, the sign-in link shown once, a refused email change.
+    keep("customers", client.get("/console/acme/customers"))
+    keep("customer search", client.get("/console/acme/customers?q=a"))
+    keep("customer search, nothing", client.get("/console/acme/customers?q=zz"))
+    customer = f"/console/acme/customers/{team.customer_id}"
+    client.post(f"{customer}/email-sign-in-link", data={"_csrf_token": token})
+    client.post(f"{customer}/revoke-sessions", data={"_csrf_token": token})
+    keep("customer", client.get(customer))
+    for done in ("link_emailed", "sessions_revoked", "email_changed", "view_ended"):
+        keep(f"customer done={done}", client.get(f"{customer}?done={done}"))
+    keep("customer link", client.post(f"{customer}/sign-in-link", data={"_csrf_token": token}))
+    keep("customer email error", client.post(f"{customer}/email", data={"email": "x", "_csrf_token": token}), 400)
     # A support seller on an owner-only page: the 403 page.
     console_cookie(client, settings, plant_session(settings, team.support))
     keep("support on settings", client.get("/console/acme/settings"), 403)
@@ -188,9 +200,12 @@ def test_every_console_page_goes_through_gettext(
     # Webhook event types are Polar's names (data); a delivery's logged answer is the receiver's text. The charts'
     # month names come from CLDR through Babel (dashboard.month_labels), like dates: not gettext.
     months = [text for month in last_months(datetime.now(UTC)) for text in month_labels(month, "en")]
+    sign_in_link = re.search(r'id="sign-in-link" type="text" readonly value="([^"]+)"', pages["customer link"])
+    assert sign_in_link is not None
     data = data_strings(
         settings,
         new_token.group(1),
+        sign_in_link.group(1).replace("&amp;", "&"),
         *secrets,
         *labels,
         *detail_keys,

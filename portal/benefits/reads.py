@@ -701,3 +701,61 @@ async def file_rows_by_id(db: Database, organization_id: str, file_ids: Iterable
         [organization_id, *ids],
     )
     return {row["id"]: row for row in rows}
+
+
+# --- seller console: license keys of one customer, and the customer of a key prefix -----------------------
+
+
+async def customers_by_key_prefix(db: Reader, scope: Scope, prefix: str, limit: int = 20) -> list[tuple[str, str]]:
+    """``(customer id, display key)`` of the organization's license keys starting with ``prefix`` (keys are upper
+    case: the prefix is too), a range over ``license_keys_org_key``."""
+    if scope.organization_id is None:
+        raise ValueError("a license-key search needs an organization")
+    where, params = scope.where("k")
+    low = prefix.strip().upper()
+    rows = await db.fetchall(
+        f"""
+        SELECT k.customer_id, k.display_key FROM license_keys k INDEXED BY license_keys_org_key
+        WHERE {" AND ".join(where)} AND k.key >= ? AND k.key < ?
+        ORDER BY k.key
+        LIMIT ?
+        """,
+        [*params, low, low + "\U0010ffff", limit],
+    )
+    return [(str(row["customer_id"]), str(row["display_key"])) for row in rows]
+
+
+async def customer_license_key_rows(db: Reader, scope: Scope, limit: int = 100) -> list[Row]:
+    """The customer's license keys as rows of ``LICENSE_KEY_COLUMNS``, oldest first (``license_keys_customer``)."""
+    organization_id, customer_id = scope.customer_ids()
+    return await db.fetchall(
+        f"SELECT {LICENSE_KEY_COLUMNS} FROM {LICENSE_KEY_SOURCE} "
+        "WHERE k.customer_id = ? AND k.organization_id = ? ORDER BY k.created_at, k.id LIMIT ?",
+        (customer_id, organization_id, limit),
+    )
+
+
+async def activation_rows_of_keys(db: Reader, license_key_ids: list[str]) -> dict[str, list[Row]]:
+    """The activations of the given keys (of a customer the caller scoped), by key, oldest first."""
+    if not license_key_ids:
+        return {}
+    rows = await db.fetchall(
+        f"SELECT {ACTIVATION_COLUMNS} FROM license_key_activations a "
+        f"WHERE a.license_key_id IN ({marks(license_key_ids)}) ORDER BY a.created_at, a.id",
+        license_key_ids,
+    )
+    found: dict[str, list[Row]] = {}
+    for row in rows:
+        found.setdefault(str(row["license_key_id"]), []).append(row)
+    return found
+
+
+async def customer_grant_rows(db: Reader, scope: Scope, limit: int = 100) -> list[Row]:
+    """Every grant of the customer as rows of ``GRANT_COLUMNS``, live and revoked, of any benefit visibility
+    (the seller sees what the customer does not), newest first (``benefit_grants_customer``)."""
+    organization_id, customer_id = scope.customer_ids()
+    return await db.fetchall(
+        f"SELECT {GRANT_COLUMNS} FROM {GRANT_SOURCE} WHERE g.customer_id = ? AND g.organization_id = ? "
+        "ORDER BY g.created_at DESC, g.id LIMIT ?",
+        (customer_id, organization_id, limit),
+    )

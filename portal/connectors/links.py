@@ -126,3 +126,34 @@ async def processor_prices(reader: Reader, connection_id: str, product_ids: list
     )
     # Newest first, so the oldest mapping is the one left in the dict.
     return {row["product_id"]: row["processor_price_id"] for row in rows}
+
+
+# --- read by the console's customer search -------------------------------------------------------------------
+
+# The link kinds whose Portal row is a customer, an order or a subscription (the others are catalog rows).
+CUSTOMER_LINK_KINDS = (
+    "customer",
+    "checkout_session",
+    "order",
+    "transaction",
+    "adjustment",
+    "invoice",
+    "payment_intent",
+    "charge",
+    "subscription",
+)
+
+
+async def portal_ids_for_processor_id(reader: Reader, organization_id: str, processor_id: str) -> list[sqlite3.Row]:
+    """``(processor, kind, portal_id)`` of the organization's links from a processor's id (``cus_…``, ``sub_…``,
+    ``ch_…``, …): the primary key of each of the organization's connections, per kind."""
+    marks = ",".join("?" * len(CUSTOMER_LINK_KINDS))
+    return await reader.fetchall(
+        f"""
+        SELECT c.processor, l.kind, l.portal_id FROM connector_connections c
+        JOIN connector_links l ON l.connection_id = c.id AND l.kind IN ({marks}) AND l.processor_id = ?
+        WHERE c.organization_id = ?
+        LIMIT 20
+        """,
+        (*CUSTOMER_LINK_KINDS, processor_id, organization_id),
+    )

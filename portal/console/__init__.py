@@ -9,6 +9,8 @@
 ``mail``           the console's emails: sign-in code, invitation
 ``layout``         the frame of an organization's pages: section nav, common context, notices after actions
 ``org_pages``      the HTML routes of home, team, audit, API tokens, email outbox and processors
+``customer_search`` finding a customer by email, name, order/receipt/invoice number, ids, processor id, key prefix
+``customer_pages`` the Customers section: search, a customer's page, sign-in links, sessions, email change
 ``catalog_pages``  the Catalog section: products and prices, benefits per type, files, which products grant what
 ``settings_pages`` the settings page (branding, emails, customer actions, invoice details) and its previews
 ``previews``       the branding previews: real portal pages and emails rendered with sample data
@@ -26,13 +28,14 @@ from portal.console.access import ConsoleSignInRequired, sign_in_redirect
 
 def console_router() -> Router:
     """Every console route, with the handler that sends a signed-out seller to ``/console``."""
-    from portal.console import catalog_pages, org_pages, settings_pages, signin_pages, webhook_pages
+    from portal.console import catalog_pages, customer_pages, org_pages, settings_pages, signin_pages, webhook_pages
 
     return Router(
         path="/",
         route_handlers=[
             *signin_pages.ROUTES,
             *org_pages.ROUTES,
+            *customer_pages.ROUTES,
             *catalog_pages.ROUTES,
             *settings_pages.ROUTES,
             *webhook_pages.ROUTES,

@@ -76,6 +76,7 @@ SUBJECTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "payment_failed": lambda c: (
         _("Payment for your %(product)s subscription failed") % {"product": c["subscription"]["product_name"]}
     ),
+    "sign_in_link": lambda c: _("Your sign-in link for %(name)s") % {"name": c["organization"]["name"]},
 }
 
 
@@ -322,6 +323,26 @@ async def enqueue_payment_failed(
         "next_attempt": None if next_attempt is None else iso(next_attempt),
     }
     return await _enqueue(tx, "payment_failed", customer, organization, context, now=now, dedupe_key=dedupe_key)
+
+
+async def enqueue_sign_in_link(tx: Transaction, customer_id: str, *, now: datetime) -> str | None:
+    """A sign-in link the seller sends from the console (``sign_in_link``): no organization switch (a seller asked
+    for it, for this customer); the link is the outbox's single-use, 24-hour email link to the portal's overview,
+    minted at send time like every email link (never a token stored in the queued row)."""
+    parties = await _parties(tx, customer_id)
+    if parties is None:
+        return None
+    customer, organization = parties
+    context = _common(customer, organization, {"portal": ""})
+    return await outbox.enqueue(
+        tx,
+        kind="sign_in_link",
+        to_address=customer["email"],
+        context=context,
+        now=now,
+        organization_id=organization["id"],
+        customer_id=customer["id"],
+    )
 
 
 # --- rendering (at send time) -------------------------------------------------------------------------------

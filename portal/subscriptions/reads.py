@@ -403,3 +403,19 @@ async def subscriptions_of_product(db: Reader, product_id: str, statuses: Iterab
         "ORDER BY created_at, id",
         [product_id, *wanted],
     )
+
+
+async def customers_by_subscription_reference(db: Reader, scope: Scope, reference: str) -> list[tuple[str, str, str]]:
+    """``(customer id, subscription id, what matched)`` of the organization's subscription whose id or external
+    (processor) id is ``reference`` (the console's customer search; two unique-index lookups)."""
+    if scope.organization_id is None:
+        raise ValueError("a subscription search needs an organization")
+    where, params = scope.where("s")
+    found: list[tuple[str, str, str]] = []
+    for column in ("id", "external_id"):
+        rows = await db.fetchall(
+            f"SELECT s.customer_id, s.id FROM subscriptions s WHERE {' AND '.join(where)} AND s.{column} = ? LIMIT 2",
+            [*params, reference],
+        )
+        found += [(str(row["customer_id"]), str(row["id"]), column) for row in rows]
+    return found
