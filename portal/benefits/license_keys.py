@@ -336,19 +336,54 @@ async def activation_count(tx: Transaction, license_key_id: str) -> int:
     )
 
 
-async def set_activation_limit(tx: Transaction, license_key_id: str, limit: int, *, now: datetime) -> None:
-    """Change how many activations the key allows (1 to ``MAX_ACTIVATION_LIMIT``). ``InvalidInput`` on
-    ``limit_activations`` below the key's current number of activations: deactivate some first (none is removed
-    behind the customer's back)."""
+async def set_activation_limit(tx: Transaction, license_key_id: str, limit: int | None, *, now: datetime) -> None:
+    """Change how many activations the key allows (1 to ``MAX_ACTIVATION_LIMIT``; None: the key takes no
+    activations, only for a key without any). ``InvalidInput`` on ``limit_activations`` below the key's current number
+    of activations: deactivate some first (none is removed behind the customer's back)."""
     await get_license_key_row(tx, license_key_id)
-    if not 1 <= limit <= MAX_ACTIVATION_LIMIT:
+    if limit is not None and not 1 <= limit <= MAX_ACTIVATION_LIMIT:
         raise InvalidInput(f"must be between 1 and {MAX_ACTIVATION_LIMIT}", "limit_activations")
     current = await activation_count(tx, license_key_id)
-    if limit < current:
+    if current and (limit is None or limit < current):
         raise InvalidInput(f"the key has {current} activations: deactivate some first", "limit_activations")
     await tx.execute(
         "UPDATE license_keys SET limit_activations = ?, modified_at = ? WHERE id = ?",
         (limit, iso(now), license_key_id),
+    )
+
+
+async def set_license_key_status(tx: Transaction, license_key_id: str, status: str, *, now: datetime) -> None:
+    """``granted`` <-> ``disabled`` (``enable_license_key`` / ``disable_license_key``); the same status is a no-op.
+    ``InvalidInput`` on ``status`` for ``revoked`` or a revoked key: a key is revoked and restored with its grant."""
+    row = await get_license_key_row(tx, license_key_id)
+    if row["status"] == status:
+        return
+    if status == "disabled" and row["status"] == "granted":
+        await disable_license_key(tx, license_key_id, now=now)
+    elif status == "granted" and row["status"] == "disabled":
+        await enable_license_key(tx, license_key_id, now=now)
+    else:
+        raise InvalidInput("a license key is revoked and restored with its benefit grant", "status")
+
+
+async def set_usage(
+    tx: Transaction,
+    license_key_id: str,
+    *,
+    usage: int | None,
+    limit_usage: int | msgspec.UnsetType | None,
+    now: datetime,
+) -> None:
+    """Set the key's usage count (None: kept) and usage limit (None: no limit; ``UNSET``: kept)."""
+    await get_license_key_row(tx, license_key_id)
+    keep_limit = isinstance(limit_usage, msgspec.UnsetType)
+    await tx.execute(
+        """
+        UPDATE license_keys SET usage = COALESCE(?, usage),
+            limit_usage = CASE WHEN ? THEN limit_usage ELSE ? END, modified_at = ?
+        WHERE id = ?
+        """,
+        (usage, keep_limit, None if keep_limit else limit_usage, iso(now), license_key_id),
     )
 
 
