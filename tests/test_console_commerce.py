@@ -32,7 +32,7 @@ from tests.console_helpers import (
     plant_session,
     sql,
 )
-from tests.signin_helpers import csrf
+from tests.signin_helpers import csrf, insert_session
 from tests.stripe_actions_support import StripeShop, make_shop
 from tests.stripe_fake import FakeStripe, fake_stripe
 
@@ -483,3 +483,27 @@ def test_a_stripe_refusal_is_shown_and_changes_nothing(
     assert sql(settings, "SELECT COUNT(*) FROM seller_audit_log")[0][0] == 0
     assert sql(settings, "SELECT COUNT(*) FROM events WHERE subject_id = ?", (shop.subscription_id,))[0][0] == 0
     assert "subscription_canceled" not in _emails(settings, shop.org_id)
+
+
+def test_what_the_customer_sees_after_a_rotation_and_a_grant_by_hand(
+    client: TestClient[Litestar], settings: Settings, team: Team
+) -> None:
+    shop = team.commerce
+    _as(client, settings, team.support)
+    rotated = _post(client, f"/console/acme/license-keys/{shop.license_key_id}/rotate")
+    found = re.search(r'id="new-key">([^<]+)<', rotated.text)
+    assert found is not None
+    grant = _post(client, f"/console/acme/customers/{shop.customer_id}/benefits/grant", benefit_id=shop.key_benefit_id)
+    assert grant.status_code == 303
+    customer = {"Authorization": f"Bearer {insert_session(settings, team.acme_id, shop.customer_id, kind='api')}"}
+    key = client.get(f"/v1/customer-portal/license-keys/{shop.license_key_id}", headers=customer)
+    assert key.status_code == 200 and key.json()["key"] == found.group(1)
+    grants = client.get("/v1/customer-portal/benefit-grants/", headers=customer).json()["items"]
+    by_hand = [g for g in grants if g["order_id"] is None and g["subscription_id"] is None]
+    assert len(grants) == 2 and len(by_hand) == 1 and by_hand[0]["benefit_id"] == shop.key_benefit_id
+    keys = client.get("/v1/customer-portal/license-keys/", headers=customer).json()["items"]
+    assert len(keys) == 2  # the grant by hand issued its own key
+    # The portal's benefits page shows both keys.
+    client.cookies.set("portal_session_acme", insert_session(settings, team.acme_id, shop.customer_id))
+    page = client.get("/acme/portal/benefits")
+    assert page.status_code == 200 and page.text.count("Console Key") >= 2
