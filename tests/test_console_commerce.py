@@ -18,6 +18,7 @@ from litestar.testing import TestClient
 
 from portal.app import create_app
 from portal.clock import iso, new_id
+from portal.connectors import base
 from portal.settings import Settings
 from tests.console_helpers import (
     NOW,
@@ -33,7 +34,7 @@ from tests.console_helpers import (
     sql,
 )
 from tests.signin_helpers import csrf, insert_session
-from tests.stripe_actions_support import StripeShop, make_shop
+from tests.stripe_actions_support import LedgerProcessor, StripeShop, make_shop
 from tests.stripe_fake import FakeStripe, fake_stripe
 
 
@@ -507,3 +508,27 @@ def test_what_the_customer_sees_after_a_rotation_and_a_grant_by_hand(
     client.cookies.set("portal_session_acme", insert_session(settings, team.acme_id, shop.customer_id))
     page = client.get("/acme/portal/benefits")
     assert page.status_code == 200 and page.text.count("Console Key") >= 2
+
+
+def test_a_processor_that_cannot_receive_the_change_is_never_offered_it(
+    stripe_web: tuple[TestClient[Litestar], Settings], fake: FakeStripe
+) -> None:
+    web, settings = stripe_web
+    ledger = LedgerProcessor()
+    base.register(ledger)
+    try:
+        shop = make_shop(web, settings, fake, processor="ledger")
+        seller = insert_seller(settings, "owner@acme.example")
+        add_member(settings, seller, shop.org_id, "owner")
+        console_cookie(web, settings, plant_session(settings, seller))
+        path = f"/console/acme/subscriptions/{shop.subscription_id}"
+        page = web.get(path).text
+        assert "Ledger Pay cannot receive this change from Portal" in page
+        assert f'action="{path}/cancel"' not in page and f'action="{path}/uncancel"' not in page
+        for when in ("period_end", "now"):
+            refused = _post(web, path + "/cancel", when=when)
+            assert refused.status_code == 409 and "processor&#39;s dashboard" in refused.text
+        assert not _subscription(settings, shop.subscription_id)["cancel_at_period_end"]
+        assert ledger.calls == [] and sql(settings, "SELECT COUNT(*) FROM seller_audit_log")[0][0] == 0
+    finally:
+        base.unregister(ledger.name)
