@@ -14,6 +14,7 @@ field named (400) and writes nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -337,12 +338,17 @@ class _Refused(Exception):
         self.status_code = status_code
 
 
+# One change of a key, run in the action's transaction on the key's row (``LICENSE_KEY_COLUMNS``): returns what the
+# page needs (e.g. the new key) and the details recorded on the ``events`` row and the audit entry.
+KeyWork = Callable[[Transaction, Any, datetime], Awaitable[tuple[Any, dict[str, Any]]]]
+
+
 async def _key_write(
     request: Request[Any, Any, Any],
     access_: OrgAccess,
     license_key_id: str,
     action: str,
-    work: Any,
+    work: KeyWork,
 ) -> tuple[Any, Any]:
     """Run ``work(tx, row, now)`` on the organization's key in one transaction with its ``events`` row and audit
     entry; returns (the key row before, what ``work`` returned). 404 for a key that is not the organization's."""
@@ -373,7 +379,7 @@ async def _key_action(
     license_key_id: str,
     action: str,
     done: str,
-    work: Any,
+    work: KeyWork,
     submitted: dict[str, str] | None = None,
 ) -> Response[Any]:
     """One key action, then 303 back to the key's page; a refusal re-renders it (the field named, the value sent
