@@ -800,6 +800,13 @@ ALTER TABLE customer_sessions ADD COLUMN viewer_session_id TEXT;
 """
 
 
+# The seller console's subscription and license-key pages list the newest events about one subject: without this,
+# the read walks every event of the organization (events_org_created) to find a few.
+EVENTS_BY_SUBJECT = """
+CREATE INDEX events_subject ON events(subject_id, created_at);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -818,6 +825,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "organization resubscribe link", ORGANIZATION_RESUBSCRIBE_URL),
     Migration(17, "seller console: accounts, codes, sessions, audit log", SELLER_CONSOLE),
     Migration(18, "console customers: search indexes, view-as sessions", CONSOLE_CUSTOMERS),
+    Migration(19, "events by subject", EVENTS_BY_SUBJECT),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

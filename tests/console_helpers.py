@@ -3,19 +3,25 @@ SQL, as ``signin_helpers`` does for customers), and the rows the console's actio
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from portal.benefits import license_keys
+from portal.benefits import service as benefit_service
 from portal.clock import iso, new_id
 from portal.connectors.store import Secrets, encrypt_secrets
 from portal.console.access import cookie_name
 from portal.console.store import token_digest
-from portal.db import connect_sync
+from portal.customers import service as customer_service
+from portal.db import Database, connect_sync
+from portal.products import service as product_service
 from portal.security import new_token
 from portal.settings import Settings
+from portal.subscriptions import service as subscription_service
 from tests.signin_helpers import insert_org
 
 NOW = datetime.now(UTC)
@@ -94,6 +100,7 @@ class Team:
     file_id: str = ""
     endpoint_id: str = ""  # acme's webhook endpoint (event_id is its failed event)
     customer_id: str = ""  # acme's customer Ada, the Customers section's actions work on
+    commerce: Commerce = field(default_factory=lambda: Commerce("", "", "", "", "", "", "", ""))
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -182,6 +189,7 @@ def make_team(settings: Settings) -> Team:
         endpoint_id=endpoint_id,
         customer_id=customer_id,
     )
+    team.commerce = make_commerce(settings, acme_id)
     return team
 
 
@@ -234,3 +242,112 @@ def reset_targets(settings: Settings, team: Team) -> None:
     sql(settings, "UPDATE webhook_events SET status = 'failed' WHERE id = ?", (team.event_id,))
     sql(settings, "UPDATE benefits SET deleted_at = NULL WHERE id = ?", (team.benefit_id,))
     sql(settings, "UPDATE customers SET email = 'ada@acme.example' WHERE id = ?", (team.customer_id,))
+    reset_commerce(settings, team.commerce)
+
+
+# --- a customer's subscription, license key and grants (the console's commerce pages) ------------------------
+
+
+@dataclass
+class Commerce:
+    customer_id: str
+    subscription_id: str  # active, monthly, made in Portal (no processor)
+    grant_id: str  # the subscription's grant of the license-key benefit
+    license_key_id: str  # that grant's key, with one activation
+    activation_id: str
+    key_benefit_id: str  # license keys, 3 activations
+    support_benefit_id: str  # a custom benefit nobody holds yet (the grant form's choice)
+    key: str  # the key's string as issued
+
+
+def make_commerce(settings: Settings, org_id: str) -> Commerce:
+    """A customer of ``org_id`` with an active Portal-made subscription to "Console Plan", whose license-key benefit
+    issued a key with one activation, and a second (custom) benefit to grant by hand; made through the services."""
+
+    async def work() -> Commerce:
+        db = await Database(settings.db_path, readers=1).open()
+        try:
+            async with db.write() as tx:
+                key_benefit = await benefit_service.create_benefit(
+                    tx,
+                    org_id,
+                    benefit_service.BenefitInput(
+                        type="license_keys",
+                        description="Console Key",
+                        properties={"prefix": "CON", "activations": {"limit": 3, "enable_customer_admin": False}},
+                    ),
+                    now=NOW,
+                )
+                support_benefit = await benefit_service.create_benefit(
+                    tx,
+                    org_id,
+                    benefit_service.BenefitInput(
+                        type="custom", description="Priority support", properties={"note": "Write to us."}
+                    ),
+                    now=NOW,
+                )
+                product = await product_service.create_product(
+                    tx,
+                    org_id,
+                    product_service.ProductInput(
+                        name="Console Plan",
+                        recurring_interval="month",
+                        prices=[product_service.PriceInput(amount=1500, currency="usd")],
+                    ),
+                    now=NOW,
+                )
+                await product_service.set_product_benefits(tx, product, [key_benefit], now=NOW)
+                customer = await customer_service.create_customer(
+                    tx, org_id, customer_service.CustomerInput(email="buyer@console.example", name="Bo Buyer"), now=NOW
+                )
+                subscription = await subscription_service.create_subscription(
+                    tx,
+                    org_id,
+                    subscription_service.SubscriptionInput(
+                        customer_id=customer,
+                        product_id=product,
+                        status="active",
+                        current_period_start=NOW - timedelta(days=3),
+                    ),
+                    now=NOW,
+                )
+                (key_id,) = await license_keys.grant_license_key_ids(tx, order_id=None, subscription_id=subscription)
+                activation = await license_keys.record_activation(
+                    tx, key_id, label="Bo's laptop", meta={"os": "linux"}, now=NOW
+                )
+                row = await tx.fetchone("SELECT key, grant_id FROM license_keys WHERE id = ?", (key_id,))
+            return Commerce(
+                customer, subscription, row["grant_id"], key_id, activation, key_benefit, support_benefit, row["key"]
+            )
+        finally:
+            await db.close()
+
+    return asyncio.run(work())
+
+
+def reset_commerce(settings: Settings, commerce: Commerce, route: str | None = None) -> None:
+    """Put the commerce objects back as ``make_commerce`` left them (``route``: the state that route's action needs,
+    e.g. a subscription scheduled to cancel for un-cancel)."""
+    if not commerce.subscription_id:
+        return
+    canceling = route == "console.subscription_uncancel"
+    sql(
+        settings,
+        "UPDATE subscriptions SET status = 'active', ended_at = NULL, cancel_at_period_end = ?, "
+        "canceled_at = CASE WHEN ? THEN created_at END, ends_at = CASE WHEN ? THEN current_period_end END "
+        "WHERE id = ?",
+        (canceling, canceling, canceling, commerce.subscription_id),
+    )
+    sql(settings, "UPDATE benefit_grants SET revoked_at = NULL WHERE id = ?", (commerce.grant_id,))
+    status = "disabled" if route == "console.license_key_enable" else "granted"
+    sql(
+        settings,
+        "UPDATE license_keys SET status = ?, limit_activations = 3, expires_at = NULL WHERE id = ?",
+        (status, commerce.license_key_id),
+    )
+    sql(
+        settings,
+        "INSERT OR IGNORE INTO license_key_activations (id, license_key_id, label, meta, created_at) "
+        "VALUES (?, ?, 'Bo''s laptop', '{\"os\": \"linux\"}', ?)",
+        (commerce.activation_id, commerce.license_key_id, iso(NOW)),
+    )

@@ -17,6 +17,7 @@ from tests.console_helpers import (
     console_cookie,
     make_team,
     plant_session,
+    reset_commerce,
     reset_targets,
     sql,
 )
@@ -64,6 +65,22 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
         {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
         "settings.update",
     ),
+    # A customer's subscription, license key and grants (commerce_pages): support acts on them too.
+    "console.subscription": (False, {}, None),
+    "console.subscription_cancel": (False, {"when": "period_end"}, "subscription.cancel"),
+    "console.subscription_uncancel": (False, {}, "subscription.uncancel"),
+    "console.license_key": (False, {}, None),
+    "console.license_key_disable": (False, {}, "license_key.disabled"),
+    "console.license_key_enable": (False, {}, "license_key.enabled"),
+    "console.license_key_reveal": (False, {}, "license_key.reveal"),
+    "console.license_key_rotate": (False, {}, "license_key.rotated"),
+    "console.license_key_limit": (False, {"limit_activations": "5"}, "license_key.limit_changed"),
+    "console.license_key_expiry": (False, {"expires_at": "2031-01-01"}, "license_key.expiry_changed"),
+    "console.license_key_deactivate": (False, {}, "license_key.deactivated"),
+    # The customer page itself (/console/acme/customers/{id}) is another section's: its links are not checked here.
+    "console.customer_benefits": (False, {}, None),
+    "console.customer_benefit_grant": (False, {}, "benefit.grant"),
+    "console.customer_benefit_revoke": (False, {}, "benefit.revoke"),
     # The Customers section (portal/console/customer_pages.py): support and owners alike.
     "console.customers": (False, {}, None),
     "console.customer": (False, {}, None),
@@ -106,6 +123,8 @@ SHOWN_ONCE = {
     "console.webhook_create",
     "console.webhook_secret",
     "console.customer_sign_in_link",
+    "console.license_key_reveal",
+    "console.license_key_rotate",
 }
 # Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {
@@ -147,6 +166,12 @@ def concrete(path: str, team: Team) -> str:
         .replace("{benefit_id:str}", team.benefit_id)
         .replace("{file_id:str}", team.file_id)
         .replace("{benefit_type:str}", "custom")
+        .replace("{subscription_id:str}", team.commerce.subscription_id)
+        .replace("{license_key_id:str}", team.commerce.license_key_id)
+        .replace("{activation_id:str}", team.commerce.activation_id)
+        .replace("{grant_id:str}", team.commerce.grant_id)
+        # A customer's benefits page acts on the commerce customer's grants; the customer page on Ada.
+        .replace("{customer_id:str}/benefits", f"{team.commerce.customer_id}/benefits")
         .replace("{customer_id:str}", team.customer_id)
     )
 
@@ -199,12 +224,15 @@ def test_route_role_matrix(
             continue
         needs_owner, body, action = CASES[name]
         reset_targets(settings, team)
+        reset_commerce(settings, team.commerce, name)
         console_cookie(client, settings, token)
         before = audit_actions(settings, team.acme_id)
         url = concrete(path, team)
         if name == "console.processor_map":
             body = {**body, "product_id": team.product_id}
         body = {key: team.benefit_id if value == "__benefit__" else value for key, value in body.items()}
+        if name == "console.customer_benefit_grant":
+            body = {**body, "benefit_id": team.commerce.support_benefit_id}
         if method == "GET":
             response = client.get(url, follow_redirects=False)
         elif name in UPLOADS:

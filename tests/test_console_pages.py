@@ -181,6 +181,33 @@ def test_every_console_page_goes_through_gettext(
         keep(f"customer done={done}", client.get(f"{customer}?done={done}"))
     keep("customer link", client.post(f"{customer}/sign-in-link", data={"_csrf_token": token}))
     keep("customer email error", client.post(f"{customer}/email", data={"email": "x", "_csrf_token": token}), 400)
+    # A customer's subscription, license key and benefits (commerce_pages), with their notices and refusals.
+    shop = team.commerce
+    subscription = f"/console/acme/subscriptions/{shop.subscription_id}"
+    key = f"/console/acme/license-keys/{shop.license_key_id}"
+    benefits = f"/console/acme/customers/{shop.customer_id}/benefits"
+    keep("subscription", client.get(subscription))
+    keep("bad when", client.post(subscription + "/cancel", data={"when": "x", "_csrf_token": token}), 400)
+    client.post(subscription + "/cancel", data={"when": "period_end", "_csrf_token": token})
+    keep("subscription canceling", client.get(subscription + "?done=canceled"))
+    keep(
+        "subscription conflict",
+        client.post(subscription + "/cancel", data={"when": "period_end", "_csrf_token": token}),
+        409,
+    )
+    keep("license key", client.get(key))
+    keep("key revealed", client.post(key + "/reveal", data={"_csrf_token": token}))
+    keep("key rotated", client.post(key + "/rotate", data={"_csrf_token": token}))
+    keep("limit error", client.post(key + "/limit", data={"limit_activations": "0", "_csrf_token": token}), 400)
+    keep("expiry error", client.post(key + "/expiry", data={"expires_at": "soon", "_csrf_token": token}), 400)
+    client.post(key + "/disable", data={"_csrf_token": token})
+    keep("key disabled", client.get(key + "?done=disabled"))
+    keep("benefits", client.get(benefits))
+    keep("grant error", client.post(benefits + "/grant", data={"benefit_id": "nope", "_csrf_token": token}), 400)
+    client.post(benefits + f"/{shop.grant_id}/revoke", data={"_csrf_token": token})
+    keep("benefits revoked", client.get(benefits + "?done=revoked"))
+    client.post(subscription + "/cancel", data={"when": "now", "_csrf_token": token})
+    keep("subscription ended", client.get(subscription + "?done=ended"))
     # A support seller on an owner-only page: the 403 page.
     console_cookie(client, settings, plant_session(settings, team.support))
     keep("support on settings", client.get("/console/acme/settings"), 403)
@@ -197,6 +224,14 @@ def test_every_console_page_goes_through_gettext(
     }
     # Processors' names are proper names (data, not text to translate).
     labels = [processor.label for processor in registry().values()]
+    # Currency codes are data (the home page's recurring revenue of the commerce customer's subscription: USD); so
+    # is the failed email's error, which the outbox worker may replace (the retried email is sent again) before
+    # the database is read here.
+    # An activation's meta is shown as the customer's software sent it: its keys are data too; so is the key
+    # revealed before it was rotated.
+    meta_keys = {
+        key for (meta,) in sql(settings, "SELECT meta FROM license_key_activations") for key in json.loads(meta)
+    }
     # Webhook event types are Polar's names (data); a delivery's logged answer is the receiver's text. The charts'
     # month names come from CLDR through Babel (dashboard.month_labels), like dates: not gettext.
     months = [text for month in last_months(datetime.now(UTC)) for text in month_labels(month, "en")]
@@ -210,6 +245,9 @@ def test_every_console_page_goes_through_gettext(
         *labels,
         *detail_keys,
         *EVENT_TYPES,
+        *meta_keys,
+        team.commerce.key,
+        "USD",
         *months,
         "server error",  # the helper's failed webhook attempt
         "mailbox full",  # the helper's failed email, before "Send again" lets the worker overwrite its error

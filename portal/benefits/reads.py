@@ -759,3 +759,55 @@ async def customer_grant_rows(db: Reader, scope: Scope, limit: int = 100) -> lis
         "ORDER BY g.created_at DESC, g.id LIMIT ?",
         (customer_id, organization_id, limit),
     )
+
+
+# --- a customer's grants as the seller sees them (the seller console) ----------------------------------------
+
+
+class SellerGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """One grant of a customer, live or revoked, of any benefit (private and deleted ones too: the seller gave
+    them), with where it came from and its first license key."""
+
+    id: str
+    benefit_id: str
+    type: str
+    description: str
+    benefit_deleted_at: str | None
+    order_id: str | None
+    subscription_id: str | None
+    granted_at: str | None
+    revoked_at: str | None
+    created_at: str
+    license_key_id: str | None
+    display_key: str | None
+
+    @property
+    def is_live(self) -> bool:
+        return self.granted_at is not None and self.revoked_at is None
+
+    @property
+    def is_manual(self) -> bool:
+        return self.order_id is None and self.subscription_id is None
+
+
+async def list_customer_grants(db: Reader, scope: Scope) -> list[SellerGrant]:
+    """Every grant of the scope's customer (``Scope.of_customer``), live ones first, newest first (one query on
+    ``benefit_grants_customer``)."""
+    organization_id, customer_id = scope.customer_ids()
+    rows = await db.fetchall(
+        """
+        SELECT
+            g.id, g.benefit_id, b.type, b.description, b.deleted_at AS benefit_deleted_at,
+            g.order_id, g.subscription_id, g.granted_at, g.revoked_at, g.created_at,
+            k.id AS license_key_id, k.display_key
+        FROM benefit_grants g
+        JOIN benefits b ON b.id = g.benefit_id
+        LEFT JOIN license_keys k ON k.id = (
+            SELECT id FROM license_keys WHERE grant_id = g.id ORDER BY created_at, id LIMIT 1
+        )
+        WHERE g.customer_id = ? AND g.organization_id = ?
+        ORDER BY g.revoked_at IS NOT NULL, g.created_at DESC, g.id
+        """,
+        (customer_id, organization_id),
+    )
+    return rows_to(SellerGrant, rows)

@@ -11,6 +11,7 @@
 ``org_pages``      the HTML routes of home, team, audit, API tokens, email outbox and processors
 ``customer_search`` finding a customer by email, name, order/receipt/invoice number, ids, processor id, key prefix
 ``customer_pages`` the Customers section: search, a customer's page, sign-in links, sessions, email change
+``commerce_pages`` a customer's subscription, license key and benefit grants, with their actions
 ``catalog_pages``  the Catalog section: products and prices, benefits per type, files, which products grant what
 ``settings_pages`` the settings page (branding, emails, customer actions, invoice details) and its previews
 ``previews``       the branding previews: real portal pages and emails rendered with sample data
@@ -28,7 +29,15 @@ from portal.console.access import ConsoleSignInRequired, sign_in_redirect
 
 def console_router() -> Router:
     """Every console route, with the handler that sends a signed-out seller to ``/console``."""
-    from portal.console import catalog_pages, customer_pages, org_pages, settings_pages, signin_pages, webhook_pages
+    from portal.console import (
+        catalog_pages,
+        commerce_pages,
+        customer_pages,
+        org_pages,
+        settings_pages,
+        signin_pages,
+        webhook_pages,
+    )
 
     return Router(
         path="/",
@@ -36,6 +45,7 @@ def console_router() -> Router:
             *signin_pages.ROUTES,
             *org_pages.ROUTES,
             *customer_pages.ROUTES,
+            *commerce_pages.ROUTES,
             *catalog_pages.ROUTES,
             *settings_pages.ROUTES,
             *webhook_pages.ROUTES,
