@@ -15,7 +15,7 @@ from portal.console.store import token_digest
 from portal.db import connect_sync
 from portal.security import new_token
 from portal.settings import Settings
-from tests.signin_helpers import insert_org
+from tests.signin_helpers import insert_customer, insert_org
 
 NOW = datetime.now(UTC)
 
@@ -89,6 +89,7 @@ class Team:
     event_id: str
     product_id: str
     inbound_id: str  # a stored Stripe event of acme's connection
+    order_id: str = ""  # a paid order of acme made in Portal (refunded locally, its receipt resent)
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -157,6 +158,9 @@ def make_team(settings: Settings) -> Team:
         "received_at) VALUES (?, ?, 'evt_console_1', 'balance.available', 1, ?, 'failed', 'test', ?)",
         (inbound_id, connection_id, json.dumps(payload), iso(NOW)),
     )
+    order_id = insert_paid_order(
+        settings, acme_id, insert_customer(settings, acme_id, "buyer@acme.example", "Ada Lovelace")
+    )
     return Team(
         acme_id,
         globex_id,
@@ -170,7 +174,35 @@ def make_team(settings: Settings) -> Team:
         event_id,
         product_id,
         inbound_id,
+        order_id,
     )
+
+
+def insert_paid_order(
+    settings: Settings,
+    org_id: str,
+    customer_id: str,
+    *,
+    total: int = 4900,
+    tax: int = 900,
+    receipt: str = "CONSOLE-0001",
+) -> str:
+    """A paid order made in Portal (one item, tax included in the total), with its receipt number."""
+    order_id, item_id = new_id(), new_id()
+    sql(
+        settings,
+        "INSERT INTO orders (id, organization_id, customer_id, status, billing_reason, subtotal_amount, tax_amount, "
+        "total_amount, currency, billing_name, receipt_number, paid_at, created_at) "
+        "VALUES (?, ?, ?, 'paid', 'purchase', ?, ?, ?, 'usd', 'Ada Lovelace', ?, ?, ?)",
+        (order_id, org_id, customer_id, total - tax, tax, total, receipt, iso(NOW), iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT INTO order_items (id, order_id, label, quantity, unit_amount, amount, tax_amount, position, created_at) "
+        "VALUES (?, ?, 'Console Pro licence', 1, ?, ?, ?, 0, ?)",
+        (item_id, order_id, total - tax, total - tax, tax, iso(NOW)),
+    )
+    return order_id
 
 
 def reset_targets(settings: Settings, team: Team) -> None:
@@ -179,3 +211,9 @@ def reset_targets(settings: Settings, team: Team) -> None:
     sql(settings, "UPDATE api_tokens SET revoked_at = NULL WHERE id = ?", (team.token_id,))
     sql(settings, "UPDATE email_outbox SET status = 'failed' WHERE id = ?", (team.message_id,))
     sql(settings, "UPDATE webhook_events SET status = 'failed' WHERE id = ?", (team.event_id,))
+    sql(settings, "DELETE FROM refunds WHERE order_id = ?", (team.order_id,))
+    sql(
+        settings,
+        "UPDATE orders SET status = 'paid', refunded_amount = 0, refunded_tax_amount = 0 WHERE id = ?",
+        (team.order_id,),
+    )

@@ -42,6 +42,9 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.processor_connect": (True, {"api_key": "", "webhook_secret": ""}, None),
     "console.processor_map": (True, {"price_id": "price_console"}, "processor.map_price"),
     "console.processor_replay": (True, {}, "processor.replay"),
+    "console.order": (False, {}, None),
+    "console.order_resend_receipt": (False, {}, "order.resend_receipt"),
+    "console.order_refund": (False, {"amount": "1.00", "reason": "requested_by_customer"}, "order.refund"),
     "console.settings": (True, {}, None),
     "console.settings_preview": (True, {}, None),
     "console.settings_preview_form": (True, {"name": "Acme Preview", "accent_color": "#0b5e3a"}, None),
@@ -87,6 +90,7 @@ def concrete(path: str, team: Team) -> str:
         .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
         .replace("{kind:str}", "signin")
+        .replace("{order_id:str}", team.order_id)
     )
 
 

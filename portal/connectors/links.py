@@ -126,3 +126,34 @@ async def processor_prices(reader: Reader, connection_id: str, product_ids: list
     )
     # Newest first, so the oldest mapping is the one left in the dict.
     return {row["product_id"]: row["processor_price_id"] for row in rows}
+
+
+# --- read by the seller's refunds from the console (portal.orders.remote) ---------------------------------------
+
+
+async def order_links(reader: Reader, organization_id: str, order_id: str) -> list[sqlite3.Row]:
+    """Every link to a Portal order from the organization's connections (``processor``, ``kind``,
+    ``processor_id``); the caller keeps the kinds its processor names as sales (``Processor.order_kinds``)."""
+    return await reader.fetchall(
+        """
+        SELECT c.processor, l.kind, l.processor_id FROM connector_links l
+        JOIN connector_connections c ON c.id = l.connection_id
+        WHERE l.portal_id = ? AND c.organization_id = ?
+        ORDER BY c.processor, l.kind, l.processor_id
+        """,
+        (order_id, organization_id),
+    )
+
+
+async def refund_links(reader: Reader, organization_id: str, refund_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """For refunds made through a processor from the console: refund id -> (processor, the processor's id)."""
+    if not refund_ids:
+        return {}
+    marks = ",".join("?" * len(refund_ids))
+    rows = await reader.fetchall(
+        f"""SELECT l.portal_id, c.processor, l.processor_id FROM connector_links l
+        JOIN connector_connections c ON c.id = l.connection_id
+        WHERE l.kind = 'refund' AND c.organization_id = ? AND l.portal_id IN ({marks})""",
+        (organization_id, *refund_ids),
+    )
+    return {row["portal_id"]: (row["processor"], row["processor_id"]) for row in rows}

@@ -9,6 +9,7 @@
 ``mail``        the console's emails: sign-in code, invitation
 ``layout``      the frame of an organization's pages: section nav, common context, notices after actions
 ``org_pages``   the HTML routes of home, team, audit, settings and integrations
+``order_pages`` one order: items, refunds, source, documents; resend the receipt, refund (processor or local)
 ``cli``         ``portal seller invite``
 =============== ==================================================================================
 """
@@ -22,10 +23,10 @@ from portal.console.access import ConsoleSignInRequired, sign_in_redirect
 
 def console_router() -> Router:
     """Every console route, with the handler that sends a signed-out seller to ``/console``."""
-    from portal.console import org_pages, signin_pages
+    from portal.console import order_pages, org_pages, signin_pages
 
     return Router(
         path="/",
-        route_handlers=[*signin_pages.ROUTES, *org_pages.ROUTES],
+        route_handlers=[*signin_pages.ROUTES, *org_pages.ROUTES, *order_pages.ROUTES],
         exception_handlers={ConsoleSignInRequired: sign_in_redirect},
     )
