@@ -198,8 +198,8 @@ def insert_paid_order(
     )
     sql(
         settings,
-        "INSERT INTO order_items (id, order_id, label, quantity, unit_amount, amount, tax_amount, position, created_at) "
-        "VALUES (?, ?, 'Console Pro licence', 1, ?, ?, ?, 0, ?)",
+        "INSERT INTO order_items (id, order_id, label, quantity, unit_amount, amount, tax_amount, position, "
+        "created_at) VALUES (?, ?, 'Console Pro licence', 1, ?, ?, ?, 0, ?)",
         (item_id, order_id, total - tax, total - tax, tax, iso(NOW)),
     )
     return order_id
