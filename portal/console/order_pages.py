@@ -243,7 +243,7 @@ async def refund(
     except ProcessorFailed as exc:
         problem = _("%(processor)s did not refund the order: %(reason)s. Nothing was changed here.") % {
             "processor": exc.processor,
-            "reason": exc.message,
+            "reason": exc.message.rstrip("."),
         }
         return await _page(
             request, access_, order, status_code=502 if exc.unavailable else 409, problem=problem, form=form
