@@ -87,6 +87,12 @@ def test_every_console_page_goes_through_gettext(
     keep("audit with entries", client.get("/console/acme/audit"))
     keep("audit filtered", client.get("/console/acme/audit?action=token.&seller=owner@acme.example"))
     keep("emails filtered", client.get("/console/acme/emails?status=failed"))
+    order = f"/console/acme/orders/{team.order_id}"
+    keep("order", client.get(order))
+    keep("refund error", client.post(f"{order}/refund", data={"amount": "x", "reason": "y", "_csrf_token": token}), 400)
+    client.post(f"{order}/refund", data={"amount": "1.00", "reason": "duplicate", "_csrf_token": token})
+    for done in ("refunded", "resent", "refund_pending"):
+        keep(f"order done={done}", client.get(f"{order}?done={done}"))
     # A support seller on an owner-only page: the 403 page.
     console_cookie(client, settings, plant_session(settings, team.support))
     keep("support on settings", client.get("/console/acme/settings"), 403)
