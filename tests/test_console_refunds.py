@@ -352,8 +352,10 @@ def _partial_then_full(world: World, name: str, sale: Sale, fake: Any) -> None:
     ]
     assert kinds.count("refund") == 2
     page = world.client.get(f"/console/{sale.slug}/orders/{sale.order_id}").text
-    # The first refund with the seller's reason (the second was recorded by the webhook, with the processor's).
+    # The first refund with the seller's reason and the processor's id for it (the second was recorded by the
+    # webhook: the processor's reason, and the order's processor named).
     assert "Requested by the customer" in page
+    assert json.loads(details[0])["processor_refund_id"] in page
 
 
 def test_a_paddle_refund_waits_for_paddles_approval(world: World) -> None:
@@ -416,6 +418,12 @@ def test_a_local_order_is_refunded_locally_and_its_receipt_names_it(local: World
     assert "Made in Portal" in page and "$49.00" in page and "$9.00" in page and "Ada Lovelace" in page
     assert 'href="/console/acme/customers/' in page  # the customer page (another section's) links back here
     assert "/r/receipts/" in page  # the seller opens the receipt through a signed link
+    sql(
+        local.settings,
+        "INSERT INTO webhook_endpoints (id, organization_id, url, name, secret, events, created_at) "
+        "VALUES (?, ?, 'https://hooks.acme.example/refunds', 'Books', 'whsec_y', ?, ?)",
+        (new_id(), team.acme_id, json.dumps(["order.refunded"]), iso(NOW)),
+    )
     answer = _refund(local, _local(team), "12,50", "other")
     assert answer.status_code == 303 and answer.headers["location"].endswith("done=refunded")
     assert _order(local.settings, team.order_id) == ("partially_refunded", 1250, 1)
@@ -423,6 +431,9 @@ def test_a_local_order_is_refunded_locally_and_its_receipt_names_it(local: World
     assert tax == 1250 * 900 // TOTAL  # the orders service's proportional tax share
     assert audit_actions(local.settings, team.acme_id)[-1][:2] == ("order.refund", "owner@acme.example")
     assert sql(local.settings, "SELECT COUNT(*) FROM email_outbox WHERE kind = 'refund'")[0][0] == 1
+    # The outgoing order.refunded webhook, as for any refund.
+    (payload,) = sql(local.settings, "SELECT payload FROM webhook_events WHERE type = 'order.refunded'")[0]
+    assert json.loads(payload)["data"]["refunded_amount"] == 1250
     page = local.client.get(answer.headers["location"]).text
     assert "Refund recorded." in page and "−$12.50" in page and "Portal" in page
     receipt_link = page.split('href="http://testserver.local/r/receipts/')[1].split('"')[0]

@@ -131,17 +131,22 @@ async def processor_prices(reader: Reader, connection_id: str, product_ids: list
 # --- read by the seller's refunds from the console (portal.orders.remote) ---------------------------------------
 
 
-async def order_links(reader: Reader, organization_id: str, order_id: str) -> list[sqlite3.Row]:
-    """Every link to a Portal order from the organization's connections (``processor``, ``kind``,
-    ``processor_id``); the caller keeps the kinds its processor names as sales (``Processor.order_kinds``)."""
+async def order_links(reader: Reader, organization_id: str, order_id: str, kinds: list[str]) -> list[sqlite3.Row]:
+    """The links of ``kinds`` to a Portal order from the organization's connections (``processor``, ``kind``,
+    ``processor_id``); the caller keeps the kinds its processor names as sales (``Processor.order_kinds``). The
+    kinds are named, and the links read first (CROSS JOIN fixes SQLite's join order), so the lookup is the
+    ``(kind, portal_id)`` index, never a scan of a connection's links of a kind."""
+    if not kinds:
+        return []
+    marks = ",".join("?" * len(kinds))
     return await reader.fetchall(
-        """
+        f"""
         SELECT c.processor, l.kind, l.processor_id FROM connector_links l
-        JOIN connector_connections c ON c.id = l.connection_id
-        WHERE l.portal_id = ? AND c.organization_id = ?
+        CROSS JOIN connector_connections c ON c.id = l.connection_id
+        WHERE l.kind IN ({marks}) AND l.portal_id = ? AND c.organization_id = ?
         ORDER BY c.processor, l.kind, l.processor_id
         """,
-        (order_id, organization_id),
+        (*kinds, order_id, organization_id),
     )
 
 

@@ -25,7 +25,7 @@ from portal.connectors.base import (
     ProcessorRefund,
     RefundReason,
     RefundTarget,
-    get_processor,
+    registry,
 )
 from portal.connectors.store import Connection, Reader, get_connection
 from portal.db import Transaction
@@ -57,13 +57,15 @@ class Source:
 
 async def source_of(reader: Reader, organization_id: str, order_id: str) -> Source | None:
     """The connection an order came from, or None for an order made in Portal (admin API, seed)."""
+    processors = registry()
+    kinds = sorted({kind for processor in processors.values() for kind in processor.order_kinds})
     found: dict[str, dict[str, str]] = {}
-    for row in await links.order_links(reader, organization_id, order_id):
+    for row in await links.order_links(reader, organization_id, order_id, kinds):
         found.setdefault(row["processor"], {})[row["kind"]] = row["processor_id"]
-    for name, kinds in found.items():
-        processor = get_processor(name)
-        wanted = processor.order_kinds if processor is not None else tuple(kinds)
-        sale = {kind: kinds[kind] for kind in wanted if kind in kinds}
+    for name, sale_links in found.items():
+        processor = processors.get(name)
+        wanted = processor.order_kinds if processor is not None else tuple(sale_links)
+        sale = {kind: sale_links[kind] for kind in wanted if kind in sale_links}
         if not sale:
             continue
         connection = await get_connection(reader, organization_id, name)
