@@ -1,6 +1,7 @@
 """The console's order page in chromium (issue 21): a refund made with the keyboard-reachable form, then the page on
 a desktop (1440x900) and a phone (390x844), light and dark, with axe reporting no serious or critical violation
-(screenshots in test-artifacts/console-order-*). One browser, five page loads: the suite stays fast."""
+(screenshots in test-artifacts/console-order-*); an order from a processor (its source, the refund's processor id)
+at desktop light and phone dark. One browser, a few page loads: the suite stays fast."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import msgspec
 import pytest
 
 from portal.app import create_app
-from portal.clock import Clock
+from portal.clock import Clock, iso, new_id
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
@@ -21,7 +22,7 @@ from tests.browser_helpers import (
     screenshot,
     serve,
 )
-from tests.console_helpers import Team, audit_actions, make_team, plant_session
+from tests.console_helpers import NOW, Team, audit_actions, insert_paid_order, make_team, plant_session, sql
 from tests.test_a11y import _violations
 
 pytestmark = [
@@ -33,18 +34,48 @@ VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, 
 
 
 @pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
+def served(settings: Settings) -> Iterator[tuple[str, Settings, Team, str]]:
     port = free_port_for_tests()
     settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
     team = make_team(settings)
     with serve(create_app(settings, clock=Clock()), port) as base_url:
-        yield base_url, settings, team
+        yield base_url, settings, team, _stripe_order(settings, team)
 
 
-def test_the_order_page_refunds_and_is_accessible(served: tuple[str, Settings, Team]) -> None:
+def _stripe_order(settings: Settings, team: Team) -> str:
+    """An order of acme's Stripe connection with a refund made from the console (the rows those leave)."""
+    (customer_id,) = sql(settings, "SELECT customer_id FROM orders WHERE id = ?", (team.order_id,))[0]
+    order_id = insert_paid_order(settings, team.acme_id, customer_id, receipt="CONSOLE-0002")
+    (connection_id,) = sql(settings, "SELECT id FROM connector_connections WHERE organization_id = ?", (team.acme_id,))[
+        0
+    ]
+    refund_id = new_id()
+    sql(
+        settings,
+        "INSERT INTO refunds (id, order_id, amount, tax_amount, reason, created_at) "
+        "VALUES (?, ?, 1000, 183, 'requested_by_customer', ?)",
+        (refund_id, order_id, iso(NOW)),
+    )
+    sql(
+        settings,
+        "UPDATE orders SET status = 'partially_refunded', refunded_amount = 1000, refunded_tax_amount = 183 "
+        "WHERE id = ?",
+        (order_id,),
+    )
+    links = [("payment_intent", "pi_3Q0console", order_id), ("refund", "re_3Q0console", refund_id)]
+    for kind, processor_id, portal_id in links:
+        sql(
+            settings,
+            "INSERT INTO connector_links (connection_id, kind, processor_id, portal_id) VALUES (?, ?, ?, ?)",
+            (connection_id, kind, processor_id, portal_id),
+        )
+    return order_id
+
+
+def test_the_order_page_refunds_and_is_accessible(served: tuple[str, Settings, Team, str]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    base_url, settings, team = served
+    base_url, settings, team, stripe_order = served
     token = in_thread(plant_session, settings, team.owner)
     path = f"/console/acme/orders/{team.order_id}"
     problems: dict[str, list[str]] = {}
@@ -77,6 +108,16 @@ def test_the_order_page_refunds_and_is_accessible(served: tuple[str, Settings, T
                     if found := _violations(page):
                         problems[f"{viewport} {scheme}"] = found
                     screenshot(page, f"console-order-{viewport}-{scheme}")
+                    if (viewport, scheme) in (("desktop", "light"), ("phone", "dark")):
+                        # An order from Stripe: its source and the refund's Stripe id.
+                        page.goto(f"/console/acme/orders/{stripe_order}")
+                        expect(page.locator("[data-field=source]")).to_have_text("Stripe · pi_3Q0console")
+                        expect(page.get_by_role("row", name="Requested by the customer")).to_contain_text(
+                            "re_3Q0console"
+                        )
+                        if found := _violations(page):
+                            problems[f"stripe order {viewport} {scheme}"] = found
+                        screenshot(page, f"console-order-stripe-{viewport}-{scheme}")
                     context.close()
         finally:
             browser.close()
