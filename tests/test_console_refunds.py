@@ -507,3 +507,17 @@ def test_resend_receipt_reaches_the_customers_mailbox(
         wait_until(lambda: len([m for m in inbox.messages if m["To"] == "buyer@acme.example"]) == 2)
     actions = [entry for entry in audit_actions(settings, team.acme_id) if entry[0] == "order.resend_receipt"]
     assert [entry[1:3] for entry in actions] == [("support@acme.example", "support")] * 2
+
+
+def test_resend_says_when_receipt_emails_are_off_and_writes_nothing(local: World, team: Team) -> None:
+    sql(
+        local.settings,
+        "UPDATE organizations SET settings = ? WHERE id = ?",
+        (json.dumps({"emails": {"order_receipt": False}}), team.acme_id),
+    )
+    answer = local.client.post(
+        f"/console/acme/orders/{team.order_id}/resend-receipt", data={"_csrf_token": csrf(local.client)}
+    )
+    assert answer.status_code == 409 and "Receipt emails are turned off" in answer.text
+    assert sql(local.settings, "SELECT COUNT(*) FROM email_outbox WHERE to_address = 'buyer@acme.example'")[0][0] == 0
+    assert audit_actions(local.settings, team.acme_id) == []
