@@ -22,7 +22,7 @@ from portal.products import service as product_service
 from portal.security import new_token
 from portal.settings import Settings
 from portal.subscriptions import service as subscription_service
-from tests.signin_helpers import insert_org
+from tests.signin_helpers import insert_customer, insert_org
 
 NOW = datetime.now(UTC)
 
@@ -101,6 +101,7 @@ class Team:
     endpoint_id: str = ""  # acme's webhook endpoint (event_id is its failed event)
     customer_id: str = ""  # acme's customer Ada, the Customers section's actions work on
     commerce: Commerce = field(default_factory=lambda: Commerce("", "", "", "", "", "", "", ""))
+    order_id: str = ""  # a paid order of acme made in Portal (refunded locally, its receipt resent)
 
 
 def _org(settings: Settings, slug: str, name: str) -> str:
@@ -171,6 +172,9 @@ def make_team(settings: Settings) -> Team:
         (benefit_id, acme_id, json.dumps({"files": [file_id], "archived": {}}), iso(NOW)),
     )
     customer_id = _customer(settings, acme_id, "ada@acme.example", "Ada Lovelace")
+    order_id = insert_paid_order(
+        settings, acme_id, insert_customer(settings, acme_id, "buyer@acme.example", "Ada Lovelace")
+    )
     team = Team(
         acme_id,
         globex_id,
@@ -188,6 +192,7 @@ def make_team(settings: Settings) -> Team:
         file_id,
         endpoint_id=endpoint_id,
         customer_id=customer_id,
+        order_id=order_id,
     )
     team.commerce = make_commerce(settings, acme_id)
     return team
@@ -233,6 +238,33 @@ def _customer(settings: Settings, org_id: str, email: str, name: str) -> str:
     return customer_id
 
 
+def insert_paid_order(
+    settings: Settings,
+    org_id: str,
+    customer_id: str,
+    *,
+    total: int = 4900,
+    tax: int = 900,
+    receipt: str = "CONSOLE-0001",
+) -> str:
+    """A paid order made in Portal (one item, tax included in the total), with its receipt number."""
+    order_id, item_id = new_id(), new_id()
+    sql(
+        settings,
+        "INSERT INTO orders (id, organization_id, customer_id, status, billing_reason, subtotal_amount, tax_amount, "
+        "total_amount, currency, billing_name, receipt_number, paid_at, created_at) "
+        "VALUES (?, ?, ?, 'paid', 'purchase', ?, ?, ?, 'usd', 'Ada Lovelace', ?, ?, ?)",
+        (order_id, org_id, customer_id, total - tax, tax, total, receipt, iso(NOW), iso(NOW)),
+    )
+    sql(
+        settings,
+        "INSERT INTO order_items (id, order_id, label, quantity, unit_amount, amount, tax_amount, position, "
+        "created_at) VALUES (?, ?, 'Console Pro licence', 1, ?, ?, ?, 0, ?)",
+        (item_id, order_id, total - tax, total - tax, tax, iso(NOW)),
+    )
+    return order_id
+
+
 def reset_targets(settings: Settings, team: Team) -> None:
     """Put back what the previous case's action changed (the matrix runs every action as every role)."""
     add_member(settings, team.target, team.acme_id, "support")
@@ -243,6 +275,12 @@ def reset_targets(settings: Settings, team: Team) -> None:
     sql(settings, "UPDATE benefits SET deleted_at = NULL WHERE id = ?", (team.benefit_id,))
     sql(settings, "UPDATE customers SET email = 'ada@acme.example' WHERE id = ?", (team.customer_id,))
     reset_commerce(settings, team.commerce)
+    sql(settings, "DELETE FROM refunds WHERE order_id = ?", (team.order_id,))
+    sql(
+        settings,
+        "UPDATE orders SET status = 'paid', refunded_amount = 0, refunded_tax_amount = 0 WHERE id = ?",
+        (team.order_id,),
+    )
 
 
 # --- a customer's subscription, license key and grants (the console's commerce pages) ------------------------

@@ -56,6 +56,9 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.processor_connect": (True, {"api_key": "", "webhook_secret": ""}, None),
     "console.processor_map": (True, {"price_id": "price_console"}, "processor.map_price"),
     "console.processor_replay": (True, {}, "processor.replay"),
+    "console.order": (False, {}, None),
+    "console.order_resend_receipt": (False, {}, "order.resend_receipt"),
+    "console.order_refund": (False, {"amount": "1.00", "reason": "requested_by_customer"}, "order.refund"),
     "console.settings": (True, {}, None),
     "console.settings_preview": (True, {}, None),
     "console.settings_preview_form": (True, {"name": "Acme Preview", "accent_color": "#0b5e3a"}, None),
@@ -173,6 +176,7 @@ def concrete(path: str, team: Team) -> str:
         # A customer's benefits page acts on the commerce customer's grants; the customer page on Ada.
         .replace("{customer_id:str}/benefits", f"{team.commerce.customer_id}/benefits")
         .replace("{customer_id:str}", team.customer_id)
+        .replace("{order_id:str}", team.order_id)
     )
 
 

@@ -208,6 +208,12 @@ def test_every_console_page_goes_through_gettext(
     keep("benefits revoked", client.get(benefits + "?done=revoked"))
     client.post(subscription + "/cancel", data={"when": "now", "_csrf_token": token})
     keep("subscription ended", client.get(subscription + "?done=ended"))
+    order = f"/console/acme/orders/{team.order_id}"
+    keep("order", client.get(order))
+    keep("refund error", client.post(f"{order}/refund", data={"amount": "x", "reason": "y", "_csrf_token": token}), 400)
+    client.post(f"{order}/refund", data={"amount": "1.00", "reason": "duplicate", "_csrf_token": token})
+    for done in ("refunded", "resent", "refund_pending"):
+        keep(f"order done={done}", client.get(f"{order}?done={done}"))
     # A support seller on an owner-only page: the 403 page.
     console_cookie(client, settings, plant_session(settings, team.support))
     keep("support on settings", client.get("/console/acme/settings"), 403)

@@ -216,8 +216,9 @@ async def _granted(tx: Transaction, order: OrderDetail) -> tuple[list[dict[str, 
     return keys, downloads
 
 
-async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime) -> str | None:
-    """Order paid: the receipt (summary, link to the receipt page, license keys, downloads)."""
+async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime, again: bool = False) -> str | None:
+    """Order paid: the receipt (summary, link to the receipt page, license keys, downloads), queued once per order;
+    ``again`` (the seller's "Resend receipt") queues another. None when the seller turned receipt emails off."""
     order, summary = await _order_summary(tx, order_id)
     parties = await _parties(tx, order.customer_id)
     if parties is None:
@@ -232,7 +233,8 @@ async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime) -> s
         "license_keys": keys,
         "downloads": downloads,
     }
-    return await _enqueue(tx, "receipt", customer, organization, context, now=now, dedupe_key=f"receipt:{order_id}")
+    dedupe_key = None if again else f"receipt:{order_id}"
+    return await _enqueue(tx, "receipt", customer, organization, context, now=now, dedupe_key=dedupe_key)
 
 
 async def enqueue_refund(tx: Transaction, order_id: str, refund_id: str, *, now: datetime) -> str | None:
