@@ -20,8 +20,10 @@ from tests.admin_support import api, mint_token
 from tests.console_helpers import Team, audit_actions, console_cookie, make_team, plant_session, sql
 from tests.signin_helpers import csrf, sign_in_browser
 
-# ``make_team`` gives acme one downloadables benefit listing one file (the access matrix's target).
-TEAM_BENEFITS = 1
+# ``make_team`` gives acme one downloadables benefit listing one file (the access matrix's target) and, for the
+# commerce pages, a license-key benefit and a custom one (``make_commerce``).
+TEAM_BENEFITS = 3
+TEAM_FILES = 1
 
 
 @pytest.fixture
@@ -373,7 +375,7 @@ def test_files_upload_replace_hide_and_the_customer_downloads_the_new_file(
     assert slashed.status_code == 400 and 'id="f-file-error"' in slashed.text  # register_file's name check
     files_dir = settings.files_dir / team.acme_id
     assert not files_dir.exists() or not any(files_dir.iterdir())  # nothing half-written
-    assert api(owner, token, "GET", "/v1/files/")["pagination"]["total_count"] == TEAM_BENEFITS  # and its one file
+    assert api(owner, token, "GET", "/v1/files/")["pagination"]["total_count"] == TEAM_FILES  # the benefit's one file
 
     first = b"PK\x03\x04 version one"
     assert (
