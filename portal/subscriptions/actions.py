@@ -10,7 +10,7 @@ only when it accepted; ``remote.ActionUnavailable`` / ``remote.ProcessorFailed``
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import msgspec
 
@@ -27,17 +27,8 @@ from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.subscriptions import remote
 from portal.subscriptions.reads import Subscription, get_plan_option, get_subscription
+from portal.subscriptions.service import CancellationReason
 
-CancellationReason = Literal[
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-    "other",
-]
 CANCELLATION_REASONS: tuple[str, ...] = get_args(CancellationReason)
 
 # Labels as Polar's portal words them, in its order; lazy, translated when shown (imported before any request).
