@@ -180,6 +180,12 @@ def test_large_over_small_is_taken_round_by_round() -> None:
     assert "❌ large/small median latency ≤ 1.25×: worst 1.30× (overview)" in run.render(report)
 
 
+def _report(runs: list[dict[str, object]], workers: int) -> dict[str, object]:
+    machine = {"cpu": "cpu", "cores": "2", "python": "3.11"}
+    fixed = {"threads": 2, "connections": 32, "duration": 5, "rounds": 3, "warmup": 2, "wait_load": None}
+    return {"date": "today", "machine": machine, "workers": workers, **fixed, "quiet": True, "runs": runs}
+
+
 def test_the_tail_check_names_the_cpu_wait_and_the_control_beside_portal() -> None:
     """Issue 18.9: the p99/p50 line says how long the server waited for a CPU and what the control app (same stack,
     same cost per request, no Portal code) gave in the same rounds, so a machine's tail is told from Portal's."""
@@ -192,21 +198,8 @@ def test_the_tail_check_names_the_cpu_wait_and_the_control_beside_portal() -> No
 
     portal = run.combine([measured("overview", 10, p99, 0.4) for p99 in (50, 60, 40)])
     control = run.combine([measured("overview", 10, p99, 0.3) for p99 in (45, 20, 30)])
-    report = {
-        "date": "today",
-        "machine": {"cpu": "cpu", "cores": "2", "python": "3.11"},
-        "workers": 1,
-        "threads": 2,
-        "connections": 32,
-        "duration": 5,
-        "rounds": 3,
-        "warmup": 2,
-        "wait_load": None,
-        "quiet": True,
-        "runs": [
-            {"name": "large", "load_before": 0.1, "results": [run.asdict(portal)], "controls": [run.asdict(control)]}
-        ],
-    }
+    large = {"name": "large", "load_before": 0.1, "results": [run.asdict(portal)], "controls": [run.asdict(control)]}
+    report = _report([large], workers=1)
     block = run.render(report)
     assert (
         "❌ p99 ≤ 3× p50 everywhere (`--workers 1`): worst 5.0× (large overview); the server waited for a CPU 40% "

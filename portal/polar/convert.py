@@ -265,16 +265,21 @@ def benefit_public(row: sqlite3.Row) -> BenefitPublic:
     if row["type"] == "meter_credit":
         props = _json(row["properties"], {})
         properties = {"units": props.get("units", 0), "meter_id": props.get("meter_id", "")}
-    return BenefitPublic(
-        id=row["id"],
-        created_at=row["created_at"],
-        modified_at=row["modified_at"],
-        type=row["type"],
-        description=row["description"],
-        is_deleted=row["deleted_at"] is not None,
-        organization_id=row["organization_id"],
-        properties=properties,
-    )
+    return BenefitPublic(**_benefit_base_fields(row, ""), properties=properties)
+
+
+def _benefit_base_fields(row: sqlite3.Row, prefix: str) -> dict[str, Any]:
+    """``BenefitBase``'s fields from a row holding the benefit's columns, named with ``prefix`` (a grant row names
+    them ``benefit_…``)."""
+    return {
+        "id": row[f"{prefix}id"],
+        "created_at": row[f"{prefix}created_at"],
+        "modified_at": row[f"{prefix}modified_at"],
+        "type": row[f"{prefix}type"],
+        "description": row[f"{prefix}description"],
+        "is_deleted": row[f"{prefix}deleted_at"] is not None,
+        "organization_id": row["organization_id"],
+    }
 
 
 def sha256_base64(hex_digest: str | None) -> str | None:
@@ -638,13 +643,7 @@ def customer_grant_out(row: sqlite3.Row, customer: Customer, organization: Organ
         error=_grant_error(row["error"]),
         customer=portal_customer_out(customer),
         benefit=BenefitSubscriber(
-            id=row["benefit_id"],
-            created_at=row["benefit_created_at"],
-            modified_at=row["benefit_modified_at"],
-            type=row["benefit_type"],
-            description=row["benefit_description"],
-            is_deleted=row["benefit_deleted_at"] is not None,
-            organization_id=row["organization_id"],
+            **_benefit_base_fields(row, "benefit_"),
             organization=subscriber_organization(organization),
             properties=subscriber_properties(row["benefit_type"], row["benefit_properties"]),
         ),
