@@ -210,19 +210,10 @@ def key_holder_out(customer: Customer) -> CustomerOut:
 
 
 def portal_customer_out(customer: Customer) -> CustomerPortalCustomer:
-    """The signed-in customer (Polar's ``CustomerPortalCustomer``)."""
-    return CustomerPortalCustomer(
-        created_at=customer.created_at,
-        modified_at=customer.modified_at,
-        id=customer.id,
-        email=customer.email,
-        email_verified=customer.email_verified,
-        name=customer.name,
-        billing_name=customer.billing_name,
-        billing_address=address_out(customer.billing_address),
-        tax_id=tax_id_out(customer.tax_id, customer.billing_address),
-        locale=customer.locale,
-    )
+    """The signed-in customer (Polar's ``CustomerPortalCustomer``: ``Customer``'s fields but the seller-side ids)."""
+    fields = _customer_fields(customer)
+    del fields["external_id"], fields["organization_id"]
+    return CustomerPortalCustomer(**fields)
 
 
 # --- benefits and files ------------------------------------------------------------------------------------------
