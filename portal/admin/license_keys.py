@@ -25,45 +25,9 @@ from portal.db import Database
 from portal.errors import InvalidInput, NotFound
 from portal.fields import Moment, NonNegative, Positive, moment_problem
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
-from portal.polar.convert import customer_out
-from portal.polar.models import CustomerOut
+from portal.polar.convert import activation_out, customer_out
+from portal.polar.models import LicenseKeyOut, LicenseKeyWithActivationsOut
 from portal.scope import EVERY_ORGANIZATION, Scope
-
-
-class LicenseKeyActivationOut(msgspec.Struct, kw_only=True):
-    id: str
-    license_key_id: str
-    label: str
-    meta: dict[str, Any]
-    created_at: str
-    modified_at: str | None
-
-
-class LicenseKeyOut(msgspec.Struct, kw_only=True):
-    """Polar's ``LicenseKeyRead`` (with ``order_id``/``subscription_id``: the sale whose grant holds the key)."""
-
-    id: str
-    created_at: str
-    modified_at: str | None
-    organization_id: str
-    customer_id: str
-    customer: CustomerOut
-    benefit_id: str
-    key: str
-    display_key: str
-    status: str
-    limit_activations: int | None
-    usage: int
-    limit_usage: int | None
-    validations: int
-    last_validated_at: str | None
-    expires_at: str | None
-    order_id: str | None
-    subscription_id: str | None
-
-
-class LicenseKeyWithActivationsOut(LicenseKeyOut, kw_only=True):
-    activations: list[LicenseKeyActivationOut]
 
 
 class LicenseKeyUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -150,16 +114,6 @@ async def _with_activations(db: Database, principal: Principal, id: str) -> Lice
     row = await benefit_reads.get_license_key_row(db, EVERY_ORGANIZATION, id)
     if row is None or not principal.can_see(row["organization_id"]):
         raise NotFound("license key not found")
-    activations = [
-        LicenseKeyActivationOut(
-            id=a["id"],
-            license_key_id=a["license_key_id"],
-            label=a["label"],
-            meta=msgspec.json.decode(a["meta"] or "{}"),
-            created_at=a["created_at"],
-            modified_at=a["modified_at"],
-        )
-        for a in await benefit_reads.activation_rows(db, id)
-    ]
+    activations = [activation_out(a) for a in await benefit_reads.activation_rows(db, id)]
     fields = await _out(db, row)
     return msgspec.convert({**fields, "activations": activations}, LicenseKeyWithActivationsOut, from_attributes=True)

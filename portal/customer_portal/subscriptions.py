@@ -21,12 +21,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
-from portal.customer_portal import serialize
 from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
-from portal.customer_portal.models import CustomerSubscription, CustomerSubscriptionUpdate, ListResource
+from portal.customer_portal.inputs import CustomerSubscriptionUpdate
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput, NotFound
+from portal.pagination import ListResource
+from portal.polar import loaders
+from portal.polar.models import CustomerSubscription
 from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
@@ -60,7 +62,7 @@ async def _subscription(db: Database, ctx: SessionContext, subscription_id: str)
     )
     if row is None:
         raise not_found(NOT_FOUND)
-    return (await serialize.subscriptions_out(db, ctx.organization, [row]))[0]
+    return (await loaders.customer_subscriptions(db, ctx.organization, [row]))[0]
 
 
 @asynccontextmanager
@@ -127,7 +129,7 @@ class SubscriptionsController(Controller):
             page_number=page,
             limit=limit,
         )
-        return listing(await serialize.subscriptions_out(db, ctx.organization, rows), total, limit)
+        return listing(await loaders.customer_subscriptions(db, ctx.organization, rows), total, limit)
 
     @get("/{id:str}", summary="Get Subscription", responses=responses())
     async def get_subscription(

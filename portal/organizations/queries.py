@@ -34,7 +34,7 @@ class Organization(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     modified_at: str | None = None
     # Bumped by triggers on every change to products, prices, benefits and their links (migration 7): the key of
-    # the per-process product cache (portal.customer_portal.catalog). Not part of any API output.
+    # the per-process product cache (portal.polar.catalog). Not part of any API output.
     catalog_version: int = 0
 
     @property

@@ -4,7 +4,7 @@ Two shapes:
 
 - ``ProductRecord`` / ``PriceRecord`` (admin API, webhook payloads): whole rows, by a ``portal.scope.Scope``.
 - catalog rows (customer-portal API): a page's products, prices and public benefits read in three batch
-  statements, cached per process by ``portal.customer_portal.catalog`` (the speed mechanism in bench/README.md).
+  statements, cached per process by ``portal.polar.catalog`` (the speed mechanism in bench/README.md).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import msgspec
 
@@ -29,21 +29,12 @@ from portal.settings import Settings
 from portal.subscriptions import remote
 from portal.subscriptions import service as subscription_service
 from portal.subscriptions.reads import Subscription, get_plan_option, get_subscription
+from portal.subscriptions.service import CancellationReason
 
 # Run inside an action's own write transaction (the seller console writes its audit entry there); it gets the
 # name of the processor the action went through, or None for a subscription made in Portal.
 AlsoInTransaction = Callable[[Transaction, str | None], Awaitable[None]]
 
-CancellationReason = Literal[
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-    "other",
-]
 CANCELLATION_REASONS: tuple[str, ...] = get_args(CancellationReason)
 
 # Labels as Polar's portal words them, in its order; lazy, translated when shown (imported before any request).
