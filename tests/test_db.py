@@ -436,3 +436,157 @@ def test_bulk_write_commits_rolls_back_and_waits_for_another_process(data_dir: P
         assert {row[0] for row in conn.execute("SELECT slug FROM organizations")} == {"a", "other", "c"}
     finally:
         conn.close()
+
+
+async def _count_loop_turns(turns: list[int]) -> None:
+    """Counts event-loop turns until cancelled: a statement that hops to a thread lets it run."""
+    while True:
+        turns[0] += 1
+        await asyncio.sleep(0)
+
+
+def test_write_inline_runs_a_block_of_async_statements_without_a_loop_turn(data_dir: Path) -> None:
+    """``write_inline`` (hot writes written with the async services): with SQLite's lock free, 30 statements of
+    one transaction run without giving the event loop a turn (no hop to a thread per statement, which is what
+    ``write()`` costs); the block commits as a whole or, on an error, rolls back as a whole."""
+
+    async def scenario() -> tuple[int, int]:
+        db = await Database(data_dir / "portal.db", readers=1).open()
+        turns = [0]
+        ticker = asyncio.create_task(_count_loop_turns(turns))
+        await asyncio.sleep(0)
+        try:
+            async with db.write() as tx:  # the reference: one loop turn (at least) per statement
+                before = turns[0]
+                for i in range(30):
+                    await tx.execute(ORG_SQL, (f"id-w{i}", f"w{i}", "W"))
+                write_turns = turns[0] - before
+            async with db.write_inline() as tx:
+                before = turns[0]
+                for i in range(30):
+                    await tx.execute(ORG_SQL, (f"id-i{i}", f"i{i}", "I"))
+                    assert await tx.fetchval("SELECT slug FROM organizations WHERE id = ?", (f"id-i{i}",)) == f"i{i}"
+                inline_turns = turns[0] - before
+            with pytest.raises(ValueError, match="refused"):
+                async with db.write_inline() as tx:
+                    await tx.execute(ORG_SQL, ("id-x", "x", "X"))
+                    raise ValueError("refused")
+            return write_turns, inline_turns
+        finally:
+            ticker.cancel()
+            await db.close()
+
+    write_turns, inline_turns = asyncio.run(scenario())
+    assert write_turns >= 30
+    assert inline_turns == 0
+    conn = connect_sync(data_dir / "portal.db")
+    try:
+        slugs = {row[0] for row in conn.execute("SELECT slug FROM organizations")}
+    finally:
+        conn.close()
+    assert slugs == {f"w{i}" for i in range(30)} | {f"i{i}" for i in range(30)}
+
+
+def test_write_inline_waits_off_the_loop_while_another_process_holds_the_lock(data_dir: Path) -> None:
+    """Another worker process inside a write transaction: ``write_inline`` neither fails nor blocks the event loop
+    (reads keep being answered) and commits once the lock is released; its statements then still run without a
+    loop turn each. Cancelled while waiting, it leaves no transaction open behind it."""
+    path = data_dir / "portal.db"
+
+    async def scenario() -> tuple[list[int], int]:
+        db = await Database(path, readers=1).open()
+        other = connect_sync(path)
+        turns = [0]
+        ticker = asyncio.create_task(_count_loop_turns(turns))
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute(ORG_SQL, ("id-o", "other", "O"))
+
+            async def insert(slug: str) -> int:
+                async with db.write_inline() as tx:
+                    before = turns[0]
+                    for i in range(10):
+                        await tx.execute(ORG_SQL, (f"id-{slug}{i}", f"{slug}{i}", "T"))
+                    return turns[0] - before
+
+            task = asyncio.create_task(insert("mine"))
+            reads = []
+            for _ in range(5):  # the loop keeps answering while the transaction waits
+                await asyncio.sleep(0.05)
+                reads.append(await db.fetchval("SELECT count(*) FROM organizations"))
+            assert not task.done()
+            cancelled = asyncio.create_task(insert("gone"))
+            await asyncio.sleep(0.05)
+            cancelled.cancel()
+            other.execute("COMMIT")
+            inline_turns = await asyncio.wait_for(task, 10)
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            await db.transact(lambda tx: tx.execute(ORG_SQL, ("id-after", "after", "A")))  # the lock is free
+            return reads, inline_turns
+        finally:
+            ticker.cancel()
+            other.close()
+            await db.close()
+
+    reads, inline_turns = asyncio.run(scenario())
+    assert reads == [0] * 5
+    assert inline_turns == 0
+    conn = connect_sync(path)
+    try:
+        slugs = {row[0] for row in conn.execute("SELECT slug FROM organizations")}
+    finally:
+        conn.close()
+    assert slugs == {"other", "after"} | {f"mine{i}" for i in range(10)}
+
+
+def test_write_inline_from_two_database_objects_loses_no_update(data_dir: Path) -> None:
+    """Read-modify-write counters through ``write_inline``, ``write`` and ``transact`` of two Database objects (two
+    workers), some awaiting in the middle of the transaction: every increment counts, none fails."""
+
+    async def scenario() -> int:
+        dbs = [await Database(data_dir / "portal.db", readers=1).open() for _ in range(2)]
+        try:
+            async with dbs[0].write_inline() as tx:
+                await tx.execute(ORG_SQL, ("id-c", "counter", "0"))
+
+            async def bump(db: Database, i: int) -> None:
+                if i % 3 == 2:
+                    await db.transact(
+                        lambda tx: tx.execute(
+                            "UPDATE organizations SET name = CAST(name AS INTEGER) + 1 WHERE slug = 'counter'"
+                        )
+                    )
+                    return
+                writer = db.write_inline if i % 3 == 0 else db.write
+                async with writer() as tx:
+                    row = await tx.fetchone("SELECT name FROM organizations WHERE slug = 'counter'")
+                    if i % 2:
+                        await asyncio.sleep(0)
+                    await tx.execute(
+                        "UPDATE organizations SET name = ? WHERE slug = 'counter'", (str(int(row[0]) + 1),)
+                    )
+
+            await asyncio.gather(*(bump(dbs[i % 2], i) for i in range(150)))
+            return int(await dbs[1].fetchval("SELECT name FROM organizations WHERE slug = 'counter'"))
+        finally:
+            for db in dbs:
+                await db.close()
+
+    assert asyncio.run(scenario()) == 150
+
+
+def test_write_inline_is_write_under_full_synchronous(data_dir: Path) -> None:
+    """With ``synchronous=FULL`` a commit fsyncs the WAL: ``write_inline`` is then plain ``write()``."""
+
+    async def scenario() -> str:
+        db = await Database(data_dir / "portal.db", synchronous="FULL", readers=1).open()
+        try:
+            async with db.write_inline() as tx:
+                await tx.execute(ORG_SQL, ("id-f", "full", "F"))
+                return type(tx).__name__
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == "Transaction"
+    assert _org_count(data_dir / "portal.db") == 1
