@@ -185,6 +185,8 @@ class SharedChromium:
             self._loop = asyncio.get_running_loop()  # Playwright's, set as running by its sync API
         else:
             asyncio._set_running_loop(self._loop)
+            if not self._browser.is_connected():  # crashed in an earlier test: later tests get a new one
+                self._browser = self._playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         return self._browser
 
     def release(self) -> None:
