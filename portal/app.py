@@ -30,6 +30,7 @@ from portal.sessions import api as session_api
 from portal.sessions import email_link_pages, rate_limit
 from portal.sessions import pages as session_pages
 from portal.sessions.auth import provide_api_customer, provide_portal_customer
+from portal.sessions.view_as import ViewAsGuard
 from portal.settings import Settings
 from portal.static_files import static_router
 from portal.templating import template_config
@@ -133,6 +134,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
     )
     # Body limits per route (portal.limits); raised inside Litestar's handling, so 413s get the usual error answers.
     app.asgi_handler = BodyLimitMiddleware(app.asgi_handler, settings)
+    # A seller viewing the portal as a customer: writes refused, pages bannered (before routing: every route).
+    app.asgi_handler = ViewAsGuard(app.asgi_handler, app, settings)
     # Outermost, around routing too, so that unmatched paths (404/405) are logged as well.
     app.asgi_handler = RequestLogMiddleware(app.asgi_handler, settings)
     return app

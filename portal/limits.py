@@ -13,6 +13,8 @@ JSON nested deeper than the decoder's recursion limit raises ``RecursionError`` 
 
 from __future__ import annotations
 
+import re
+
 from litestar.enums import ScopeType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
@@ -25,10 +27,16 @@ SMALL_BODY_BYTES = 64 * 1024
 # (method, path) of the routes that take files: multipart uploads and seed documents with embedded files.
 UPLOAD_ROUTES = frozenset({("POST", "/v1/files"), ("POST", "/v1/admin/seed")})
 
+# The seller console's downloadable-file upload and replace (``portal.console.catalog_pages``), which take the same
+# files as ``POST /v1/files``.
+CONSOLE_UPLOAD_PATH = re.compile(r"/console/[^/]+/catalog/benefits/[^/]+/files(/[^/]+/replace)?")
+
 
 def body_limit(settings: Settings, method: str, path: str) -> int:
     """The largest body accepted for ``method path``."""
     if (method.upper(), path.rstrip("/")) in UPLOAD_ROUTES:
+        return settings.max_body_bytes
+    if method.upper() == "POST" and CONSOLE_UPLOAD_PATH.fullmatch(path):
         return settings.max_body_bytes
     return min(SMALL_BODY_BYTES, settings.max_body_bytes)
 

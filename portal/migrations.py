@@ -785,6 +785,28 @@ CREATE INDEX customers_org_created ON customers(organization_id, created_at);
 """
 
 
+# Issue 21, the console's Customers section: search by a name prefix (email prefixes use ``customers_org_email``),
+# the emails sent to one customer, the audit entries about one customer (``target`` is its id), a customer's
+# email links (voided when a seller changes the address), and read-only
+# "view the portal as this customer" sessions: ``viewer_session_id`` is the seller's console session
+# (``seller_sessions.id``) a view-as session is bound to (it ends with it); NULL for every customer's own session.
+CONSOLE_CUSTOMERS = """
+CREATE INDEX customers_org_name ON customers(organization_id, name COLLATE NOCASE)
+    WHERE deleted_at IS NULL AND name IS NOT NULL;
+CREATE INDEX email_outbox_customer ON email_outbox(customer_id, created_at);
+CREATE INDEX seller_audit_log_target ON seller_audit_log(organization_id, target, created_at);
+CREATE INDEX email_links_customer ON email_links(customer_id);
+ALTER TABLE customer_sessions ADD COLUMN viewer_session_id TEXT;
+"""
+
+
+# The seller console's subscription and license-key pages list the newest events about one subject: without this,
+# the read walks every event of the organization (events_org_created) to find a few.
+EVENTS_BY_SUBJECT = """
+CREATE INDEX events_subject ON events(subject_id, created_at);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", INITIAL_SCHEMA),
     Migration(2, "invoices, email updates, activation conditions", CUSTOMER_PORTAL_API_SCHEMA),
@@ -802,6 +824,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "customer key rotation on by default, benefit visibility", POLAR_RULES),
     Migration(16, "organization resubscribe link", ORGANIZATION_RESUBSCRIBE_URL),
     Migration(17, "seller console: accounts, codes, sessions, audit log", SELLER_CONSOLE),
+    Migration(18, "console customers: search indexes, view-as sessions", CONSOLE_CUSTOMERS),
+    Migration(19, "events by subject", EVENTS_BY_SUBJECT),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

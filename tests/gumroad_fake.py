@@ -1,5 +1,6 @@
 """A fake of Gumroad's API v2 on loopback, in Gumroad's documented shapes: ``GET /v2/user``, ``GET /v2/sales``
-(newest first, ``page_key`` pagination, ``next_page_key``), ``GET /v2/sales/{id}``, ``GET /v2/subscribers/{id}``;
+(newest first, ``page_key`` pagination, ``next_page_key``), ``GET /v2/sales/{id}``, ``GET /v2/subscribers/{id}``,
+``PUT /v2/sales/{id}/refund`` (``amount_cents``: a partial refund; none: all that is left);
 every call needs the seller's access token (``Authorization: Bearer``)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 ACCESS_TOKEN = "gumroad-access-token-for-tests"
 
@@ -24,6 +25,8 @@ class FakeGumroad:
     sales: list[dict[str, Any]] = field(default_factory=list)  # oldest first; listed newest first
     subscribers: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    # The form fields of each refund call (``PUT /v2/sales/{id}/refund``), in order.
+    refunds: list[dict[str, str]] = field(default_factory=list)
     down: bool = False
 
     def sale(
@@ -114,7 +117,48 @@ def _handler(fake: FakeGumroad) -> type[BaseHTTPRequestHandler]:
             else:
                 self._answer(404, {"success": False, "message": "Not found"})
 
+        def do_PUT(self) -> None:
+            parts = urlsplit(self.path)
+            fake.requests.append(f"PUT {parts.path}")
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode() if length else "").items()}
+            if fake.down:
+                self._answer(503, {"success": False, "message": "down"})
+                return
+            if self.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
+                self._answer(401, {"success": False, "message": "The access token is invalid"})
+                return
+            path = parts.path.rstrip("/")
+            if not (path.startswith("/v2/sales/") and path.endswith("/refund")):
+                self._answer(404, {"success": False, "message": "Not found"})
+                return
+            fake.refunds.append(form)
+            sale = fake.find(unquote(path.removeprefix("/v2/sales/").removesuffix("/refund")))
+            if sale is None:
+                self._answer(404, {"success": False, "message": "The sale was not found."})
+                return
+            self._answer(*refund(sale, form.get("amount_cents")))
+
     return Handler
+
+
+def refund(sale: dict[str, Any], amount_cents: str | None) -> tuple[int, dict[str, Any]]:
+    """Gumroad's refund of a sale: a partial refund of ``amount_cents`` (at most what is left), else all of it;
+    answers ``{"success": true, "sale": …}`` with the sale's refund flags and ``amount_refundable_in_currency``."""
+    done = int(sale.get("amount_refunded_in_cents") or 0)
+    left = int(sale["price"]) - done
+    if sale.get("refunded") or left <= 0:
+        return 200, {"success": False, "message": "The sale was already refunded."}
+    amount = left if amount_cents in (None, "") else int(amount_cents or 0)
+    if amount <= 0 or amount > left:
+        return 200, {"success": False, "message": "The refund amount is more than what can be refunded."}
+    done += amount
+    sale["amount_refunded_in_cents"] = done
+    sale["refunded"] = done >= int(sale["price"])
+    sale["partially_refunded"] = not sale["refunded"]
+    left = int(sale["price"]) - done
+    sale["amount_refundable_in_currency"] = f"{left // 100}" if left % 100 == 0 else f"{left / 100:.2f}"
+    return 200, {"success": True, "sale": sale}
 
 
 @contextmanager

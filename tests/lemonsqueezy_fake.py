@@ -1,6 +1,7 @@
 """A fake Lemon Squeezy API on loopback for the connector tests: a threaded HTTP server answering the JSON:API
 endpoints the connector calls (``/v1/users/me``, resources by id, lists with ``page[number]``/``page[size]`` and
-``meta.page.lastPage``, ``filter[...]``, the subscription ``DELETE``/``PATCH``), with the resources a test puts in
+``meta.page.lastPage``, ``filter[...]``, the subscription ``DELETE``/``PATCH``, ``POST /v1/orders/{id}/refund`` and
+``POST /v1/subscription-invoices/{id}/refund``), with the resources a test puts in
 ``FakeLemonSqueezy.resources``. It checks the Bearer key, records every request, and can refuse (``fail_with``),
 drop connections (``down``) or fail after some list calls (``lists_before_failing``, for resume tests).
 
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,6 +90,8 @@ def _answer(fake: FakeLemonSqueezy, method: str, path: str, query: dict[str, str
         page = items[(number - 1) * size : number * size]
         meta = {"page": {"currentPage": number, "from": 1, "lastPage": last, "perPage": size, "total": len(items)}}
         return 200, {"meta": meta, "data": page}
+    if len(parts) == 4 and parts[3] == "refund" and method == "POST" and kind in ("orders", "subscription-invoices"):
+        return _refund(fake, kind, parts[2], body or {})
     resource = fake.resources[kind].get(parts[2]) if len(parts) == 3 else None
     if resource is None:
         return _error(404, "not found")
@@ -109,6 +113,38 @@ def _answer(fake: FakeLemonSqueezy, method: str, path: str, query: dict[str, str
             attrs["variant_id"] = changes["variant_id"]
         return 200, {"data": resource}
     return _error(405, "not allowed")
+
+
+def _refund(fake: FakeLemonSqueezy, kind: str, resource_id: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """Lemon Squeezy's "Issue a refund": ``{"data": {"type", "id", "attributes": {"amount"}}}`` (cents; none: all
+    that is left); answers the order (invoice) with its cumulative ``refunded_amount``, ``refunded``, ``status``."""
+    resource = fake.resources[kind].get(resource_id)
+    if resource is None:
+        return _error(404, "not found")
+    data = body.get("data") or {}
+    if data.get("type") != kind or str(data.get("id")) != resource_id:
+        return _error(422, "The data type and id must match the resource.")
+    attrs = resource["attributes"]
+    left = int(attrs["total"]) - int(attrs.get("refunded_amount") or 0)
+    amount = (data.get("attributes") or {}).get("amount", left)
+    if not isinstance(amount, int) or amount <= 0 or amount > left:
+        return _error(422, f"The amount must be between 1 and {left}.")
+    refunded = int(attrs.get("refunded_amount") or 0) + amount
+    full = refunded >= int(attrs["total"])
+    attrs.update(
+        refunded_amount=refunded,
+        refunded_amount_usd=refunded,
+        refunded=full,
+        refunded_at=ts(int(time.time())),
+        updated_at=ts(int(time.time())),
+        status="refunded" if full else "partial_refund",
+    )
+    attrs["status_formatted"] = attrs["status"].replace("_", " ").title()
+    return 200, {
+        "jsonapi": {"version": "1.0"},
+        "links": {"self": f"{fake.base_url}/v1/{kind}/{resource_id}"},
+        "data": resource,
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,9 +1,11 @@
 """A fake Paddle Billing API on loopback for the connector tests: a threaded HTTP server answering what the connector
 calls (``/event-types``, entities by id, cursor-paginated lists with ``after``/``per_page`` and
-``meta.pagination``, ``POST /subscriptions/{id}/cancel``, ``PATCH /subscriptions/{id}``), with the entities a test
-puts in ``FakePaddle.entities``, errors in Paddle's shape (``{"error": {type, code, detail, documentation_url}}``).
-It checks the Bearer key, records requests, and can refuse (``fail_with``), drop connections (``down``) or fail
-after some list calls (``lists_before_failing``). Also builds entities and signed deliveries in Paddle's shapes."""
+``meta.pagination``, ``POST /subscriptions/{id}/cancel``, ``PATCH /subscriptions/{id}``, ``POST /adjustments``:
+refunds, full or partial by line item, created ``pending_approval`` as on a live account unless told otherwise),
+with the entities a test puts in ``FakePaddle.entities``, errors in Paddle's shape
+(``{"error": {type, code, detail, documentation_url}}``). It checks the Bearer key, records requests, and can refuse
+(``fail_with``), drop connections (``down``) or fail after some list calls (``lists_before_failing``). Also builds
+entities and signed deliveries in Paddle's shapes."""
 
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ class FakePaddle:
     fail_with: int | None = None
     down: bool = False
     lists_before_failing: int | None = None
+    # The status a created refund adjustment starts in (Paddle: "pending_approval" until it reviews it).
+    adjustment_status: str = "pending_approval"
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -64,6 +68,8 @@ def _answer(fake: FakePaddle, method: str, path: str, query: dict[str, str], bod
     kind = parts[0]
     if kind not in fake.entities:
         return _error(404, "not_found", "unknown path")
+    if parts == ["adjustments"] and method == "POST":
+        return _create_adjustment(fake, body or {})
     if len(parts) == 1 and method == "GET":
         if fake.lists_before_failing is not None:
             if fake.lists_before_failing <= 0:
@@ -100,6 +106,62 @@ def _answer(fake: FakePaddle, method: str, path: str, query: dict[str, str], bod
             entity["items"] = [{"price": {"id": i["price_id"]}, "quantity": i["quantity"]} for i in body["items"]]
         return 200, {"data": entity}
     return _error(405, "method_not_allowed", "not allowed")
+
+
+def _create_adjustment(fake: FakePaddle, body: dict[str, Any]) -> tuple[int, Any]:
+    """``POST /adjustments`` as Paddle documents it: ``action``, ``transaction_id``, ``reason`` (required), ``type``
+    ``full`` (the grand total left) or ``partial`` with ``items`` (``item_id`` of ``details.line_items``, ``type``,
+    ``amount`` as a string of minor units); answers 201 with the adjustment."""
+    if body.get("action") != "refund" or not str(body.get("reason") or "").strip():
+        return _error(400, "bad_request", "action and reason are required")
+    transaction = fake.entities["transactions"].get(str(body.get("transaction_id")))
+    if transaction is None:
+        return _error(404, "entity_not_found", "transaction not found")
+    if transaction["status"] != "completed":
+        return _error(400, "adjustment_transaction_invalid_status_for_refund", "the transaction is not completed")
+    lines = {line["id"]: line for line in transaction["details"]["line_items"]}
+    done = [a for a in fake.entities["adjustments"].values() if a["transaction_id"] == transaction["id"]]
+    if any(a["status"] == "pending_approval" for a in done):
+        return _error(400, "adjustment_pending_refund_request", "there is a pending refund request")
+    adjusted: dict[str, int] = {}
+    for previous in done:
+        if previous["status"] != "rejected":
+            for item in previous["items"]:
+                adjusted[item["item_id"]] = adjusted.get(item["item_id"], 0) + int(item["amount"])
+    kind = body.get("type", "partial")
+    items: list[dict[str, Any]] = []
+    if kind == "full":
+        for item_id, line in lines.items():
+            left = int(line["totals"]["total"]) - adjusted.get(item_id, 0)
+            if left > 0:
+                items.append({"item_id": item_id, "type": "full", "amount": str(left)})
+        if not items:
+            return _error(400, "adjustment_transaction_item_has_already_been_fully_adjusted", "nothing is left")
+    elif kind == "partial":
+        for item in body.get("items") or []:
+            line = lines.get(item.get("item_id"))
+            if line is None:
+                return _error(400, "adjustment_transaction_item_invalid", "unknown transaction item")
+            amount = int(item.get("amount") or 0)
+            left = int(line["totals"]["total"]) - adjusted.get(line["id"], 0)
+            if amount <= 0 or amount > left:
+                return _error(400, "adjustment_amount_above_remaining_allowed", f"over remaining allowed {left}")
+            items.append({"item_id": line["id"], "type": item.get("type", "partial"), "amount": str(amount)})
+        if not items:
+            return _error(400, "bad_request", "a partial adjustment needs items")
+    else:
+        return _error(400, "bad_request", "type must be full or partial")
+    total = sum(int(item["amount"]) for item in items)
+    made = adjustment(
+        f"adj_fake{len(fake.entities['adjustments']) + 1:04d}",
+        transaction_id=transaction["id"],
+        amount=total,
+        status=fake.adjustment_status,
+        updated=int(time.time()),
+    )
+    made |= {"type": kind, "reason": body["reason"], "customer_id": transaction["customer_id"], "items": items}
+    fake.entities["adjustments"][made["id"]] = made
+    return 201, {"data": made, "meta": {"request_id": "req"}}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -231,7 +293,18 @@ def transaction(
                 "earnings": None,
                 "currency_code": "USD",
             },
-            "line_items": [],
+            "line_items": [
+                {
+                    "id": "txnitm_" + txn_id.removeprefix("txn_"),
+                    "price_id": item["id"],
+                    "quantity": 1,
+                    "proration": None,
+                    "tax_rate": "0",
+                    "unit_totals": {"subtotal": str(total), "discount": "0", "tax": "0", "total": str(total)},
+                    "totals": {"subtotal": str(total), "discount": "0", "tax": "0", "total": str(total)},
+                    "product": {"id": item["product_id"], "name": item["description"]},
+                }
+            ],
         },
         "payments": [],
         "checkout": {"url": None},
@@ -298,6 +371,7 @@ def adjustment(adj_id: str, *, transaction_id: str, amount: int, status: str, up
     return {
         "id": adj_id,
         "action": "refund",
+        "type": "partial",
         "transaction_id": transaction_id,
         "subscription_id": None,
         "customer_id": "ctm_1",

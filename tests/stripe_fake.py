@@ -158,7 +158,10 @@ def _nested(form: dict[str, str], prefix: str) -> dict[str, str]:
 
 def _actions_out(fake: FakeStripe, method: str, rest: str, form: dict[str, str]) -> tuple[int, Any] | None:
     """Answers for the calls of ``portal.connectors.stripe.actions`` Stripe's generic update does not cover: a
-    subscription update swapping an item's price, and creating a billing-portal session. None: not one of these."""
+    subscription update swapping an item's price, creating a billing-portal session, and creating a refund. None:
+    not one of these."""
+    if method == "POST" and rest == "refunds":
+        return _create_refund(fake, form)
     if method == "POST" and rest.startswith("subscriptions/") and rest.count("/") == 1:
         subscription = fake.objects["subscriptions"].get(rest.split("/")[1])
         if subscription is None or "items[0][id]" not in form:
@@ -211,6 +214,55 @@ def _actions_out(fake: FakeStripe, method: str, rest: str, form: dict[str, str])
         fake.objects["billing_portal/sessions"][session_id] = session
         return 200, session
     return None
+
+
+def _create_refund(fake: FakeStripe, form: dict[str, str]) -> tuple[int, Any]:
+    """``POST /v1/refunds``: ``payment_intent`` or ``charge``, ``amount`` (default: what is left), ``reason``,
+    ``metadata[...]``. The charge's ``amount_refunded``/``refunded`` follow, and its ``refunds`` list, as Stripe's."""
+    charges = fake.objects["charges"].values()
+    if "charge" in form:
+        charge = fake.objects["charges"].get(form["charge"])
+    else:
+        charge = next((c for c in charges if c.get("payment_intent") == form.get("payment_intent")), None)
+    if charge is None:
+        which = form.get("charge") or form.get("payment_intent")
+        return _error(400, "invalid_request_error", f"No such payment_intent: '{which}'")
+    left = int(charge["amount"]) - int(charge["amount_refunded"])
+    amount = int(form.get("amount") or left)
+    if left <= 0:
+        return _error(400, "invalid_request_error", f"Charge {charge['id']} has already been refunded.")
+    if amount <= 0 or amount > left:
+        return _error(
+            400,
+            "invalid_request_error",
+            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+        )
+    if form.get("reason") not in (None, "duplicate", "fraudulent", "requested_by_customer"):
+        return _error(400, "invalid_request_error", "Invalid reason")
+    refund_id = f"re_fake{len(fake.objects['refunds']) + 1:04d}"
+    refund = {
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": f"txn_{refund_id}",
+        "charge": charge["id"],
+        "created": int(time.time()),
+        "currency": charge["currency"],
+        "destination_details": {"card": {"reference_status": "pending", "type": "refund"}, "type": "card"},
+        "metadata": _nested(form, "metadata"),
+        "payment_intent": charge.get("payment_intent"),
+        "reason": form.get("reason"),
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
+    fake.objects["refunds"][refund_id] = refund
+    charge["amount_refunded"] = int(charge["amount_refunded"]) + amount
+    charge["refunded"] = charge["amount_refunded"] >= int(charge["amount"])
+    listed = charge.setdefault("refunds", {"object": "list", "data": [], "has_more": False, "url": "/v1/refunds"})
+    listed["data"].insert(0, refund)
+    return 200, refund
 
 
 def billing_portal_page(fake: FakeStripe, path: str) -> bytes:

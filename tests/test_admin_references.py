@@ -173,6 +173,7 @@ WRITES: list[Write] = [
         refs={("subscription_id",): "subscription"},
     ),
     Write("DELETE", "/v1/benefit-grants/{id:str}", {"id": "grant"}),
+    Write("PATCH", "/v1/license-keys/{id:str}", {"id": "license_key"}, {"status": "disabled"}),
     Write("POST", "/v1/customer-sessions", body={"customer_id": "{customer}"}, refs={("customer_id",): "customer"}),
     Write(
         "POST",
@@ -353,6 +354,7 @@ def _world(client: Any, settings: Settings, token: str, organization_id: str, ta
         "subscription": subscription["id"],
         "order": order["id"],
         "grant": grant["id"],
+        "license_key": api(client, token, "GET", "/v1/license-keys/", 200)["items"][0]["id"],
         "endpoint": endpoint["id"],
         "event": _failed_event(settings, endpoint["id"], organization_id),
     }

@@ -1,4 +1,4 @@
-"""The customer-portal API caches products per process (``portal.customer_portal.catalog``): a change made through
+"""The customer-portal API caches products per process (``portal.polar.catalog``): a change made through
 another process (here: a second app on the same data dir, with its own ``Database``) shows at once, because the
 cache is keyed by ``organizations.catalog_version``, which triggers bump on every change to products, prices,
 benefits and their links (migration 7)."""

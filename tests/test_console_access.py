@@ -17,6 +17,7 @@ from tests.console_helpers import (
     console_cookie,
     make_team,
     plant_session,
+    reset_commerce,
     reset_targets,
     sql,
 )
@@ -37,11 +38,27 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
     "console.email_retry": (False, {}, "email.retry"),
     "console.webhooks": (False, {}, None),
     "console.webhook_redeliver": (True, {}, "webhook.redeliver"),
+    "console.webhook_create": (
+        True,
+        {"url": "https://hooks.acme.example/new", "events": "order.paid", "enabled": "on"},
+        "webhook.endpoint_create",
+    ),
+    "console.webhook_endpoint": (False, {}, None),
+    "console.webhook_update": (
+        True,
+        {"url": "https://hooks.acme.example/changed", "events": "order.refunded", "enabled": "on"},
+        "webhook.endpoint_update",
+    ),
+    "console.webhook_secret": (True, {}, "webhook.endpoint_secret"),
+    "console.webhook_delete": (True, {}, "webhook.endpoint_delete"),
     "console.processors": (False, {}, None),
     # An empty key is refused before the processor is called (the checked path is in test_console_processors.py).
     "console.processor_connect": (True, {"api_key": "", "webhook_secret": ""}, None),
     "console.processor_map": (True, {"price_id": "price_console"}, "processor.map_price"),
     "console.processor_replay": (True, {}, "processor.replay"),
+    "console.order": (False, {}, None),
+    "console.order_resend_receipt": (False, {}, "order.resend_receipt"),
+    "console.order_refund": (False, {"amount": "1.00", "reason": "requested_by_customer"}, "order.refund"),
     "console.settings": (True, {}, None),
     "console.settings_preview": (True, {}, None),
     "console.settings_preview_form": (True, {"name": "Acme Preview", "accent_color": "#0b5e3a"}, None),
@@ -51,6 +68,66 @@ CASES: dict[str, tuple[bool, dict[str, str], str | None]] = {
         {"name": "Acme Tools", "accent_color": "#1d4ed8", "support_email": "help@acme.example"},
         "settings.update",
     ),
+    # A customer's subscription, license key and grants (commerce_pages): support acts on them too.
+    "console.subscription": (False, {}, None),
+    "console.subscription_cancel": (False, {"when": "period_end"}, "subscription.cancel"),
+    "console.subscription_uncancel": (False, {}, "subscription.uncancel"),
+    "console.license_key": (False, {}, None),
+    "console.license_key_disable": (False, {}, "license_key.disabled"),
+    "console.license_key_enable": (False, {}, "license_key.enabled"),
+    "console.license_key_reveal": (False, {}, "license_key.reveal"),
+    "console.license_key_rotate": (False, {}, "license_key.rotated"),
+    "console.license_key_limit": (False, {"limit_activations": "5"}, "license_key.limit_changed"),
+    "console.license_key_expiry": (False, {"expires_at": "2031-01-01"}, "license_key.expiry_changed"),
+    "console.license_key_deactivate": (False, {}, "license_key.deactivated"),
+    # The customer page itself (/console/acme/customers/{id}) is another section's: its links are not checked here.
+    "console.customer_benefits": (False, {}, None),
+    "console.customer_benefit_grant": (False, {}, "benefit.grant"),
+    "console.customer_benefit_revoke": (False, {}, "benefit.revoke"),
+    # The Customers section (portal/console/customer_pages.py): support and owners alike.
+    "console.customers": (False, {}, None),
+    "console.customer": (False, {}, None),
+    "console.customer_sign_in_link": (False, {}, "customer.sign_in_link"),
+    "console.customer_email_link": (False, {}, "customer.email_sign_in_link"),
+    "console.customer_revoke_sessions": (False, {}, "customer.revoke_sessions"),
+    "console.customer_email": (False, {"email": "ada.new@acme.example"}, "customer.change_email"),
+    "console.customer_view_as": (False, {}, "customer.view_as"),
+    "console.customer_view_as_end": (False, {}, "customer.view_as_end"),
+    "console.catalog": (False, {}, None),
+    "console.product_new": (True, {}, None),
+    "console.product_create": (
+        True,
+        {"name": "Matrix", "billing": "once", "price-0-currency": "usd", "price-0-amount": "9"},
+        "product.create",
+    ),
+    "console.product": (False, {}, None),
+    "console.product_update": (
+        True,
+        {"name": "Console Pro", "billing": "month", "price-0-currency": "usd", "price-0-amount": "9"},
+        "product.update",
+    ),
+    "console.product_archive": (True, {"archived": "true"}, "product.archive"),
+    "console.product_benefits": (True, {"benefit": "__benefit__"}, "product.benefits"),
+    "console.benefit_new": (True, {}, None),
+    "console.benefit_create": (True, {"description": "Matrix note", "note": "Hi"}, "benefit.create"),
+    "console.benefit": (False, {}, None),
+    "console.benefit_update": (True, {"description": "Console files"}, "benefit.update"),
+    "console.benefit_delete": (True, {}, "benefit.delete"),
+    "console.benefit_file_upload": (True, {"version": "2"}, "benefit.file_upload"),
+    "console.benefit_file_replace": (True, {"version": "2"}, "benefit.file_replace"),
+    "console.benefit_file_archive": (True, {"archived": "true"}, "benefit.file_hide"),
+}
+# The catalog's upload routes take a file with the form.
+UPLOADS = {"console.benefit_file_upload", "console.benefit_file_replace"}
+# Actions that answer with the page itself (200): a new token or webhook secret shown once, an unsaved preview.
+SHOWN_ONCE = {
+    "console.token_create",
+    "console.settings_preview_form",
+    "console.webhook_create",
+    "console.webhook_secret",
+    "console.customer_sign_in_link",
+    "console.license_key_reveal",
+    "console.license_key_rotate",
 }
 # Instance-level routes (sign-in: test_console_signin.py; public logos: the logo test below).
 INSTANCE_ROUTES = {
@@ -86,7 +163,20 @@ def concrete(path: str, team: Team) -> str:
         .replace("{processor:str}/events/{event_id:str}", f"stripe/events/{team.inbound_id}")
         .replace("{processor:str}", "stripe")
         .replace("{event_id:str}", team.event_id)
+        .replace("{endpoint_id:str}", team.endpoint_id)
         .replace("{kind:str}", "signin")
+        .replace("{product_id:str}", team.product_id)
+        .replace("{benefit_id:str}", team.benefit_id)
+        .replace("{file_id:str}", team.file_id)
+        .replace("{benefit_type:str}", "custom")
+        .replace("{subscription_id:str}", team.commerce.subscription_id)
+        .replace("{license_key_id:str}", team.commerce.license_key_id)
+        .replace("{activation_id:str}", team.commerce.activation_id)
+        .replace("{grant_id:str}", team.commerce.grant_id)
+        # A customer's benefits page acts on the commerce customer's grants; the customer page on Ada.
+        .replace("{customer_id:str}/benefits", f"{team.commerce.customer_id}/benefits")
+        .replace("{customer_id:str}", team.customer_id)
+        .replace("{order_id:str}", team.order_id)
     )
 
 
@@ -138,22 +228,27 @@ def test_route_role_matrix(
             continue
         needs_owner, body, action = CASES[name]
         reset_targets(settings, team)
+        reset_commerce(settings, team.commerce, name)
         console_cookie(client, settings, token)
         before = audit_actions(settings, team.acme_id)
         url = concrete(path, team)
         if name == "console.processor_map":
             body = {**body, "product_id": team.product_id}
+        body = {key: team.benefit_id if value == "__benefit__" else value for key, value in body.items()}
+        if name == "console.customer_benefit_grant":
+            body = {**body, "benefit_id": team.commerce.support_benefit_id}
         if method == "GET":
             response = client.get(url, follow_redirects=False)
+        elif name in UPLOADS:
+            upload = {"file": ("matrix.zip", b"PK\x03\x04", "application/zip")}
+            response = client.post(
+                url, data={**body, "_csrf_token": csrf(client)}, files=upload, follow_redirects=False
+            )
         else:
             response = client.post(url, data={**body, "_csrf_token": csrf(client)}, follow_redirects=False)
         expected = _expected(role, method, needs_owner)
-        if (
-            name in ("console.token_create", "console.settings_preview_form")
-            and expected == 303
-            and role != "anonymous"
-        ):
-            expected = 200  # the page that shows the new token once
+        if name in SHOWN_ONCE and expected == 303 and role != "anonymous":
+            expected = 200  # the page that shows the new token (or webhook secret) once
         if name == "console.processor_connect" and expected == 303 and role != "anonymous":
             expected = 400  # allowed in, and the empty key is named
         if response.status_code != expected:
@@ -276,6 +371,26 @@ def test_previews_show_unsaved_branding_in_same_origin_frames_only(
         "/console/acme/settings/preview/email", params={"name": "Acme Preview", "accent_color": "#0b5e3a"}
     )
     assert "Acme Preview" in email.text and "ABC234" in email.text
+    # A portal page, a receipt and the receipt email: the real templates, the unsaved branding, sample data only.
+    for kind, sample in (
+        ("portal", "Sample subscription, monthly"),
+        ("receipt", "Sample product"),
+        ("receipt_email", "SAMPLE-0000-0000-0000"),
+    ):
+        preview = client.get(
+            f"/console/acme/settings/preview/{kind}", params={"name": "Acme Preview", "accent_color": "#0b5e3a"}
+        )
+        assert preview.status_code == 200, (kind, preview.text[:300])
+        assert "Acme Preview" in preview.text and "#0b5e3a" in preview.text, kind
+        assert sample in preview.text, kind
+        if kind != "receipt_email":
+            assert "sample.customer@example.net" in preview.text, kind
+        assert preview.headers["x-frame-options"] == "SAMEORIGIN", kind
+    assert 'class="orders"' in client.get("/console/acme/settings/preview/portal").text  # the orders list's table
+    assert client.get("/console/acme/settings/preview/nope").status_code == 404
+    frames = client.get("/console/acme/settings").text
+    for kind in ("signin", "portal", "receipt", "email", "receipt_email"):
+        assert f"/console/acme/settings/preview/{kind}?name=Acme" in frames
     # A refused colour is not previewed as if it were fine; nothing was saved.
     light = client.get("/console/acme/settings/preview/signin", params={"accent_color": "#ffff00"})
     assert "#ffff00" not in light.text

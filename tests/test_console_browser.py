@@ -78,7 +78,8 @@ def test_every_console_page_is_accessible(served: tuple[str, Settings, Team], vi
                     problems[f"signed out {where}"] = found
             screenshot(page, f"console-{viewport}-{scheme}-signin")
             context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
-            paths = ["/console", *(f"/console/acme{path}" for path in PAGES)]
+            pages = [*PAGES, f"/webhooks/endpoints/{team.endpoint_id}"]
+            paths = ["/console", *(f"/console/acme{path}" for path in pages)]
             for index, path in enumerate(paths):
                 page.goto(path)
                 if found := _violations(page):
@@ -136,6 +137,11 @@ def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Te
             page.get_by_role("link", name="Webhooks").click()
             page.get_by_role("button", name=re.compile("^Redeliver")).click()
             expect(page.get_by_role("status")).to_have_text("The webhook is queued to be delivered again.")
+            page.get_by_label("URL").fill("https://hooks.acme.example/new")
+            page.get_by_label("order.refunded").check()
+            page.get_by_role("button", name="Add endpoint").click()
+            expect(page.locator("#new-secret")).to_contain_text("whsec_")
+            screenshot(page, "console-desktop-light-webhook-created")
             # Processors: map a price, replay an event.
             page.get_by_role("link", name="Processors").click()
             page.get_by_label("Processor price id").fill("price_console")
@@ -154,9 +160,12 @@ def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Te
             page.locator("#f-accent_color").fill("#0b5e3a")
             page.get_by_label("Sender name").fill("Acme Support")
             page.get_by_label("Renewal reminder").uncheck()
+            page.get_by_label("Cancel their subscription").uncheck()
             page.get_by_role("button", name="Save settings").click()
             expect(page.get_by_role("status")).to_have_text("Settings saved.")
             expect(page.get_by_label("Renewal reminder")).not_to_be_checked()
+            expect(page.get_by_label("Cancel their subscription")).not_to_be_checked()
+            expect(page.get_by_label("Replace (rotate) their license keys")).to_be_checked()
             # The audit log lists it all, and filters.
             page.get_by_role("link", name="Audit log").click()
             page.get_by_label("Action").select_option("team.invite")
@@ -176,6 +185,7 @@ def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Te
         "token.revoke",
         "email.retry",
         "webhook.redeliver",
+        "webhook.endpoint_create",
         "processor.map_price",
         "processor.replay",
         "settings.update",

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.console.dashboard import last_months
+from portal.console.dashboard import last_months, month_labels
 from portal.db import connect_sync
 from portal.money import format_money
 from portal.settings import Settings
@@ -23,6 +23,13 @@ pytestmark = pytest.mark.seeded
 
 def test_last_months_cross_the_year() -> None:
     assert last_months(datetime(2026, 2, 10, tzinfo=UTC), 4) == ["2025-11", "2025-12", "2026-01", "2026-02"]
+
+
+def test_month_labels_carry_the_year_in_the_readers_language() -> None:
+    assert month_labels("2025-12", "en") == ("Dec 2025", "Dec", "2025")
+    assert month_labels("2026-01", "en") == ("Jan 2026", "Jan", "2026")
+    assert month_labels("2026-01", "fr")[0] == "janv. 2026"
+    assert month_labels("2026-03", "de")[0] == "März 2026"
 
 
 def _table(soup: BeautifulSoup, title: str) -> dict[str, str]:
@@ -42,6 +49,10 @@ def test_home_numbers_match_the_rows(client: TestClient[Litestar], settings: Set
     console_cookie(client, settings, plant_session(settings, seller))
     soup = BeautifulSoup(client.get("/console/acme").text, "html.parser")
     months = last_months(datetime.now(UTC))
+    # The table and the axis say "Jan 2026": months of two years never read as one.
+    label = {month: month_labels(month, "en")[0] for month in months}
+    axis = [text.get_text(" ", strip=True) for text in soup.select("svg.console-chart")[0].select("text.label")]
+    assert axis == [f"{month_labels(m, 'en')[1]} {m[:4]}" for m in months]
     revenue = dict.fromkeys(months, 0)
     refunds = dict.fromkeys(months, 0)
     orders = dict.fromkeys(months, 0)
@@ -58,16 +69,16 @@ def test_home_numbers_match_the_rows(client: TestClient[Litestar], settings: Set
             revenue[month] += total
             refunds[month] += refunded
     assert sum(orders.values()) > 0 and sum(refunds.values()) > 0, "the demo has sales and refunds this year"
-    assert _table(soup, "Revenue per month") == {m: format_money(v, currency, "en") for m, v in revenue.items()}
-    assert _table(soup, "Refunds per month") == {m: format_money(v, currency, "en") for m, v in refunds.items()}
-    assert _table(soup, "Orders per month") == {m: str(v) for m, v in orders.items()}
+    assert _table(soup, "Revenue per month") == {label[m]: format_money(v, currency, "en") for m, v in revenue.items()}
+    assert _table(soup, "Refunds per month") == {label[m]: format_money(v, currency, "en") for m, v in refunds.items()}
+    assert _table(soup, "Orders per month") == {label[m]: str(v) for m, v in orders.items()}
     new = dict.fromkeys(months, 0)
     for (created,) in sql(
         settings, "SELECT created_at FROM customers WHERE organization_id = ? AND deleted_at IS NULL", (org_id,)
     ):
         if created[:7] in new:
             new[created[:7]] += 1
-    assert _table(soup, "New customers per month") == {m: str(v) for m, v in new.items()}
+    assert _table(soup, "New customers per month") == {label[m]: str(v) for m, v in new.items()}
     # MRR: active subscriptions, each brought to a month.
     per_month = {"month": 1.0, "year": 1 / 12, "week": 52 / 12, "day": 365 / 12}
     mrr = round(

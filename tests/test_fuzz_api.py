@@ -98,6 +98,7 @@ def _real_ids(settings: Settings) -> dict[str, str]:
             "/v1/customer-portal/subscriptions/{id}": sub,
             "/v1/customer-portal/benefit-grants/{id}": grant,
             "/v1/customer-portal/license-keys/{id}": key,
+            "/v1/license-keys/{id}": key,
         }
     finally:
         conn.close()

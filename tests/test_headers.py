@@ -115,6 +115,11 @@ def _ids(site: Site) -> dict[str, str]:
         # The console's branding preview (answers signed-out customers with the 303 to /console; its same-origin
         # framing for signed-in sellers is tested in tests/test_console_access.py).
         "kind": "signin",
+        "endpoint_id": "an-endpoint",  # a console webhook endpoint's page (signed out: the same 303)
+        # The console catalog's pages (signed out: the same 303).
+        "benefit_type": "custom",
+        "benefit_id": "a-benefit",
+        "file_id": "a-file",
         "name": "0123456789abcdef.png",  # an organization logo (none stored: the 404 page's headers)
     }
 

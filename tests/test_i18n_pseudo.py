@@ -435,11 +435,13 @@ def _emails(settings: Settings, clock: Clock) -> list[tuple[str, str, bool]]:
                 tx, "subscription_updated", sub["id"], now=now, previous_product_name="Old plan", dedupe_key="upd"
             )
             await emails.enqueue_payment_failed(tx, sub["id"], now=now, next_attempt=now)
+            customer = await tx.fetchval("SELECT customer_id FROM orders WHERE id = ?", (order["id"],))
+            await emails.enqueue_sign_in_link(tx, customer, now=now)  # the console's "Email a sign-in link"
 
     _run(settings, enqueue)
     rows = query(settings, "SELECT * FROM email_outbox ORDER BY created_at")
     kinds = {row["kind"] for row in rows}
-    assert kinds >= set(emails.SWITCHES), kinds
+    assert kinds >= set(emails.SUBJECTS), kinds
     for row in rows:
         message = OutboxMessage(**{name: row[name] for name in OutboxMessage.__struct_fields__})
         urls = {name: f"https://portal.example/{name}" for name in json.loads(row["context"]).get("links", {})}

@@ -1,5 +1,5 @@
-"""A page of orders is built as ``serialize.CustomerOrderWire``s with each product embedded as its cached encoding,
-a single order as a ``CustomerOrder``, both by ``serialize.build_order``. Here: every value
+"""A page of orders is built as ``CustomerOrderWire``s with each product embedded as its cached encoding, a single
+order as a ``CustomerOrder`` (``portal.polar.models``), both by ``portal.polar.convert.build_order``. Here: every value
 lands on the field it is meant for (distinct values, expected by name), and over the demo seed the list answers
 exactly what the single-order answers and the documented model say."""
 
@@ -11,10 +11,10 @@ import httpx
 import msgspec
 import pytest
 
-from portal.customer_portal.models import CustomerOrder, OrderItem, SubscriptionBase
-from portal.customer_portal.serialize import CustomerOrderWire, build_order
 from portal.orders.reads import OrderRow
 from portal.pagination import ListResource
+from portal.polar.convert import build_order
+from portal.polar.models import CustomerOrder, CustomerOrderWire, OrderItem, SubscriptionBase
 from portal.settings import Settings
 from tests.admin_support import bearer
 from tests.api_server import api_token, served_portal

@@ -266,3 +266,37 @@ def test_a_slow_read_leaves_the_event_loop(bench_dir: Path, monkeypatch: pytest.
     fast_threaded, threaded, count = asyncio.run(scenario())
     assert fast_threaded == 0  # answered inline
     assert threaded == 1 and count == 300000  # interrupted, then answered by a pool connection
+
+
+def test_console_order_page_uses_indexes(served: Any, bench_dir: Path) -> None:
+    """The seller console's order page (issue 21): the order, its customer, invoice, refunds and processor links."""
+    from portal.console.store import token_digest as console_digest
+
+    client, captured, known = served
+    secret = (bench_dir / "secret_key").read_text().strip()
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    conn = sqlite3.connect(bench_dir / "portal.db", isolation_level=None)
+    try:
+        conn.execute(
+            "INSERT OR IGNORE INTO seller_accounts (id, email, is_admin, created_at) VALUES (?, ?, 1, ?)",
+            ("plans-seller", "plans@instance.example", iso(now)),
+        )
+        conn.execute(
+            "INSERT INTO seller_sessions (id, token_hash, seller_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+            (
+                f"plans-{token[:8]}",
+                console_digest(secret, token),
+                "plans-seller",
+                iso(now + timedelta(days=1)),
+                iso(now),
+            ),
+        )
+    finally:
+        conn.close()
+    client.cookies.set("console_session", token)
+    try:
+        url = f"/console/{known['organization_slug']}/orders/{known['receipt_order_id']}"
+        check(client, captured, bench_dir, "GET", url)
+    finally:
+        client.cookies.delete("console_session")

@@ -1,63 +1,47 @@
 """``/v1/license-keys/``: Polar's admin reads of license keys (list, and one with its activations), in Polar's
 ``LicenseKeyRead``/``LicenseKeyWithActivations`` shapes with the key itself: what a seller's tools (and
-another Portal's Polar connector, ``portal import polar``) read to carry keys over."""
+another Portal's Polar connector, ``portal import polar``) read to carry keys over; and Polar's update
+(``PATCH``: status, usage, limits, expiry) through the functions the seller console uses
+(``portal.benefits.license_keys``)."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, get, patch
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.admin import responses
 from portal.admin.auth import Principal
+from portal.benefits import license_keys
 from portal.benefits import reads as benefit_reads
+from portal.clock import Clock
 from portal.customers import reads as customer_reads
 from portal.db import Database
-from portal.errors import NotFound
+from portal.errors import InvalidInput, NotFound
+from portal.fields import Moment, NonNegative, Positive, moment_problem
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
-from portal.polar.convert import customer_out
-from portal.polar.models import CustomerOut
+from portal.polar.convert import activation_out, customer_out
+from portal.polar.models import LicenseKeyOut, LicenseKeyWithActivationsOut
 from portal.scope import EVERY_ORGANIZATION, Scope
 
 
-class LicenseKeyActivationOut(msgspec.Struct, kw_only=True):
-    id: str
-    license_key_id: str
-    label: str
-    meta: dict[str, Any]
-    created_at: str
-    modified_at: str | None
+class LicenseKeyUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Polar's ``LicenseKeyUpdate``: the fields sent change, the others keep their value. ``status`` moves between
+    ``granted`` and ``disabled`` (a key is revoked and restored with its benefit grant); ``limit_activations`` is
+    refused below the activations the key has (null: no activations, for a key without any)."""
 
-
-class LicenseKeyOut(msgspec.Struct, kw_only=True):
-    """Polar's ``LicenseKeyRead`` (with ``order_id``/``subscription_id``: the sale whose grant holds the key)."""
-
-    id: str
-    created_at: str
-    modified_at: str | None
-    organization_id: str
-    customer_id: str
-    customer: CustomerOut
-    benefit_id: str
-    key: str
-    display_key: str
-    status: str
-    limit_activations: int | None
-    usage: int
-    limit_usage: int | None
-    validations: int
-    last_validated_at: str | None
-    expires_at: str | None
-    order_id: str | None
-    subscription_id: str | None
-
-
-class LicenseKeyWithActivationsOut(LicenseKeyOut, kw_only=True):
-    activations: list[LicenseKeyActivationOut]
+    status: Literal["granted", "revoked", "disabled"] | msgspec.UnsetType = msgspec.UNSET
+    usage: NonNegative | msgspec.UnsetType = msgspec.UNSET
+    limit_activations: (
+        Annotated[int, msgspec.Meta(ge=1, le=license_keys.MAX_ACTIVATION_LIMIT)] | msgspec.UnsetType | None
+    ) = msgspec.UNSET
+    limit_usage: Positive | msgspec.UnsetType | None = msgspec.UNSET
+    expires_at: Moment | msgspec.UnsetType | None = msgspec.UNSET
 
 
 async def _out(db: Database, row: sqlite3.Row) -> dict[str, Any]:
@@ -97,21 +81,39 @@ class LicenseKeyController(Controller):
     async def get_license_key(
         self, db: NamedDependency[Database], principal: NamedDependency[Principal], id: FromPath[str]
     ) -> LicenseKeyWithActivationsOut:
-        row = await benefit_reads.get_license_key_row(db, EVERY_ORGANIZATION, id)
-        if row is None or not principal.can_see(row["organization_id"]):
-            raise NotFound("license key not found")
-        activations = [
-            LicenseKeyActivationOut(
-                id=a["id"],
-                license_key_id=a["license_key_id"],
-                label=a["label"],
-                meta=msgspec.json.decode(a["meta"] or "{}"),
-                created_at=a["created_at"],
-                modified_at=a["modified_at"],
-            )
-            for a in await benefit_reads.activation_rows(db, id)
-        ]
-        fields = await _out(db, row)
-        return msgspec.convert(
-            {**fields, "activations": activations}, LicenseKeyWithActivationsOut, from_attributes=True
-        )
+        return await _with_activations(db, principal, id)
+
+    @patch("/{id:str}", summary="Update a license key", responses=responses.WRITE)
+    async def update_license_key(
+        self,
+        db: NamedDependency[Database],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+        id: FromPath[str],
+        data: JSONBody[LicenseKeyUpdate],
+    ) -> LicenseKeyWithActivationsOut:
+        if isinstance(data.expires_at, datetime) and (problem := moment_problem(data.expires_at)):
+            raise InvalidInput(problem, "expires_at")
+        await _with_activations(db, principal, id)
+        now = clock.now()
+        async with db.write() as tx:
+            if not isinstance(data.status, msgspec.UnsetType):
+                await license_keys.set_license_key_status(tx, id, data.status, now=now)
+            if not isinstance(data.limit_activations, msgspec.UnsetType):
+                await license_keys.set_activation_limit(tx, id, data.limit_activations, now=now)
+            if not isinstance(data.expires_at, msgspec.UnsetType):
+                await license_keys.set_expiry(tx, id, data.expires_at, now=now)
+            if not (isinstance(data.usage, msgspec.UnsetType) and isinstance(data.limit_usage, msgspec.UnsetType)):
+                usage = None if isinstance(data.usage, msgspec.UnsetType) else data.usage
+                await license_keys.set_usage(tx, id, usage=usage, limit_usage=data.limit_usage, now=now)
+        return await _with_activations(db, principal, id)
+
+
+async def _with_activations(db: Database, principal: Principal, id: str) -> LicenseKeyWithActivationsOut:
+    """The key with its activations, if the principal may see it; ``NotFound`` otherwise."""
+    row = await benefit_reads.get_license_key_row(db, EVERY_ORGANIZATION, id)
+    if row is None or not principal.can_see(row["organization_id"]):
+        raise NotFound("license key not found")
+    activations = [activation_out(a) for a in await benefit_reads.activation_rows(db, id)]
+    fields = await _out(db, row)
+    return msgspec.convert({**fields, "activations": activations}, LicenseKeyWithActivationsOut, from_attributes=True)

@@ -96,22 +96,6 @@ async def _price_inputs(
     return converted
 
 
-async def _current_input(tx: Transaction, product_id: str) -> product_service.ProductInput:
-    row = await product_service.get_product_row(tx, product_id)
-    prices = await product_reads.list_price_records(tx, product_id)
-    return product_service.ProductInput(
-        name=row["name"],
-        description=row["description"],
-        recurring_interval=row["recurring_interval"] if row["is_recurring"] else None,
-        recurring_interval_count=row["recurring_interval_count"],
-        prices=[_price_input(price) for price in prices],
-        visibility=row["visibility"],
-        is_archived=bool(row["is_archived"]),
-        external_id=row["external_id"],
-        metadata=msgspec.json.decode(row["metadata"]),
-    )
-
-
 class ProductController(Controller):
     path = "/products"
     tags = ["products"]
@@ -184,7 +168,7 @@ class ProductController(Controller):
     ) -> ProductOut:
         await loaders.product_by_id(db, principal, id)
         async with db.write() as tx:
-            current = await _current_input(tx, id)
+            current = await product_service.current_input(tx, id)
             changes = {
                 name: value
                 for name in data.__struct_fields__
@@ -219,7 +203,7 @@ class ProductController(Controller):
     ) -> None:
         await loaders.product_by_id(db, principal, id)
         async with db.write() as tx:
-            current = await _current_input(tx, id)
+            current = await product_service.current_input(tx, id)
             await product_service.update_product(
                 tx, id, msgspec.structs.replace(current, is_archived=True), now=clock.now()
             )

@@ -5,28 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 
-
-class ApiError(msgspec.Struct, kw_only=True):
-    """Polar's error body: ``{"error": "ResourceNotFound", "detail": "…"}``."""
-
-    error: str
-    detail: str
-
-
-class ValidationProblem(msgspec.Struct, kw_only=True):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class HTTPValidationError(msgspec.Struct, kw_only=True):
-    """Polar's (FastAPI's) 422 body."""
-
-    detail: list[ValidationProblem]
-
+from portal.polar.models import ApiError, HTTPValidationError
 
 _SPECS: dict[int, ResponseSpec] = {
     401: ResponseSpec(ApiError, description="Missing, invalid or revoked API token.", generate_examples=False),

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import msgspec
 
+from portal.benefits.license_keys import remove_activation
 from portal.db import Database
 from portal.errors import DomainError, NotFound
-from portal.notifications import hooks as notify
 from portal.sessions.store import SessionContext
 from portal.subscriptions.actions import record_event
 
@@ -52,8 +52,7 @@ async def deactivate_activation(
         activations = (msgspec.json.decode(row["benefit_properties"]) or {}).get("activations") or {}
         if require_customer_admin and not activations.get("enable_customer_admin"):
             raise ActivationAdminNotAllowed("This license key's activations are managed by the seller.")
-        await notify.license_key_deactivated(tx, activation_id, now=now)
-        await tx.execute("DELETE FROM license_key_activations WHERE id = ?", (activation_id,))
+        await remove_activation(tx, license_key_id, activation_id, now=now)
         await record_event(
             tx,
             organization_id=context.organization.id,

@@ -1,7 +1,8 @@
 """Benefit grants: giving a product's benefits to a customer (from a paid order or a live subscription),
 revoking them (full refund, ended subscription) and re-syncing a subscription's grants after its status or
-product changes. One grant per (customer, benefit, order|subscription): granting again is a no-op, and a
-revoked grant is restored rather than duplicated."""
+product changes; a seller's manual grant (the seller console: no order, no subscription) and revoking one grant.
+One grant per (customer, benefit, order|subscription|manual): granting again is a no-op, and a revoked grant is
+restored rather than duplicated."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from portal.errors import InvalidInput
 from portal.notifications import hooks as notify
 from portal.orders.reads import paid_one_time_orders_of_product
 from portal.products.service import get_product_benefit_ids
+from portal.references import require_owned
 from portal.scope import EVERY_ORGANIZATION
 from portal.subscriptions.reads import get_subscription_record, subscriptions_of_product
 
@@ -80,9 +82,14 @@ async def grant_benefit(
     order_id: str | None = None,
     subscription_id: str | None = None,
     now: datetime,
+    manual: bool = False,
 ) -> str:
-    """Grant one benefit to a customer for an order or a subscription (exactly one); returns the grant id."""
-    if (order_id is None) == (subscription_id is None):
+    """Grant one benefit to a customer for an order or a subscription (exactly one), or ``manual`` (neither: the
+    seller gave it); returns the grant id."""
+    if manual:
+        if order_id is not None or subscription_id is not None:
+            raise InvalidInput("a manual grant comes from no order or subscription")
+    elif (order_id is None) == (subscription_id is None):
         raise InvalidInput("a grant comes from exactly one order or subscription")
     benefit = await tx.fetchone("SELECT * FROM benefits WHERE id = ?", (benefit_id,))
     if benefit is None:
@@ -145,6 +152,28 @@ async def grant_benefit(
     return grant_id
 
 
+async def grant_manually(
+    tx: Transaction, *, organization_id: str, customer_id: str, benefit_id: str, now: datetime
+) -> tuple[str, bool]:
+    """A seller gives one of the organization's (live) benefits to one of its customers, outside any order or
+    subscription: a license-key benefit issues a key, webhooks ``benefit_grant.created`` (``.updated`` when a revoked
+    manual grant of the same benefit is restored) go out as for any grant. Returns (grant id, whether it is new or
+    restored: False when the customer already held this manual grant). ``UnknownReference`` on ``customer_id`` /
+    ``benefit_id`` for another organization's or a deleted one."""
+    await require_owned(tx, "customer", customer_id, organization_id, "customer_id")
+    await require_owned(tx, "benefit", benefit_id, organization_id, "benefit_id")
+    held = await tx.fetchval(
+        """
+        SELECT id FROM benefit_grants
+        WHERE customer_id = ? AND benefit_id = ? AND order_id IS NULL AND subscription_id IS NULL
+          AND revoked_at IS NULL
+        """,
+        (customer_id, benefit_id),
+    )
+    grant_id = await grant_benefit(tx, customer_id=customer_id, benefit_id=benefit_id, now=now, manual=True)
+    return grant_id, held is None
+
+
 async def grant_product_benefits(
     tx: Transaction,
     *,
@@ -168,8 +197,10 @@ async def grant_product_benefits(
     ]
 
 
-async def revoke_grant(tx: Transaction, grant_id: str, *, now: datetime) -> None:
-    """Revoke one grant (and its license keys); already revoked grants keep their first ``revoked_at``."""
+async def revoke_grant(tx: Transaction, grant_id: str, *, now: datetime) -> bool:
+    """Revoke one grant (and its license keys); already revoked grants keep their first ``revoked_at``. True when
+    it was live. A grant of a live subscription comes back when the subscription's grants are synced again (a plan
+    change, a renewal); one of an order stays revoked."""
     cursor = await tx.execute(
         """
         UPDATE benefit_grants SET revoked_at = ?, modified_at = ?
@@ -180,6 +211,7 @@ async def revoke_grant(tx: Transaction, grant_id: str, *, now: datetime) -> None
     await set_grant_license_keys_status(tx, grant_id, "revoked", now=now)
     if cursor.rowcount:
         await notify.grant_revoked(tx, grant_id, now=now)
+    return bool(cursor.rowcount)
 
 
 async def _revoke_where(tx: Transaction, column: str, value: str, now: datetime) -> int:

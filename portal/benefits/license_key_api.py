@@ -23,11 +23,12 @@ from typing import Any
 
 import msgspec
 
-from portal.benefits.license_keys import display_key, generate_key
+from portal.benefits.license_keys import remove_activation, rotate_key
 from portal.clock import iso, new_id
 from portal.db import Database, SyncTransaction, Transaction
-from portal.errors import DomainError
+from portal.errors import DomainError, NotFound
 from portal.notifications import hooks as notify
+from portal.organizations.customer_actions import customer_actions
 from portal.subscriptions.actions import EVENT_INSERT, event_row, record_event
 
 ROTATABLE_STATUSES = frozenset({"granted", "disabled"})
@@ -230,14 +231,10 @@ async def deactivate(db: Database, *, organization_id: str, key: str, activation
         raise KeyNotFound("License key not found.")
     async with db.write() as tx:
         row = await _key(tx, organization_id, key)
-        activation = await tx.fetchone(
-            "SELECT id, label FROM license_key_activations WHERE id = ? AND license_key_id = ?",
-            (activation_id, row["id"]),
-        )
-        if activation is None:
-            raise KeyNotFound("Activation not found.")
-        await notify.license_key_deactivated(tx, activation_id, now=now)
-        await tx.execute("DELETE FROM license_key_activations WHERE id = ?", (activation_id,))
+        try:
+            label = await remove_activation(tx, row["id"], activation_id, now=now)
+        except NotFound:
+            raise KeyNotFound("Activation not found.") from None
         await record_event(
             tx,
             organization_id=organization_id,
@@ -245,7 +242,7 @@ async def deactivate(db: Database, *, organization_id: str, key: str, activation
             name="license_key.deactivated",
             subject_id=row["id"],
             now=now,
-            data={"activation_id": activation_id, "label": activation["label"], "via": "api"},
+            data={"activation_id": activation_id, "label": label, "via": "api"},
         )
 
 
@@ -253,13 +250,15 @@ async def rotate(db: Database, *, organization_id: str, customer_id: str, licens
     """A new key string for the customer's key (same prefix); the old string stops validating at once. Status,
     usage, limits, expiry and activations are kept. Allowed, as in Polar, when the key is ``granted`` or
     ``disabled`` (a revoked key stays revoked; Polar's detail names the status), unless the seller switched the
-    benefit's ``allow_customer_rotation`` off (Portal's own; on by default)."""
+    benefit's ``allow_customer_rotation`` off, or customer rotation for the whole organization
+    (``settings.customer_actions.license_key_rotation``; both Portal's own, on by default)."""
     async with db.write() as tx:
         row = await tx.fetchone(
             """
-            SELECT k.id, k.status, b.properties AS benefit_properties
+            SELECT k.id, k.status, b.properties AS benefit_properties, o.settings AS organization_settings
             FROM license_keys k
             JOIN benefits b ON b.id = k.benefit_id
+            JOIN organizations o ON o.id = k.organization_id
             WHERE k.id = ? AND k.organization_id = ? AND k.customer_id = ?
             """,
             (license_key_id, organization_id, customer_id),
@@ -273,22 +272,11 @@ async def rotate(db: Database, *, organization_id: str, customer_id: str, licens
                 f"Current status: {row['status']}. "
                 f"Allowed statuses: {', '.join(sorted(ROTATABLE_STATUSES))}."
             )
+        if not customer_actions(row["organization_settings"]).license_key_rotation:
+            raise RotateNotPermitted("The seller does not allow customers to rotate license keys.")
         if not properties.get("allow_customer_rotation", True):
             raise RotateNotPermitted("The seller does not allow rotating this license key.")
-        new_key = generate_key(properties.get("prefix"))
-        shown = display_key(new_key)
-        await tx.execute(
-            "UPDATE license_keys SET key = ?, display_key = ?, modified_at = ? WHERE id = ?",
-            (new_key, shown, iso(now), license_key_id),
-        )
-        await tx.execute(
-            """
-            UPDATE benefit_grants
-            SET properties = json_set(properties, '$.display_key', ?), modified_at = ?
-            WHERE id = (SELECT grant_id FROM license_keys WHERE id = ?)
-            """,
-            (shown, iso(now), license_key_id),
-        )
+        _, shown = await rotate_key(tx, license_key_id, properties.get("prefix"), now=now)
         await record_event(
             tx,
             organization_id=organization_id,

@@ -1,6 +1,9 @@
 """License keys issued by ``license_keys`` benefits: key generation, issuing a key for a grant (limits and
-expiry from the benefit's properties), status changes when grants are revoked or restored, and recording
-activations (the seed loader; the public validate/activate API builds on ``record_activation``)."""
+expiry from the benefit's properties), status changes when grants are revoked or restored, recording
+activations (the seed loader; the public validate/activate API builds on ``record_activation``), and the
+changes a seller makes to one key (disable, enable, rotate, activation limit, expiry, removing an activation:
+the seller console; the customer's rotation and the public deactivate share ``rotate_key`` and
+``remove_activation``). Each runs in the caller's transaction; the caller records the ``events`` row."""
 
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ from portal.benefits.service import LicenseKeysProperties
 from portal.clock import iso, new_id
 from portal.db import Transaction
 from portal.errors import Conflict, InvalidInput, NotFound
+from portal.notifications import hooks as notify
+
+# The most activations a key may allow (the benefit's ``activations.limit`` has the same bound).
+MAX_ACTIVATION_LIMIT = 50
 
 
 def generate_key(prefix: str | None) -> str:
@@ -265,3 +272,139 @@ async def customer_license_key_ids(tx: Transaction, customer_id: str) -> list[st
         "SELECT id FROM license_keys WHERE customer_id = ? ORDER BY created_at, id", (customer_id,)
     )
     return [str(row["id"]) for row in rows]
+
+
+# --- a seller's changes to one key (the seller console) ----------------------------------------------------------
+
+
+async def _grant_is_live(tx: Transaction, grant_id: str | None) -> bool:
+    if grant_id is None:
+        return True
+    revoked_at = await tx.fetchval("SELECT revoked_at FROM benefit_grants WHERE id = ?", (grant_id,))
+    return revoked_at is None
+
+
+async def disable_license_key(tx: Transaction, license_key_id: str, *, now: datetime) -> None:
+    """Stop a granted key from validating or activating (``disabled``); its grant stays. A disabled key stays
+    disabled when its grant is revoked and restored (``set_grant_license_keys_status``). ``Conflict`` unless the key
+    is ``granted``."""
+    row = await get_license_key_row(tx, license_key_id)
+    if row["status"] != "granted":
+        raise Conflict("only a granted license key can be disabled", "status")
+    await tx.execute(
+        "UPDATE license_keys SET status = 'disabled', modified_at = ? WHERE id = ?", (iso(now), license_key_id)
+    )
+
+
+async def enable_license_key(tx: Transaction, license_key_id: str, *, now: datetime) -> None:
+    """Make a disabled key ``granted`` again. ``Conflict`` unless it is disabled and its grant is live: a key whose
+    grant was revoked (a refund, an ended subscription) comes back only with its grant."""
+    row = await get_license_key_row(tx, license_key_id)
+    if row["status"] != "disabled":
+        raise Conflict("only a disabled license key can be enabled", "status")
+    if not await _grant_is_live(tx, row["grant_id"]):
+        raise Conflict("the benefit grant of this license key is revoked", "status")
+    await tx.execute(
+        "UPDATE license_keys SET status = 'granted', modified_at = ? WHERE id = ?", (iso(now), license_key_id)
+    )
+
+
+async def rotate_key(tx: Transaction, license_key_id: str, prefix: str | None, *, now: datetime) -> tuple[str, str]:
+    """A new key string (same ``prefix``) for the key, also shown on its grant; the old string stops validating at
+    once. Status, usage, limits, expiry and activations are kept. Returns (key, display_key). The callers check who
+    may rotate (the customer: ``license_key_api.rotate``; the seller console: ``granted`` or ``disabled`` keys)."""
+    new_key = generate_key(prefix)
+    shown = display_key(new_key)
+    await tx.execute(
+        "UPDATE license_keys SET key = ?, display_key = ?, modified_at = ? WHERE id = ?",
+        (new_key, shown, iso(now), license_key_id),
+    )
+    await tx.execute(
+        """
+        UPDATE benefit_grants
+        SET properties = json_set(properties, '$.display_key', ?), modified_at = ?
+        WHERE id = (SELECT grant_id FROM license_keys WHERE id = ?)
+        """,
+        (shown, iso(now), license_key_id),
+    )
+    return new_key, shown
+
+
+async def activation_count(tx: Transaction, license_key_id: str) -> int:
+    return int(
+        await tx.fetchval("SELECT COUNT(*) FROM license_key_activations WHERE license_key_id = ?", (license_key_id,))
+    )
+
+
+async def set_activation_limit(tx: Transaction, license_key_id: str, limit: int | None, *, now: datetime) -> None:
+    """Change how many activations the key allows (1 to ``MAX_ACTIVATION_LIMIT``; None: the key takes no
+    activations, only for a key without any). ``InvalidInput`` on ``limit_activations`` below the key's current number
+    of activations: deactivate some first (none is removed behind the customer's back)."""
+    await get_license_key_row(tx, license_key_id)
+    if limit is not None and not 1 <= limit <= MAX_ACTIVATION_LIMIT:
+        raise InvalidInput(f"must be between 1 and {MAX_ACTIVATION_LIMIT}", "limit_activations")
+    current = await activation_count(tx, license_key_id)
+    if current and (limit is None or limit < current):
+        raise InvalidInput(f"the key has {current} activations: deactivate some first", "limit_activations")
+    await tx.execute(
+        "UPDATE license_keys SET limit_activations = ?, modified_at = ? WHERE id = ?",
+        (limit, iso(now), license_key_id),
+    )
+
+
+async def set_license_key_status(tx: Transaction, license_key_id: str, status: str, *, now: datetime) -> None:
+    """``granted`` <-> ``disabled`` (``enable_license_key`` / ``disable_license_key``); the same status is a no-op.
+    ``InvalidInput`` on ``status`` for ``revoked`` or a revoked key: a key is revoked and restored with its grant."""
+    row = await get_license_key_row(tx, license_key_id)
+    if row["status"] == status:
+        return
+    if status == "disabled" and row["status"] == "granted":
+        await disable_license_key(tx, license_key_id, now=now)
+    elif status == "granted" and row["status"] == "disabled":
+        await enable_license_key(tx, license_key_id, now=now)
+    else:
+        raise InvalidInput("a license key is revoked and restored with its benefit grant", "status")
+
+
+async def set_usage(
+    tx: Transaction,
+    license_key_id: str,
+    *,
+    usage: int | None,
+    limit_usage: int | msgspec.UnsetType | None,
+    now: datetime,
+) -> None:
+    """Set the key's usage count (None: kept) and usage limit (None: no limit; ``UNSET``: kept)."""
+    await get_license_key_row(tx, license_key_id)
+    keep_limit = isinstance(limit_usage, msgspec.UnsetType)
+    await tx.execute(
+        """
+        UPDATE license_keys SET usage = COALESCE(?, usage),
+            limit_usage = CASE WHEN ? THEN limit_usage ELSE ? END, modified_at = ?
+        WHERE id = ?
+        """,
+        (usage, keep_limit, None if keep_limit else limit_usage, iso(now), license_key_id),
+    )
+
+
+async def set_expiry(tx: Transaction, license_key_id: str, expires_at: datetime | None, *, now: datetime) -> None:
+    """Set when the key expires (None: never). A moment in the past makes it expired at once."""
+    await get_license_key_row(tx, license_key_id)
+    await tx.execute(
+        "UPDATE license_keys SET expires_at = ?, modified_at = ? WHERE id = ?",
+        (None if expires_at is None else iso(expires_at), iso(now), license_key_id),
+    )
+
+
+async def remove_activation(tx: Transaction, license_key_id: str, activation_id: str, *, now: datetime) -> str:
+    """Delete one activation of the key (``license_key.deactivated`` is sent first: its payload describes it);
+    returns its label. ``NotFound`` when the activation is not the key's."""
+    label = await tx.fetchval(
+        "SELECT label FROM license_key_activations WHERE id = ? AND license_key_id = ?",
+        (activation_id, license_key_id),
+    )
+    if label is None:
+        raise NotFound("activation not found", "activation_id")
+    await notify.license_key_deactivated(tx, activation_id, now=now)
+    await tx.execute("DELETE FROM license_key_activations WHERE id = ?", (activation_id,))
+    return str(label)

@@ -701,3 +701,113 @@ async def file_rows_by_id(db: Database, organization_id: str, file_ids: Iterable
         [organization_id, *ids],
     )
     return {row["id"]: row for row in rows}
+
+
+# --- seller console: license keys of one customer, and the customer of a key prefix -----------------------
+
+
+async def customers_by_key_prefix(db: Reader, scope: Scope, prefix: str, limit: int = 20) -> list[tuple[str, str]]:
+    """``(customer id, display key)`` of the organization's license keys starting with ``prefix`` (keys are upper
+    case: the prefix is too), a range over ``license_keys_org_key``."""
+    if scope.organization_id is None:
+        raise ValueError("a license-key search needs an organization")
+    where, params = scope.where("k")
+    low = prefix.strip().upper()
+    rows = await db.fetchall(
+        f"""
+        SELECT k.customer_id, k.display_key FROM license_keys k INDEXED BY license_keys_org_key
+        WHERE {" AND ".join(where)} AND k.key >= ? AND k.key < ?
+        ORDER BY k.key
+        LIMIT ?
+        """,
+        [*params, low, low + "\U0010ffff", limit],
+    )
+    return [(str(row["customer_id"]), str(row["display_key"])) for row in rows]
+
+
+async def customer_license_key_rows(db: Reader, scope: Scope, limit: int = 100) -> list[Row]:
+    """The customer's license keys as rows of ``LICENSE_KEY_COLUMNS``, oldest first (``license_keys_customer``)."""
+    organization_id, customer_id = scope.customer_ids()
+    return await db.fetchall(
+        f"SELECT {LICENSE_KEY_COLUMNS} FROM {LICENSE_KEY_SOURCE} "
+        "WHERE k.customer_id = ? AND k.organization_id = ? ORDER BY k.created_at, k.id LIMIT ?",
+        (customer_id, organization_id, limit),
+    )
+
+
+async def activation_rows_of_keys(db: Reader, license_key_ids: list[str]) -> dict[str, list[Row]]:
+    """The activations of the given keys (of a customer the caller scoped), by key, oldest first."""
+    if not license_key_ids:
+        return {}
+    rows = await db.fetchall(
+        f"SELECT {ACTIVATION_COLUMNS} FROM license_key_activations a "
+        f"WHERE a.license_key_id IN ({marks(license_key_ids)}) ORDER BY a.created_at, a.id",
+        license_key_ids,
+    )
+    found: dict[str, list[Row]] = {}
+    for row in rows:
+        found.setdefault(str(row["license_key_id"]), []).append(row)
+    return found
+
+
+async def customer_grant_rows(db: Reader, scope: Scope, limit: int = 100) -> list[Row]:
+    """Every grant of the customer as rows of ``GRANT_COLUMNS``, live and revoked, of any benefit visibility
+    (the seller sees what the customer does not), newest first (``benefit_grants_customer``)."""
+    organization_id, customer_id = scope.customer_ids()
+    return await db.fetchall(
+        f"SELECT {GRANT_COLUMNS} FROM {GRANT_SOURCE} WHERE g.customer_id = ? AND g.organization_id = ? "
+        "ORDER BY g.created_at DESC, g.id LIMIT ?",
+        (customer_id, organization_id, limit),
+    )
+
+
+# --- a customer's grants as the seller sees them (the seller console) ----------------------------------------
+
+
+class SellerGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """One grant of a customer, live or revoked, of any benefit (private and deleted ones too: the seller gave
+    them), with where it came from and its first license key."""
+
+    id: str
+    benefit_id: str
+    type: str
+    description: str
+    benefit_deleted_at: str | None
+    order_id: str | None
+    subscription_id: str | None
+    granted_at: str | None
+    revoked_at: str | None
+    created_at: str
+    license_key_id: str | None
+    display_key: str | None
+
+    @property
+    def is_live(self) -> bool:
+        return self.granted_at is not None and self.revoked_at is None
+
+    @property
+    def is_manual(self) -> bool:
+        return self.order_id is None and self.subscription_id is None
+
+
+async def list_customer_grants(db: Reader, scope: Scope) -> list[SellerGrant]:
+    """Every grant of the scope's customer (``Scope.of_customer``), live ones first, newest first (one query on
+    ``benefit_grants_customer``)."""
+    organization_id, customer_id = scope.customer_ids()
+    rows = await db.fetchall(
+        """
+        SELECT
+            g.id, g.benefit_id, b.type, b.description, b.deleted_at AS benefit_deleted_at,
+            g.order_id, g.subscription_id, g.granted_at, g.revoked_at, g.created_at,
+            k.id AS license_key_id, k.display_key
+        FROM benefit_grants g
+        JOIN benefits b ON b.id = g.benefit_id
+        LEFT JOIN license_keys k ON k.id = (
+            SELECT id FROM license_keys WHERE grant_id = g.id ORDER BY created_at, id LIMIT 1
+        )
+        WHERE g.customer_id = ? AND g.organization_id = ?
+        ORDER BY g.revoked_at IS NOT NULL, g.created_at DESC, g.id
+        """,
+        (customer_id, organization_id),
+    )
+    return rows_to(SellerGrant, rows)

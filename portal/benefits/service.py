@@ -349,6 +349,17 @@ def _write_file(target: Path, content: bytes) -> None:
     partial.replace(target)
 
 
+def _file_name_problems(name: str, mime_type: str, version: str | None) -> None:
+    if not name.strip() or "/" in name or "\\" in name or len(name) > 255:
+        raise InvalidInput("expected a plain file name", "name")
+    if (message := single_line_problem(name)) is not None:
+        raise InvalidInput(message, "name")  # it is shown, logged and sent as Content-Disposition
+    if "/" not in mime_type or has_control_characters(mime_type):  # sent back as Content-Type
+        raise InvalidInput("expected a MIME type like text/plain", "mime_type")
+    if version is not None and (message := single_line_problem(version)) is not None:
+        raise InvalidInput(message, "version")
+
+
 async def register_file(
     tx: Transaction,
     organization_id: str,
@@ -364,14 +375,7 @@ async def register_file(
 
     The bytes land on disk before the row commits: if the transaction rolls back, the caller may delete
     ``files_dir / stored.path`` (the seed loader does); an orphan file is harmless otherwise."""
-    if not name.strip() or "/" in name or "\\" in name or len(name) > 255:
-        raise InvalidInput("expected a plain file name", "name")
-    if (message := single_line_problem(name)) is not None:
-        raise InvalidInput(message, "name")  # it is shown, logged and sent as Content-Disposition
-    if "/" not in mime_type or has_control_characters(mime_type):  # sent back as Content-Type
-        raise InvalidInput("expected a MIME type like text/plain", "mime_type")
-    if version is not None and (message := single_line_problem(version)) is not None:
-        raise InvalidInput(message, "version")
+    _file_name_problems(name, mime_type, version)
     file_id = new_id()
     relative = f"{organization_id}/{file_id}"
     await asyncio.to_thread(_write_file, files_dir / relative, content)
@@ -408,3 +412,45 @@ async def register_file(
         ),
     )
     return stored
+
+
+async def replace_file(
+    tx: Transaction,
+    organization_id: str,
+    file_id: str,
+    *,
+    name: str,
+    content: bytes,
+    mime_type: str,
+    files_dir: Path,
+    now: datetime,
+    version: str | None = None,
+) -> tuple[StoredFile, str]:
+    """Give the file ``file_id`` new bytes (and name, MIME type, version), keeping its id: every grant that lists
+    it, and every benefit, now hands out the new bytes. The bytes go to a new path (the old ones stay readable
+    until the commit); returns the stored file and the old relative path, for the caller to unlink after the
+    commit (a rolled-back replace never loses the old bytes)."""
+    row = await tx.fetchone("SELECT path FROM files WHERE id = ? AND organization_id = ?", (file_id, organization_id))
+    if row is None:
+        raise NotFound("file not found")
+    _file_name_problems(name, mime_type, version)
+    relative = f"{organization_id}/{file_id}.{new_id()}"
+    await asyncio.to_thread(_write_file, files_dir / relative, content)
+    stored = StoredFile(
+        id=file_id, path=relative, size=len(content), checksum_sha256_hex=hashlib.sha256(content).hexdigest()
+    )
+    await tx.execute(
+        """
+        UPDATE files SET
+            name = ?,
+            path = ?,
+            mime_type = ?,
+            size = ?,
+            checksum_sha256_hex = ?,
+            version = ?,
+            modified_at = ?
+        WHERE id = ?
+        """,
+        (name, relative, mime_type, stored.size, stored.checksum_sha256_hex, version, iso(now), file_id),
+    )
+    return stored, str(row["path"])

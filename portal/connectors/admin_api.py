@@ -32,6 +32,7 @@ from portal.connectors.store import Connection, ConnectorSettings, Secrets
 from portal.db import Database
 from portal.errors import InvalidInput, NotFound
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.polar.models import ApiError
 from portal.references import UnknownReference, owner_of, require_owned
 from portal.settings import Settings
 
@@ -40,7 +41,7 @@ READ_OR_INVALID = responses.errors(404, 422)
 EventStatus = Literal["applied", "ignored", "unmapped", "failed"]
 CALLS_PROCESSOR = {
     **responses.WRITE,
-    502: ResponseSpec(responses.ApiError, description="The processor could not be reached.", generate_examples=False),
+    502: ResponseSpec(ApiError, description="The processor could not be reached.", generate_examples=False),
 }
 
 

@@ -89,9 +89,44 @@ class ActionTarget:
     customer_id: str | None = None
 
 
+# Why a seller refunds (the console's choice), named as Stripe names them; each processor maps them to its own.
+RefundReason = Literal["requested_by_customer", "duplicate", "fraudulent", "other"]
+REFUND_REASONS: tuple[str, ...] = ("requested_by_customer", "duplicate", "fraudulent", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class RefundTarget:
+    """One processor sale a seller refunds from the console: the connection's secrets and settings, and the
+    processor's ids of the Portal order (``links``: link kind -> processor id, e.g. ``{"payment_intent": "pi_…"}``,
+    only the kinds in ``Processor.order_kinds``)."""
+
+    secrets: Secrets
+    settings: Settings
+    connector_settings: ConnectorSettings
+    links: Mapping[str, str]
+    currency: str
+    # What Portal has left to refund of the order (minor units): a refund of all of it is a "full" one.
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorRefund:
+    """What the processor answered to a refund: its id for it (``kind``: the link kind it is keyed under, the one
+    its webhook mapping keys it by, if any), the amount of this refund in minor units, and ``pending`` when the
+    processor has yet to approve it (Paddle: ``pending_approval``; applied by its webhook once approved)."""
+
+    id: str
+    kind: str
+    amount: int
+    pending: bool = False
+
+
 class Processor(Protocol):
     name: str
     label: str
+    # The ``connector_links`` kinds whose Portal id is an order this processor's events created, most telling
+    # first (the console shows the first one found as the order's processor id).
+    order_kinds: tuple[str, ...]
     # The event types to select in the processor's dashboard (printed by `portal connect`).
     webhook_events: tuple[str, ...]
     # The customer actions the processor's API can receive (see ``Action``).
@@ -122,6 +157,11 @@ class Processor(Protocol):
     def payment_method_url(self, target: ActionTarget, return_url: str) -> str:
         """A page of the processor where the customer updates their payment method, then returns to
         ``return_url``."""
+        ...
+
+    def refund_order(self, target: RefundTarget, amount: int, reason: RefundReason) -> ProcessorRefund:
+        """Refund ``amount`` (minor units) of the sale through the processor's API (blocking; ``ProcessorError``
+        when it refuses, e.g. more than is left, or cannot be reached: then nothing was refunded)."""
         ...
 
     def redirect_origins(self, settings: Settings) -> tuple[str, ...]:

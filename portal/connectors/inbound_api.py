@@ -18,12 +18,12 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
-from portal.admin.responses import ApiError
 from portal.clock import Clock
 from portal.connectors import events
 from portal.connectors.base import URL_SECRET, BadSignature, get_processor
 from portal.db import Database
 from portal.errors import NotFound
+from portal.polar.models import ApiError
 from portal.settings import Settings
 from portal.web import api_error
 

@@ -126,3 +126,70 @@ async def processor_prices(reader: Reader, connection_id: str, product_ids: list
     )
     # Newest first, so the oldest mapping is the one left in the dict.
     return {row["product_id"]: row["processor_price_id"] for row in rows}
+
+
+# --- read by the console's customer search -------------------------------------------------------------------
+
+# The link kinds whose Portal row is a customer, an order or a subscription (the others are catalog rows).
+CUSTOMER_LINK_KINDS = (
+    "customer",
+    "checkout_session",
+    "order",
+    "transaction",
+    "adjustment",
+    "invoice",
+    "payment_intent",
+    "charge",
+    "subscription",
+)
+
+
+async def portal_ids_for_processor_id(reader: Reader, organization_id: str, processor_id: str) -> list[sqlite3.Row]:
+    """``(processor, kind, portal_id)`` of the organization's links from a processor's id (``cus_…``, ``sub_…``,
+    ``ch_…``, …): the primary key of each of the organization's connections, per kind."""
+    marks = ",".join("?" * len(CUSTOMER_LINK_KINDS))
+    return await reader.fetchall(
+        f"""
+        SELECT c.processor, l.kind, l.portal_id FROM connector_connections c
+        JOIN connector_links l ON l.connection_id = c.id AND l.kind IN ({marks}) AND l.processor_id = ?
+        WHERE c.organization_id = ?
+        LIMIT 20
+        """,
+        (*CUSTOMER_LINK_KINDS, processor_id, organization_id),
+    )
+
+
+# --- read by the seller's refunds from the console (portal.orders.remote) ---------------------------------------
+
+
+async def order_links(reader: Reader, organization_id: str, order_id: str, kinds: list[str]) -> list[sqlite3.Row]:
+    """The links of ``kinds`` to a Portal order from the organization's connections (``processor``, ``kind``,
+    ``processor_id``); the caller keeps the kinds its processor names as sales (``Processor.order_kinds``). The
+    kinds are named, and the links read first (CROSS JOIN fixes SQLite's join order), so the lookup is the
+    ``(kind, portal_id)`` index, never a scan of a connection's links of a kind."""
+    if not kinds:
+        return []
+    marks = ",".join("?" * len(kinds))
+    return await reader.fetchall(
+        f"""
+        SELECT c.processor, l.kind, l.processor_id FROM connector_links l
+        CROSS JOIN connector_connections c ON c.id = l.connection_id
+        WHERE l.kind IN ({marks}) AND l.portal_id = ? AND c.organization_id = ?
+        ORDER BY c.processor, l.kind, l.processor_id
+        """,
+        (*kinds, order_id, organization_id),
+    )
+
+
+async def refund_links(reader: Reader, organization_id: str, refund_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """For refunds made through a processor from the console: refund id -> (processor, the processor's id)."""
+    if not refund_ids:
+        return {}
+    marks = ",".join("?" * len(refund_ids))
+    rows = await reader.fetchall(
+        f"""SELECT l.portal_id, c.processor, l.processor_id FROM connector_links l
+        JOIN connector_connections c ON c.id = l.connection_id
+        WHERE l.kind = 'refund' AND c.organization_id = ? AND l.portal_id IN ({marks})""",
+        (organization_id, *refund_ids),
+    )
+    return {row["portal_id"]: (row["processor"], row["processor_id"]) for row in rows}

@@ -105,3 +105,18 @@ async def actions_of(db: Database, organization_id: str) -> list[str]:
         "SELECT DISTINCT action FROM seller_audit_log WHERE organization_id = ? ORDER BY action", (organization_id,)
     )
     return [str(row["action"]) for row in rows]
+
+
+async def entries_about(db: Database, organization_id: str, target: str, limit: int = 50) -> list[AuditEntry]:
+    """The organization's newest entries whose target is ``target`` (a customer's id: ``seller_audit_log_target``)."""
+    rows = await db.fetchall(
+        """
+        SELECT id, seller_id, seller_email, role, organization_id, action, target, details, client_ip, created_at
+        FROM seller_audit_log
+        WHERE organization_id = ? AND target = ?
+        ORDER BY created_at DESC
+        LIMIT ?
+        """,
+        (organization_id, target, limit),
+    )
+    return [msgspec.convert(row_dict(row), AuditEntry, strict=False) for row in rows]

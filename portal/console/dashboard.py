@@ -10,9 +10,10 @@ Amounts are charted in the organization's default currency; other currencies are
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 import msgspec
+from babel.dates import format_date, format_skeleton
 
 from portal.customers import reads as customer_reads
 from portal.db import Database
@@ -25,11 +26,15 @@ from portal.subscriptions.reads import RecurringRevenue
 
 MONTHS = 12
 # The SVG's coordinate system (it scales to its container): bars between the left margin and the right edge.
-WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 640, 220, 8, 22, 28
+# The axis has two lines under each bar: the month, and its year.
+WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 640, 230, 8, 22, 40
 
 
 class Bar(msgspec.Struct, frozen=True, kw_only=True):
-    label: str  # YYYY-MM
+    month: str  # YYYY-MM
+    label: str  # the month with its year, in the reader's language ("Jan 2026", "janv. 2026")
+    axis_month: str  # the axis' first line ("Jan")
+    axis_year: str  # and its second ("2026"): 12 months across a new year read correctly
     value: int
     text: str  # the value as shown (money formatted, or the count)
     x: float
@@ -67,7 +72,17 @@ def last_months(now: datetime, count: int = MONTHS) -> list[str]:
     return months[::-1]
 
 
-def _chart(key: str, months: list[str], values: dict[str, int], fmt: Callable[[int], str]) -> Chart:
+def month_labels(month: str, locale: str) -> tuple[str, str, str]:
+    """``YYYY-MM`` as (month with year, month alone, year), localised by Babel's skeletons (CLDR patterns)."""
+    day = date(int(month[:4]), int(month[5:7]), 1)
+    return (
+        format_skeleton("yMMM", day, locale=locale),
+        format_date(day, "LLL", locale=locale),  # a pattern: CLDR has no "LLL" skeleton for every locale
+        format_date(day, "y", locale=locale),
+    )
+
+
+def _chart(key: str, months: list[str], values: dict[str, int], fmt: Callable[[int], str], locale: str) -> Chart:
     top = max(values.values(), default=0) or 1
     slot = (WIDTH - LEFT) / len(months)
     usable = HEIGHT - TOP - BOTTOM
@@ -75,9 +90,13 @@ def _chart(key: str, months: list[str], values: dict[str, int], fmt: Callable[[i
     for index, month in enumerate(months):
         value = values.get(month, 0)
         height = round(usable * value / top, 1)
+        label, axis_month, axis_year = month_labels(month, locale)
         bars.append(
             Bar(
-                label=month,
+                month=month,
+                label=label,
+                axis_month=axis_month,
+                axis_year=axis_year,
                 value=value,
                 text=fmt(value),
                 x=round(LEFT + index * slot + slot * 0.15, 1),
@@ -105,10 +124,10 @@ async def build(db: Database, organization_id: str, currency: str, now: datetime
         return str(value)
 
     charts = {
-        "revenue": _chart("revenue", months, {row.month: row.revenue for row in mine}, money),
-        "orders": _chart("orders", months, _sum_by_month(sales, "orders"), count),
-        "refunds": _chart("refunds", months, {row.month: row.refunded for row in mine}, money),
-        "customers": _chart("customers", months, {row.month: row.count for row in customers}, count),
+        "revenue": _chart("revenue", months, {row.month: row.revenue for row in mine}, money, locale),
+        "orders": _chart("orders", months, _sum_by_month(sales, "orders"), count, locale),
+        "refunds": _chart("refunds", months, {row.month: row.refunded for row in mine}, money, locale),
+        "customers": _chart("customers", months, {row.month: row.count for row in customers}, count, locale),
     }
     return Dashboard(currency=currency, charts=charts, recurring=recurring, sales=sales, months=months)
 

@@ -26,6 +26,8 @@ def nav(access_: OrgAccess) -> list[tuple[str, str, str]]:
     base = f"/console/{access_.organization.slug}"
     items = [
         ("home", _("Home"), base),
+        ("customers", _("Customers"), f"{base}/customers"),
+        ("catalog", _("Catalog"), f"{base}/catalog"),
         ("team", _("Team"), f"{base}/team"),
         ("emails", _("Emails"), f"{base}/emails"),
         ("webhooks", _("Webhooks"), f"{base}/webhooks"),

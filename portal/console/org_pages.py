@@ -9,41 +9,33 @@ query module, and records its audit entry in the same transaction.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.datastructures import UploadFile
-from litestar.enums import MediaType, RequestEncodingType
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Template
 
 from portal import i18n
 from portal.admin import tokens
-from portal.clock import iso
 from portal.connectors import base as connector_base
 from portal.connectors import connect as connector_connect
 from portal.connectors import events as connector_events
 from portal.connectors import health as connector_health
 from portal.connectors import links as connector_links
 from portal.connectors import store as connector_store
-from portal.console import access, audit, dashboard, layout, logos, mail, store
+from portal.console import access, audit, dashboard, layout, mail, store
 from portal.console.access import OrgAccess
-from portal.customers.tax_ids import InvalidTaxID, validate_tax_id
 from portal.errors import DomainError
-from portal.fields import EMAIL_ADDRESS_PATTERN, single_line_problem
+from portal.fields import EMAIL_ADDRESS_PATTERN
 from portal.notifications import outbox
-from portal.notifications.org_settings import SETTINGS_KEY, email_settings
-from portal.organizations import service as org_service
-from portal.organizations.queries import INVOICE_SETTINGS_KEY, Organization
 from portal.products import reads as product_reads
 from portal.scope import Scope
-from portal.sessions.emails import login_code_email
-from portal.templating.accent import LIGHT_SURFACE, MIN_CONTRAST, contrast
-from portal.web import CSP, portal_state
+from portal.web import portal_state
 from portal.webhooks import queries as webhook_queries
 
 _EMAIL = re.compile(EMAIL_ADDRESS_PATTERN)
@@ -61,8 +53,6 @@ def _notice(done: str | None) -> str | None:
             "removed": _("Removed from the team."),
             "revoked": _("Token revoked."),
             "retried": _("The email is queued to be sent again."),
-            "redelivered": _("The webhook is queued to be delivered again."),
-            "saved": _("Settings saved."),
             "connected": _("Connected. Point the processor's webhook at the address shown."),
             "mapped": _("Price mapped; the events that waited on it were applied."),
             "replayed": _("The event was applied again; its status is in the list."),
@@ -424,54 +414,6 @@ async def email_retry(request: Request[Any, Any, Any], slug: FromPath[str], mess
     return layout.back(access_, "/emails", "retried")
 
 
-# --- webhooks -----------------------------------------------------------------------------------------------
-
-
-@get("/console/{slug:str}/webhooks", name="console.webhooks", include_in_schema=False)
-async def webhooks(request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None) -> Response[Any]:
-    """Endpoints and their latest events (delivery state, last HTTP code, error); redeliver a failed one."""
-    access_ = await access.require_org(request, slug)
-    db = portal_state(request.app.state).db
-    endpoints = await webhook_queries.list_endpoints(db, organization_id=access_.organization.id, page=1, limit=100)
-    events = await webhook_queries.recent_events(db, access_.organization.id, limit=100)
-    return layout.page(
-        access_,
-        "webhooks",
-        "webhooks",
-        {"endpoints": endpoints.records, "events": events, "notice": _notice(done)},
-    )
-
-
-@post(
-    "/console/{slug:str}/webhooks/events/{event_id:str}/redeliver",
-    name="console.webhook_redeliver",
-    include_in_schema=False,
-    status_code=303,
-)
-async def webhook_redeliver(
-    request: Request[Any, Any, Any], slug: FromPath[str], event_id: FromPath[str]
-) -> Response[Any]:
-    """Queue an event again (owners: it talks to the seller's own systems)."""
-    access_ = await access.require_org(request, slug, manage=True)
-    state = portal_state(request.app.state)
-    now = state.clock.now()
-    async with state.db.write() as tx:
-        event = await webhook_queries.get_event(tx, event_id)
-        if event is None or event.organization_id != access_.organization.id:
-            raise NotFoundException(i18n.gettext("Not found"))
-        await webhook_queries.requeue_event(tx, event_id, now=now)
-        await audit.record(
-            tx,
-            access_.actor,
-            organization_id=access_.organization.id,
-            action="webhook.redeliver",
-            target=event_id,
-            details={"type": event.type},
-            now=now,
-        )
-    return layout.back(access_, "/webhooks", "redelivered")
-
-
 # --- processors ---------------------------------------------------------------------------------------------
 
 
@@ -513,7 +455,15 @@ async def _processors_page(
         access_,
         "processors",
         "processors",
-        {"processors": processors_, "products": products.records, "errors": {}, "results": None, **context},
+        {
+            "processors": processors_,
+            "products": products.records,
+            "errors": {},
+            "results": None,
+            "fields": {name: _fields_of(name) for name in connector_base.registry()},
+            "ping_url": None,
+            **context,
+        },
         status_code=status_code,
     )
 
@@ -536,6 +486,71 @@ class ConnectForm(msgspec.Struct, kw_only=True):
     webhook_secret: str = ""
 
 
+class ConnectFields(msgspec.Struct, frozen=True, kw_only=True):
+    """What a processor's connect form asks for, in that processor's own words (see its ``processor.py``)."""
+
+    api_key: str
+    api_key_hint: str
+    webhook_secret: str
+    webhook_secret_hint: str
+    # Gumroad's pings carry no signature: the secret is a token in the ping URL, which Portal can pick itself.
+    url_secret: bool = False
+
+
+def connect_fields() -> dict[str, ConnectFields]:
+    _ = i18n.gettext
+    return {
+        "stripe": ConnectFields(
+            api_key=_("Secret API key"),
+            api_key_hint=_("Stripe dashboard, Developers, API keys: the secret or restricted key (sk_… or rk_…)."),
+            webhook_secret=_("Webhook signing secret"),
+            webhook_secret_hint=_("Shown when you add the webhook endpoint in Stripe (whsec_…)."),
+        ),
+        "polar": ConnectFields(
+            api_key=_("Organization access token"),
+            api_key_hint=_("Polar, Settings, Developers: an organization access token (polar_oat_…)."),
+            webhook_secret=_("Webhook secret"),
+            webhook_secret_hint=_("The secret of the webhook endpoint you add in Polar's settings."),
+        ),
+        "lemonsqueezy": ConnectFields(
+            api_key=_("API key"),
+            api_key_hint=_("Lemon Squeezy, Settings, API: a new API key."),
+            webhook_secret=_("Webhook signing secret"),
+            webhook_secret_hint=_("The signing secret you type when you add the webhook in Lemon Squeezy."),
+        ),
+        "paddle": ConnectFields(
+            api_key=_("API key"),
+            api_key_hint=_("Paddle, Developer tools, Authentication: an API key (pdl_…)."),
+            webhook_secret=_("Webhook secret key"),
+            webhook_secret_hint=_(
+                "Paddle, Notifications: the secret key of the notification destination (pdl_ntfset_…)."
+            ),
+        ),
+        "gumroad": ConnectFields(
+            api_key=_("Access token"),
+            api_key_hint=_("Gumroad, Settings, Advanced, Applications: the access token of your application."),
+            webhook_secret=_("Ping URL secret (optional)"),
+            webhook_secret_hint=_(
+                "Gumroad's pings are not signed, so a secret in the ping URL proves them. Leave it empty and Portal "
+                "picks one, then shows the whole ping URL once."
+            ),
+            url_secret=True,
+        ),
+    }
+
+
+def _fields_of(name: str) -> ConnectFields:
+    """A processor registered at run time (tests) gets the generic wording."""
+    _ = i18n.gettext
+    generic = ConnectFields(
+        api_key=_("Secret API key"),
+        api_key_hint="",
+        webhook_secret=_("Webhook signing secret"),
+        webhook_secret_hint="",
+    )
+    return connect_fields().get(name, generic)
+
+
 @post(
     "/console/{slug:str}/processors/{processor:str}/connect",
     name="console.processor_connect",
@@ -552,22 +567,38 @@ async def processor_connect(
     the processor's API before anything is stored; both secrets are stored encrypted, never shown again)."""
     access_ = await access.require_org(request, slug, manage=True)
     found = _processor(processor)
+    fields = _fields_of(processor)
     state = portal_state(request.app.state)
     now = state.clock.now()
+    _ = i18n.gettext
+    api_key, webhook_secret = data.api_key.strip()[:500], data.webhook_secret.strip()[:500]
+    if fields.url_secret and not webhook_secret:
+        webhook_secret = secrets.token_urlsafe(24)
+    # The form names the field in the seller's language; the connector's own (English) reason is kept after it.
+    errors: dict[str, str] = {}
+    if not api_key:
+        errors["api_key"] = _("Enter the %(field)s.") % {"field": fields.api_key}
+    if not webhook_secret:
+        errors["webhook_secret"] = _("Enter the %(field)s.") % {"field": fields.webhook_secret}
+    if fields.url_secret and webhook_secret and not re.fullmatch(r"[A-Za-z0-9_-]{16,200}", webhook_secret):
+        errors["webhook_secret"] = _("Use 16 to 200 letters, digits, - or _ (it goes in a URL).")
+    if errors:
+        return await _processors_page(request, access_, 400, errors={processor: errors})
     try:
         connection = await connector_connect.connect(
             state.db,
             state.settings,
             found,
             organization_id=access_.organization.id,
-            secrets=connector_store.Secrets(api_key=data.api_key[:500], webhook_secret=data.webhook_secret[:500]),
+            secrets=connector_store.Secrets(api_key=api_key, webhook_secret=webhook_secret),
             connector_settings=None,
             now=now,
         )
     except DomainError as exc:
-        return await _processors_page(request, access_, 400, errors={exc.field or "api_key": exc.message})
+        return await _processors_page(request, access_, 400, errors={processor: {exc.field or "api_key": exc.message}})
     except connector_base.ProcessorError as exc:
-        return await _processors_page(request, access_, 400, errors={"api_key": exc.message})
+        refused = _("%(processor)s refused this key: %(reason)s") % {"processor": found.label, "reason": exc.message}
+        return await _processors_page(request, access_, 400, errors={processor: {"api_key": refused}})
     async with state.db.write() as tx:
         # After the connection's own transaction (the key is checked against the processor in between).
         await audit.record(
@@ -579,6 +610,11 @@ async def processor_connect(
             details={"account_id": connection.account_id, "livemode": connection.livemode},
             now=now,
         )
+    if fields.url_secret:
+        # The ping URL carries the secret: shown this once, like a new token (the secret is stored encrypted).
+        webhook_url = connector_connect.instructions(found, state.settings, access_.organization.slug).webhook_url
+        ping_url = f"{webhook_url}?{urlencode({'secret': webhook_secret})}"
+        return await _processors_page(request, access_, notice=_notice("connected"), ping_url=(processor, ping_url))
     return layout.back(access_, "/processors", "connected")
 
 
@@ -669,291 +705,6 @@ async def processor_replay(
     return layout.back(access_, "/processors", "replayed")
 
 
-# --- settings (owners) --------------------------------------------------------------------------------------
-
-_PREVIEWS = ("signin", "email")
-_ACCENT = re.compile(r"#[0-9a-f]{6}")
-_EMAIL_SWITCHES = (
-    "order_receipt",
-    "order_refund",
-    "subscription_canceled",
-    "subscription_uncanceled",
-    "subscription_updated",
-    "renewal_reminder",
-    "subscription_payment_failed",
-)
-
-
-def _invoice_settings(org: Organization) -> dict[str, str]:
-    value = msgspec.json.decode(org.settings or "{}")
-    invoice = value.get(INVOICE_SETTINGS_KEY) if isinstance(value, dict) else None
-    return {k: str(v) for k, v in invoice.items()} if isinstance(invoice, dict) else {}
-
-
-def _preview_urls(access_: OrgAccess, name: str, accent: str) -> dict[str, str]:
-    """The preview frames' addresses for these (possibly unsaved) branding values."""
-    query = urlencode({"name": name, "accent_color": accent})
-    base = f"/console/{access_.organization.slug}/settings/preview"
-    return {kind: f"{base}/{kind}?{query}" for kind in _PREVIEWS}
-
-
-def _settings_context(access_: OrgAccess) -> dict[str, Any]:
-    org = access_.organization
-    switches = email_settings(org.settings)
-    return {
-        "previews": _preview_urls(access_, org.name, org.accent_color),
-        "values": {
-            "name": org.name,
-            "support_email": org.support_email or "",
-            "email_sender_name": org.email_sender_name or "",
-            "email_reply_to": org.email_reply_to or "",
-            "accent_color": org.accent_color,
-            "address": org.address or "",
-            "tax_country": _invoice_settings(org).get("country", ""),
-            "tax_id": _invoice_settings(org).get("tax_id", ""),
-            "allow_plan_change": org.allow_plan_change,
-            "allow_email_change": org.allow_email_change,
-            "emails": {key: getattr(switches, key) for key in _EMAIL_SWITCHES},
-        },
-        "switch_labels": _switch_labels(),
-        "errors": {},
-    }
-
-
-def _switch_labels() -> dict[str, str]:
-    _ = i18n.gettext
-    return {
-        "order_receipt": _("Receipt when an order is paid"),
-        "order_refund": _("Refund receipt"),
-        "subscription_canceled": _("Subscription canceled"),
-        "subscription_uncanceled": _("Subscription resumed"),
-        "subscription_updated": _("Plan changed"),
-        "renewal_reminder": _("Renewal reminder"),
-        "subscription_payment_failed": _("Renewal payment failed"),
-    }
-
-
-@get("/console/{slug:str}/settings", name="console.settings", include_in_schema=False)
-async def settings_page(
-    request: Request[Any, Any, Any], slug: FromPath[str], done: layout.Done = None
-) -> Response[Any]:
-    access_ = await access.require_org(request, slug, manage=True)
-    return layout.page(access_, "settings", "settings", _settings_context(access_) | {"notice": _notice(done)})
-
-
-def _preview_org(access_: OrgAccess, name: str | None, accent: str | None) -> Organization:
-    """The organization with unsaved branding values, each kept only if valid (a preview never shows a refused
-    value as if it were fine)."""
-    org = access_.organization
-    changes: dict[str, str] = {}
-    if name and name.strip() and len(name) <= 100 and single_line_problem(name) is None:
-        changes["name"] = name.strip()
-    if accent and _ACCENT.fullmatch(accent.lower()) and contrast(accent.lower(), LIGHT_SURFACE) >= MIN_CONTRAST:
-        changes["accent_color"] = accent.lower()
-    return msgspec.structs.replace(org, **changes)
-
-
-# Preview pages are shown in frames of the settings page (same origin only), never anywhere else.
-_PREVIEW_HEADERS = {
-    "Content-Security-Policy": CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'"),
-    "X-Frame-Options": "SAMEORIGIN",
-}
-
-
-@get("/console/{slug:str}/settings/preview/{kind:str}", name="console.settings_preview", include_in_schema=False)
-async def settings_preview(
-    request: Request[Any, Any, Any],
-    slug: FromPath[str],
-    kind: FromPath[str],
-    name: Annotated[str | None, QueryParameter(name="name", max_length=200)] = None,
-    accent_color: Annotated[str | None, QueryParameter(name="accent_color", max_length=16)] = None,
-) -> Response[Any]:
-    """The customer sign-in page or the sign-in email as they would look with these branding values."""
-    access_ = await access.require_org(request, slug, manage=True)
-    if kind not in _PREVIEWS:
-        raise NotFoundException(i18n.gettext("Not found"))
-    org = _preview_org(access_, name, accent_color)
-    if kind == "signin":
-        return Template(
-            template_name="portal/sign_in.html",
-            context={"organization": org, "email": "", "message": None},
-            headers=_PREVIEW_HEADERS,
-            media_type=MediaType.HTML,
-        )
-    state = portal_state(request.app.state)
-    now = state.clock.now()
-    message = login_code_email(
-        state.settings,
-        organization=org,
-        to=access_.seller.email,
-        code="ABC234",
-        expires_at=iso(now + timedelta(minutes=15)),
-        now=now,
-        locale=i18n.current_locale(),
-    )
-    return Response(message.html or "", media_type=MediaType.HTML, headers=_PREVIEW_HEADERS)
-
-
-@post("/console/{slug:str}/settings/preview", name="console.settings_preview_form", include_in_schema=False)
-async def settings_preview_form(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
-    """The settings page again, with the values as typed (nothing saved) and the previews showing them."""
-    access_ = await access.require_org(request, slug, manage=True)
-    form = await _settings_form(request)
-    context = _settings_context(access_)
-    context["values"] |= {key: form.get(key, "") for key in context["values"] if key not in ("emails",)}
-    context["values"]["allow_plan_change"] = form.get("allow_plan_change") == "on"
-    context["values"]["allow_email_change"] = form.get("allow_email_change") == "on"
-    context["values"]["emails"] = {key: form.get(f"emails_{key}") == "on" for key in _EMAIL_SWITCHES}
-    context["previews"] = _preview_urls(access_, form.get("name", ""), form.get("accent_color", ""))
-    context["previewing"] = True
-    return layout.page(access_, "settings", "settings", context)
-
-
-@post("/console/{slug:str}/settings/logo", name="console.settings_logo", include_in_schema=False, status_code=303)
-async def settings_logo(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
-    """Upload the organization's logo (PNG or JPEG, at most 48 KiB), or remove it (``remove``)."""
-    access_ = await access.require_org(request, slug, manage=True)
-    _ = i18n.gettext
-    state = portal_state(request.app.state)
-    form = await request.form()
-    org = access_.organization
-    avatar_url: str | None = None
-    if form.get("remove") != "on":
-        upload = form.get("logo")
-        content = await upload.read(logos.MAX_LOGO_BYTES + 1) if isinstance(upload, UploadFile) else b""
-        extension = logos.kind_of(content)
-        problem = None
-        if not content:
-            problem = _("Choose a PNG or JPEG file.")
-        elif len(content) > logos.MAX_LOGO_BYTES:
-            problem = _("The logo is too large: at most 48 KB.")
-        elif extension is None:
-            problem = _("The logo must be a PNG or JPEG image.")
-        if problem is not None or extension is None:
-            context = _settings_context(access_) | {"errors": {"logo": problem}}
-            return layout.page(access_, "settings", "settings", context, status_code=400)
-        relative = logos.relative_path(org.id, content, extension)
-        await logos.store(state.settings.files_dir, relative, content)
-        avatar_url = f"{state.settings.public_base_url}/{relative}"
-    now = state.clock.now()
-    async with state.db.write() as tx:
-        await org_service.update_organization(
-            tx, org.id, org_service.OrganizationUpdate(avatar_url=avatar_url), now=now
-        )
-        await audit.record(
-            tx,
-            access_.actor,
-            organization_id=org.id,
-            action="settings.logo",
-            target=org.slug,
-            details={"avatar_url": avatar_url},
-            now=now,
-        )
-    return layout.back(access_, "/settings", "saved")
-
-
-async def _settings_form(request: Request[Any, Any, Any]) -> dict[str, str]:
-    form = await request.form()
-    return {key: str(form.get(key) or "") for key in form}
-
-
-def _optional(value: str) -> str | None:
-    value = value.strip()
-    return value or None
-
-
-@post("/console/{slug:str}/settings", name="console.settings_save", include_in_schema=False, status_code=303)
-async def settings_save(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
-    """Save branding, email and customer-action settings through the organizations service; a refused field is
-    named inline (400) and nothing is written."""
-    access_ = await access.require_org(request, slug, manage=True)
-    _ = i18n.gettext
-    form = await _settings_form(request)
-    org = access_.organization
-    accent = form.get("accent_color", "").strip().lower()
-    errors: dict[str, str] = {}
-    if _ACCENT.fullmatch(accent) and contrast(accent, LIGHT_SURFACE) < MIN_CONTRAST:
-        errors["accent_color"] = _(
-            "This colour is too light for text on a white page (contrast %(ratio).1f:1, at least 4.5:1 needed)."
-        ) % {"ratio": contrast(accent, LIGHT_SURFACE)}
-    current_settings = msgspec.json.decode(org.settings) if org.settings else {}
-    if not isinstance(current_settings, dict):
-        current_settings = {}
-    emails_now = msgspec.structs.asdict(email_settings(org.settings))
-    emails_new = emails_now | {key: form.get(f"emails_{key}") == "on" for key in _EMAIL_SWITCHES}
-    tax_country = form.get("tax_country", "").strip().upper()
-    tax_number = form.get("tax_id", "").strip()
-    invoice: dict[str, str] | None = None
-    if tax_number:
-        if not re.fullmatch(r"[A-Z]{2}", tax_country):
-            errors["tax_country"] = _("Enter the two-letter country code the tax ID belongs to (e.g. DE, FR, US).")
-        else:
-            try:
-                compact, tax_format = validate_tax_id(tax_number[:64], tax_country)
-            except InvalidTaxID:
-                errors["tax_id"] = _("This is not a valid tax ID for %(country)s.") % {"country": tax_country}
-            else:
-                invoice = {"tax_id": compact, "tax_id_format": tax_format, "country": tax_country}
-    new_settings = {k: v for k, v in current_settings.items() if k != INVOICE_SETTINGS_KEY}
-    if invoice is not None:
-        new_settings[INVOICE_SETTINGS_KEY] = invoice
-    changes = org_service.OrganizationUpdate(
-        name=form.get("name", "").strip(),
-        support_email=_optional(form.get("support_email", "")),
-        email_sender_name=_optional(form.get("email_sender_name", "")),
-        email_reply_to=_optional(form.get("email_reply_to", "")),
-        accent_color=accent,
-        address=_optional(form.get("address", "")),
-        allow_plan_change=form.get("allow_plan_change") == "on",
-        allow_email_change=form.get("allow_email_change") == "on",
-        settings=new_settings | {SETTINGS_KEY: emails_new},
-    )
-    state = portal_state(request.app.state)
-    now = state.clock.now()
-    if not errors:
-        try:
-            async with state.db.write() as tx:
-                await org_service.update_organization(tx, org.id, changes, now=now)
-                changed = {
-                    field: getattr(changes, field)
-                    for field in (
-                        "name",
-                        "support_email",
-                        "email_sender_name",
-                        "email_reply_to",
-                        "accent_color",
-                        "address",
-                        "allow_plan_change",
-                        "allow_email_change",
-                    )
-                    if getattr(changes, field) != getattr(org, field)
-                }
-                if emails_new != emails_now:
-                    changed["emails"] = {k: v for k, v in emails_new.items() if emails_now.get(k) != v}
-                if invoice != (current_settings.get(INVOICE_SETTINGS_KEY) or None):
-                    changed["tax_id"] = None if invoice is None else invoice["tax_id"]
-                await audit.record(
-                    tx,
-                    access_.actor,
-                    organization_id=org.id,
-                    action="settings.update",
-                    target=org.slug,
-                    details=changed,
-                    now=now,
-                )
-        except DomainError as exc:
-            errors[(exc.field or "name").split(".")[0]] = exc.message
-    if errors:
-        context = _settings_context(access_)
-        context["values"] |= {key: form.get(key, "") for key in context["values"] if key != "emails"}
-        context["values"]["allow_plan_change"] = changes.allow_plan_change
-        context["values"]["allow_email_change"] = changes.allow_email_change
-        context["values"]["emails"] = {key: emails_new[key] for key in _EMAIL_SWITCHES}
-        context["errors"] = errors
-        return layout.page(access_, "settings", "settings", context, status_code=400)
-    return layout.back(access_, "/settings", "saved")
-
-
 ROUTES = [
     home,
     team,
@@ -966,16 +717,8 @@ ROUTES = [
     token_revoke,
     emails,
     email_retry,
-    webhooks,
-    webhook_redeliver,
     processors,
     processor_connect,
     processor_map,
     processor_replay,
-    settings_page,
-    settings_save,
-    settings_preview,
-    settings_preview_form,
-    settings_logo,
-    logos.logo,
 ]

@@ -242,6 +242,15 @@ async def seller_for_token(db: Database, secret: str, token: str, now: datetime)
     return None if row is None else _seller(row)
 
 
+async def session_id_for_token(db: Database, secret: str, token: str, now: datetime) -> str | None:
+    """The id of the live console session of ``token`` (what a view-as session is bound to), or None."""
+    found = await db.fetchval(
+        "SELECT id FROM seller_sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?",
+        (token_digest(secret, token), iso(now)),
+    )
+    return None if found is None else str(found)
+
+
 async def revoke_session(tx: Transaction, secret: str, token: str, now: datetime) -> None:
     await tx.execute(
         "UPDATE seller_sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",

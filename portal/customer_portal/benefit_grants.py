@@ -15,12 +15,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.benefits import reads as benefit_reads
-from portal.customer_portal import serialize
 from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, not_found, not_permitted, responses
-from portal.customer_portal.models import CustomerBenefitGrant, CustomerBenefitGrantUpdate, ListResource
+from portal.customer_portal.inputs import CustomerBenefitGrantUpdate
 from portal.db import Database
 from portal.errors import InvalidInput
+from portal.pagination import ListResource
+from portal.polar import convert
+from portal.polar.models import CustomerBenefitGrant
 from portal.scope import Scope
 from portal.sessions.store import SessionContext
 
@@ -74,7 +76,7 @@ class BenefitGrantsController(Controller):
             page_number=page,
             limit=limit,
         )
-        return listing([serialize.grant_out(row, ctx.customer, ctx.organization) for row in rows], total, limit)
+        return listing([convert.customer_grant_out(row, ctx.customer, ctx.organization) for row in rows], total, limit)
 
     @get("/{id:str}", summary="Get Benefit Grant", responses=responses())
     async def get_grant(
@@ -84,7 +86,7 @@ class BenefitGrantsController(Controller):
         row = await benefit_reads.get_grant_row(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), id)
         if row is None:
             raise not_found(NOT_FOUND)
-        return serialize.grant_out(row, ctx.customer, ctx.organization)
+        return convert.customer_grant_out(row, ctx.customer, ctx.organization)
 
     @patch(
         "/{id:str}",
@@ -113,4 +115,4 @@ class BenefitGrantsController(Controller):
                 "Linking a Discord or GitHub account is not available in this Portal. "
                 "Use the invite link in benefit.properties.invite_url."
             )
-        return serialize.grant_out(row, ctx.customer, ctx.organization)
+        return convert.customer_grant_out(row, ctx.customer, ctx.organization)

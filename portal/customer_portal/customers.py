@@ -14,7 +14,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
-from portal.customer_portal import serialize
 from portal.customer_portal.errors import (
     BEARER,
     UNAUTHORIZED,
@@ -24,19 +23,18 @@ from portal.customer_portal.errors import (
     not_supported,
     responses,
 )
-from portal.customer_portal.models import (
+from portal.customer_portal.inputs import (
     CustomerEmailUpdateRequest,
     CustomerEmailUpdateVerifyRequest,
-    CustomerEmailUpdateVerifyResponse,
-    CustomerPortalCustomer,
     CustomerPortalCustomerUpdate,
-    PolarErrorBody,
 )
 from portal.customers import email_change
 from portal.customers.billing import BillingForm, save_billing
 from portal.customers.reads import get_customer
 from portal.db import Database, Transaction
 from portal.errors import InvalidInput
+from portal.polar import convert
+from portal.polar.models import ApiError, CustomerEmailUpdateVerifyResponse, CustomerPortalCustomer
 from portal.scope import Scope
 from portal.sessions import rate_limit
 from portal.sessions.emails import send_email_change
@@ -47,10 +45,10 @@ from portal.web import client_ip
 API_SESSION_TTL = 3600  # seconds, like the customer sessions POST /v1/customer-sessions/ mints
 EMAIL_CHANGE_OFF = "Changing the email address is not enabled by this seller."
 _CUSTOMER_NOT_READY = ResponseSpec(
-    PolarErrorBody, description="`CustomerNotReady`: no payment processor.", generate_examples=False
+    ApiError, description="`CustomerNotReady`: no payment processor.", generate_examples=False
 )
 _THROTTLED = ResponseSpec(
-    PolarErrorBody, description="`TooManyRequests`: too many wrong tokens; see `Retry-After`.", generate_examples=False
+    ApiError, description="`TooManyRequests`: too many wrong tokens; see `Retry-After`.", generate_examples=False
 )
 
 
@@ -60,7 +58,7 @@ class CustomersController(Controller):
 
     @get("/", summary="Get Customer", responses=responses(found=False), security=BEARER)
     async def get_me(self, api_customer: NamedDependency[SessionContext]) -> CustomerPortalCustomer:
-        return serialize.customer_out(api_customer.customer)
+        return convert.portal_customer_out(api_customer.customer)
 
     @patch(
         "/",
@@ -103,7 +101,7 @@ class CustomersController(Controller):
             raise InvalidInput(message, field if field in api_fields else f"billing_address.{field}")
         fresh = await get_customer(db, Scope.of_organization(ctx.organization.id), customer.id)
         assert fresh is not None
-        return serialize.customer_out(fresh)
+        return convert.portal_customer_out(fresh)
 
     # --- email change ------------------------------------------------------------------------------------
 
@@ -115,7 +113,7 @@ class CustomersController(Controller):
         responses={
             **responses((403, "`NotPermitted`: email changes are disabled."), found=False),
             429: ResponseSpec(
-                PolarErrorBody,
+                ApiError,
                 description="`TooManyRequests`: too many verification mails; see `Retry-After`.",
                 generate_examples=False,
             ),

@@ -18,11 +18,11 @@ from portal.benefits.reads import list_held_grants
 from portal.clock import Clock
 from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
-from portal.customer_portal.models import DownloadableRead, FileDownload, ListResource, S3DownloadURL
-from portal.customer_portal.serialize import sha256_base64
 from portal.db import Database
 from portal.errors import NotFound
-from portal.polar.convert import size_readable
+from portal.pagination import ListResource
+from portal.polar.convert import sha256_base64, size_readable
+from portal.polar.models import DownloadableRead, FileDownload, S3DownloadURL
 from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 
-from portal.customer_portal.models import HTTPValidationErrorBody, PolarErrorBody
+from portal.polar.models import ApiError, HTTPValidationError
 
 
 class PolarAPIError(Exception):
@@ -52,11 +52,11 @@ def polar_error_handler(_: Request[Any, Any, Any], exc: PolarAPIError) -> Respon
     return Response({"error": exc.error, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def _spec(description: str, model: type = PolarErrorBody) -> ResponseSpec:
+def _spec(description: str, model: type = ApiError) -> ResponseSpec:
     return ResponseSpec(model, description=description, generate_examples=False)
 
 
-VALIDATION = _spec("Validation error (Polar's HTTPValidationError).", HTTPValidationErrorBody)
+VALIDATION = _spec("Validation error (Polar's HTTPValidationError).", HTTPValidationError)
 UNAUTHORIZED = _spec("`Unauthorized`: missing, expired or revoked customer-session token.")
 NOT_FOUND = _spec("`ResourceNotFound`: missing, or belongs to another customer or organization.")
 UNSUPPORTED = _spec(f"`{NOT_SUPPORTED}`: the feature needs a payment processor or seats/members/meters.")

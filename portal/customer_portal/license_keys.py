@@ -17,22 +17,20 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from portal.benefits import license_key_api
 from portal.benefits import reads as benefit_reads
 from portal.clock import Clock
-from portal.customer_portal import serialize
 from portal.customer_portal.common import Limit, Page, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
-from portal.customer_portal.models import (
-    GrantedLicenseKey,
-    LicenseKeyActivate,
-    LicenseKeyActivationCreated,
-    LicenseKeyDeactivate,
-    LicenseKeyRead,
-    LicenseKeyValidate,
-    LicenseKeyWithActivations,
-    ListResource,
-    ValidatedLicenseKey,
-)
+from portal.customer_portal.inputs import LicenseKeyActivate, LicenseKeyDeactivate, LicenseKeyValidate
 from portal.customers.reads import get_customer
 from portal.db import Database
+from portal.pagination import ListResource
+from portal.polar import convert
+from portal.polar.models import (
+    GrantedLicenseKey,
+    LicenseKeyActivationCreated,
+    LicenseKeyRead,
+    LicenseKeyWithActivations,
+    ValidatedLicenseKey,
+)
 from portal.scope import EVERY_ORGANIZATION, Scope
 from portal.sessions.store import SessionContext
 
@@ -48,8 +46,8 @@ async def _key_fields(db: Database, organization_id: str, key_id: str, customer_
     row = await benefit_reads.get_license_key_row(db, EVERY_ORGANIZATION, key_id)
     if customer is None or row is None:
         raise not_found(NOT_FOUND)
-    source = serialize.license_key_source(await benefit_reads.license_key_source(db, key_id))
-    return serialize.license_key_fields(row, customer) | source
+    source = convert.license_key_source(await benefit_reads.license_key_source(db, key_id))
+    return convert.license_key_fields(row, convert.key_holder_out(customer)) | source
 
 
 async def _activation(db: Database, activation_id: str) -> benefit_reads.Row:
@@ -81,7 +79,7 @@ class LicenseKeysController(Controller):
             page_number=page,
             limit=limit,
         )
-        return listing([serialize.license_key_out(row, ctx.customer) for row in rows], total, limit)
+        return listing([convert.license_key_out(row, ctx.customer) for row in rows], total, limit)
 
     @get("/{id:str}", summary="Get License Key", responses=responses(), security=BEARER)
     async def get_key(
@@ -96,8 +94,8 @@ class LicenseKeysController(Controller):
         )
         activations = await benefit_reads.activation_rows(db, id) if admin else []
         return LicenseKeyWithActivations(
-            **serialize.license_key_fields(row, ctx.customer),
-            activations=[serialize.activation_out(a) for a in activations],
+            **convert.license_key_fields(row, convert.key_holder_out(ctx.customer)),
+            activations=[convert.activation_out(a) for a in activations],
         )
 
     @post(
@@ -135,7 +133,7 @@ class LicenseKeysController(Controller):
             raise _polar(exc) from None
         row = await benefit_reads.get_license_key_row(db, Scope.of_customer(ctx.organization.id, ctx.customer.id), id)
         assert row is not None
-        return serialize.license_key_out(row, ctx.customer)
+        return convert.license_key_out(row, ctx.customer)
 
     # --- public: called by the seller's software with the key --------------------------------------------
 
@@ -172,7 +170,7 @@ class LicenseKeysController(Controller):
         fields = await _key_fields(db, data.organization_id, outcome.key_id, outcome.customer_id)
         activation = None
         if outcome.activation_id:
-            activation = serialize.activation_out(await _activation(db, outcome.activation_id))
+            activation = convert.activation_out(await _activation(db, outcome.activation_id))
         return ValidatedLicenseKey(**fields, activation=activation)
 
     @post(
@@ -201,7 +199,7 @@ class LicenseKeysController(Controller):
         except license_key_api.LicenseKeyError as exc:
             raise _polar(exc) from None
         assert outcome.activation_id is not None
-        activation = serialize.activation_out(await _activation(db, outcome.activation_id))
+        activation = convert.activation_out(await _activation(db, outcome.activation_id))
         fields = await _key_fields(db, data.organization_id, outcome.key_id, outcome.customer_id)
         key = GrantedLicenseKey(**fields)
         return LicenseKeyActivationCreated(**msgspec.structs.asdict(activation), license_key=key)

@@ -12,7 +12,6 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
-from portal.customer_portal import serialize
 from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import (
     BEARER,
@@ -22,14 +21,8 @@ from portal.customer_portal.errors import (
     not_supported,
     responses,
 )
+from portal.customer_portal.inputs import CustomerOrderUpdate
 from portal.customer_portal.links import document_url
-from portal.customer_portal.models import (
-    CustomerOrder,
-    CustomerOrderInvoice,
-    CustomerOrderReceipt,
-    CustomerOrderUpdate,
-    ListResource,
-)
 from portal.db import Database
 from portal.errors import NotFound
 from portal.invoices import queries as invoice_queries
@@ -40,6 +33,9 @@ from portal.invoices.service import (
     update_order_billing,
 )
 from portal.orders import reads as order_reads
+from portal.pagination import ListResource
+from portal.polar import loaders
+from portal.polar.models import CustomerOrder, CustomerOrderInvoice, CustomerOrderReceipt
 from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
@@ -60,7 +56,7 @@ async def _order(db: Database, ctx: SessionContext, order_id: str) -> CustomerOr
     row = await order_reads.get_order_row(db, _scope(ctx), order_id)
     if row is None:
         raise not_found(ORDER_NOT_FOUND)
-    return (await serialize.orders_out(db, ctx.organization, [row]))[0]
+    return (await loaders.customer_orders(db, ctx.organization, [row]))[0]
 
 
 class OrdersController(Controller):
@@ -94,8 +90,9 @@ class OrdersController(Controller):
             page_number=page,
             limit=limit,
         )
-        # The items are ``serialize.CustomerOrderWire``s: CustomerOrders whose product is pre-encoded (see there).
-        orders: list[CustomerOrder] = list(await serialize.orders_wire(db, ctx.organization, rows))
+        # The items are ``CustomerOrderWire``s (``portal.polar.models``): CustomerOrders whose product is
+        # pre-encoded (see there).
+        orders: list[CustomerOrder] = list(await loaders.customer_orders_wire(db, ctx.organization, rows))
         return listing(orders, total, limit)
 
     @get("/{id:str}", summary="Get Order", responses=responses())

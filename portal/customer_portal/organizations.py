@@ -7,11 +7,11 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from portal.customer_portal import serialize
 from portal.customer_portal.errors import not_found, responses
-from portal.customer_portal.models import CustomerOrganizationData
 from portal.db import Database
 from portal.organizations.queries import get_by_slug
+from portal.polar import convert, loaders
+from portal.polar.models import CustomerOrganizationData
 
 
 class OrganizationsController(Controller):
@@ -29,6 +29,6 @@ class OrganizationsController(Controller):
         if organization is None:
             raise not_found("Organization not found.")
         return CustomerOrganizationData(
-            organization=serialize.organization_out(organization),
-            products=await serialize.public_products(db, organization),
+            organization=convert.customer_organization_out(organization),
+            products=await loaders.public_products(db, organization),
         )

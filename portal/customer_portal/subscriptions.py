@@ -21,12 +21,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.clock import Clock
-from portal.customer_portal import serialize
 from portal.customer_portal.common import IdList, Limit, Page, Search, clamp_limit, listing
 from portal.customer_portal.errors import BEARER, PolarAPIError, not_found, responses
-from portal.customer_portal.models import CustomerSubscription, CustomerSubscriptionUpdate, ListResource
+from portal.customer_portal.inputs import CustomerSubscriptionUpdate
 from portal.db import Database
 from portal.errors import Conflict, InvalidInput, NotFound
+from portal.pagination import ListResource
+from portal.polar import loaders
+from portal.polar.models import CustomerSubscription
 from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
@@ -42,7 +44,8 @@ ALREADY_CANCELED = "This subscription is already canceled or will be at the end 
 
 UPDATE_RESPONSES = responses(
     (403, "`AlreadyCanceledSubscription`, `UpdateSubscriptionPlanNotAllowed`, `UpdateSubscriptionSeatsNotAllowed`, "
-     "`UpdateSubscriptionUnitsNotAllowed` or `PauseResumeNotAllowed`."),
+     "`UpdateSubscriptionUnitsNotAllowed`, `PauseResumeNotAllowed` or `NotPermitted` (the seller does not let "
+     "customers cancel)."),
     (409, "`SubscriptionNotScheduledToCancel`: uncancel of a subscription that is not scheduled to cancel."),
     (410, "`ResourceUnavailable`: uncancel of a subscription that has ended."),
     (502, "`ProcessorUnavailable`: the payment processor billing the subscription could not be reached."),
@@ -59,7 +62,7 @@ async def _subscription(db: Database, ctx: SessionContext, subscription_id: str)
     )
     if row is None:
         raise not_found(NOT_FOUND)
-    return (await serialize.subscriptions_out(db, ctx.organization, [row]))[0]
+    return (await loaders.customer_subscriptions(db, ctx.organization, [row]))[0]
 
 
 @asynccontextmanager
@@ -89,6 +92,8 @@ async def _cancel(
     try:
         async with processor_errors(ctx, "cancel_at_period_end"):
             await actions.cancel_subscription(db, settings, ctx, subscription_id, now=clock.now(), **why)
+    except actions.CancelNotAllowed:
+        raise PolarAPIError(403, "NotPermitted", "Canceling subscriptions is not allowed by this seller.") from None
     except NotFound:
         raise not_found(NOT_FOUND) from None
     except Conflict:
@@ -124,7 +129,7 @@ class SubscriptionsController(Controller):
             page_number=page,
             limit=limit,
         )
-        return listing(await serialize.subscriptions_out(db, ctx.organization, rows), total, limit)
+        return listing(await loaders.customer_subscriptions(db, ctx.organization, rows), total, limit)
 
     @get("/{id:str}", summary="Get Subscription", responses=responses())
     async def get_subscription(
@@ -177,7 +182,11 @@ class SubscriptionsController(Controller):
         summary="Cancel Subscription",
         description="Cancel at the end of the current period (benefits stay until then).",
         responses=responses(
-            (403, "`AlreadyCanceledSubscription` or `NotPermitted` (billed by a processor that cannot cancel)."),
+            (
+                403,
+                "`AlreadyCanceledSubscription` or `NotPermitted` (billed by a processor that cannot cancel, or the "
+                "seller does not let customers cancel).",
+            ),
             (502, "`ProcessorUnavailable`: the payment processor billing the subscription could not be reached."),
         ),
     )

@@ -179,3 +179,131 @@ async def new_customers_by_month(db: Reader, scope: Scope, since: str) -> list[M
         [*params, since],
     )
     return [MonthlyCount(month=str(row["month"]), count=int(row["count"])) for row in rows]
+
+
+# --- seller console: finding a customer (portal.console.customer_search) ---------------------------------------
+#
+# Each search is one indexed lookup: exact ids and external ids by their unique indexes, email and name prefixes
+# as a range over ``customers_org_email`` / ``customers_org_name`` (NOCASE, migration 18), never ``LIKE`` (whose
+# index use depends on pragmas and escaping).
+
+SEARCH_LIMIT = 20
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """``(low, high)`` such that ``low <= value < high`` holds exactly for the values starting with ``prefix``
+    (U+10FFFF sorts after every character, in UTF-8 byte order and in NOCASE)."""
+    return prefix, prefix + "\U0010ffff"
+
+
+async def customers_by_ids(db: Reader, scope: Scope, customer_ids: list[str]) -> list[Customer]:
+    """The scope's live customers among ``customer_ids``, newest first: primary-key lookups only (the scope's
+    columns are kept out of index choice with ``+``: without statistics SQLite would rather walk the organization's
+    ``customers_org_created`` in order than look 20 ids up), sorted here."""
+    ids = sorted(set(customer_ids))[:200]
+    if not ids:
+        return []
+    where, params = scope.where("c")
+    rows = await db.fetchall(
+        f"SELECT {CUSTOMER_COLUMNS} FROM customers c "
+        f"WHERE c.id IN ({','.join('?' * len(ids))}) AND {' AND '.join('+' + clause for clause in where)} "
+        "AND c.deleted_at IS NULL",
+        [*ids, *params],
+    )
+    return sorted(rows_to(Customer, rows), key=lambda c: (c.created_at, c.id), reverse=True)
+
+
+async def search_by_email_prefix(db: Reader, scope: Scope, prefix: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
+    """The organization's live customers whose email starts with ``prefix`` (case-insensitive; an exact address is
+    its own prefix and sorts first), in email order."""
+    if scope.organization_id is None:
+        raise ValueError("a customer search needs an organization")
+    where, params = scope.where("c")
+    low, high = prefix_range(prefix.strip())
+    rows = await db.fetchall(
+        f"""
+        SELECT {CUSTOMER_COLUMNS} FROM customers c INDEXED BY customers_org_email
+        WHERE {" AND ".join(where)} AND c.deleted_at IS NULL
+          AND c.email >= ? COLLATE NOCASE AND c.email < ? COLLATE NOCASE
+        ORDER BY c.email COLLATE NOCASE
+        LIMIT ?
+        """,
+        [*params, low, high, limit],
+    )
+    return rows_to(Customer, rows)
+
+
+async def search_by_name_prefix(db: Reader, scope: Scope, prefix: str, limit: int = SEARCH_LIMIT) -> list[Customer]:
+    """The organization's live customers whose name starts with ``prefix`` (case-insensitive), in name order."""
+    if scope.organization_id is None:
+        raise ValueError("a customer search needs an organization")
+    where, params = scope.where("c")
+    low, high = prefix_range(prefix.strip())
+    rows = await db.fetchall(
+        f"""
+        SELECT {CUSTOMER_COLUMNS} FROM customers c INDEXED BY customers_org_name
+        WHERE {" AND ".join(where)} AND c.deleted_at IS NULL AND c.name IS NOT NULL
+          AND c.name >= ? COLLATE NOCASE AND c.name < ? COLLATE NOCASE
+        ORDER BY c.name COLLATE NOCASE, c.id
+        LIMIT ?
+        """,
+        [*params, low, high, limit],
+    )
+    return rows_to(Customer, rows)
+
+
+async def search_by_external_id(db: Reader, scope: Scope, external_id: str) -> list[Customer]:
+    """The organization's live customer with this external id (exact; ``customers_org_external_id``)."""
+    if scope.organization_id is None:
+        raise ValueError("a customer search needs an organization")
+    where, params = scope.where("c")
+    rows = await db.fetchall(
+        f"SELECT {CUSTOMER_COLUMNS} FROM customers c "
+        f"WHERE {' AND '.join(where)} AND c.external_id = ? AND c.deleted_at IS NULL LIMIT 2",
+        [*params, external_id.strip()],
+    )
+    return rows_to(Customer, rows)
+
+
+async def recent_customers(db: Reader, scope: Scope, *, page: int, limit: int) -> tuple[list[Customer], bool]:
+    """A page of the organization's newest live customers and whether there is a next page. No total: counting an
+    organization's customers walks all of them (``customers_org_created`` gives the page in order and stops)."""
+    if scope.organization_id is None:
+        raise ValueError("a customer list needs an organization")
+    where, params = scope.where("c")
+    rows = await db.fetchall(
+        f"""
+        SELECT {CUSTOMER_COLUMNS} FROM customers c INDEXED BY customers_org_created
+        WHERE {" AND ".join(where)} AND c.deleted_at IS NULL
+        ORDER BY c.created_at DESC
+        LIMIT ? OFFSET ?
+        """,
+        [*params, limit + 1, (max(1, page) - 1) * limit],
+    )
+    found = rows_to(Customer, rows)
+    return found[:limit], len(found) > limit
+
+
+class CustomerEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of ``events`` about a customer (subscription changes, activations, downloads, …)."""
+
+    id: str
+    name: str
+    subject_id: str | None
+    data: str
+    created_at: str
+
+
+async def customer_events(db: Reader, scope: Scope, limit: int = 100) -> list[CustomerEvent]:
+    """The customer's newest events (``events_customer``)."""
+    organization_id, customer_id = scope.customer_ids()
+    rows = await db.fetchall(
+        """
+        SELECT e.id, e.name, e.subject_id, e.data, e.created_at FROM events e
+        WHERE e.customer_id = ? AND e.organization_id = ?
+        ORDER BY e.created_at DESC
+        LIMIT ?
+        """,
+        (customer_id, organization_id, limit),
+    )
+    return rows_to(CustomerEvent, rows)

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from portal.db import Database, row_to, rows_to
+from portal.scope import Scope
 
 
 class Invoice(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,3 +77,17 @@ async def get_invoice_any(db: Database, invoice_id: str) -> Invoice | None:
     """By id only: for signed links, whose signature names the organization and customer to check."""
     row = await db.fetchone(f"SELECT {INVOICE_COLUMNS} FROM invoices i WHERE i.id = ?", (invoice_id,))
     return row_to(Invoice, row)
+
+
+async def customers_by_invoice_number(db: Database, scope: Scope, number: str) -> list[tuple[str, str]]:
+    """``(customer id, order id)`` of the organization's invoice numbered ``number`` (``invoices_org_number``): the
+    console's customer search (corrected invoices carry their own numbers)."""
+    if scope.organization_id is None:
+        raise ValueError("an invoice search needs an organization")
+    where, params = scope.where("i")
+    rows = await db.fetchall(
+        f"SELECT i.customer_id, i.order_id FROM invoices i WHERE {' AND '.join(where)} AND i.invoice_number = ? "
+        "LIMIT 2",
+        [*params, number],
+    )
+    return [(str(row["customer_id"]), str(row["order_id"])) for row in rows]

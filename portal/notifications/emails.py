@@ -11,7 +11,7 @@ paths, each turned into a single-use sign-in link (``portal.sessions.email_links
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -30,11 +30,15 @@ from portal.notifications.branding import email_branding
 from portal.notifications.org_settings import email_settings
 from portal.notifications.outbox import OutboxMessage
 from portal.orders.reads import OrderDetail, get_order_detail, get_refund
+from portal.organizations.queries import Organization
 from portal.resources import templates_dir
 from portal.scope import EVERY_ORGANIZATION
 from portal.sessions import email_links
 from portal.settings import Settings
 from portal.templating import install_i18n
+
+# A customer's or organization's columns: a database row, or (previews) a dict with the same keys.
+Fields = sqlite3.Row | Mapping[str, Any]
 
 # kind -> the switch in EmailSettings that allows it
 SWITCHES: dict[str, str] = {
@@ -72,13 +76,14 @@ SUBJECTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "payment_failed": lambda c: (
         _("Payment for your %(product)s subscription failed") % {"product": c["subscription"]["product_name"]}
     ),
+    "sign_in_link": lambda c: _("Your sign-in link for %(name)s") % {"name": c["organization"]["name"]},
 }
 
 
 # --- snapshots (inside the caller's write transaction) ------------------------------------------------------
 
 
-def _locale(customer: sqlite3.Row, organization: sqlite3.Row) -> str:
+def _locale(customer: Fields, organization: Fields) -> str:
     for candidate in (customer["locale"], organization["default_locale"]):
         if candidate:
             try:
@@ -106,7 +111,7 @@ async def _parties(tx: Transaction, customer_id: str) -> tuple[sqlite3.Row, sqli
     return customer, organization
 
 
-def _common(customer: sqlite3.Row, organization: sqlite3.Row, links: dict[str, str]) -> dict[str, Any]:
+def _common(customer: Fields, organization: Fields, links: dict[str, str]) -> dict[str, Any]:
     base = f"/{organization['slug']}/portal"
     return {
         "organization": {
@@ -151,7 +156,12 @@ async def _enqueue(
 async def _order_summary(tx: Transaction, order_id: str) -> tuple[OrderDetail, dict[str, Any]]:
     order = await get_order_detail(tx, EVERY_ORGANIZATION, order_id)
     assert order is not None
-    return order, {
+    return order, order_snapshot(order)
+
+
+def order_snapshot(order: OrderDetail) -> dict[str, Any]:
+    """What the receipt and refund emails say about an order (kept in the outbox row as it was then)."""
+    return {
         "id": order.id,
         "receipt_number": order.receipt_number or "",
         "paid_at": order.paid_at,
@@ -206,8 +216,9 @@ async def _granted(tx: Transaction, order: OrderDetail) -> tuple[list[dict[str, 
     return keys, downloads
 
 
-async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime) -> str | None:
-    """Order paid: the receipt (summary, link to the receipt page, license keys, downloads)."""
+async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime, again: bool = False) -> str | None:
+    """Order paid: the receipt (summary, link to the receipt page, license keys, downloads), queued once per order;
+    ``again`` (the seller's "Resend receipt") queues another. None when the seller turned receipt emails off."""
     order, summary = await _order_summary(tx, order_id)
     parties = await _parties(tx, order.customer_id)
     if parties is None:
@@ -222,7 +233,8 @@ async def enqueue_receipt(tx: Transaction, order_id: str, *, now: datetime) -> s
         "license_keys": keys,
         "downloads": downloads,
     }
-    return await _enqueue(tx, "receipt", customer, organization, context, now=now, dedupe_key=f"receipt:{order_id}")
+    dedupe_key = None if again else f"receipt:{order_id}"
+    return await _enqueue(tx, "receipt", customer, organization, context, now=now, dedupe_key=dedupe_key)
 
 
 async def enqueue_refund(tx: Transaction, order_id: str, refund_id: str, *, now: datetime) -> str | None:
@@ -315,6 +327,26 @@ async def enqueue_payment_failed(
     return await _enqueue(tx, "payment_failed", customer, organization, context, now=now, dedupe_key=dedupe_key)
 
 
+async def enqueue_sign_in_link(tx: Transaction, customer_id: str, *, now: datetime) -> str | None:
+    """A sign-in link the seller sends from the console (``sign_in_link``): no organization switch (a seller asked
+    for it, for this customer); the link is the outbox's single-use, 24-hour email link to the portal's overview,
+    minted at send time like every email link (never a token stored in the queued row)."""
+    parties = await _parties(tx, customer_id)
+    if parties is None:
+        return None
+    customer, organization = parties
+    context = _common(customer, organization, {"portal": ""})
+    return await outbox.enqueue(
+        tx,
+        kind="sign_in_link",
+        to_address=customer["email"],
+        context=context,
+        now=now,
+        organization_id=organization["id"],
+        customer_id=customer["id"],
+    )
+
+
 # --- rendering (at send time) -------------------------------------------------------------------------------
 
 
@@ -334,6 +366,44 @@ def _environment() -> Environment:
     # The portal's display helpers (``ui.price_per``: "$120.00 / year" in the email's language).
     env.globals["ui"] = text
     return install_i18n(env)
+
+
+def receipt_preview(
+    organization: Organization,
+    *,
+    customer: Mapping[str, Any],
+    order: OrderDetail,
+    license_keys: list[dict[str, str]],
+    public_base_url: str,
+    locale: str,
+) -> MailMessage:
+    """The order-receipt email of ``order`` as ``organization`` (possibly with unsaved branding) would send it:
+    the snapshot ``enqueue_receipt`` takes and the same templates, with plain portal links (nothing minted,
+    nothing queued). The console's branding preview shows it with sample data."""
+    row = msgspec.structs.asdict(organization) | {"default_locale": locale}
+    links = {"receipt": f"/orders/{order.id}/receipt", "order": f"/orders/{order.id}", "benefits": "/benefits"}
+    context = _common({**customer, "locale": locale}, row, links) | {
+        "order": order_snapshot(order),
+        "license_keys": license_keys,
+        "downloads": [],
+    }
+    message = OutboxMessage(
+        id="preview",
+        organization_id=organization.id,
+        customer_id=None,
+        kind="receipt",
+        to_address=str(customer["email"]),
+        context=msgspec.json.encode(context).decode(),
+        dedupe_key=None,
+        status="pending",
+        attempts=0,
+        next_attempt_at=order.created_at,
+        last_error=None,
+        sent_at=None,
+        created_at=order.created_at,
+        modified_at=None,
+    )
+    return render(message, {name: public_base_url + path for name, path in context["links"].items()})
 
 
 def render(message: OutboxMessage, urls: dict[str, str]) -> MailMessage:

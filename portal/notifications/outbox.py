@@ -207,3 +207,19 @@ async def get_message(db: Database, message_id: str) -> OutboxMessage | None:
     rows = await db.fetchall(f"SELECT {_COLUMNS} FROM email_outbox WHERE id = ?", (message_id,))
     found = rows_to(OutboxMessage, rows)
     return found[0] if found else None
+
+
+async def messages_to_customer(
+    db: Database, organization_id: str, customer_id: str, limit: int = 50
+) -> list[OutboxMessage]:
+    """The emails queued for one customer of the organization, newest first (``email_outbox_customer``)."""
+    rows = await db.fetchall(
+        f"""
+        SELECT {_COLUMNS} FROM email_outbox
+        WHERE customer_id = ? AND organization_id = ?
+        ORDER BY created_at DESC
+        LIMIT ?
+        """,
+        (customer_id, organization_id, limit),
+    )
+    return rows_to(OutboxMessage, rows)

@@ -552,3 +552,50 @@ async def paid_one_time_orders_of_product(db: Reader, product_id: str) -> list[s
         """,
         (product_id,),
     )
+
+
+# --- seller console: the customer an order number, id or processor id belongs to (portal.console.customer_search)
+
+
+async def customers_by_order_reference(db: Reader, scope: Scope, reference: str) -> list[tuple[str, str, str]]:
+    """``(customer id, order id, what matched)`` of the organization's orders whose receipt number, invoice number,
+    id or external (processor) id is ``reference``: four unique-index lookups."""
+    if scope.organization_id is None:
+        raise ValueError("an order search needs an organization")
+    where, params = scope.where("o")
+    found: list[tuple[str, str, str]] = []
+    for column in ("receipt_number", "invoice_number", "id", "external_id"):
+        rows = await db.fetchall(
+            f"SELECT o.customer_id, o.id FROM orders o WHERE {' AND '.join(where)} AND o.{column} = ? LIMIT 2",
+            [*params, reference],
+        )
+        found += [(str(row["customer_id"]), str(row["id"]), column) for row in rows]
+    return found
+
+
+class CustomerRefund(msgspec.Struct, frozen=True, kw_only=True):
+    """A refund of one of a customer's orders (the console's customer timeline)."""
+
+    id: str
+    order_id: str
+    amount: int
+    currency: str
+    reason: str | None
+    created_at: str
+
+
+async def customer_refunds(db: Reader, scope: Scope, limit: int = 100) -> list[CustomerRefund]:
+    """Refunds of the customer's newest orders (the orders in index order, ``orders_customer_org_created``, each
+    order's refunds by ``refunds_order``: no sort of everything the customer ever bought)."""
+    organization_id, customer_id = scope.customer_ids()
+    rows = await db.fetchall(
+        """
+        SELECT r.id, r.order_id, r.amount, o.currency, r.reason, r.created_at
+        FROM orders o JOIN refunds r ON r.order_id = o.id
+        WHERE o.customer_id = ? AND o.organization_id = ?
+        ORDER BY o.created_at DESC
+        LIMIT ?
+        """,
+        (customer_id, organization_id, limit),
+    )
+    return rows_to(CustomerRefund, rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from portal.db import Database, row_dict, row_to
+from portal.organizations.customer_actions import customer_actions
 
 
 class Organization(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,13 +34,23 @@ class Organization(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     modified_at: str | None = None
     # Bumped by triggers on every change to products, prices, benefits and their links (migration 7): the key of
-    # the per-process product cache (portal.customer_portal.catalog). Not part of any API output.
+    # the per-process product cache (portal.polar.catalog). Not part of any API output.
     catalog_version: int = 0
 
     @property
     def seller_tax_id(self) -> str | None:
         """The seller's VAT/tax ID for receipts and invoices (``settings.invoice.tax_id``, set in the console)."""
         return seller_tax_id(self.settings)
+
+    @property
+    def allow_cancel(self) -> bool:
+        """Customers may cancel their subscriptions (``settings.customer_actions.cancel``, default on)."""
+        return customer_actions(self.settings).cancel
+
+    @property
+    def allow_key_rotation(self) -> bool:
+        """Customers may rotate their license keys (``settings.customer_actions.license_key_rotation``, default on)."""
+        return customer_actions(self.settings).license_key_rotation
 
 
 _COLUMNS = """

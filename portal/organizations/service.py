@@ -18,6 +18,7 @@ from portal.db import Transaction
 from portal.errors import Conflict, DomainError, InvalidInput, NotFound
 from portal.fields import single_line_problem
 from portal.notifications.org_settings import email_settings_problems
+from portal.organizations.customer_actions import customer_actions_problems
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
 RECEIPT_PREFIX_RE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
@@ -164,6 +165,7 @@ def check_organization(data: OrganizationInput) -> list[DomainError]:
     if data.resubscribe_url is not None and not re.match(r"^https?://[^\s/]+[^\s]{0,1990}$", data.resubscribe_url):
         problems.append(InvalidInput("expected an absolute http(s) URL", "resubscribe_url"))
     problems.extend(email_settings_problems(data.settings))
+    problems.extend(customer_actions_problems(data.settings))
     return problems
 
 

@@ -22,7 +22,7 @@ from portal.clock import Clock
 from portal.db import Database
 from portal.errors import NotFound
 from portal.orders.reads import get_order_detail
-from portal.organizations.queries import get_by_slug
+from portal.organizations.queries import Organization, get_by_slug
 from portal.portal_pages.layout import base_path, not_found, render, safe_organization, see_other
 from portal.scope import Scope
 from portal.sessions.auth import browser_session
@@ -71,8 +71,10 @@ async def _grouped(db: Database, ctx: SessionContext, grants: list[Grant]) -> li
     return list(groups.values())
 
 
-def _rotatable(grants: list[Grant]) -> set[str]:
+def _rotatable(organization: Organization, grants: list[Grant]) -> set[str]:
     """Ids of the keys the seller lets the customer rotate now (the rule itself: ``license_key_api.rotate``)."""
+    if not organization.allow_key_rotation:
+        return set()
     return {
         key.id
         for grant in grants
@@ -111,7 +113,7 @@ class BenefitsController(Controller):
             active="benefits",
             grants=grants,
             groups=await _grouped(db, ctx, grants),
-            rotatable=_rotatable(grants),
+            rotatable=_rotatable(ctx.organization, grants),
             links=links,
             past_grants=past,
         )
@@ -158,7 +160,7 @@ class BenefitsController(Controller):
         """Rotating asks first: the old key stops working at once (where the seller allows rotation)."""
         ctx = portal_customer
         grants = await list_held_grants(db, Scope.of_customer(ctx.organization.id, ctx.customer.id))
-        if license_key_id in _rotatable(grants):
+        if license_key_id in _rotatable(ctx.organization, grants):
             for grant in grants:
                 for key in grant.license_keys:
                     if key.id == license_key_id:

@@ -123,7 +123,7 @@ class SubscriptionsController(Controller):
         source = await remote.source_of(db, ctx.organization.id, subscription.id)
         # What the rules allow, then what the subscription's processor (if any) can receive.
         allowed: dict[Action, bool] = {
-            "cancel": actions.can_cancel(subscription, now),
+            "cancel": ctx.organization.allow_cancel and actions.can_cancel(subscription, now),
             "uncancel": actions.can_uncancel(subscription, now),
             "change_plan": actions.can_change_plan(ctx.organization, subscription, now)
             and bool(await list_plan_options(db, subscription)),
@@ -169,7 +169,11 @@ class SubscriptionsController(Controller):
         ctx = portal_customer
         subscription = await _own(db, ctx, subscription_id)
         source = await remote.source_of(db, ctx.organization.id, subscription.id)
-        if not (actions.can_cancel(subscription, clock.now()) and remote.offers(source, "cancel")):
+        if not (
+            ctx.organization.allow_cancel
+            and actions.can_cancel(subscription, clock.now())
+            and remote.offers(source, "cancel")
+        ):
             return see_other(_detail_path(ctx, subscription_id))
         return render(
             "portal/cancel_subscription.html",
@@ -200,8 +204,8 @@ class SubscriptionsController(Controller):
                 reason=data.cancellation_reason or None,
                 comment=data.cancellation_comment or None,
             )
-        except NotFound:
-            raise not_found() from None
+        except (NotFound, actions.CancelNotAllowed):
+            raise not_found() from None  # the seller does not let customers cancel: no such action here
         except (remote.ActionUnavailable, remote.ProcessorFailed) as exc:
             return _failed(portal_customer, subscription_id, exc)
         return see_other(_detail_path(portal_customer, subscription_id) + "?done=canceled")

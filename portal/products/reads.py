@@ -4,7 +4,7 @@ Two shapes:
 
 - ``ProductRecord`` / ``PriceRecord`` (admin API, webhook payloads): whole rows, by a ``portal.scope.Scope``.
 - catalog rows (customer-portal API): a page's products, prices and public benefits read in three batch
-  statements, cached per process by ``portal.customer_portal.catalog`` (the speed mechanism in bench/README.md).
+  statements, cached per process by ``portal.polar.catalog`` (the speed mechanism in bench/README.md).
 """
 
 from __future__ import annotations
@@ -273,3 +273,27 @@ async def list_product_benefits(db: Reader, scope: Scope, product_id: str) -> li
         [product_id, *params],
     )
     return rows_to(ProductBenefit, rows)
+
+
+class BenefitProduct(msgspec.Struct, frozen=True, kw_only=True):
+    """A product that grants a given benefit (the console's benefit page)."""
+
+    id: str
+    name: str
+    is_archived: bool
+
+
+async def list_products_granting(db: Reader, scope: Scope, benefit_id: str) -> list[BenefitProduct]:
+    """The scope's products that list ``benefit_id`` among their benefits, by name."""
+    where, params = scope.where("p")
+    rows = await db.fetchall(
+        f"""
+        SELECT p.id, p.name, p.is_archived
+        FROM product_benefits pb
+        JOIN products p ON p.id = pb.product_id
+        WHERE {" AND ".join(["pb.benefit_id = ?", *where])}
+        ORDER BY p.name COLLATE NOCASE, p.id
+        """,
+        [benefit_id, *params],
+    )
+    return rows_to(BenefitProduct, rows)

@@ -14,6 +14,7 @@ from portal.db import Transaction
 from portal.errors import DomainError, InvalidInput, NotFound
 from portal.fields import NonNegative, single_line_problem
 from portal.organizations.service import currency_problem
+from portal.products.reads import list_price_records
 from portal.references import require_all_owned
 
 RecurringInterval = Literal["day", "week", "month", "year"]
@@ -183,6 +184,31 @@ async def get_product_row(tx: Transaction, product_id: str, *, organization_id: 
     if row is None or (organization_id is not None and row["organization_id"] != organization_id):
         raise NotFound("product not found")
     return row
+
+
+async def current_input(tx: Transaction, product_id: str) -> ProductInput:
+    """The product as it is now, as the ``ProductInput`` ``update_product`` takes (a partial change replaces
+    fields of it): its current prices, archived or not, external id and metadata kept."""
+    row = await get_product_row(tx, product_id)
+    prices = await list_price_records(tx, product_id)
+    return ProductInput(
+        name=row["name"],
+        description=row["description"],
+        recurring_interval=row["recurring_interval"] if row["is_recurring"] else None,
+        recurring_interval_count=row["recurring_interval_count"],
+        prices=[
+            PriceInput(
+                amount=price.price_amount,
+                currency=price.price_currency,
+                amount_type=price.amount_type,  # type: ignore[arg-type]
+            )
+            for price in prices
+        ],
+        visibility=row["visibility"],
+        is_archived=bool(row["is_archived"]),
+        external_id=row["external_id"],
+        metadata=msgspec.json.decode(row["metadata"]),
+    )
 
 
 async def find_product_id(tx: Transaction, organization_id: str, external_id: str) -> str | None:

@@ -19,10 +19,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from portal.clock import Clock
-from portal.customer_portal.models import HTTPValidationErrorBody, PolarErrorBody
 from portal.db import Database
 from portal.fields import EMAIL_ADDRESS_PATTERN
 from portal.organizations import queries as org_queries
+from portal.polar.models import ApiError, HTTPValidationError
 from portal.sessions import codes, service
 from portal.sessions.emails import send_login_code
 from portal.sessions.rate_limit import RateLimited
@@ -64,11 +64,11 @@ class PortalAuthenticatedUser(msgspec.Struct, kw_only=True):
     role: str | None = None
 
 
-def _error_spec(description: str, model: type = PolarErrorBody) -> ResponseSpec:
+def _error_spec(description: str, model: type = ApiError) -> ResponseSpec:
     return ResponseSpec(model, description=description, generate_examples=False)
 
 
-_INVALID = _error_spec("Validation error (Polar's HTTPValidationError).", HTTPValidationErrorBody)
+_INVALID = _error_spec("Validation error (Polar's HTTPValidationError).", HTTPValidationError)
 _THROTTLED = _error_spec("`TooManyRequests`: too many codes requested or wrong codes sent; see `Retry-After`.")
 _BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _UNAUTHORIZED = _error_spec("`Unauthorized`: missing, expired or revoked customer-session token.")

@@ -18,7 +18,7 @@ from litestar.params import FromPath
 from portal import i18n
 from portal.clock import Clock
 from portal.db import Database
-from portal.sessions import store
+from portal.sessions import store, view_as
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 
@@ -93,11 +93,23 @@ def challenge_cookie(settings: Settings, slug: str, challenge: str) -> Cookie:
 async def browser_session(
     request: Request[Any, Any, Any], db: Database, settings: Settings, clock: Clock, slug: str
 ) -> SessionContext | None:
-    """The signed-in customer of ``slug``'s portal, or None. Unknown, expired or idle cookies are ignored."""
+    """The signed-in customer of ``slug``'s portal, or None. Unknown, expired or idle cookies are ignored.
+
+    A live view-as cookie (a seller viewing the portal as the customer, ``portal.sessions.view_as``) comes first and
+    leaves the customer's own cookie untouched; a view token in the customer's own cookie is refused."""
+    now = clock.now()
+    view_token = request.cookies.get(view_as.cookie_name(settings, slug))
+    if view_token:
+        viewing = await view_as.live_view(db, settings, view_token, now)
+        if viewing is not None and viewing.organization.slug == slug:
+            request.state.organization = viewing.organization
+            request.state.portal_session = viewing
+            request.state.viewing_as = viewing
+            i18n.refine(saved=viewing.customer.locale or "", org_default=viewing.organization.default_locale)
+            return viewing
     token = request.cookies.get(cookie_name(settings, slug))
     if not token:
         return None
-    now = clock.now()
     context = await store.lookup(
         db,
         secret=settings.secret_key,
@@ -106,7 +118,7 @@ async def browser_session(
         kind="browser",
         idle_timeout_seconds=settings.session_idle_timeout,
     )
-    if context is None or context.organization.slug != slug:
+    if context is None or context.organization.slug != slug or context.session.origin == "view_as":
         return None
     if store.needs_touch(context.session, now):
         await store.touch(db, context.session.id, now)

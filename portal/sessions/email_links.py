@@ -169,3 +169,14 @@ async def known_target(db: Database, settings: Settings, *, organization_id: str
         (link_digest(settings.secret_key, token), organization_id),
     )
     return None if row is None else (str(row["customer_id"]), str(row["target_path"]))
+
+
+async def void_for_customer(tx: Transaction, organization_id: str, customer_id: str, now: datetime) -> int:
+    """Spend every unused link of the customer (their email address changed: links mailed to the old address must
+    not sign anyone in any more); the number voided."""
+    cursor = await tx.execute(
+        "UPDATE email_links SET used_at = ? WHERE customer_id = ? AND organization_id = ? AND used_at IS NULL "
+        "AND expires_at > ?",
+        (iso(now), customer_id, organization_id, iso(now)),
+    )
+    return int(cursor.rowcount)

@@ -24,7 +24,8 @@ SessionKind = Literal["api", "browser"]
 # Who minted a session (issue 17.1). ``seller``: ``POST /v1/customer-sessions/``, the only tokens that work as
 # pre-authenticated portal links. ``code`` / ``email_change``: minted by the customer for themselves (sign-in code,
 # email-change verification). ``link`` / ``email_link``: browser sessions opened by a seller link / an email link.
-SessionOrigin = Literal["seller", "code", "email_change", "link", "email_link", "direct"]
+# ``view_as``: a seller viewing the portal as the customer, read-only (``portal.sessions.view_as``).
+SessionOrigin = Literal["seller", "code", "email_change", "link", "email_link", "direct", "view_as"]
 # Polar's prefix for customer-session tokens (``server/polar/customer_session/service.py``).
 API_TOKEN_PREFIX = "polar_cst_"  # noqa: S105 - a public prefix, not a secret
 
@@ -76,6 +77,7 @@ async def create_session(
     origin: SessionOrigin | None = None,
     parent_id: str | None = None,
     not_after: datetime | None = None,
+    viewer_session_id: str | None = None,
 ) -> tuple[str, CustomerSession]:
     """Insert a new session and return ``(token, session)``; the token is never stored. ``api`` tokens carry
     Polar's ``polar_cst_`` prefix. ``not_after`` caps the expiry (a link's session never outlives its token)."""
@@ -108,8 +110,9 @@ async def create_session(
             last_seen_at,
             created_at,
             origin,
-            parent_id
-        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            parent_id,
+            viewer_session_id
+        ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (
             session.id,
@@ -123,6 +126,7 @@ async def create_session(
             session.created_at,
             origin,
             parent_id,
+            viewer_session_id,
         ),
     )
     return token, session
@@ -312,7 +316,81 @@ async def has_earlier_session(db: Database, customer_id: str, before: str) -> bo
     """Whether the customer had a browser session (any way in) before ``before`` (ISO time): a returning customer
     ("Welcome back"), as opposed to one seeing their portal for the first time."""
     found = await db.fetchval(
-        "SELECT 1 FROM customer_sessions WHERE customer_id = ? AND kind = 'browser' AND created_at < ? LIMIT 1",
+        "SELECT 1 FROM customer_sessions WHERE customer_id = ? AND kind = 'browser' AND created_at < ? "
+        "AND viewer_session_id IS NULL LIMIT 1",  # a seller viewing as the customer is not the customer's visit
         (customer_id, before),
+    )
+    return found is not None
+
+
+# --- the seller console: a customer's sessions --------------------------------------------------------------
+
+
+class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A live session of a customer as the console lists it (never its token: only the HMAC is stored)."""
+
+    id: str
+    kind: SessionKind
+    origin: str | None
+    created_at: str
+    last_seen_at: str | None
+    expires_at: str
+    viewer_session_id: str | None = None
+
+
+async def live_sessions_of_customer(
+    db: Database, organization_id: str, customer_id: str, now: datetime
+) -> list[SessionSummary]:
+    """The customer's unrevoked, unexpired sessions (browser and API tokens), newest first
+    (``customer_sessions_customer``)."""
+    rows = await db.fetchall(
+        """
+        SELECT id, kind, origin, created_at, last_seen_at, expires_at, viewer_session_id FROM customer_sessions
+        WHERE customer_id = ? AND organization_id = ? AND revoked_at IS NULL AND expires_at > ?
+        ORDER BY created_at DESC
+        LIMIT 100
+        """,
+        (customer_id, organization_id, iso(now)),
+    )
+    return [msgspec.convert(dict(row), SessionSummary, strict=False) for row in rows]
+
+
+async def sign_ins_of_customer(
+    db: Database, organization_id: str, customer_id: str, limit: int = 50
+) -> list[SessionSummary]:
+    """The customer's newest browser sessions, live or not (the timeline's sign-ins), seller views left out."""
+    rows = await db.fetchall(
+        """
+        SELECT id, kind, origin, created_at, last_seen_at, expires_at, viewer_session_id FROM customer_sessions
+        WHERE customer_id = ? AND organization_id = ? AND kind = 'browser' AND viewer_session_id IS NULL
+        ORDER BY created_at DESC
+        LIMIT ?
+        """,
+        (customer_id, organization_id, limit),
+    )
+    return [msgspec.convert(dict(row), SessionSummary, strict=False) for row in rows]
+
+
+async def revoke_customer_sessions(tx: Transaction, organization_id: str, customer_id: str, now: datetime) -> int:
+    """Revoke every live session of the customer, browser sessions and API tokens alike (seller-minted links
+    included); the number revoked."""
+    cursor = await tx.execute(
+        "UPDATE customer_sessions SET revoked_at = ? WHERE customer_id = ? AND organization_id = ? "
+        "AND revoked_at IS NULL AND expires_at > ?",
+        (iso(now), customer_id, organization_id, iso(now)),
+    )
+    return int(cursor.rowcount)
+
+
+async def viewer_is_live(db: Database, session_id: str, now: datetime) -> bool:
+    """Whether the seller's console session a view-as session is bound to (``viewer_session_id``) is still live:
+    signing out of the console (or its expiry) ends every view it opened."""
+    found = await db.fetchval(
+        """
+        SELECT 1 FROM customer_sessions s
+        JOIN seller_sessions v ON v.id = s.viewer_session_id
+        WHERE s.id = ? AND v.revoked_at IS NULL AND v.expires_at > ?
+        """,
+        (session_id, iso(now)),
     )
     return found is not None

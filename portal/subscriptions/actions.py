@@ -9,8 +9,9 @@ only when it accepted; ``remote.ActionUnavailable`` / ``remote.ProcessorFailed``
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import msgspec
 
@@ -26,18 +27,14 @@ from portal.scope import Scope
 from portal.sessions.store import SessionContext
 from portal.settings import Settings
 from portal.subscriptions import remote
+from portal.subscriptions import service as subscription_service
 from portal.subscriptions.reads import Subscription, get_plan_option, get_subscription
+from portal.subscriptions.service import CancellationReason
 
-CancellationReason = Literal[
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-    "other",
-]
+# Run inside an action's own write transaction (the seller console writes its audit entry there); it gets the
+# name of the processor the action went through, or None for a subscription made in Portal.
+AlsoInTransaction = Callable[[Transaction, str | None], Awaitable[None]]
+
 CANCELLATION_REASONS: tuple[str, ...] = get_args(CancellationReason)
 
 # Labels as Polar's portal words them, in its order; lazy, translated when shown (imported before any request).
@@ -59,6 +56,10 @@ PLAN_CHANGE_STATUSES = frozenset({"trialing", "active"})
 
 class PlanChangeNotAllowed(DomainError):
     """The organization does not let customers change plans (Polar answers 403)."""
+
+
+class CancelNotAllowed(DomainError):
+    """The organization does not let customers cancel (``settings.customer_actions.cancel`` off; 403)."""
 
 
 EVENT_INSERT = """
@@ -142,12 +143,19 @@ def can_change_plan(organization: Organization, subscription: Subscription, now:
 # --- actions ----------------------------------------------------------------------------------------------
 
 
-async def _own(tx: Database | Transaction, context: SessionContext, subscription_id: str) -> Subscription:
-    scope = Scope.of_customer(context.organization.id, context.customer.id)
+async def _in_scope(tx: Database | Transaction, scope: Scope, subscription_id: str) -> Subscription:
     subscription = await get_subscription(tx, scope, subscription_id)
     if subscription is None:
         raise NotFound("subscription not found")
     return subscription
+
+
+async def _own(tx: Database | Transaction, context: SessionContext, subscription_id: str) -> Subscription:
+    return await _in_scope(tx, _customer_scope(context), subscription_id)
+
+
+def _customer_scope(context: SessionContext) -> Scope:
+    return Scope.of_customer(context.organization.id, context.customer.id)
 
 
 def _clean_comment(comment: str | None) -> str | None:
@@ -158,22 +166,13 @@ def _clean_comment(comment: str | None) -> str | None:
     return comment.strip()
 
 
-async def _push_first(
-    db: Database,
-    settings: Settings,
-    context: SessionContext,
-    subscription: Subscription,
-    action: Action,
-    processor_price_id: str | None = None,
-) -> str | None:
+async def _push_first(db: Database, settings: Settings, subscription: Subscription, action: Action) -> str | None:
     """Send the action to the subscription's processor, if it has one; returns the processor's name (recorded
     on the event) or None for a subscription made in Portal."""
-    source = await remote.source_of(db, context.organization.id, subscription.id)
+    source = await remote.source_of(db, subscription.organization_id, subscription.id)
     if source is None:
         return None
-    await remote.push(
-        db, settings, source, action, customer_id=context.customer.id, processor_price_id=processor_price_id
-    )
+    await remote.push(db, settings, source, action, customer_id=subscription.customer_id)
     return source.connection.processor
 
 
@@ -187,19 +186,46 @@ async def cancel_subscription(
     reason: str | None = None,
     comment: str | None = None,
 ) -> None:
-    """Cancel at the end of the current period; benefits stay until then. ``Conflict`` if already canceled."""
+    """Cancel at the end of the current period; benefits stay until then. ``Conflict`` if already canceled,
+    ``CancelNotAllowed`` when the seller switched customer cancellation off (checked before anything else; a
+    seller's own cancel through ``cancel_in_scope`` is not a customer action and is not subject to it)."""
+    if not context.organization.allow_cancel:
+        raise CancelNotAllowed("Canceling subscriptions is not allowed by this seller.")
+    await cancel_in_scope(
+        db, settings, _customer_scope(context), subscription_id, now=now, reason=reason, comment=comment
+    )
+
+
+async def cancel_in_scope(
+    db: Database,
+    settings: Settings,
+    scope: Scope,
+    subscription_id: str,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    comment: str | None = None,
+    by_seller: bool = False,
+    also: AlsoInTransaction | None = None,
+) -> str | None:
+    """``cancel_subscription`` for any scope: the customer's own (the portal) or the organization's (the seller
+    console, ``by_seller``: recorded on the event). Through the subscription's processor first when it has one;
+    ``also`` runs in the change's transaction. Returns the processor's name, or None."""
     if reason is not None and reason not in CANCELLATION_REASONS:
         raise InvalidInput("unknown cancellation reason", "cancellation_reason")
     comment = _clean_comment(comment)
-    current = await _own(db, context, subscription_id)
+    current = await _in_scope(db, scope, subscription_id)
     if not can_cancel(current, now):
         raise Conflict("this subscription is already canceled or has ended", "cancel_at_period_end")
-    processor = await _push_first(db, settings, context, current, "cancel")
+    processor = await _push_first(db, settings, current, "cancel")
     async with db.write() as tx:
-        subscription = await _own(tx, context, subscription_id)
+        subscription = await _in_scope(tx, scope, subscription_id)
         if not can_cancel(subscription, now):
             if processor is not None and subscription.cancel_at_period_end:
-                return  # the processor's own event (webhook) already applied this very change
+                # The processor's own event (webhook) already applied this very change.
+                if also is not None:
+                    await also(tx, processor)
+                return processor
             raise Conflict("this subscription is already canceled or has ended", "cancel_at_period_end")
         before = await notify.subscription_snapshot(tx, subscription.id)
         await tx.execute(
@@ -227,24 +253,45 @@ async def cancel_subscription(
                 "comment": comment,
                 "ends_at": subscription.current_period_end,
                 **({"processor": processor} if processor else {}),
+                **({"by": "seller"} if by_seller else {}),
             },
         )
         await notify.subscription_changed(tx, before, now=now)
+        if also is not None:
+            await also(tx, processor)
+    return processor
 
 
 async def uncancel_subscription(
     db: Database, settings: Settings, context: SessionContext, subscription_id: str, *, now: datetime
 ) -> None:
     """Resume a subscription scheduled to cancel, before its period ends. ``Conflict`` otherwise."""
-    current = await _own(db, context, subscription_id)
+    await uncancel_in_scope(db, settings, _customer_scope(context), subscription_id, now=now)
+
+
+async def uncancel_in_scope(
+    db: Database,
+    settings: Settings,
+    scope: Scope,
+    subscription_id: str,
+    *,
+    now: datetime,
+    by_seller: bool = False,
+    also: AlsoInTransaction | None = None,
+) -> str | None:
+    """``uncancel_subscription`` for any scope (see ``cancel_in_scope``). Returns the processor's name, or None."""
+    current = await _in_scope(db, scope, subscription_id)
     if not can_uncancel(current, now):
         raise Conflict("this subscription is not scheduled to cancel", "cancel_at_period_end")
-    processor = await _push_first(db, settings, context, current, "uncancel")
+    processor = await _push_first(db, settings, current, "uncancel")
     async with db.write() as tx:
-        subscription = await _own(tx, context, subscription_id)
+        subscription = await _in_scope(tx, scope, subscription_id)
         if not can_uncancel(subscription, now):
             if processor is not None and not subscription.cancel_at_period_end and subscription.ended_at is None:
-                return  # the processor's own event (webhook) already applied this very change
+                # The processor's own event (webhook) already applied this very change.
+                if also is not None:
+                    await also(tx, processor)
+                return processor
             raise Conflict("this subscription is not scheduled to cancel", "cancel_at_period_end")
         before = await notify.subscription_snapshot(tx, subscription.id)
         await tx.execute(
@@ -260,6 +307,7 @@ async def uncancel_subscription(
             """,
             (iso(now), subscription.id),
         )
+        data = {**({"processor": processor} if processor else {}), **({"by": "seller"} if by_seller else {})}
         await record_event(
             tx,
             organization_id=subscription.organization_id,
@@ -267,9 +315,53 @@ async def uncancel_subscription(
             name="subscription.uncanceled",
             subject_id=subscription.id,
             now=now,
-            data={"processor": processor} if processor else None,
+            data=data or None,
         )
         await notify.subscription_changed(tx, before, now=now)
+        if also is not None:
+            await also(tx, processor)
+    return processor
+
+
+def can_end_now(subscription: Subscription) -> bool:
+    """Whether a subscription may be ended at once (not already ended)."""
+    return subscription.status != "canceled" and subscription.ended_at is None
+
+
+async def end_now_in_scope(
+    db: Database,
+    scope: Scope,
+    subscription_id: str,
+    *,
+    now: datetime,
+    also: AlsoInTransaction | None = None,
+) -> None:
+    """End a subscription made in Portal at once (the seller console; the admin API's revoke does the same):
+    status ``canceled``, its benefits revoked, ``subscription.canceled``/``.revoked`` sent. A subscription billed
+    by a processor is refused (``ActionUnavailable``): no processor connector can end one at once, and ending it
+    only here would leave the processor charging the customer."""
+    current = await _in_scope(db, scope, subscription_id)
+    source = await remote.source_of(db, current.organization_id, current.id)
+    if source is not None:
+        raise remote.ActionUnavailable(
+            f"this subscription is billed by {source.label}: end it there, or cancel it at the period end here"
+        )
+    if not can_end_now(current):
+        raise Conflict("subscription has already ended", "status")
+    async with db.write() as tx:
+        subscription = await _in_scope(tx, scope, subscription_id)
+        await subscription_service.end_subscription(tx, subscription.id, now=now)
+        await record_event(
+            tx,
+            organization_id=subscription.organization_id,
+            customer_id=subscription.customer_id,
+            name="subscription.revoked",
+            subject_id=subscription.id,
+            now=now,
+            data={"by": "seller"},
+        )
+        if also is not None:
+            await also(tx, None)
 
 
 async def change_plan(

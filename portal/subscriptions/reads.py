@@ -403,3 +403,48 @@ async def subscriptions_of_product(db: Reader, product_id: str, statuses: Iterab
         "ORDER BY created_at, id",
         [product_id, *wanted],
     )
+
+
+async def customers_by_subscription_reference(db: Reader, scope: Scope, reference: str) -> list[tuple[str, str, str]]:
+    """``(customer id, subscription id, what matched)`` of the organization's subscription whose id or external
+    (processor) id is ``reference`` (the console's customer search; two unique-index lookups)."""
+    if scope.organization_id is None:
+        raise ValueError("a subscription search needs an organization")
+    where, params = scope.where("s")
+    found: list[tuple[str, str, str]] = []
+    for column in ("id", "external_id"):
+        rows = await db.fetchall(
+            f"SELECT s.customer_id, s.id FROM subscriptions s WHERE {' AND '.join(where)} AND s.{column} = ? LIMIT 2",
+            [*params, reference],
+        )
+        found += [(str(row["customer_id"]), str(row["id"]), column) for row in rows]
+    return found
+
+
+# --- what happened to a subscription (the seller console) ---------------------------------------------------
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the ``events`` table about a subject (a subscription, a license key): its name (e.g.
+    ``subscription.canceled``), its data (JSON text) and when."""
+
+    name: str
+    data: str
+    created_at: str
+
+
+async def recent_changes(db: Reader, scope: Scope, subject_id: str, *, limit: int = 20) -> list[Change]:
+    """The newest ``events`` rows about ``subject_id`` in the scope (``events_subject``, migration 19). The events
+    are written by ``actions.record_event`` for every area's customer and seller actions."""
+    where, params = scope.where("e")
+    rows = await db.fetchall(
+        f"""
+        SELECT e.name, e.data, e.created_at
+        FROM events e
+        WHERE {" AND ".join(["e.subject_id = ?", *where])}
+        ORDER BY e.created_at DESC, e.id DESC
+        LIMIT ?
+        """,
+        [subject_id, *params, limit],
+    )
+    return rows_to(Change, rows)

@@ -90,6 +90,9 @@ _DELIVERY_COLUMNS = """
     d.created_at
 """
 
+# The delivery log keeps this many attempts per endpoint (newest first), for the admin API and the console.
+DELIVERIES_KEPT = 1000
+
 # --- endpoints ------------------------------------------------------------------------------------------------
 
 
@@ -331,6 +334,18 @@ async def record_attempt(
         ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         (new_id(), event.id, event.endpoint_id, event.attempts, succeeded, http_code, response, duration_ms, iso(now)),
+    )
+    # Bounded retention: an endpoint keeps its newest DELIVERIES_KEPT attempts (the index on (endpoint_id,
+    # created_at) finds the cut-off in one short walk; older attempts of busy endpoints go).
+    await tx.execute(
+        """
+        DELETE FROM webhook_deliveries
+        WHERE endpoint_id = ? AND created_at < (
+            SELECT created_at FROM webhook_deliveries WHERE endpoint_id = ?
+            ORDER BY created_at DESC LIMIT 1 OFFSET ?
+        )
+        """,
+        (event.endpoint_id, event.endpoint_id, DELIVERIES_KEPT - 1),
     )
 
 

@@ -12,7 +12,7 @@
     button.addEventListener("click", function () {
       var target = document.getElementById(button.getAttribute("data-copy"));
       if (!target) { return; }
-      navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+      navigator.clipboard.writeText((target.value || target.textContent).trim()).then(function () {
         button.firstChild.nodeValue = text("data-copied", "Copied");
         if (status) { status.textContent = text("data-copied-status", "Copied to the clipboard."); }
         setTimeout(function () { button.firstChild.nodeValue = label; }, 2000);

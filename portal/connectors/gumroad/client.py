@@ -1,5 +1,6 @@
 """Gumroad's API v2 (``PORTAL_GUMROAD_API_BASE``, default https://api.gumroad.com) with the seller's access token:
-``get`` answers the JSON of a successful call (``{"success": true, ...}``); errors become ``ProcessorError``."""
+``get`` (and ``put``, the seller's refunds) answers the JSON of a successful call (``{"success": true, ...}``);
+errors become ``ProcessorError``."""
 
 from __future__ import annotations
 
@@ -14,9 +15,28 @@ TIMEOUT = 20.0
 
 
 def get(access_token: str, api_base: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    return request(access_token, api_base, "GET", path, params=params)
+
+
+def put(access_token: str, api_base: str, path: str, form: dict[str, Any]) -> dict[str, Any]:
+    """A PUT with form fields, as Gumroad's API takes them (``PUT /v2/sales/{id}/refund``)."""
+    return request(access_token, api_base, "PUT", path, form=form)
+
+
+def request(
+    access_token: str,
+    api_base: str,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    form: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     try:
         with httpx.Client(base_url=api_base.rstrip("/"), timeout=TIMEOUT) as client:
-            response = client.get(path, params=params or {}, headers={"Authorization": f"Bearer {access_token}"})
+            response = client.request(
+                method, path, params=params or {}, data=form, headers={"Authorization": f"Bearer {access_token}"}
+            )
     except httpx.HTTPError:
         raise ProcessorError("Gumroad could not be reached", unavailable=True) from None
     if response.status_code == 401:

@@ -68,7 +68,7 @@ def _flag(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
 
-def _refunded_amount(sale: dict[str, Any], total: int) -> int:
+def refunded_amount(sale: dict[str, Any], total: int) -> int:
     """How much of the sale Gumroad has refunded, in minor units (cumulative, at most ``total``): all of it when
     ``refunded`` or ``chargebacked``; for ``partially_refunded``, ``amount_refunded_in_cents`` when the sale carries
     it, else the price less ``amount_refundable_in_currency`` (Gumroad formats it without symbol and without cents
@@ -253,7 +253,7 @@ async def apply_sale(tx: Transaction, ctx: ApplyContext, sale: dict[str, Any]) -
     elif sale.get("license_key"):
         await _license_key(tx, ctx, sale, order_id, None)
     row = await order_service.get_order_row(tx, order_id)
-    missing = _refunded_amount(sale, int(row["total_amount"])) - int(row["refunded_amount"])
+    missing = refunded_amount(sale, int(row["total_amount"])) - int(row["refunded_amount"])
     if row["status"] in ("paid", "partially_refunded") and missing > 0:
         with _Quiet(ctx):
             await order_service.refund_order(

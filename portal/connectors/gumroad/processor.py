@@ -8,8 +8,9 @@ secret nothing in the ping is trusted: the sale (``GET /v2/sales/{id}``) or the 
 (``GET /v2/subscribers/{id}``) is fetched from Gumroad's API with the seller's token and only that is applied.
 A ping is stored once by its resource and the sale's (or subscription's) id, so a repeated ping does nothing.
 
-Ingest only: Gumroad's API takes no cancel, un-cancel or plan change, so ``capabilities`` is empty and Portal never
-offers those for a subscription billed by Gumroad (issue 19's safety rule)."""
+Ingest only for customers: Gumroad's API takes no cancel, un-cancel or plan change, so ``capabilities`` is empty and
+Portal never offers those for a subscription billed by Gumroad (issue 19's safety rule). The seller's refunds from
+the console go through ``PUT /v2/sales/{id}/refund``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ from portal.connectors.base import (
     NeedObject,
     Outcome,
     ProcessorError,
+    ProcessorRefund,
+    RefundReason,
+    RefundTarget,
 )
 from portal.connectors.gumroad import client, mapping
 from portal.connectors.store import Secrets
@@ -79,6 +83,25 @@ class GumroadProcessor:
     label = "Gumroad"
     webhook_events = WEBHOOK_EVENTS
     capabilities: frozenset[str] = frozenset()
+    order_kinds: tuple[str, ...] = ("sale",)
+
+    def refund_order(self, target: RefundTarget, amount: int, reason: RefundReason) -> ProcessorRefund:
+        """Refund ``amount_cents`` of the sale (Gumroad takes no reason). Gumroad answers the sale with its
+        cumulative refund state: this refund's id is the sale and the refunded figure after it."""
+        sale_id = target.links.get("sale")
+        if not sale_id:
+            raise ProcessorError("Portal does not know the Gumroad sale of this order")
+        answer = client.put(
+            target.secrets.api_key,
+            target.settings.gumroad_api_base,
+            f"/v2/sales/{quote(sale_id, safe='')}/refund",
+            {"amount_cents": amount},
+        )
+        sale = answer.get("sale")
+        if not isinstance(sale, dict):
+            raise ProcessorError("Gumroad answered a refund without the sale", unavailable=True)
+        refunded = mapping.refunded_amount(sale, int(sale.get("price") or 0))
+        return ProcessorRefund(id=f"sale/{sale_id}@{refunded}", kind="refund", amount=amount)
 
     def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
         user = client.get(secrets.api_key, settings.gumroad_api_base, "/v2/user").get("user") or {}

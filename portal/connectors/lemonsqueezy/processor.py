@@ -1,7 +1,8 @@
 """``LemonSqueezyProcessor``: the ``portal.connectors.base.Processor`` for Lemon Squeezy: credentials check
 (``GET /v1/users/me``), webhook verification (``X-Signature``: hex HMAC-SHA256 of the raw body with the webhook's
 signing secret, compared in constant time), dispatch of each event to ``portal.connectors.lemonsqueezy.mapping``,
-and the customer actions out (cancel, resume, variant change) through Lemon Squeezy's API.
+and the customer actions out (cancel, resume, variant change) and the seller's refunds (``POST
+/v1/orders/{id}/refund``, ``POST /v1/subscription-invoices/{id}/refund``) through Lemon Squeezy's API.
 
 Lemon Squeezy's payloads carry no event id: an event's id is the SHA-256 of its body (a redelivery is the same
 body, so it is stored once), and its version is the resource's ``updated_at`` (see ``mapping`` on ordering).
@@ -24,6 +25,9 @@ from portal.connectors.base import (
     MappingError,
     Outcome,
     ProcessorError,
+    ProcessorRefund,
+    RefundReason,
+    RefundTarget,
 )
 from portal.connectors.lemonsqueezy import client, mapping
 from portal.connectors.store import Secrets
@@ -58,6 +62,7 @@ class LemonSqueezyProcessor:
     name = "lemonsqueezy"
     label = "Lemon Squeezy"
     webhook_events = WEBHOOK_EVENTS
+    order_kinds: tuple[str, ...] = ("order", "invoice")
     capabilities = CAPABILITIES
 
     def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
@@ -134,6 +139,30 @@ class LemonSqueezyProcessor:
 
     def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
         return ()
+
+    def refund_order(self, target: RefundTarget, amount: int, reason: RefundReason) -> ProcessorRefund:
+        """Refund ``amount`` cents of the order (or, for a subscription payment, of its subscription invoice);
+        Lemon Squeezy takes no reason. It answers the order (invoice) with its cumulative ``refunded_amount``:
+        this refund's id is the resource and that figure, so the same refund is keyed once."""
+        if target.links.get("order"):
+            kind, ls_id = "orders", target.links["order"]
+        elif target.links.get("invoice"):
+            kind, ls_id = "subscription-invoices", target.links["invoice"]
+        else:
+            raise ProcessorError("Portal does not know the Lemon Squeezy order of this order")
+        body = {"data": {"type": kind, "id": ls_id, "attributes": {"amount": amount}}}
+        answer = client.request(
+            target.secrets.api_key,
+            target.settings.lemonsqueezy_api_base,
+            "POST",
+            f"/v1/{kind}/{ls_id}/refund",
+            body=body,
+        )
+        attributes = (answer.get("data") or {}).get("attributes") or {}
+        refunded = attributes.get("refunded_amount")
+        if not isinstance(refunded, int):
+            raise ProcessorError("Lemon Squeezy answered a refund without the refunded amount", unavailable=True)
+        return ProcessorRefund(id=f"{kind}/{ls_id}@{refunded}", kind="refund", amount=amount)
 
     # --- events in ---------------------------------------------------------------------------------------------
 

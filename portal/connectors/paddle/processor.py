@@ -4,7 +4,9 @@ secret rotation's two signatures both pass; 300 s tolerance), dispatch of each e
 ``portal.connectors.paddle.mapping``, and the customer actions out through the SDK: cancel at the period end
 (``effective_from: next_billing_period``), un-cancel (the scheduled change removed) and a plan change with the
 seller's proration mode. Paddle has no hosted payment-method page Portal can open by URL, so that action is not
-offered. Events are stored once by ``event_id``.
+offered. The seller's refunds from the console are refund adjustments (``POST /adjustments``), which Paddle
+approves later: they count in Portal when ``adjustment.updated`` says ``approved``. Events are stored once by
+``event_id``.
 """
 
 from __future__ import annotations
@@ -27,12 +29,22 @@ from portal.connectors.base import (
     MappingError,
     Outcome,
     ProcessorError,
+    ProcessorRefund,
+    RefundReason,
+    RefundTarget,
 )
 from portal.connectors.paddle import client as paddle_client
 from portal.connectors.paddle import mapping
 from portal.connectors.store import Secrets
 from portal.db import Transaction
 from portal.settings import Settings
+
+# Paddle takes a reason in words.
+REFUND_REASONS = {
+    "requested_by_customer": "requested by customer",
+    "duplicate": "duplicate payment",
+    "fraudulent": "fraudulent payment",
+}
 
 WEBHOOK_EVENTS: tuple[str, ...] = (
     "transaction.completed",
@@ -76,6 +88,7 @@ class PaddleProcessor:
     label = "Paddle"
     webhook_events = WEBHOOK_EVENTS
     capabilities = CAPABILITIES
+    order_kinds: tuple[str, ...] = ("transaction",)
 
     def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
         api = paddle_client.client(secrets.api_key, settings.paddle_api_base)
@@ -116,7 +129,10 @@ class PaddleProcessor:
     # --- actions out -------------------------------------------------------------------------------------------
 
     def _api(self, target: ActionTarget) -> Any:
-        return paddle_client.client(target.secrets.api_key, target.settings.paddle_api_base)
+        return self._api_of(target.secrets, target.settings)
+
+    def _api_of(self, secrets: Secrets, settings: Settings) -> Any:
+        return paddle_client.client(secrets.api_key, settings.paddle_api_base)
 
     def cancel_subscription(self, target: ActionTarget) -> None:
         api = self._api(target)
@@ -148,6 +164,43 @@ class PaddleProcessor:
 
     def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
         return ()
+
+    def refund_order(self, target: RefundTarget, amount: int, reason: RefundReason) -> ProcessorRefund:
+        """A refund adjustment of the order's transaction: ``type: full`` for all that is left, else ``partial``
+        with the amount spread over the transaction's line items (``details.line_items[].id``, amounts inclusive
+        of tax). Keyed as the webhook mapping keys adjustments, so the approved refund counts once."""
+        transaction_id = target.links.get("transaction")
+        if not transaction_id:
+            raise ProcessorError("Portal does not know the Paddle transaction of this order")
+        api = self._api_of(target.secrets, target.settings)
+        body: dict[str, Any] = {
+            "action": "refund",
+            "transaction_id": transaction_id,
+            "reason": REFUND_REASONS.get(reason, "other"),
+        }
+        if amount >= target.remaining:
+            body["type"] = "full"
+        else:
+            current = paddle_client.call(lambda: api.get_raw(f"/transactions/{transaction_id}"))
+            line_items = (((current.get("data") or {}).get("details") or {}).get("line_items")) or []
+            items, left = [], amount
+            for line in line_items:
+                room = int(str((line.get("totals") or {}).get("total") or "0"))
+                take = min(room, left)
+                if take > 0 and line.get("id"):
+                    items.append({"item_id": line["id"], "type": "partial", "amount": str(take)})
+                    left -= take
+            if left > 0 or not items:
+                raise ProcessorError("the Paddle transaction's items do not cover this amount; refund it in Paddle")
+            body |= {"type": "partial", "items": items}
+        made = (paddle_client.call(lambda: api.post_raw("/adjustments", body)).get("data")) or {}
+        if not isinstance(made.get("id"), str):
+            raise ProcessorError("Paddle answered an adjustment without an id", unavailable=True)
+        status = made.get("status")
+        if status == "rejected":
+            raise ProcessorError("Paddle rejected the refund")
+        total = int(str((made.get("totals") or {}).get("total") or amount))
+        return ProcessorRefund(id=made["id"], kind="adjustment", amount=total, pending=status != "approved")
 
     # --- events in ---------------------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """``PolarProcessor``: the ``portal.connectors.base.Processor`` for Polar: credentials check, Standard Webhooks
 verification (the ``standardwebhooks`` package, five minutes' tolerance; the event id is the ``webhook-id``
 header), the dispatch of each event type to ``portal.connectors.polar.mapping``, and the customer actions Polar's
-``PATCH /v1/subscriptions/{id}`` receives (cancel at period end, un-cancel, product change).
+``PATCH /v1/subscriptions/{id}`` receives (cancel at period end, un-cancel, product change), and the seller's
+refunds from the console (``POST /v1/refunds/``).
 
 Polar's webhook secrets: the signature may be made with the secret's own bytes or, when the secret is base64
 (after an optional ``whsec_``, as Portal's own endpoints have), with the bytes it encodes; both are tried, as
@@ -26,6 +27,9 @@ from portal.connectors.base import (
     NeedObject,
     Outcome,
     ProcessorError,
+    ProcessorRefund,
+    RefundReason,
+    RefundTarget,
 )
 from portal.connectors.polar import client, mapping
 from portal.connectors.store import Secrets
@@ -50,6 +54,9 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "benefit_grant.revoked",
 )
 CAPABILITIES = frozenset({"cancel", "uncancel", "change_plan"})
+# Portal's refund reasons in Polar's ``RefundReason`` (which says "customer_request" where Stripe says
+# "requested_by_customer").
+REFUND_REASONS = {"requested_by_customer": "customer_request", "duplicate": "duplicate", "fraudulent": "fraudulent"}
 LICENSE_KEYS = "license-keys"
 
 
@@ -82,6 +89,7 @@ class PolarProcessor:
     label = "Polar"
     webhook_events = WEBHOOK_EVENTS
     capabilities = CAPABILITIES
+    order_kinds: tuple[str, ...] = ("order",)
 
     def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
         """List one customer: the smallest read the connector needs (``customers:read``)."""
@@ -132,6 +140,20 @@ class PolarProcessor:
 
     def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
         return ()
+
+    def refund_order(self, target: RefundTarget, amount: int, reason: RefundReason) -> ProcessorRefund:
+        """``POST /v1/refunds/`` (``RefundCreate``: order, reason, amount). The order's benefits follow the
+        connection's setting through Portal's own full-refund rule, so Polar is not asked to revoke them."""
+        order_id = target.links.get("order")
+        if not order_id:
+            raise ProcessorError("Portal does not know the Polar order of this order")
+        body = {"order_id": order_id, "reason": REFUND_REASONS.get(reason, "other"), "amount": amount}
+        made = client.request(target.secrets.api_key, target.settings.polar_api_base, "POST", "/v1/refunds/", json=body)
+        if not isinstance(made, dict) or not isinstance(made.get("id"), str):
+            raise ProcessorError("Polar answered a refund without an id", unavailable=True)
+        if made.get("status") in ("failed", "canceled"):
+            raise ProcessorError(f"Polar did not refund the order (the refund is {made['status']})")
+        return ProcessorRefund(id=made["id"], kind="refund", amount=int(made.get("amount") or amount))
 
     # --- events in -----------------------------------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
 """Customer actions sent to Stripe (issue 19, "Actions out"): cancel at period end, un-cancel, plan change and the
-billing-portal session of "Update payment method". Each is one or two calls through the official SDK
-(``portal.connectors.stripe.client``) and raises ``ProcessorError`` when Stripe refuses or cannot be reached;
-Portal changes its own records only after these return (``portal.subscriptions.remote``)."""
+billing-portal session of "Update payment method"; and the seller's refunds from the console (issue 21). Each is
+one or two calls through the official SDK (``portal.connectors.stripe.client``) and raises ``ProcessorError`` when
+Stripe refuses or cannot be reached; Portal changes its own records only after these return
+(``portal.subscriptions.remote``, ``portal.orders.remote``)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
-from portal.connectors.base import ActionTarget, ProcessorError
+from portal.connectors.base import ActionTarget, ProcessorError, ProcessorRefund, RefundReason, RefundTarget
 from portal.connectors.stripe import client as stripe_client
 from portal.settings import Settings
 
@@ -84,3 +85,27 @@ def payment_method_url(target: ActionTarget, return_url: str) -> str:
     if not isinstance(url, str) or _origin(url) not in redirect_origins(target.settings):
         raise ProcessorError("Stripe answered a billing-portal session without a billing-portal URL")
     return url
+
+
+# Stripe's own reasons; "other" sends none (Stripe has no such value).
+STRIPE_REFUND_REASONS = frozenset({"requested_by_customer", "duplicate", "fraudulent"})
+
+
+def refund(target: RefundTarget, amount: int, reason: RefundReason) -> ProcessorRefund:
+    """``POST /v1/refunds`` for the order's PaymentIntent (or, for an order Portal knows only by its charge, the
+    charge). A refund Stripe answers ``failed`` or ``canceled`` is an error; ``pending`` (some payment methods
+    settle later) counts, as Stripe counts it in the charge's ``amount_refunded``."""
+    params: dict[str, Any] = {"amount": amount, "metadata": {"portal_source": "console"}}
+    if target.links.get("payment_intent"):
+        params["payment_intent"] = target.links["payment_intent"]
+    elif target.links.get("charge"):
+        params["charge"] = target.links["charge"]
+    else:
+        raise ProcessorError("Portal does not know the Stripe payment of this order; refund it in Stripe's dashboard")
+    if reason in STRIPE_REFUND_REASONS:
+        params["reason"] = reason
+    api: Any = stripe_client.client(target.secrets.api_key, target.settings.stripe_api_base).v1
+    made = stripe_client.call(lambda: api.refunds.create(params))
+    if made["status"] in ("failed", "canceled"):
+        raise ProcessorError(f"Stripe did not refund the payment (the refund is {made['status']})")
+    return ProcessorRefund(id=str(made["id"]), kind="refund", amount=int(made["amount"]))

@@ -26,6 +26,9 @@ from portal.connectors.base import (
     MappingError,
     NeedObject,
     Outcome,
+    ProcessorRefund,
+    RefundReason,
+    RefundTarget,
 )
 from portal.connectors.store import Secrets
 from portal.connectors.stripe import actions as stripe_actions
@@ -61,6 +64,7 @@ class StripeProcessor:
     label = "Stripe"
     webhook_events = WEBHOOK_EVENTS
     capabilities = stripe_actions.CAPABILITIES
+    order_kinds: tuple[str, ...] = ("payment_intent", "charge", "checkout_session", "invoice")
 
     def check_credentials(self, secrets: Secrets, settings: Settings) -> Account:
         """List one customer: the smallest read every connection needs, allowed to a restricted key that has the
@@ -98,6 +102,9 @@ class StripeProcessor:
 
     def payment_method_url(self, target: ActionTarget, return_url: str) -> str:
         return stripe_actions.payment_method_url(target, return_url)
+
+    def refund_order(self, target: RefundTarget, amount: int, reason: RefundReason) -> ProcessorRefund:
+        return stripe_actions.refund(target, amount, reason)
 
     def redirect_origins(self, settings: Settings) -> tuple[str, ...]:
         return stripe_actions.redirect_origins(settings)

@@ -1,0 +1,118 @@
+"""The console's Catalog in chromium: a product, a note benefit (previewed) and its link to the product made
+through the forms with the keyboard-reachable controls, then every catalog page on a desktop (1440x900) and a phone
+(390x844), light and dark, with axe reporting no serious or critical violation (screenshots in
+test-artifacts/console-catalog-*). One browser for the module, few page loads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+
+from portal.app import create_app
+from portal.clock import Clock
+from portal.settings import Settings
+from tests.browser_helpers import (
+    AXE_PATH,
+    CHROMIUM_ARGS,
+    chromium_path,
+    free_port_for_tests,
+    in_thread,
+    screenshot,
+    serve,
+)
+from tests.console_helpers import Team, audit_actions, make_team, plant_session
+from tests.test_a11y import _violations
+
+pytestmark = [
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not AXE_PATH.exists(), reason="run `npm install --prefix tests/js` for axe-core"),
+]
+
+VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
+    port = free_port_for_tests()
+    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
+    team = make_team(settings)
+    with serve(create_app(settings, clock=Clock()), port) as base_url:
+        yield base_url, settings, team
+
+
+def test_catalog_forms_and_pages_in_the_browser(served: tuple[str, Settings, Team]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base_url, settings, team = served
+    token = in_thread(plant_session, settings, team.owner)
+    cookie = {"name": "console_session", "value": token, "url": f"{base_url}/console"}
+    problems: dict[str, list[str]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"])
+            context.add_cookies([cookie])
+            page = context.new_page()
+            # A product with two prices, made with the form.
+            page.goto("/console/acme")
+            page.get_by_role("link", name="Catalog").click()
+            page.get_by_role("link", name="New product").click()
+            page.get_by_label("Name").fill("Studio")
+            page.get_by_label("Billing").select_option("year")
+            page.get_by_label("Currency").fill("usd")
+            page.get_by_label("Amount").fill("49.00")
+            page.get_by_role("button", name="Create product").click()
+            expect(page.get_by_role("status")).to_have_text("Product created.")
+            product_url = page.url.split("?")[0]
+            # A refused amount is named at its field.
+            page.locator("#f-price-0-amount").fill("forty")
+            page.get_by_role("button", name="Save product").click()
+            expect(page.locator("#f-price-0-amount-error")).to_contain_text("Enter an amount")
+            screenshot(page, "console-catalog-desktop-light-product-error")
+            # A note benefit, previewed (hostile markup stays text), then created.
+            page.goto("/console/acme/catalog")
+            page.get_by_role("link", name="Note", exact=True).click()
+            page.get_by_label("Description").fill("Welcome")
+            page.get_by_label("Note for customers").fill("Hi <b>there</b>\n\nDocs: [guide](https://acme.example/guide)")
+            page.get_by_role("button", name="Preview without saving").click()
+            expect(page.locator(".note-preview .note a")).to_have_attribute("href", "https://acme.example/guide")
+            expect(page.locator(".note-preview .note")).to_contain_text("Hi <b>there</b>")
+            page.get_by_role("button", name="Create benefit").click()
+            expect(page.get_by_role("status")).to_have_text("Benefit created.")
+            note_url = page.url.split("?")[0]
+            # The product grants it.
+            page.goto(product_url)
+            page.get_by_label(re.compile("^Welcome")).check()
+            page.get_by_role("button", name="Save benefits").click()
+            expect(page.get_by_role("status")).to_have_text("Benefits of the product saved.")
+            expect(page.get_by_label(re.compile("^Welcome"))).to_be_checked()
+            context.close()
+
+            paths = [
+                "/console/acme/catalog",
+                product_url.removeprefix(base_url),
+                note_url.removeprefix(base_url),
+                f"/console/acme/catalog/benefits/{team.benefit_id}",
+                "/console/acme/catalog/benefits/new/license_keys",
+            ]
+            for viewport in VIEWPORTS:
+                for scheme in ("light", "dark"):
+                    context = browser.new_context(
+                        base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
+                    )
+                    context.add_cookies([cookie])
+                    page = context.new_page()
+                    for index, path in enumerate(paths):
+                        page.goto(path)
+                        if found := _violations(page):
+                            problems[f"{viewport} {scheme} {path}"] = found
+                        screenshot(page, f"console-catalog-{viewport}-{scheme}-{index}")
+                    context.close()
+        finally:
+            browser.close()
+    assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
+    actions = [entry[0] for entry in in_thread(audit_actions, settings, team.acme_id)]
+    assert actions == ["product.create", "benefit.create", "product.benefits"]

@@ -1,0 +1,117 @@
+"""The console's commerce pages in chromium (one browser for the module): a subscription, a license key and a
+customer's benefits on a desktop (1440x900) and a phone (390x844), light and dark, with axe reporting no serious or
+critical violation (screenshots in test-artifacts/console-commerce-*), and a few actions done with the forms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+
+from portal.app import create_app
+from portal.clock import Clock
+from portal.settings import Settings
+from tests.browser_helpers import (
+    AXE_PATH,
+    CHROMIUM_ARGS,
+    chromium_path,
+    free_port_for_tests,
+    in_thread,
+    screenshot,
+    serve,
+)
+from tests.console_helpers import Team, audit_actions, make_team, plant_session
+from tests.test_a11y import _violations
+
+pytestmark = [
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not AXE_PATH.exists(), reason="run `npm install --prefix tests/js` for axe-core"),
+]
+
+VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
+    port = free_port_for_tests()
+    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
+    team = make_team(settings)
+    with serve(create_app(settings, clock=Clock()), port) as base_url:
+        yield base_url, settings, team
+
+
+def test_commerce_pages_are_accessible_and_their_forms_work(served: tuple[str, Settings, Team]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base_url, settings, team = served
+    shop = team.commerce
+    token = in_thread(plant_session, settings, team.support)
+    pages = {
+        "subscription": f"/console/acme/subscriptions/{shop.subscription_id}",
+        "license-key": f"/console/acme/license-keys/{shop.license_key_id}",
+        "benefits": f"/console/acme/customers/{shop.customer_id}/benefits",
+    }
+    problems: dict[str, list[str]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            for viewport in VIEWPORTS:
+                for scheme in ("light", "dark"):
+                    context = browser.new_context(
+                        base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
+                    )
+                    context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+                    page = context.new_page()
+                    for name, path in pages.items():
+                        page.goto(path)
+                        if found := _violations(page):
+                            problems[f"{viewport} {scheme} {path}"] = found
+                        screenshot(page, f"console-commerce-{viewport}-{scheme}-{name}")
+                    context.close()
+
+            # The actions, with the forms (desktop, light): the notices and the refused field are shown.
+            context = browser.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"])
+            context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+            page = context.new_page()
+            page.goto(pages["subscription"])
+            page.get_by_role("button", name="Cancel at the end of the period").click()
+            expect(page.get_by_role("status")).to_have_text(
+                "The subscription will end at the end of its current period."
+            )
+            expect(page.get_by_role("cell", name="subscription.canceled")).to_be_visible()
+            screenshot(page, "console-commerce-desktop-light-subscription-canceled")
+            page.get_by_role("button", name="Resume (un-cancel)").click()
+            expect(page.get_by_role("status")).to_have_text("The subscription will renew again.")
+
+            page.goto(pages["license-key"])
+            page.get_by_label("Activation limit").fill("0")
+            page.get_by_role("button", name="Change limit").click()
+            expect(page.locator("#f-limit_activations-error")).to_contain_text("from 1 to 50")
+            screenshot(page, "console-commerce-desktop-light-license-key-error")
+            page.get_by_role("button", name="Rotate (new key)").click()
+            expect(page.locator("#new-key")).to_have_text(re.compile(r"^CON-"))
+            screenshot(page, "console-commerce-desktop-light-license-key-rotated")
+            page.get_by_role("button", name="Deactivate Bo's laptop").click()
+            expect(page.get_by_role("status")).to_have_text("The activation was removed.")
+
+            page.goto(pages["benefits"])
+            page.get_by_label("Benefit", exact=True).select_option(label="Priority support")
+            page.get_by_role("button", name="Grant", exact=True).click()
+            expect(page.get_by_role("status")).to_have_text("Benefit granted.")
+            page.get_by_role("button", name="Revoke Priority support").click()
+            expect(page.get_by_role("status")).to_have_text("Grant revoked.")
+            screenshot(page, "console-commerce-desktop-light-benefits-revoked")
+            context.close()
+        finally:
+            browser.close()
+    assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
+    assert [entry[0] for entry in in_thread(audit_actions, settings, team.acme_id)] == [
+        "subscription.cancel",
+        "subscription.uncancel",
+        "license_key.rotated",
+        "license_key.deactivated",
+        "benefit.grant",
+        "benefit.revoke",
+    ]
