@@ -246,6 +246,19 @@ def axe_violations(page: Any) -> list[str]:
     ]
 
 
+def axe_both_schemes(page: Any, problems: dict[str, list[str]], where: str, shot: str | None = None) -> None:
+    """Check the loaded page with axe in the light then the dark colour scheme, switched with ``emulate_media``
+    (the stylesheets follow ``prefers-color-scheme``: no second load), and screenshot each when ``shot`` is given
+    (a name with ``{scheme}`` in it). Violations are added to ``problems`` under ``"<scheme> <where>"``; the page
+    is left in the dark scheme."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        if found := axe_violations(page):
+            problems[f"{scheme} {where}"] = found
+        if shot is not None:
+            screenshot(page, shot.format(scheme=scheme))
+
+
 def screenshot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
