@@ -1,6 +1,7 @@
 """Helpers shared by the portal page, receipt, browser and accessibility tests: load the demo seed into a test
 database, sign a customer in directly (a browser session row + its cookie), look rows up, serve the app for real
-with uvicorn in a background thread, and launch Debian's chromium through Playwright."""
+with uvicorn in a background thread, Debian's chromium through Playwright (one browser per test process, see
+``SharedChromium``) and axe-core checks."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import uvicorn
 from litestar import Litestar
@@ -153,6 +154,109 @@ def serve(app: Litestar, port: int) -> Iterator[str]:
 
 def chromium_path() -> str | None:
     return shutil.which("chromium")
+
+
+class SharedChromium:
+    """One Playwright driver and one chromium per test process (xdist worker), started by the first test that asks
+    for the ``chromium`` fixture (tests/conftest.py) and closed at the end of the run: starting them costs about
+    two seconds, paid once instead of once per browser test. Each test gets its own contexts (cookies, storage,
+    viewport, colour scheme), closed after it, so tests stay as isolated as with a browser of their own.
+
+    Playwright's sync API marks its event loop as the thread's running loop, and ``asyncio.run`` refuses to start
+    beside a running loop. Between browser tests the loop is therefore parked (no running loop on the thread) and
+    set again for the next browser test; the loop itself stays suspended inside Playwright's dispatcher greenlet,
+    which only runs while a sync Playwright call waits. Inside a browser test, code that calls ``asyncio.run``
+    (seeding, sessions, domain services) still goes through ``in_thread`` as before."""
+
+    current: ClassVar[SharedChromium | None] = None  # this process's, while the session fixture lives
+
+    def __init__(self) -> None:
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def acquire(self) -> Any:
+        """The worker's browser, with Playwright's loop made the running loop again for this test."""
+        if self._browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            self._loop = asyncio.get_running_loop()  # Playwright's, set as running by its sync API
+        else:
+            asyncio._set_running_loop(self._loop)
+            if not self._browser.is_connected():  # crashed in an earlier test: later tests get a new one
+                self._browser = self._playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        return self._browser
+
+    def release(self) -> None:
+        """After a test: close the contexts it opened, then park Playwright's loop (see the class docstring)."""
+        if self._browser is None:
+            return
+        try:
+            for context in list(self._browser.contexts):
+                context.close()
+        finally:
+            self.park()
+
+    def park(self) -> None:
+        if self._loop is not None and asyncio._get_running_loop() is self._loop:
+            asyncio._set_running_loop(None)
+
+    def close(self) -> None:
+        if self._browser is None:
+            return
+        asyncio._set_running_loop(self._loop)
+        try:
+            self._browser.close()
+        finally:
+            self._playwright.stop()  # closes the loop and clears the running loop
+            self._browser = self._playwright = self._loop = None
+
+
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+def axe_context(browser: Any, **options: Any) -> Any:
+    """A browser context whose every page has axe-core loaded (an init script: parsed by each page as it loads,
+    about six times cheaper than sending the 550 kB source with ``add_script_tag`` after each load). CSP (script-src
+    'self') rightly blocks injected scripts: tests alone bypass it for axe."""
+    context = browser.new_context(bypass_csp=True, **options)
+    context.add_init_script(path=str(AXE_PATH))
+    return context
+
+
+def axe_violations(page: Any) -> list[str]:
+    """The serious and critical axe-core violations of the page as loaded (WCAG 2.1 A/AA and best practices).
+    Pages of an ``axe_context`` have axe already; others get it injected here. Only violations are collected in
+    full (``resultTypes``: passes and the rest keep one node each), which halves axe's time and reports the same
+    violations."""
+    if not page.evaluate("() => typeof axe === 'object'"):
+        page.add_script_tag(content=AXE_PATH.read_text())
+    result = page.evaluate(
+        "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags},"
+        " resultTypes: ['violations']}))",
+        AXE_TAGS,
+    )
+    assert result["passes"], "axe ran no checks"
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def axe_both_schemes(page: Any, problems: dict[str, list[str]], where: str, shot: str | None = None) -> None:
+    """Check the loaded page with axe in the light then the dark colour scheme, switched with ``emulate_media``
+    (the stylesheets follow ``prefers-color-scheme``: no second load), and screenshot each when ``shot`` is given
+    (a name with ``{scheme}`` in it). Violations are added to ``problems`` under ``"<scheme> <where>"``; the page
+    is left in the dark scheme."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        if found := axe_violations(page):
+            problems[f"{scheme} {where}"] = found
+        if shot is not None:
+            screenshot(page, shot.format(scheme=scheme))
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -1,5 +1,6 @@
 """Shared fixtures: a real SQLite file per test (copied from a migrated template), settings, the app under the
-sync TestClient, and a real SMTP server (aiosmtpd) on loopback that collects messages."""
+sync TestClient, a real SMTP server (aiosmtpd) on loopback that collects messages, and ``chromium``: Debian's
+chromium through Playwright, one browser per test process (tests open their own contexts)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import email.policy
 import re
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -58,6 +61,44 @@ def data_dir(request: pytest.FixtureRequest, tmp_path: Path, template_db: Path) 
     directory.mkdir()
     shutil.copy(template_db, directory / "portal.db")
     return directory
+
+
+@pytest.fixture(scope="session")
+def _shared_chromium() -> Iterator[Any]:
+    from tests.browser_helpers import SharedChromium
+
+    shared = SharedChromium.current = SharedChromium()
+    try:
+        yield shared
+    finally:
+        shared.close()
+        SharedChromium.current = None
+
+
+@pytest.fixture
+def chromium(_shared_chromium: Any) -> Iterator[Any]:
+    """A Playwright ``Browser`` on Debian's chromium, shared by every browser test of this process (launching one
+    costs about two seconds). Open contexts with ``chromium.new_context(...)``: they are closed after the test.
+    It is set up after the test's other fixtures (``pytest_collection_modifyitems``), so they may call
+    ``asyncio.run``; inside the test, such code goes through ``tests.browser_helpers.in_thread``."""
+    from tests.browser_helpers import chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("Debian's chromium is not installed")
+    browser = _shared_chromium.acquire()
+    try:
+        yield browser
+    finally:
+        _shared_chromium.release()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Every test starts without Playwright's loop running on the thread (``SharedChromium`` parks it between
+    browser tests), so fixtures of any scope and the test itself may call ``asyncio.run``."""
+    helpers = sys.modules.get("tests.browser_helpers")
+    if helpers is not None and helpers.SharedChromium.current is not None:
+        helpers.SharedChromium.current.park()
 
 
 def free_port() -> int:
@@ -166,18 +207,49 @@ SLOW_TESTS = {
 }
 
 
+def _browser_fixtures_last(item: pytest.Item) -> None:
+    """``chromium`` and the fixtures built on it are set up after the test's other fixtures (and torn down before
+    them), so those may call ``asyncio.run``, which cannot run beside Playwright's loop (``SharedChromium``)."""
+    names = getattr(item, "fixturenames", None)
+    if names is None or "chromium" not in names:
+        return
+    definitions = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+
+    def uses_chromium(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        if name == "chromium":
+            return True
+        found = definitions.get(name)
+        if not found or name in seen:
+            return False
+        return any(uses_chromium(arg, seen | {name}) for arg in found[-1].argnames)
+
+    browser_side = [name for name in names if uses_chromium(name)]
+    names[:] = [name for name in names if name not in browser_side] + browser_side
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``browser`` on tests of modules that drive chromium, ``served`` on modules that start processes (a served
-    Portal, the CLI, uvicorn), ``slow`` on the measured slow tests."""
+    """``browser`` on tests of modules that drive chromium (or tests using the ``chromium`` fixture), ``served``
+    on modules that start processes (a served Portal, the CLI, uvicorn), ``slow`` on the measured slow tests.
+
+    Then the modules holding such tests run first (each module's tests stay together, in their order): xdist
+    hands tests out in collection order, so the long ones start early and the run ends on short tests that both
+    processes share out evenly, instead of one process finishing a 30-second test while the other sits idle."""
     sources: dict[str, str] = {}
     for item in items:
+        _browser_fixtures_last(item)
         path = str(item.path)
         if path not in sources:
             sources[path] = item.path.read_text(encoding="utf-8")
         source = sources[path]
-        if _BROWSER.search(source):
+        if _BROWSER.search(source) or "chromium" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
         if _SERVED.search(source):
             item.add_marker(pytest.mark.served)
         if getattr(item, "originalname", item.name) in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+    heavy = {
+        str(item.path)
+        for item in items
+        if any(item.get_closest_marker(name) is not None for name in ("browser", "served", "slow"))
+    }
+    items.sort(key=lambda item: str(item.path) not in heavy)  # stable: the order within each group is kept

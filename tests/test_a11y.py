@@ -4,6 +4,7 @@ in, desktop and phone widths — reports no serious or critical violation. Phone
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,9 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
-    CHROMIUM_ARGS,
     allow_email_change,
+    axe_context,
+    axe_violations,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -89,48 +91,30 @@ def _paths(settings: Settings) -> tuple[list[str], list[str]]:
 
 
 def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
-    page.add_script_tag(content=AXE_PATH.read_text())
-    result = page.evaluate(
-        "async () => (await axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}}))"
-    )
-    assert result["passes"], "axe ran no checks"
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    """Kept for the modules that import it (tests/test_console_browser.py): ``axe_violations``."""
+    return axe_violations(page)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])  # dark mode (prefers-color-scheme) keeps its contrast too
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_axe_reports_no_serious_violation(served: tuple[str, Settings], viewport: str, scheme: str) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_axe_reports_no_serious_violation(
+    served: tuple[str, Settings], chromium: Any, viewport: str, scheme: str
+) -> None:
     base_url, settings = served
     signed_out, signed_in = _paths(settings)
     name, token = in_thread(new_session, settings, "acme", "alex@example.com", None, "https://acme.example/account")
     problems: dict[str, list[str]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            # CSP (script-src 'self') rightly blocks injected inline scripts: tests alone bypass it for axe.
-            context = browser.new_context(
-                base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
-            )
-            page = context.new_page()
-            for path in signed_out:
-                page.goto(path)
-                if found := _violations(page):
-                    problems[f"signed out {path}"] = found
-            context.add_cookies([{"name": name, "value": token, "url": base_url}])
-            for index, path in enumerate(signed_in):
-                page.goto(path)
-                if found := _violations(page):
-                    problems[f"signed in {path}"] = found
-                if viewport == "phone":
-                    screenshot(page, f"phone-{scheme}-{index:02d}")
-            context.close()
-        finally:
-            browser.close()
+    context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme=scheme)
+    page = context.new_page()
+    for path in signed_out:
+        page.goto(path)
+        if found := _violations(page):
+            problems[f"signed out {path}"] = found
+    context.add_cookies([{"name": name, "value": token, "url": base_url}])
+    for index, path in enumerate(signed_in):
+        page.goto(path)
+        if found := _violations(page):
+            problems[f"signed in {path}"] = found
+        if viewport == "phone":
+            screenshot(page, f"phone-{scheme}-{index:02d}")
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)

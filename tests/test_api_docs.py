@@ -5,6 +5,7 @@ nothing of another host, and links ``/docs/openapi.json``. Only the bundle files
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -13,7 +14,7 @@ from portal.api_docs import DOCS_CSP
 from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
-from tests.browser_helpers import ARTIFACTS, CHROMIUM_ARGS, chromium_path, free_port_for_tests, serve
+from tests.browser_helpers import ARTIFACTS, chromium_path, free_port_for_tests, serve
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
 
@@ -26,33 +27,28 @@ def served(settings: Settings) -> Iterator[str]:
         yield base_url
 
 
-def test_docs_render_operations_without_csp_errors(served: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_docs_render_operations_without_csp_errors(served: str, chromium: Any) -> None:
+    from playwright.sync_api import expect
 
     base_url = served
     errors: list[str] = []
     foreign: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(base_url=base_url, viewport={"width": 1440, "height": 900})
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(base_url) else None)
-            response = page.goto("/docs")
-            assert response is not None and response.status == 200
-            assert response.headers["content-security-policy"] == DOCS_CSP
-            expect(page.locator(".opblock").first).to_be_visible(timeout=15000)
-            assert page.locator(".opblock").count() > 20  # the API's operations, not an empty shell
-            expect(page.locator(".opblock-summary-path", has_text="/v1/customer-portal/orders/").first).to_be_visible()
-            link = page.locator('a[href="/docs/openapi.json"]').first
-            expect(link).to_be_visible()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
-            schema = page.request.get("/docs/openapi.json")
-            assert schema.ok and "paths" in schema.json()
-        finally:
-            browser.close()
+    page = chromium.new_page(base_url=base_url, viewport={"width": 1440, "height": 900})
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(base_url) else None)
+    response = page.goto("/docs")
+    assert response is not None and response.status == 200
+    assert response.headers["content-security-policy"] == DOCS_CSP
+    expect(page.locator(".opblock").first).to_be_visible(timeout=15000)
+    assert page.locator(".opblock").count() > 20  # the API's operations, not an empty shell
+    expect(page.locator(".opblock-summary-path", has_text="/v1/customer-portal/orders/").first).to_be_visible()
+    link = page.locator('a[href="/docs/openapi.json"]').first
+    expect(link).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+    schema = page.request.get("/docs/openapi.json")
+    assert schema.ok and "paths" in schema.json()
     assert not errors, errors
     assert not foreign, foreign
 

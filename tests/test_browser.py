@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -16,7 +17,6 @@ from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
-    CHROMIUM_ARGS,
     chromium_path,
     customer_id,
     free_port_for_tests,
@@ -44,20 +44,11 @@ def served(smtp_settings: Settings) -> Iterator[tuple[str, Settings]]:
 
 
 @pytest.fixture
-def browser_page(served: tuple[str, Settings]) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
+def browser_page(served: tuple[str, Settings], chromium: Any) -> Any:
     base_url, _ = served
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=base_url, accept_downloads=True, viewport={"width": 1100, "height": 900})
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
-        page = context.new_page()
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    context = chromium.new_context(base_url=base_url, accept_downloads=True, viewport={"width": 1100, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    return context.new_page()
 
 
 def test_customer_journey(browser_page, served, smtp_server) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,6 @@ from portal.clock import Clock
 from portal.db import connect_sync
 from portal.settings import Settings
 from tests.browser_helpers import (
-    CHROMIUM_ARGS,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -52,15 +51,8 @@ def served(smtp_settings: Settings) -> Iterator[Served]:
 
 
 @pytest.fixture
-def browser(served: Served) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(served: Served, chromium: Any) -> Any:
+    return chromium
 
 
 def shots(page: Any, name: str) -> None:

@@ -14,7 +14,6 @@ from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
-    CHROMIUM_ARGS,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -50,18 +49,10 @@ def served(smtp_settings: Settings) -> Iterator[Served]:
 
 
 @pytest.fixture
-def page(served: Served) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(base_url=served.base_url, viewport=PHONE, accept_downloads=True)
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base_url)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+def page(served: Served, chromium: Any) -> Any:
+    context = chromium.new_context(base_url=served.base_url, viewport=PHONE, accept_downloads=True)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.base_url)
+    return context.new_page()
 
 
 def shots(page: Any, name: str) -> None:

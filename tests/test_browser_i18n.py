@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,7 +16,6 @@ from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
-    CHROMIUM_ARGS,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -50,19 +50,11 @@ def served(smtp_settings: Settings) -> Iterator[tuple[str, Settings]]:
 
 
 @pytest.fixture
-def page(served: tuple[str, Settings]) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
+def page(served: tuple[str, Settings], chromium: Any) -> Any:
     base_url, _ = served
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        # An English browser: everything German/French below comes from the choices made in the portal.
-        context = browser.new_context(base_url=base_url, locale="en-US", viewport={"width": 1100, "height": 900})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+    # An English browser: everything German/French below comes from the choices made in the portal.
+    context = chromium.new_context(base_url=base_url, locale="en-US", viewport={"width": 1100, "height": 900})
+    return context.new_page()
 
 
 def walk(page, settings: Settings, language: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -17,7 +18,8 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
-    CHROMIUM_ARGS,
+    axe_both_schemes,
+    axe_context,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -25,7 +27,6 @@ from tests.browser_helpers import (
     serve,
 )
 from tests.console_helpers import Team, audit_actions, make_team, plant_session
-from tests.test_a11y import _violations
 
 pytestmark = [
     pytest.mark.seeded,  # the demo data: the home page's charts have something to show
@@ -57,125 +58,105 @@ def _code_from_outbox(settings: Settings) -> str:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_every_console_page_is_accessible(served: tuple[str, Settings, Team], viewport: str, scheme: str) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_every_console_page_is_accessible(served: tuple[str, Settings, Team], chromium: Any, viewport: str) -> None:
     base_url, settings, team = served
     token = in_thread(plant_session, settings, team.owner)
     problems: dict[str, list[str]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(
-                base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
-            )
-            page = context.new_page()
-            for where in ("/", "/console"):
-                page.goto(where)
-                if found := _violations(page):
-                    problems[f"signed out {where}"] = found
-            screenshot(page, f"console-{viewport}-{scheme}-signin")
-            context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
-            pages = [*PAGES, f"/webhooks/endpoints/{team.endpoint_id}"]
-            paths = ["/console", *(f"/console/acme{path}" for path in pages)]
-            for index, path in enumerate(paths):
-                page.goto(path)
-                if found := _violations(page):
-                    problems[path] = found
-                screenshot(page, f"console-{viewport}-{scheme}-{index:02d}")
-            context.close()
-        finally:
-            browser.close()
+    context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme="light")
+    page = context.new_page()
+
+    for where in ("/", "/console"):
+        page.goto(where)
+        shot = f"console-{viewport}-{{scheme}}-signin" if where == "/console" else None
+        axe_both_schemes(page, problems, f"signed out {where}", shot)
+    context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+    pages = [*PAGES, f"/webhooks/endpoints/{team.endpoint_id}"]
+    paths = ["/console", *(f"/console/acme{path}" for path in pages)]
+    for index, path in enumerate(paths):
+        page.goto(path)
+        axe_both_schemes(page, problems, path, f"console-{viewport}-{{scheme}}-{index:02d}")
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
 
 
-def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Team]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Team], chromium: Any) -> None:
+    from playwright.sync_api import expect
 
     base_url, settings, team = served
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"]).new_page()
-            # Sign in with the form and the emailed code.
-            page.goto("/")
-            page.get_by_role("link", name="Sign in to the seller console").click()
-            page.get_by_label("Email").fill("owner@acme.example")
-            page.get_by_role("button", name="Send code").click()
-            expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-            page.get_by_label("Code").fill(_code_from_outbox(settings))
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("link", name=re.compile("^Acme")).click()
-            expect(page.get_by_role("heading", name="Needs attention")).to_be_visible()
-            expect(page.get_by_text("1 email could not be sent")).to_be_visible()
-            # Team: invite, change a role, remove.
-            page.get_by_role("link", name="Team").click()
-            page.get_by_label("Email").fill("new@acme.example")
-            page.get_by_label("Role", exact=True).select_option("owner")
-            page.get_by_role("button", name="Send invitation").click()
-            expect(page.get_by_role("status")).to_have_text("Invitation sent.")
-            page.get_by_label("Role of target@acme.example").select_option("owner")
-            page.get_by_role("row", name=re.compile("target@acme.example")).get_by_role(
-                "button", name="Change role"
-            ).click()
-            expect(page.get_by_role("status")).to_have_text("Role changed.")
-            page.get_by_role("button", name="Remove new@acme.example").click()
-            expect(page.get_by_role("status")).to_have_text("Removed from the team.")
-            # Tokens: create (shown once), revoke.
-            page.get_by_role("link", name="API tokens").click()
-            page.get_by_label("Name").fill("deploy")
-            page.get_by_role("button", name="Create token").click()
-            expect(page.locator("#new-token")).to_contain_text("portal_oat_")
-            page.get_by_role("button", name="Revoke deploy").click()
-            expect(page.get_by_role("status")).to_have_text("Token revoked.")
-            # Emails: send again; webhooks: redeliver.
-            page.get_by_role("link", name="Emails").click()
-            page.get_by_role("button", name=re.compile("^Send again")).click()
-            expect(page.get_by_role("status")).to_have_text("The email is queued to be sent again.")
-            page.get_by_role("link", name="Webhooks").click()
-            page.get_by_role("button", name=re.compile("^Redeliver")).click()
-            expect(page.get_by_role("status")).to_have_text("The webhook is queued to be delivered again.")
-            page.get_by_label("URL").fill("https://hooks.acme.example/new")
-            page.get_by_label("order.refunded").check()
-            page.get_by_role("button", name="Add endpoint").click()
-            expect(page.locator("#new-secret")).to_contain_text("whsec_")
-            screenshot(page, "console-desktop-light-webhook-created")
-            # Processors: map a price, replay an event.
-            page.get_by_role("link", name="Processors").click()
-            page.get_by_label("Processor price id").fill("price_console")
-            page.get_by_label("Product").select_option(label="Console Pro")
-            page.get_by_role("button", name="Map price").click()
-            expect(page.get_by_role("status")).to_have_text("Price mapped; the events that waited on it were applied.")
-            expect(page.get_by_text("price_console")).to_be_visible()
-            page.get_by_role("button", name="Replay evt_console_1").click()
-            expect(page.get_by_role("status")).to_contain_text("The event was applied again")
-            # Settings: a too-light accent is refused with the field named, then a good save.
-            page.get_by_role("link", name="Settings").click()
-            page.locator("#f-accent_color").fill("#ffee00")
-            page.get_by_role("button", name="Save settings").click()
-            expect(page.locator("#f-accent_color-error")).to_contain_text("too light")
-            screenshot(page, "console-desktop-light-settings-error")
-            page.locator("#f-accent_color").fill("#0b5e3a")
-            page.get_by_label("Sender name").fill("Acme Support")
-            page.get_by_label("Renewal reminder").uncheck()
-            page.get_by_label("Cancel their subscription").uncheck()
-            page.get_by_role("button", name="Save settings").click()
-            expect(page.get_by_role("status")).to_have_text("Settings saved.")
-            expect(page.get_by_label("Renewal reminder")).not_to_be_checked()
-            expect(page.get_by_label("Cancel their subscription")).not_to_be_checked()
-            expect(page.get_by_label("Replace (rotate) their license keys")).to_be_checked()
-            # The audit log lists it all, and filters.
-            page.get_by_role("link", name="Audit log").click()
-            page.get_by_label("Action").select_option("team.invite")
-            page.get_by_role("button", name="Filter").click()
-            expect(page.locator("tbody tr")).to_have_count(1)
-            screenshot(page, "console-desktop-light-audit")
-            page.get_by_role("button", name="Sign out").click()
-            expect(page.get_by_role("heading", name="Sign in to the seller console")).to_be_visible()
-        finally:
-            browser.close()
+    page = chromium.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"]).new_page()
+    # Sign in with the form and the emailed code.
+    page.goto("/")
+    page.get_by_role("link", name="Sign in to the seller console").click()
+    page.get_by_label("Email").fill("owner@acme.example")
+    page.get_by_role("button", name="Send code").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    page.get_by_label("Code").fill(_code_from_outbox(settings))
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name=re.compile("^Acme")).click()
+    expect(page.get_by_role("heading", name="Needs attention")).to_be_visible()
+    expect(page.get_by_text("1 email could not be sent")).to_be_visible()
+    # Team: invite, change a role, remove.
+    page.get_by_role("link", name="Team").click()
+    page.get_by_label("Email").fill("new@acme.example")
+    page.get_by_label("Role", exact=True).select_option("owner")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("status")).to_have_text("Invitation sent.")
+    page.get_by_label("Role of target@acme.example").select_option("owner")
+    page.get_by_role("row", name=re.compile("target@acme.example")).get_by_role("button", name="Change role").click()
+    expect(page.get_by_role("status")).to_have_text("Role changed.")
+    page.get_by_role("button", name="Remove new@acme.example").click()
+    expect(page.get_by_role("status")).to_have_text("Removed from the team.")
+    # Tokens: create (shown once), revoke.
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("Name").fill("deploy")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.locator("#new-token")).to_contain_text("portal_oat_")
+    page.get_by_role("button", name="Revoke deploy").click()
+    expect(page.get_by_role("status")).to_have_text("Token revoked.")
+    # Emails: send again; webhooks: redeliver.
+    page.get_by_role("link", name="Emails").click()
+    page.get_by_role("button", name=re.compile("^Send again")).click()
+    expect(page.get_by_role("status")).to_have_text("The email is queued to be sent again.")
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_role("button", name=re.compile("^Redeliver")).click()
+    expect(page.get_by_role("status")).to_have_text("The webhook is queued to be delivered again.")
+    page.get_by_label("URL").fill("https://hooks.acme.example/new")
+    page.get_by_label("order.refunded").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.locator("#new-secret")).to_contain_text("whsec_")
+    screenshot(page, "console-desktop-light-webhook-created")
+    # Processors: map a price, replay an event.
+    page.get_by_role("link", name="Processors").click()
+    page.get_by_label("Processor price id").fill("price_console")
+    page.get_by_label("Product").select_option(label="Console Pro")
+    page.get_by_role("button", name="Map price").click()
+    expect(page.get_by_role("status")).to_have_text("Price mapped; the events that waited on it were applied.")
+    expect(page.get_by_text("price_console")).to_be_visible()
+    page.get_by_role("button", name="Replay evt_console_1").click()
+    expect(page.get_by_role("status")).to_contain_text("The event was applied again")
+    # Settings: a too-light accent is refused with the field named, then a good save.
+    page.get_by_role("link", name="Settings").click()
+    page.locator("#f-accent_color").fill("#ffee00")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#f-accent_color-error")).to_contain_text("too light")
+    screenshot(page, "console-desktop-light-settings-error")
+    page.locator("#f-accent_color").fill("#0b5e3a")
+    page.get_by_label("Sender name").fill("Acme Support")
+    page.get_by_label("Renewal reminder").uncheck()
+    page.get_by_label("Cancel their subscription").uncheck()
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status")).to_have_text("Settings saved.")
+    expect(page.get_by_label("Renewal reminder")).not_to_be_checked()
+    expect(page.get_by_label("Cancel their subscription")).not_to_be_checked()
+    expect(page.get_by_label("Replace (rotate) their license keys")).to_be_checked()
+    # The audit log lists it all, and filters.
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_label("Action").select_option("team.invite")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    screenshot(page, "console-desktop-light-audit")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to the seller console")).to_be_visible()
     actions = [entry[0] for entry in in_thread(audit_actions, settings, team.acme_id)]
     assert actions == [
         "team.invite",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -16,7 +17,8 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
-    CHROMIUM_ARGS,
+    axe_both_schemes,
+    axe_context,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -24,7 +26,6 @@ from tests.browser_helpers import (
     serve,
 )
 from tests.console_helpers import Team, audit_actions, make_team, plant_session
-from tests.test_a11y import _violations
 
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -43,76 +44,66 @@ def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
         yield base_url, settings, team
 
 
-def test_catalog_forms_and_pages_in_the_browser(served: tuple[str, Settings, Team]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_catalog_forms_and_pages_in_the_browser(served: tuple[str, Settings, Team], chromium: Any) -> None:
+    from playwright.sync_api import expect
 
     base_url, settings, team = served
     token = in_thread(plant_session, settings, team.owner)
     cookie = {"name": "console_session", "value": token, "url": f"{base_url}/console"}
     problems: dict[str, list[str]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"])
-            context.add_cookies([cookie])
-            page = context.new_page()
-            # A product with two prices, made with the form.
-            page.goto("/console/acme")
-            page.get_by_role("link", name="Catalog").click()
-            page.get_by_role("link", name="New product").click()
-            page.get_by_label("Name").fill("Studio")
-            page.get_by_label("Billing").select_option("year")
-            page.get_by_label("Currency").fill("usd")
-            page.get_by_label("Amount").fill("49.00")
-            page.get_by_role("button", name="Create product").click()
-            expect(page.get_by_role("status")).to_have_text("Product created.")
-            product_url = page.url.split("?")[0]
-            # A refused amount is named at its field.
-            page.locator("#f-price-0-amount").fill("forty")
-            page.get_by_role("button", name="Save product").click()
-            expect(page.locator("#f-price-0-amount-error")).to_contain_text("Enter an amount")
-            screenshot(page, "console-catalog-desktop-light-product-error")
-            # A note benefit, previewed (hostile markup stays text), then created.
-            page.goto("/console/acme/catalog")
-            page.get_by_role("link", name="Note", exact=True).click()
-            page.get_by_label("Description").fill("Welcome")
-            page.get_by_label("Note for customers").fill("Hi <b>there</b>\n\nDocs: [guide](https://acme.example/guide)")
-            page.get_by_role("button", name="Preview without saving").click()
-            expect(page.locator(".note-preview .note a")).to_have_attribute("href", "https://acme.example/guide")
-            expect(page.locator(".note-preview .note")).to_contain_text("Hi <b>there</b>")
-            page.get_by_role("button", name="Create benefit").click()
-            expect(page.get_by_role("status")).to_have_text("Benefit created.")
-            note_url = page.url.split("?")[0]
-            # The product grants it.
-            page.goto(product_url)
-            page.get_by_label(re.compile("^Welcome")).check()
-            page.get_by_role("button", name="Save benefits").click()
-            expect(page.get_by_role("status")).to_have_text("Benefits of the product saved.")
-            expect(page.get_by_label(re.compile("^Welcome"))).to_be_checked()
-            context.close()
+    context = chromium.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"])
+    context.add_cookies([cookie])
+    page = context.new_page()
+    # A product with two prices, made with the form.
+    page.goto("/console/acme")
+    page.get_by_role("link", name="Catalog").click()
+    page.get_by_role("link", name="New product").click()
+    page.get_by_label("Name").fill("Studio")
+    page.get_by_label("Billing").select_option("year")
+    page.get_by_label("Currency").fill("usd")
+    page.get_by_label("Amount").fill("49.00")
+    page.get_by_role("button", name="Create product").click()
+    expect(page.get_by_role("status")).to_have_text("Product created.")
+    product_url = page.url.split("?")[0]
+    # A refused amount is named at its field.
+    page.locator("#f-price-0-amount").fill("forty")
+    page.get_by_role("button", name="Save product").click()
+    expect(page.locator("#f-price-0-amount-error")).to_contain_text("Enter an amount")
+    screenshot(page, "console-catalog-desktop-light-product-error")
+    # A note benefit, previewed (hostile markup stays text), then created.
+    page.goto("/console/acme/catalog")
+    page.get_by_role("link", name="Note", exact=True).click()
+    page.get_by_label("Description").fill("Welcome")
+    page.get_by_label("Note for customers").fill("Hi <b>there</b>\n\nDocs: [guide](https://acme.example/guide)")
+    page.get_by_role("button", name="Preview without saving").click()
+    expect(page.locator(".note-preview .note a")).to_have_attribute("href", "https://acme.example/guide")
+    expect(page.locator(".note-preview .note")).to_contain_text("Hi <b>there</b>")
+    page.get_by_role("button", name="Create benefit").click()
+    expect(page.get_by_role("status")).to_have_text("Benefit created.")
+    note_url = page.url.split("?")[0]
+    # The product grants it.
+    page.goto(product_url)
+    page.get_by_label(re.compile("^Welcome")).check()
+    page.get_by_role("button", name="Save benefits").click()
+    expect(page.get_by_role("status")).to_have_text("Benefits of the product saved.")
+    expect(page.get_by_label(re.compile("^Welcome"))).to_be_checked()
+    context.close()
 
-            paths = [
-                "/console/acme/catalog",
-                product_url.removeprefix(base_url),
-                note_url.removeprefix(base_url),
-                f"/console/acme/catalog/benefits/{team.benefit_id}",
-                "/console/acme/catalog/benefits/new/license_keys",
-            ]
-            for viewport in VIEWPORTS:
-                for scheme in ("light", "dark"):
-                    context = browser.new_context(
-                        base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
-                    )
-                    context.add_cookies([cookie])
-                    page = context.new_page()
-                    for index, path in enumerate(paths):
-                        page.goto(path)
-                        if found := _violations(page):
-                            problems[f"{viewport} {scheme} {path}"] = found
-                        screenshot(page, f"console-catalog-{viewport}-{scheme}-{index}")
-                    context.close()
-        finally:
-            browser.close()
+    paths = [
+        "/console/acme/catalog",
+        product_url.removeprefix(base_url),
+        note_url.removeprefix(base_url),
+        f"/console/acme/catalog/benefits/{team.benefit_id}",
+        "/console/acme/catalog/benefits/new/license_keys",
+    ]
+    for viewport in VIEWPORTS:
+        context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme="light")
+        context.add_cookies([cookie])
+        page = context.new_page()
+        for index, path in enumerate(paths):
+            page.goto(path)
+            axe_both_schemes(page, problems, f"{viewport} {path}", f"console-catalog-{viewport}-{{scheme}}-{index}")
+        context.close()
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
     actions = [entry[0] for entry in in_thread(audit_actions, settings, team.acme_id)]
     assert actions == ["product.create", "benefit.create", "product.benefits"]

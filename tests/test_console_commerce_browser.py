@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,7 +16,8 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
-    CHROMIUM_ARGS,
+    axe_both_schemes,
+    axe_context,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -23,7 +25,6 @@ from tests.browser_helpers import (
     serve,
 )
 from tests.console_helpers import Team, audit_actions, make_team, plant_session
-from tests.test_a11y import _violations
 
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -42,8 +43,8 @@ def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
         yield base_url, settings, team
 
 
-def test_commerce_pages_are_accessible_and_their_forms_work(served: tuple[str, Settings, Team]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_commerce_pages_are_accessible_and_their_forms_work(served: tuple[str, Settings, Team], chromium: Any) -> None:
+    from playwright.sync_api import expect
 
     base_url, settings, team = served
     shop = team.commerce
@@ -54,58 +55,46 @@ def test_commerce_pages_are_accessible_and_their_forms_work(served: tuple[str, S
         "benefits": f"/console/acme/customers/{shop.customer_id}/benefits",
     }
     problems: dict[str, list[str]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            for viewport in VIEWPORTS:
-                for scheme in ("light", "dark"):
-                    context = browser.new_context(
-                        base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
-                    )
-                    context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
-                    page = context.new_page()
-                    for name, path in pages.items():
-                        page.goto(path)
-                        if found := _violations(page):
-                            problems[f"{viewport} {scheme} {path}"] = found
-                        screenshot(page, f"console-commerce-{viewport}-{scheme}-{name}")
-                    context.close()
+    for viewport in VIEWPORTS:
+        context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme="light")
+        context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+        page = context.new_page()
+        for name, path in pages.items():
+            page.goto(path)
+            axe_both_schemes(page, problems, f"{viewport} {path}", f"console-commerce-{viewport}-{{scheme}}-{name}")
+        context.close()
 
-            # The actions, with the forms (desktop, light): the notices and the refused field are shown.
-            context = browser.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"])
-            context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
-            page = context.new_page()
-            page.goto(pages["subscription"])
-            page.get_by_role("button", name="Cancel at the end of the period").click()
-            expect(page.get_by_role("status")).to_have_text(
-                "The subscription will end at the end of its current period."
-            )
-            expect(page.get_by_role("cell", name="subscription.canceled")).to_be_visible()
-            screenshot(page, "console-commerce-desktop-light-subscription-canceled")
-            page.get_by_role("button", name="Resume (un-cancel)").click()
-            expect(page.get_by_role("status")).to_have_text("The subscription will renew again.")
+    # The actions, with the forms (desktop, light): the notices and the refused field are shown.
+    context = chromium.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"])
+    context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+    page = context.new_page()
+    page.goto(pages["subscription"])
+    page.get_by_role("button", name="Cancel at the end of the period").click()
+    expect(page.get_by_role("status")).to_have_text("The subscription will end at the end of its current period.")
+    expect(page.get_by_role("cell", name="subscription.canceled")).to_be_visible()
+    screenshot(page, "console-commerce-desktop-light-subscription-canceled")
+    page.get_by_role("button", name="Resume (un-cancel)").click()
+    expect(page.get_by_role("status")).to_have_text("The subscription will renew again.")
 
-            page.goto(pages["license-key"])
-            page.get_by_label("Activation limit").fill("0")
-            page.get_by_role("button", name="Change limit").click()
-            expect(page.locator("#f-limit_activations-error")).to_contain_text("from 1 to 50")
-            screenshot(page, "console-commerce-desktop-light-license-key-error")
-            page.get_by_role("button", name="Rotate (new key)").click()
-            expect(page.locator("#new-key")).to_have_text(re.compile(r"^CON-"))
-            screenshot(page, "console-commerce-desktop-light-license-key-rotated")
-            page.get_by_role("button", name="Deactivate Bo's laptop").click()
-            expect(page.get_by_role("status")).to_have_text("The activation was removed.")
+    page.goto(pages["license-key"])
+    page.get_by_label("Activation limit").fill("0")
+    page.get_by_role("button", name="Change limit").click()
+    expect(page.locator("#f-limit_activations-error")).to_contain_text("from 1 to 50")
+    screenshot(page, "console-commerce-desktop-light-license-key-error")
+    page.get_by_role("button", name="Rotate (new key)").click()
+    expect(page.locator("#new-key")).to_have_text(re.compile(r"^CON-"))
+    screenshot(page, "console-commerce-desktop-light-license-key-rotated")
+    page.get_by_role("button", name="Deactivate Bo's laptop").click()
+    expect(page.get_by_role("status")).to_have_text("The activation was removed.")
 
-            page.goto(pages["benefits"])
-            page.get_by_label("Benefit", exact=True).select_option(label="Priority support")
-            page.get_by_role("button", name="Grant", exact=True).click()
-            expect(page.get_by_role("status")).to_have_text("Benefit granted.")
-            page.get_by_role("button", name="Revoke Priority support").click()
-            expect(page.get_by_role("status")).to_have_text("Grant revoked.")
-            screenshot(page, "console-commerce-desktop-light-benefits-revoked")
-            context.close()
-        finally:
-            browser.close()
+    page.goto(pages["benefits"])
+    page.get_by_label("Benefit", exact=True).select_option(label="Priority support")
+    page.get_by_role("button", name="Grant", exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Benefit granted.")
+    page.get_by_role("button", name="Revoke Priority support").click()
+    expect(page.get_by_role("status")).to_have_text("Grant revoked.")
+    screenshot(page, "console-commerce-desktop-light-benefits-revoked")
+    context.close()
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
     assert [entry[0] for entry in in_thread(audit_actions, settings, team.acme_id)] == [
         "subscription.cancel",

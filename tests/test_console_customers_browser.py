@@ -6,6 +6,7 @@ the portal viewed as the customer with its banner."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,7 +16,9 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
-    CHROMIUM_ARGS,
+    axe_both_schemes,
+    axe_context,
+    axe_violations,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -23,7 +26,6 @@ from tests.browser_helpers import (
     serve,
 )
 from tests.console_helpers import Team, audit_actions, make_team, plant_session, sql
-from tests.test_a11y import _violations
 
 pytestmark = [
     pytest.mark.seeded,
@@ -43,8 +45,10 @@ def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
         yield base_url, settings, team
 
 
-def test_search_and_customer_pages_are_accessible_and_the_actions_work(served: tuple[str, Settings, Team]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_search_and_customer_pages_are_accessible_and_the_actions_work(
+    served: tuple[str, Settings, Team], chromium: Any
+) -> None:
+    from playwright.sync_api import expect
 
     base_url, settings, team = served
     token = in_thread(plant_session, settings, team.support)
@@ -55,52 +59,42 @@ def test_search_and_customer_pages_are_accessible_and_the_actions_work(served: t
         "WHERE o.slug = 'acme' AND c.email = 'alex@example.com'",
     )
     problems: dict[str, list[str]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            for viewport in VIEWPORTS:
-                for scheme in ("light", "dark"):
-                    context = browser.new_context(
-                        base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
-                    )
-                    context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
-                    page = context.new_page()
-                    for name, path in (
-                        ("search", "/console/acme/customers?q=a"),
-                        ("customer", f"/console/acme/customers/{alex}"),
-                    ):
-                        page.goto(path)
-                        if found := _violations(page):
-                            problems[f"{viewport} {scheme} {name}"] = found
-                        screenshot(page, f"console-customers-{viewport}-{scheme}-{name}")
-                    context.close()
-            # The actions, with the keyboard-reachable forms, on a desktop.
-            context = browser.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"], bypass_csp=True)
-            context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
-            page = context.new_page()
-            page.goto("/console/acme")
-            page.get_by_role("link", name="Customers").click()
-            page.get_by_label("Find a customer").fill("ACME-0002")
-            page.get_by_role("button", name="Search").click()
-            expect(page.get_by_role("row", name="alex@example.com")).to_contain_text("Receipt number")
-            page.get_by_role("link", name="alex@example.com").click()
-            page.get_by_role("button", name="Create a sign-in link").click()
-            link = page.get_by_role("textbox", name="Sign-in link")
-            expect(link).to_have_attribute("readonly", "")
-            value = link.input_value()
-            assert value.startswith(f"{base_url}/acme/portal?customer_session_token=polar_cst_")
-            screenshot(page, "console-customers-desktop-light-link")
-            page.get_by_role("button", name="View the portal as this customer").click()
-            expect(page.get_by_text("Viewing as alex@example.com — read only.")).to_be_visible()
-            if found := _violations(page):
-                problems["view-as portal"] = found
-            screenshot(page, "console-customers-desktop-light-view-as")
-            page.get_by_role("link", name="Back to the console").click()
-            page.get_by_role("button", name="Stop viewing").click()
-            expect(page.get_by_role("status")).to_have_text("You stopped viewing the portal as this customer.")
-            context.close()
-        finally:
-            browser.close()
+    for viewport in VIEWPORTS:
+        context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme="light")
+        context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+        page = context.new_page()
+        for name, path in (
+            ("search", "/console/acme/customers?q=a"),
+            ("customer", f"/console/acme/customers/{alex}"),
+        ):
+            page.goto(path)
+            axe_both_schemes(page, problems, f"{viewport} {name}", f"console-customers-{viewport}-{{scheme}}-{name}")
+        context.close()
+    # The actions, with the keyboard-reachable forms, on a desktop.
+    context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS["desktop"])
+    context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+    page = context.new_page()
+    page.goto("/console/acme")
+    page.get_by_role("link", name="Customers").click()
+    page.get_by_label("Find a customer").fill("ACME-0002")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("row", name="alex@example.com")).to_contain_text("Receipt number")
+    page.get_by_role("link", name="alex@example.com").click()
+    page.get_by_role("button", name="Create a sign-in link").click()
+    link = page.get_by_role("textbox", name="Sign-in link")
+    expect(link).to_have_attribute("readonly", "")
+    value = link.input_value()
+    assert value.startswith(f"{base_url}/acme/portal?customer_session_token=polar_cst_")
+    screenshot(page, "console-customers-desktop-light-link")
+    page.get_by_role("button", name="View the portal as this customer").click()
+    expect(page.get_by_text("Viewing as alex@example.com — read only.")).to_be_visible()
+    if found := axe_violations(page):
+        problems["view-as portal"] = found
+    screenshot(page, "console-customers-desktop-light-view-as")
+    page.get_by_role("link", name="Back to the console").click()
+    page.get_by_role("button", name="Stop viewing").click()
+    expect(page.get_by_role("status")).to_have_text("You stopped viewing the portal as this customer.")
+    context.close()
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
     actions = [entry[0] for entry in in_thread(audit_actions, settings, team.acme_id)]
     assert actions == ["customer.sign_in_link", "customer.view_as", "customer.view_as_end"]

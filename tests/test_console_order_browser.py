@@ -6,6 +6,7 @@ at desktop light and phone dark. One browser, a few page loads: the suite stays 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,7 +16,9 @@ from portal.clock import Clock, iso, new_id
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
-    CHROMIUM_ARGS,
+    axe_both_schemes,
+    axe_context,
+    axe_violations,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -23,7 +26,6 @@ from tests.browser_helpers import (
     serve,
 )
 from tests.console_helpers import NOW, Team, audit_actions, insert_paid_order, make_team, plant_session, sql
-from tests.test_a11y import _violations
 
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -72,54 +74,41 @@ def _stripe_order(settings: Settings, team: Team) -> str:
     return order_id
 
 
-def test_the_order_page_refunds_and_is_accessible(served: tuple[str, Settings, Team, str]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_the_order_page_refunds_and_is_accessible(served: tuple[str, Settings, Team, str], chromium: Any) -> None:
+    from playwright.sync_api import expect
 
     base_url, settings, team, stripe_order = served
     token = in_thread(plant_session, settings, team.owner)
     path = f"/console/acme/orders/{team.order_id}"
     problems: dict[str, list[str]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            for viewport in VIEWPORTS:
-                for scheme in ("light", "dark"):
-                    context = browser.new_context(
-                        base_url=base_url, viewport=VIEWPORTS[viewport], bypass_csp=True, color_scheme=scheme
-                    )
-                    context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
-                    page = context.new_page()
-                    page.goto(path)
-                    if viewport == "desktop" and scheme == "light":
-                        # A partial refund through the form (the order was made in Portal: refunded locally).
-                        page.get_by_label("Amount (USD)").fill("5.00")
-                        page.get_by_label("Reason").select_option(label="Duplicate payment")
-                        page.get_by_role("button", name="Refund", exact=True).click()
-                        expect(page.get_by_role("status")).to_have_text("Refund recorded.")
-                        expect(page.get_by_role("row", name="Duplicate payment")).to_contain_text("−$5.00")
-                        # An amount over what is left is named on its field; the form keeps it.
-                        page.get_by_label("Amount (USD)").fill("45.00")
-                        page.get_by_role("button", name="Refund", exact=True).click()
-                        expect(page.locator("#refund-amount-error")).to_have_text(
-                            "At most 44.00 USD is left to refund."
-                        )
-                        screenshot(page, "console-order-desktop-light-error")
-                        page.goto(path)
-                    if found := _violations(page):
-                        problems[f"{viewport} {scheme}"] = found
-                    screenshot(page, f"console-order-{viewport}-{scheme}")
-                    if (viewport, scheme) in (("desktop", "light"), ("phone", "dark")):
-                        # An order from Stripe: its source and the refund's Stripe id.
-                        page.goto(f"/console/acme/orders/{stripe_order}")
-                        expect(page.locator("[data-field=source]")).to_have_text("Stripe · pi_3Q0console")
-                        expect(page.get_by_role("row", name="Requested by the customer")).to_contain_text(
-                            "re_3Q0console"
-                        )
-                        if found := _violations(page):
-                            problems[f"stripe order {viewport} {scheme}"] = found
-                        screenshot(page, f"console-order-stripe-{viewport}-{scheme}")
-                    context.close()
-        finally:
-            browser.close()
+    for viewport in VIEWPORTS:
+        context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme="light")
+        context.add_cookies([{"name": "console_session", "value": token, "url": f"{base_url}/console"}])
+        page = context.new_page()
+        page.goto(path)
+        if viewport == "desktop":
+            # A partial refund through the form, in light (the order was made in Portal: refunded locally).
+            page.get_by_label("Amount (USD)").fill("5.00")
+            page.get_by_label("Reason").select_option(label="Duplicate payment")
+            page.get_by_role("button", name="Refund", exact=True).click()
+            expect(page.get_by_role("status")).to_have_text("Refund recorded.")
+            expect(page.get_by_role("row", name="Duplicate payment")).to_contain_text("−$5.00")
+            # An amount over what is left is named on its field; the form keeps it.
+            page.get_by_label("Amount (USD)").fill("45.00")
+            page.get_by_role("button", name="Refund", exact=True).click()
+            expect(page.locator("#refund-amount-error")).to_have_text("At most 44.00 USD is left to refund.")
+            screenshot(page, "console-order-desktop-light-error")
+            page.goto(path)
+        axe_both_schemes(page, problems, viewport, f"console-order-{viewport}-{{scheme}}")
+        # An order from Stripe (its source and the refund's Stripe id): desktop light, phone dark.
+        scheme = "light" if viewport == "desktop" else "dark"
+        page.emulate_media(color_scheme=scheme)
+        page.goto(f"/console/acme/orders/{stripe_order}")
+        expect(page.locator("[data-field=source]")).to_have_text("Stripe · pi_3Q0console")
+        expect(page.get_by_role("row", name="Requested by the customer")).to_contain_text("re_3Q0console")
+        if found := axe_violations(page):
+            problems[f"stripe order {viewport} {scheme}"] = found
+        screenshot(page, f"console-order-stripe-{viewport}-{scheme}")
+        context.close()
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
     assert [entry[0] for entry in in_thread(audit_actions, settings, team.acme_id)] == ["order.refund"]

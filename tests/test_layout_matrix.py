@@ -17,7 +17,6 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
     allow_email_change,
     chromium_path,
     free_port_for_tests,
@@ -114,58 +113,56 @@ def signed_in_pages(settings: Settings) -> dict[str, str]:
     }
 
 
-def check(page: Any, name: str, problems: dict[str, list[str]]) -> None:
-    found = page.evaluate(OVERFLOW_JS)
+def check(page: Any, name: str, size: str, problems: dict[str, list[str]]) -> None:
+    """The loaded page in each scheme: the colour scheme is switched on the loaded page (the stylesheets follow
+    ``prefers-color-scheme``; no script reads it), which saves a page load and keeps the check per scheme."""
     (ARTIFACTS / "layout").mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "layout" / f"{name}.png"), full_page=True)
-    if found:
-        problems[name] = found
+    for scheme in SCHEMES:
+        page.emulate_media(color_scheme=scheme)
+        tag = f"{name}-{size}-{scheme}"
+        found = page.evaluate(OVERFLOW_JS)
+        page.screenshot(path=str(ARTIFACTS / "layout" / f"{tag}.png"), full_page=True)
+        if found:
+            problems[tag] = found
 
 
-def test_no_page_overflows_at_any_size_in_either_scheme(served: tuple[str, Settings], smtp_server: Any) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_no_page_overflows_at_any_size_in_either_scheme(
+    served: tuple[str, Settings], smtp_server: Any, chromium: Any
+) -> None:
     base_url, settings = served
     inbox, _ = smtp_server
     pages = in_thread(signed_in_pages, settings)
     email_change_link = in_thread(allow_email_change, settings)  # the Billing page with its Change email form
     problems: dict[str, list[str]] = {}
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            for size, viewport in SIZES.items():
-                for scheme in SCHEMES:
-                    tag = f"{size}-{scheme}"
-                    # Signed out: sign-in, the code page, an unknown organization's error page.
-                    context = browser.new_context(base_url=base_url, viewport=viewport, color_scheme=scheme)
-                    page = context.new_page()
-                    page.goto("/acme/portal")
-                    check(page, f"sign-in-{tag}", problems)
-                    page.get_by_label("Email").fill("alex@example.com")
-                    page.get_by_role("button", name="Send code").click()
-                    page.get_by_label("Code").wait_for()
-                    check(page, f"code-{tag}", problems)
-                    inbox.clear()
-                    assert page.goto("/no-such-seller/portal").status == 404  # type: ignore[union-attr]
-                    check(page, f"error-signed-out-{tag}", problems)
-                    assert page.goto("/acme/portal/no-such-page").status == 404  # type: ignore[union-attr]
-                    check(page, f"error-branded-{tag}", problems)
-                    page.goto(email_change_link)  # the confirm page of an email change's link
-                    check(page, f"email-change-confirm-{tag}", problems)
-                    assert page.goto("/acme/portal/email-change?token=SPENT").status == 400  # type: ignore[union-attr]
-                    check(page, f"email-change-expired-{tag}", problems)
-                    context.close()
-                    # Signed in as alex.
-                    cookie, token = in_thread(new_session, settings, "acme", "alex@example.com")
-                    context = browser.new_context(base_url=base_url, viewport=viewport, color_scheme=scheme)
-                    context.add_cookies([{"name": cookie, "value": token, "url": base_url}])
-                    page = context.new_page()
-                    for name, path in pages.items():
-                        response = page.goto(path)
-                        assert response is not None
-                        assert response.status == (404 if name.startswith("error") else 200), (name, response.status)
-                        check(page, f"{name}-{tag}", problems)
-                    context.close()
-        finally:
-            browser.close()
+    for size, viewport in SIZES.items():
+        # Signed out: sign-in, the code page, an unknown organization's error page.
+        context = chromium.new_context(base_url=base_url, viewport=viewport)
+        page = context.new_page()
+        page.goto("/acme/portal")
+        check(page, "sign-in", size, problems)
+        page.get_by_label("Email").fill("alex@example.com")
+        page.get_by_role("button", name="Send code").click()
+        page.get_by_label("Code").wait_for()
+        check(page, "code", size, problems)
+        inbox.clear()
+        assert page.goto("/no-such-seller/portal").status == 404  # type: ignore[union-attr]
+        check(page, "error-signed-out", size, problems)
+        assert page.goto("/acme/portal/no-such-page").status == 404  # type: ignore[union-attr]
+        check(page, "error-branded", size, problems)
+        page.goto(email_change_link)  # the confirm page of an email change's link
+        check(page, "email-change-confirm", size, problems)
+        assert page.goto("/acme/portal/email-change?token=SPENT").status == 400  # type: ignore[union-attr]
+        check(page, "email-change-expired", size, problems)
+        context.close()
+        # Signed in as alex.
+        cookie, token = in_thread(new_session, settings, "acme", "alex@example.com")
+        context = chromium.new_context(base_url=base_url, viewport=viewport)
+        context.add_cookies([{"name": cookie, "value": token, "url": base_url}])
+        page = context.new_page()
+        for name, path in pages.items():
+            response = page.goto(path)
+            assert response is not None
+            assert response.status == (404 if name.startswith("error") else 200), (name, response.status)
+            check(page, name, size, problems)
+        context.close()
     assert not problems, "\n".join(f"{name}: {found}" for name, found in problems.items())

@@ -19,7 +19,6 @@ from portal.clock import Clock
 from portal.settings import Settings
 from portal.templating.accent import contrast, palette
 from tests.browser_helpers import (
-    CHROMIUM_ARGS,
     chromium_path,
     free_port_for_tests,
     in_thread,
@@ -59,16 +58,8 @@ def served(settings: Settings) -> Iterator[tuple[str, Settings]]:
 
 
 @pytest.fixture
-def browser(served: tuple[str, Settings]) -> Iterator[Any]:
-    """Started after the served app: seeding runs asyncio.run, which cannot run beside Playwright's loop."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(served: tuple[str, Settings], chromium: Any) -> Any:
+    return chromium
 
 
 def signed_in(browser: Any, served: tuple[str, Settings], scheme: str = "light", viewport: Any = PHONE) -> Any:

@@ -18,7 +18,7 @@ from portal.clock import Clock
 from portal.connectors import base
 from portal.settings import Settings
 from tests.admin_support import api, free_port
-from tests.browser_helpers import CHROMIUM_ARGS, chromium_path, new_session, screenshot, serve
+from tests.browser_helpers import chromium_path, in_thread, new_session, screenshot, serve
 from tests.stripe_actions_support import SUPPORT_EMAIL, LedgerProcessor, StripeShop, make_shop
 from tests.stripe_fake import FakeStripe, fake_stripe
 
@@ -65,50 +65,45 @@ def _page(browser: Any, base_url: str, cookie: tuple[str, str], view: dict[str, 
     return context.new_page()
 
 
-def test_action_area_in_chromium(served: tuple[str, Settings, FakeStripe, StripeShop, StripeShop]) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_action_area_in_chromium(
+    served: tuple[str, Settings, FakeStripe, StripeShop, StripeShop], chromium: Any
+) -> None:
     base_url, settings, fake, stripe_shop, ledger_shop = served
     stripe_path = f"/acme/portal/subscriptions/{stripe_shop.subscription_id}"
     ledger_path = f"/globex/portal/subscriptions/{ledger_shop.subscription_id}"
-    acme = new_session(settings, "acme", "ada@example.com")
-    globex = new_session(settings, "globex", "ada@example.com")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            for label, view in VIEWS.items():
-                page = _page(browser, base_url, acme, view)
-                page.goto(stripe_path)
-                assert page.get_by_role("button", name="Update payment method").is_visible()
-                assert page.get_by_role("link", name="Cancel subscription…").is_visible()
-                screenshot(page, f"stripe-actions-stripe-{label}")
+    acme = in_thread(new_session, settings, "acme", "ada@example.com")
+    globex = in_thread(new_session, settings, "globex", "ada@example.com")
+    for label, view in VIEWS.items():
+        page = _page(chromium, base_url, acme, view)
+        page.goto(stripe_path)
+        assert page.get_by_role("button", name="Update payment method").is_visible()
+        assert page.get_by_role("link", name="Cancel subscription…").is_visible()
+        screenshot(page, f"stripe-actions-stripe-{label}")
 
-                page = _page(browser, base_url, globex, view)
-                page.goto(ledger_path)
-                managed = page.locator('[data-field="managed-by"]')
-                assert managed.is_visible() and SUPPORT_EMAIL in managed.inner_text()
-                assert page.get_by_role("link", name="Cancel subscription…").count() == 0
-                assert page.get_by_role("link", name="Change plan").count() == 0
-                screenshot(page, f"stripe-actions-ledger-{label}")
+        page = _page(chromium, base_url, globex, view)
+        page.goto(ledger_path)
+        managed = page.locator('[data-field="managed-by"]')
+        assert managed.is_visible() and SUPPORT_EMAIL in managed.inner_text()
+        assert page.get_by_role("link", name="Cancel subscription…").count() == 0
+        assert page.get_by_role("link", name="Change plan").count() == 0
+        screenshot(page, f"stripe-actions-ledger-{label}")
 
-            # The payment-method button: off to the billing portal (a redirect the CSP allows), and back.
-            page = _page(browser, base_url, acme, VIEWS["desktop-light"])
-            page.goto(stripe_path)
-            page.get_by_role("button", name="Update payment method").click()
-            page.wait_for_url(f"{fake.base_url}/p/session/**")
-            assert "payment_method_update" in page.inner_text("h1")
-            page.click("#return")
-            page.wait_for_url(f"{base_url}{stripe_path}")
+    # The payment-method button: off to the billing portal (a redirect the CSP allows), and back.
+    page = _page(chromium, base_url, acme, VIEWS["desktop-light"])
+    page.goto(stripe_path)
+    page.get_by_role("button", name="Update payment method").click()
+    page.wait_for_url(f"{fake.base_url}/p/session/**")
+    assert "payment_method_update" in page.inner_text("h1")
+    page.click("#return")
+    page.wait_for_url(f"{base_url}{stripe_path}")
 
-            # Stripe down: the customer is told, and the subscription is as it was.
-            fake.down = True
-            page.get_by_role("link", name="Cancel subscription…").click()  # the cancel step (issue 22)
-            page.get_by_role("button", name="Confirm cancellation").click()
-            page.wait_for_url("**?failed=processor_down")
-            notice = page.locator('[data-field="action-failure"]')
-            assert "nothing was changed" in notice.inner_text()
-            assert page.get_by_role("link", name="Cancel subscription…").count() >= 1
-            screenshot(page, "stripe-actions-stripe-down-desktop-light")
-            fake.down = False
-        finally:
-            browser.close()
+    # Stripe down: the customer is told, and the subscription is as it was.
+    fake.down = True
+    page.get_by_role("link", name="Cancel subscription…").click()  # the cancel step (issue 22)
+    page.get_by_role("button", name="Confirm cancellation").click()
+    page.wait_for_url("**?failed=processor_down")
+    notice = page.locator('[data-field="action-failure"]')
+    assert "nothing was changed" in notice.inner_text()
+    assert page.get_by_role("link", name="Cancel subscription…").count() >= 1
+    screenshot(page, "stripe-actions-stripe-down-desktop-light")
+    fake.down = False
