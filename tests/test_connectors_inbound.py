@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from litestar import Litestar
@@ -694,27 +695,42 @@ def test_an_event_is_applied_without_a_loop_turn_per_statement(
         assert shop.deliver(evt).json()["status"] == "applied"
     pro = se.price("price_pro", 1000, product="prod_pro", interval="month")
     t1 = T0 + 3600
-    turns = [0]
-    stop = [False]
 
-    async def count_turns() -> None:
-        while not stop[0]:
-            turns[0] += 1
-            await asyncio.sleep(0)
+    async def deliver_counting_turns(body: bytes, headers: dict[str, str]) -> tuple[str, int]:
+        # The delivery runs on the app's own loop (httpx's ASGI transport), beside a task counting the loop's
+        # turns: only the request's own awaits count, not the test thread's time between requests.
+        turns = 0
+        stop = False
 
-    ticker = client.blocking_portal.start_task_soon(count_turns)
+        async def count_turns() -> None:
+            nonlocal turns
+            while not stop:
+                turns += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.ensure_future(count_turns())
+        await asyncio.sleep(0)
+        before = turns
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=client.app), base_url="http://testserver"
+            ) as http:
+                answer = await http.post(f"/v1/integrations/stripe/{shop.slug}/webhook", content=body, headers=headers)
+        finally:
+            counted_turns = turns - before
+            stop = True
+            await ticker
+        return answer.json()["status"], counted_turns
+
     counted = []
-    try:
-        for i in range(7):
-            obj = se.subscription("sub_ada", customer_id="cus_ada", the_price=pro, created=t1, period_start=t1)
-            obj["cancel_at_period_end"] = i % 2 == 0
-            before = turns[0]
-            evt = se.event(f"evt_turns_{i}", "customer.subscription.updated", obj, t1 + 100 + i)
-            assert shop.deliver(evt).json()["status"] == "applied"
-            counted.append(turns[0] - before)
-    finally:
-        stop[0] = True
-        ticker.result(timeout=10)
+    for i in range(7):
+        obj = se.subscription("sub_ada", customer_id="cus_ada", the_price=pro, created=t1, period_start=t1)
+        obj["cancel_at_period_end"] = i % 2 == 0
+        body = se.body_of(se.event(f"evt_turns_{i}", "customer.subscription.updated", obj, t1 + 100 + i))
+        headers = {"Stripe-Signature": se.signature(body, WEBHOOK_SECRET, None), "Content-Type": "application/json"}
+        status, turns = client.blocking_portal.call(deliver_counting_turns, body, headers)
+        assert status == "applied"
+        counted.append(turns)
     (sub,) = api(client, shop.token, "GET", "/v1/subscriptions/", 200)["items"]
     assert sub["cancel_at_period_end"] is True
     # The request's own turns (the test client's streams, the framework) are a handful. A hop to a thread lets the
