@@ -268,21 +268,13 @@ class Database:
         if self._write_lock is None:
             raise RuntimeError("Database is not open")
         await self._write_lock.acquire()
-        conn = self._begin_inline()
-        if conn is None:
-            self._write_lock.release()
-            async with self.write() as tx:
-                yield tx
-            return
         try:
-            yield InlineTransaction(conn)
+            conn = self._begin_inline()
         except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
-        finally:
             self._write_lock.release()
+            raise
+        async with self._inline_or_write(conn) as tx:
+            yield tx
 
     @asynccontextmanager
     async def write_inline(self) -> AsyncIterator[Transaction]:
@@ -306,6 +298,15 @@ class Database:
         except BaseException:
             self._write_lock.release()
             raise
+        async with self._inline_or_write(conn) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _inline_or_write(self, conn: sqlite3.Connection | None) -> AsyncIterator[Transaction]:
+        """The transaction of ``bulk_write`` and ``write_inline``, entered with the write lock held: on ``conn``
+        (the inline writer inside ``BEGIN IMMEDIATE``), committed or rolled back, the lock released after; without
+        one, the lock is released and the block runs in ``write()``."""
+        assert self._write_lock is not None
         if conn is None:
             self._write_lock.release()
             async with self.write() as tx:

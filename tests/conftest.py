@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -26,6 +26,9 @@ from portal.clock import Clock
 from portal.db import connect_sync
 from portal.migrations import migrate
 from portal.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.console_helpers import Team
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -253,3 +256,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(item.get_closest_marker(name) is not None for name in ("browser", "served", "slow"))
     }
     items.sort(key=lambda item: str(item.path) not in heavy)  # stable: the order within each group is kept
+
+
+@pytest.fixture
+def served_console(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
+    """The app served over HTTP on a free loopback port with the console's team (``make_team``: organizations,
+    sellers of each role, the rows every console action works on): ``(base_url, settings, team)``. The console's
+    browser tests drive it with the ``chromium`` fixture."""
+    import msgspec
+
+    from tests.browser_helpers import free_port_for_tests, serve
+    from tests.console_helpers import make_team
+
+    port = free_port_for_tests()
+    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
+    team = make_team(settings)
+    with serve(create_app(settings, clock=Clock()), port) as base_url:
+        yield base_url, settings, team

@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
-from portal.app import create_app
-from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
     axe_both_schemes,
     axe_context,
     chromium_path,
-    free_port_for_tests,
     in_thread,
     screenshot,
-    serve,
 )
-from tests.console_helpers import Team, audit_actions, make_team, plant_session
+from tests.console_helpers import Team, audit_actions, plant_session
 
 pytestmark = [
     pytest.mark.seeded,  # the demo data: the home page's charts have something to show
@@ -36,15 +30,6 @@ pytestmark = [
 
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 PAGES = ["", "/team", "/audit", "/tokens", "/emails", "/webhooks", "/processors", "/settings"]
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
-    port = free_port_for_tests()
-    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
-    team = make_team(settings)
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
-        yield base_url, settings, team
 
 
 def _code_from_outbox(settings: Settings) -> str:
@@ -59,8 +44,10 @@ def _code_from_outbox(settings: Settings) -> str:
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_every_console_page_is_accessible(served: tuple[str, Settings, Team], chromium: Any, viewport: str) -> None:
-    base_url, settings, team = served
+def test_every_console_page_is_accessible(
+    served_console: tuple[str, Settings, Team], chromium: Any, viewport: str
+) -> None:
+    base_url, settings, team = served_console
     token = in_thread(plant_session, settings, team.owner)
     problems: dict[str, list[str]] = {}
     context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme="light")
@@ -79,10 +66,10 @@ def test_every_console_page_is_accessible(served: tuple[str, Settings, Team], ch
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
 
 
-def test_sign_in_and_every_action_in_the_browser(served: tuple[str, Settings, Team], chromium: Any) -> None:
+def test_sign_in_and_every_action_in_the_browser(served_console: tuple[str, Settings, Team], chromium: Any) -> None:
     from playwright.sync_api import expect
 
-    base_url, settings, team = served
+    base_url, settings, team = served_console
     page = chromium.new_context(base_url=base_url, viewport=VIEWPORTS["desktop"]).new_page()
     # Sign in with the form and the emailed code.
     page.goto("/")

@@ -5,26 +5,20 @@ critical violation (screenshots in test-artifacts/console-commerce-*), and a few
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import pytest
 
-from portal.app import create_app
-from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
     axe_both_schemes,
     axe_context,
     chromium_path,
-    free_port_for_tests,
     in_thread,
     screenshot,
-    serve,
 )
-from tests.console_helpers import Team, audit_actions, make_team, plant_session
+from tests.console_helpers import Team, audit_actions, plant_session
 
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -34,19 +28,12 @@ pytestmark = [
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
-    port = free_port_for_tests()
-    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
-    team = make_team(settings)
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
-        yield base_url, settings, team
-
-
-def test_commerce_pages_are_accessible_and_their_forms_work(served: tuple[str, Settings, Team], chromium: Any) -> None:
+def test_commerce_pages_are_accessible_and_their_forms_work(
+    served_console: tuple[str, Settings, Team], chromium: Any
+) -> None:
     from playwright.sync_api import expect
 
-    base_url, settings, team = served
+    base_url, settings, team = served_console
     shop = team.commerce
     token = in_thread(plant_session, settings, team.support)
     pages = {

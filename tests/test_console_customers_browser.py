@@ -5,14 +5,10 @@ the portal viewed as the customer with its banner."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import pytest
 
-from portal.app import create_app
-from portal.clock import Clock
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
@@ -20,12 +16,10 @@ from tests.browser_helpers import (
     axe_context,
     axe_violations,
     chromium_path,
-    free_port_for_tests,
     in_thread,
     screenshot,
-    serve,
 )
-from tests.console_helpers import Team, audit_actions, make_team, plant_session, sql
+from tests.console_helpers import Team, audit_actions, plant_session, sql
 
 pytestmark = [
     pytest.mark.seeded,
@@ -36,21 +30,12 @@ pytestmark = [
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
-@pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
-    port = free_port_for_tests()
-    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
-    team = make_team(settings)
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
-        yield base_url, settings, team
-
-
 def test_search_and_customer_pages_are_accessible_and_the_actions_work(
-    served: tuple[str, Settings, Team], chromium: Any
+    served_console: tuple[str, Settings, Team], chromium: Any
 ) -> None:
     from playwright.sync_api import expect
 
-    base_url, settings, team = served
+    base_url, settings, team = served_console
     token = in_thread(plant_session, settings, team.support)
     ((alex,),) = in_thread(
         sql,

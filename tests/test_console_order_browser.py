@@ -5,14 +5,11 @@ at desktop light and phone dark. One browser, a few page loads: the suite stays 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import pytest
 
-from portal.app import create_app
-from portal.clock import Clock, iso, new_id
+from portal.clock import iso, new_id
 from portal.settings import Settings
 from tests.browser_helpers import (
     AXE_PATH,
@@ -20,12 +17,10 @@ from tests.browser_helpers import (
     axe_context,
     axe_violations,
     chromium_path,
-    free_port_for_tests,
     in_thread,
     screenshot,
-    serve,
 )
-from tests.console_helpers import NOW, Team, audit_actions, insert_paid_order, make_team, plant_session, sql
+from tests.console_helpers import NOW, Team, audit_actions, insert_paid_order, plant_session, sql
 
 pytestmark = [
     pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed"),
@@ -36,12 +31,9 @@ VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, 
 
 
 @pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[str, Settings, Team, str]]:
-    port = free_port_for_tests()
-    settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
-    team = make_team(settings)
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
-        yield base_url, settings, team, _stripe_order(settings, team)
+def served(served_console: tuple[str, Settings, Team]) -> tuple[str, Settings, Team, str]:
+    base_url, settings, team = served_console
+    return base_url, settings, team, _stripe_order(settings, team)
 
 
 def _stripe_order(settings: Settings, team: Team) -> str:
