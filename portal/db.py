@@ -29,7 +29,11 @@ its statements (another query's result feeding the next, a service function, a h
 be as long as it needs, but holds SQLite's write lock across event-loop turns. ``await db.transact(work)`` is for a
 short, hot transaction whose statements are all known once it starts: ``work`` is a plain function (no ``await``,
 no event loop, no I/O but these statements), called on the loop or in the writer thread, so it must not depend on
-which. Neither may be nested in the other (both take the same ``asyncio.Lock``).
+which. ``async with db.write_inline() as tx`` is ``write()`` for a short, hot transaction written with the async
+area services (a processor's event, a customer's billing save): its statements run at once on the inline writer,
+on the loop's thread, with no hop (and no event-loop turn) per statement; it makes one hop only to wait when another
+process holds SQLite's lock, and is plain ``write()`` under FULL. ``bulk_write()`` is the same for a CLI's bulk
+work. None of them may be nested in another (they all take the same ``asyncio.Lock``).
 """
 
 from __future__ import annotations
