@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,9 @@ def test_typescript_sdk_snippet_creates_a_session(served: dict[str, Any], tmp_pa
         pytest.skip("node is not installed")
     if not (JS_DIR / "node_modules" / "@polar-sh" / "sdk").is_dir():
         pytest.skip("@polar-sh/sdk is not installed: run `npm install --prefix tests/js`")
-    script = JS_DIR / f"snippet-{tmp_path.name}.mjs"  # inside tests/js so node resolves its node_modules
+    # Inside tests/js so node resolves its node_modules; named uniquely, as every test process shares that folder
+    # (tmp_path's own name repeats across xdist workers: two parameters at once removed each other's script).
+    script = JS_DIR / f"snippet-{uuid.uuid4().hex}.mjs"
     script.write_text(JS_SNIPPET.replace("__VERSION__", version))
     try:
         result = subprocess.run(
