@@ -20,7 +20,7 @@ from portal.clock import Clock
 from portal.connectors import inbound_api as connector_inbound
 from portal.console import console_router
 from portal.db import Database, connect_sync
-from portal.limits import BodyLimitMiddleware
+from portal.limits import BodyLimitMiddleware, ThrottledAnswerHold
 from portal.logging_setup import configure_logging
 from portal.mail import build_mailer
 from portal.migrations import migrate
@@ -136,6 +136,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
     app.asgi_handler = BodyLimitMiddleware(app.asgi_handler, settings)
     # A seller viewing the portal as a customer: writes refused, pages bannered (before routing: every route).
     app.asgi_handler = ViewAsGuard(app.asgi_handler, app, settings)
+    # Throttled answers (429) wait a quarter second: a client ignoring Retry-After cannot flood the CPUs.
+    app.asgi_handler = ThrottledAnswerHold(app.asgi_handler)
     # Outermost, around routing too, so that unmatched paths (404/405) are logged as well.
     app.asgi_handler = RequestLogMiddleware(app.asgi_handler, settings)
     return app

@@ -9,15 +9,22 @@ the announced ``Content-Length`` and on the bytes actually streamed (chunked bod
 
 JSON nested deeper than the decoder's recursion limit raises ``RecursionError`` inside Litestar's decoder;
 ``is_too_deep`` lets the error handler answer it as invalid JSON (422) instead of a 500.
+
+Throttled answers are held (``ThrottledAnswerHold``): every 429 waits ``THROTTLED_ANSWER_HOLD_SECONDS`` before it
+is sent. A client that honours ``Retry-After`` never notices; one that ignores it gets at most four answers a
+second per connection, so a flood of refused requests from one client cannot take the CPUs that everybody else's
+requests need (bench/README.md, "Writes under floods"). A held answer costs a sleeping coroutine, no CPU; how many
+can be held at once is bounded by the connection cap (``portal.serve_guard``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from litestar.enums import ScopeType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from portal.settings import Settings
 
@@ -85,3 +92,28 @@ class BodyLimitMiddleware:
 def is_too_deep(exc: BaseException) -> bool:
     """``exc`` is the JSON decoder giving up on nesting (msgspec raises ``RecursionError`` for it)."""
     return isinstance(exc, RecursionError) and "deserializing" in str(exc)
+
+
+# How long a 429 waits before it is sent: short for a person (the page says "try again later" anyway), long enough
+# that a client hammering a throttled path gets 4 answers a second per connection instead of hundreds.
+THROTTLED_ANSWER_HOLD_SECONDS = 0.25
+
+
+class ThrottledAnswerHold:
+    """Raw ASGI wrapper: holds every 429 answer ``THROTTLED_ANSWER_HOLD_SECONDS`` before its first byte is sent."""
+
+    def __init__(self, app: ASGIApp, hold_seconds: float = THROTTLED_ANSWER_HOLD_SECONDS) -> None:
+        self.app = app
+        self.hold_seconds = hold_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_throttled_later(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 429:
+                await asyncio.sleep(self.hold_seconds)
+            await send(message)
+
+        await self.app(scope, receive, send_throttled_later)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from portal import limits
 from portal.app import create_app
 from portal.clock import Clock
 from portal.sessions import rate_limit
@@ -191,3 +193,32 @@ def test_email_change_tokens_are_throttled_per_network_and_globally(
         proxied.post(VERIFY_EMAIL, json={"token": "ABCDEFGHJKMN"}, headers={"X-Forwarded-For": f"203.0.113.{i}"})
     rotated = proxied.post(VERIFY_EMAIL, json={"token": "ABCDEFGHJKMN"}, headers={"X-Forwarded-For": "198.51.100.77"})
     assert rotated.status_code == 429
+
+
+def test_throttled_answers_are_held_without_holding_anybody_else(proxied: TestClient[Litestar], shop: Shop) -> None:
+    """A 429 waits ``THROTTLED_ANSWER_HOLD_SECONDS`` before it is sent (a client ignoring Retry-After gets a few
+    answers a second per connection, not hundreds); other clients' requests are answered meanwhile."""
+    binding = {"email": "ada@example.com", "organization_id": shop.acme_id}
+    flooder = "203.0.113.200"
+    for _ in range(rate_limit.AUTH_FAILURE_PER_IP.max_hits):
+        assert guess(proxied, "ZZZZZZ", flooder, **binding) == 401
+
+    held: list[tuple[int, float, float]] = []  # status, seconds taken, when answered
+
+    def throttled_guess() -> None:
+        started = time.perf_counter()
+        status = guess(proxied, "ZZZZZZ", flooder, **binding)
+        held.append((status, time.perf_counter() - started, time.perf_counter()))
+
+    threads = [threading.Thread(target=throttled_guess) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)  # the six are in, and held
+    assert guess(proxied, "ZZZZZZ", "198.51.100.99", **binding) == 401  # another client, not throttled
+    other_answered = time.perf_counter()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert [status for status, _, _ in held] == [429] * 6
+    assert min(seconds for _, seconds, _ in held) >= limits.THROTTLED_ANSWER_HOLD_SECONDS
+    # The other client started after the six and was answered before the first of them.
+    assert other_answered < min(answered for _, _, answered in held)
