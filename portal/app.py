@@ -44,8 +44,14 @@ from portal.web import (
 )
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object = None) -> Litestar:
-    """Build the ASGI app for ``settings``; the database is opened (and migrated) on startup."""
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, mailer: object = None, freeze_gc: bool = False
+) -> Litestar:
+    """Build the ASGI app for ``settings``; the database is opened (and migrated) on startup.
+
+    ``freeze_gc``: the app owns its process (``portal serve``'s workers, via ``portal.asgi``), so on startup it
+    moves every object that exists then out of the cyclic collector's way. Off for apps that share a process with
+    others (tests, embedding): there a full collection per startup walks everyone else's objects too."""
     settings = settings.resolve_secrets()
     configure_logging(settings.log_format)
     db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.db_readers)
@@ -66,12 +72,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, mailer: object
         background.start()
         # What exists once started (modules, routes, compiled templates) lives as long as the process: out of the
         # cyclic collector's way (gc.freeze), so its rare full passes do not walk ~90k objects mid-request.
-        gc.collect()
-        gc.freeze()
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
-            gc.unfreeze()
+            if freeze_gc:
+                gc.unfreeze()
             await background.stop()
             await rate_limit.limiter(db).close()  # throttle counts still in memory
             await db.close()

@@ -9,4 +9,5 @@ from portal.settings import Settings
 
 
 def app_from_env() -> Litestar:
-    return create_app(Settings.from_env())
+    """The app of one ``portal serve`` worker process: it owns the process, so its startup objects are frozen."""
+    return create_app(Settings.from_env(), freeze_gc=True)

@@ -75,8 +75,24 @@ def test_startup_objects_are_frozen_out_of_the_collector_while_serving(settings:
     from portal.app import create_app
 
     before = gc.get_freeze_count()
-    with TestClient(app=create_app(settings)) as client:
+    with TestClient(app=create_app(settings, freeze_gc=True)) as client:
         assert client.get("/healthz").status_code == 200
         frozen = gc.get_freeze_count()
     assert frozen > before + 10_000  # the app, its routes and templates, the loaded modules
-    assert gc.get_freeze_count() == before  # handed back on shutdown (tests start many apps in one process)
+    assert gc.get_freeze_count() == before  # handed back on shutdown
+
+    # An app sharing its process (tests, embedding) leaves the collector alone: a full collection per startup
+    # would walk every other app's objects too.
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        assert gc.get_freeze_count() == before
+
+
+def test_the_served_app_freezes_its_startup_objects(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from portal import asgi
+
+    built: list[bool] = []
+    monkeypatch.setattr(asgi, "create_app", lambda _settings, **options: built.append(options["freeze_gc"]))
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(settings.data_dir))
+    asgi.app_from_env()
+    assert built == [True]
