@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
@@ -52,13 +53,17 @@ def create_app(
     ``freeze_gc``: the app owns its process (``portal serve``'s workers, via ``portal.asgi``), so on startup it
     moves every object that exists then out of the cyclic collector's way. Off for apps that share a process with
     others (tests, embedding): there a full collection per startup walks everyone else's objects too."""
-    settings = settings.resolve_secrets()
+    state = new_state(settings, clock=clock, mailer=mailer)
+    # What is built into the app itself sees only the settings ``baked_settings`` keeps; the rest of an instance is
+    # ``app.state.portal``, read at startup and by every request.
+    settings = baked_settings(settings)
     configure_logging(settings.log_format)
-    db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.db_readers)
-    state = PortalState(settings=settings, db=db, clock=clock or Clock(), mailer=mailer or build_mailer(settings))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        state: PortalState = app.state.portal
+        settings, db = state.settings, state.db
+        configure_logging(settings.log_format)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.files_dir.mkdir(parents=True, exist_ok=True)
         conn = connect_sync(settings.db_path, settings.sqlite_synchronous)
@@ -143,12 +148,36 @@ def create_app(
     # Body limits per route (portal.limits); raised inside Litestar's handling, so 413s get the usual error answers.
     app.asgi_handler = BodyLimitMiddleware(app.asgi_handler, settings)
     # A seller viewing the portal as a customer: writes refused, pages bannered (before routing: every route).
-    app.asgi_handler = ViewAsGuard(app.asgi_handler, app, settings)
+    app.asgi_handler = ViewAsGuard(app.asgi_handler, app)
     # Throttled answers (429) wait a quarter second: a client ignoring Retry-After cannot flood the CPUs.
     app.asgi_handler = ThrottledAnswerHold(app.asgi_handler)
     # Outermost, around routing too, so that unmatched paths (404/405) are logged as well.
     app.asgi_handler = RequestLogMiddleware(app.asgi_handler, settings)
     return app
+
+
+def new_state(settings: Settings, *, clock: Clock | None = None, mailer: object = None) -> PortalState:
+    """What one running instance of the app serves: its settings (secrets resolved), its database (opened on
+    startup), its clock and mailer. ``app.state.portal``; the lifespan and every request read it from there."""
+    settings = settings.resolve_secrets()
+    db = Database(settings.db_path, synchronous=settings.sqlite_synchronous, readers=settings.db_readers)
+    return PortalState(settings=settings, db=db, clock=clock or Clock(), mailer=mailer or build_mailer(settings))
+
+
+def baked_settings(settings: Settings) -> Settings:
+    """The only settings ``create_app`` builds into the app itself (the CSRF secret and cookie, the body limit,
+    trusted proxies, the log format); every other field is left at its default, so construction cannot depend on
+    it. Two settings with equal ``baked_settings`` give apps that differ only in ``app.state.portal``
+    (``new_state``): ``tests/apps.py`` reuses apps on that."""
+    resolved = settings.resolve_secrets()
+    return Settings(
+        data_dir=Path("/dev/null/not-baked"),  # an instance's place is its state's: any use here fails loudly
+        base_url="https://baked.invalid" if resolved.is_https else "http://baked.invalid",
+        secret_key=resolved.secret_key,
+        trusted_proxies=resolved.trusted_proxies,
+        log_format=resolved.log_format,
+        max_body_bytes=resolved.max_body_bytes,
+    )
 
 
 def _state(state: PortalState):  # type: ignore[no-untyped-def]

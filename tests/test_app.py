@@ -96,3 +96,38 @@ def test_the_served_app_freezes_its_startup_objects(settings: Settings, monkeypa
     monkeypatch.setenv("PORTAL_DATA_DIR", str(settings.data_dir))
     asgi.app_from_env()
     assert built == [True]
+
+
+def test_what_is_built_into_the_app_is_only_its_baked_settings(tmp_path: Path, template_db: Path) -> None:
+    """An instance (data dir, database, clock, mailer) is the app's state, read at startup and by every request:
+    the same app handed another state serves that one's data and nothing of the first (``tests/apps.py`` relies
+    on it), and settings that differ only outside ``baked_settings`` bake the same app."""
+    import shutil
+
+    import msgspec
+    from litestar.testing import TestClient
+
+    from portal.app import baked_settings, create_app, new_state
+    from tests.signin_helpers import insert_org
+
+    instances = []
+    for slug in ("acme", "beta"):
+        (tmp_path / slug).mkdir()
+        shutil.copy(template_db, tmp_path / slug / "portal.db")
+        settings = Settings(data_dir=tmp_path / slug, secret_key="s" * 32, argon2_profile="test")
+        insert_org(settings, slug)
+        instances.append(settings)
+    acme, beta = instances
+    app = create_app(acme)
+    with TestClient(app, base_url="http://testserver.local") as client:
+        assert client.get("/acme/portal").status_code == 200
+        assert client.get("/beta/portal").status_code == 404
+    app.state["portal"] = new_state(beta)
+    with TestClient(app, base_url="http://testserver.local") as client:
+        assert client.get("/beta/portal").status_code == 200
+        assert client.get("/acme/portal").status_code == 404
+    # The base URL counts only by its scheme (CSRF and view-as cookies are __Host- on https), the mail server not.
+    elsewhere = msgspec.structs.replace(beta, base_url="http://127.0.0.1:9", smtp_port=2525, db_readers=1)
+    assert baked_settings(elsewhere) == baked_settings(acme)
+    assert baked_settings(msgspec.structs.replace(acme, base_url="https://shop.example")) != baked_settings(acme)
+    assert baked_settings(msgspec.structs.replace(acme, max_body_bytes=1000)) != baked_settings(acme)

@@ -163,10 +163,9 @@ def _writes(method: str, path: str, query: bytes) -> bool:
 class ViewAsGuard:
     """Raw ASGI around the whole app: refuses the writes of a viewing browser and bannered its portal pages."""
 
-    def __init__(self, app: ASGIApp, litestar_app: Any, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, litestar_app: Any) -> None:
         self.app = app
         self.litestar_app = litestar_app
-        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -185,7 +184,7 @@ class ViewAsGuard:
         for slug, token in tokens.items():
             if portal and slug != portal.group(1):
                 continue
-            context = await live_view(state.db, self.settings, token, now)
+            context = await live_view(state.db, state.settings, token, now)
             if context is not None and context.organization.slug == slug:
                 viewing = context
                 break
