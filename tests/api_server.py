@@ -11,13 +11,13 @@ from typing import Any
 
 import msgspec
 
-from portal.app import create_app
 from portal.clock import Clock, iso
 from portal.db import Database
 from portal.mail import MailMessage
 from portal.sessions.store import create_session
 from portal.settings import Settings
 from tests.admin_support import free_port, serve
+from tests.apps import app_for
 from tests.browser_helpers import customer_id, org_id
 
 
@@ -41,7 +41,7 @@ def served_portal(settings: Settings, clock: Clock | None = None, mailer: Any = 
     """The app on a free loopback port whose PORTAL_BASE_URL is its real address: (base URL, settings)."""
     port = free_port()
     live = live_settings(settings, port)
-    with serve(create_app(live, clock=clock, mailer=mailer), port=port) as base_url:
+    with serve(app_for(live, clock=clock, mailer=mailer), port=port) as base_url:
         yield base_url, live.resolve_secrets()
 
 

@@ -21,11 +21,11 @@ from aiosmtpd.controller import Controller
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import connect_sync
 from portal.migrations import migrate
 from portal.settings import Settings
+from tests.apps import app_for, release_all
 
 if TYPE_CHECKING:
     from tests.console_helpers import Team
@@ -173,9 +173,16 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(autouse=True)
+def _apps_back_to_the_pool() -> Iterator[None]:
+    """Apps handed out by ``tests.apps.app_for`` are free again once the test (and its fixtures) ended."""
+    yield
+    release_all()
+
+
 @pytest.fixture
 def app(settings: Settings, clock: Clock) -> Litestar:
-    return create_app(settings, clock=clock)
+    return app_for(settings, clock=clock)
 
 
 @pytest.fixture
@@ -271,5 +278,5 @@ def served_console(settings: Settings) -> Iterator[tuple[str, Settings, Team]]:
     port = free_port_for_tests()
     settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
     team = make_team(settings)
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
+    with serve(app_for(settings, clock=Clock()), port) as base_url:
         yield base_url, settings, team

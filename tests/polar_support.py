@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import standardwebhooks
 
-from portal.app import create_app
 from portal.settings import Settings
 from tests.admin_support import create_org, free_port, mint_token, serve
+from tests.apps import app_for
 
 WEBHOOK_SECRET = "whsec_" + "cG9sYXItY29ubmVjdG9yLXRlc3Qtc2VjcmV0LTMyYnl0ZXMh"
 
@@ -133,7 +133,7 @@ def fake_polar(data_dir: Path) -> Iterator[FakePolar]:
         secret_key="polar-instance-secret-key-for-tests",
         argon2_profile="test",
     )
-    with serve(create_app(settings), port) as base_url:
+    with serve(app_for(settings), port) as base_url:
         admin = mint_token(settings)
         with httpx.Client(base_url=base_url, timeout=10) as client:
             org = create_org(client, admin, "seller")

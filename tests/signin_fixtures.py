@@ -9,9 +9,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.signin_helpers import BASE, Shop, insert_customer, insert_org
 
@@ -36,7 +36,7 @@ def inbox(smtp_server: tuple[SMTPInbox, int]) -> SMTPInbox:
 
 @pytest.fixture
 def mail_app(smtp_settings: Settings, clock: Clock, shop: Shop) -> Litestar:
-    return create_app(smtp_settings, clock=clock)
+    return app_for(smtp_settings, clock=clock)
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from portal.api_docs import DOCS_CSP
-from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.browser_helpers import ARTIFACTS, chromium_path, free_port_for_tests, serve
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian's chromi
 def served(settings: Settings) -> Iterator[str]:
     port = free_port_for_tests()
     settings = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
+    with serve(app_for(settings, clock=Clock()), port) as base_url:
         yield base_url
 
 

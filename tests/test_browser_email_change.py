@@ -13,10 +13,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import connect_sync
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.browser_helpers import (
     chromium_path,
     free_port_for_tests,
@@ -46,7 +46,7 @@ class Served(msgspec.Struct):
 def served(smtp_settings: Settings) -> Iterator[Served]:
     port = free_port_for_tests()
     settings = msgspec.structs.replace(smtp_settings, base_url=f"http://127.0.0.1:{port}")
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
+    with serve(app_for(settings, clock=Clock()), port) as base_url:
         yield Served(base_url=base_url, settings=settings)
 
 

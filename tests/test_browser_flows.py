@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.browser_helpers import (
     chromium_path,
     free_port_for_tests,
@@ -44,7 +44,7 @@ def served(smtp_settings: Settings) -> Iterator[Served]:
     port = free_port_for_tests()
     settings = msgspec.structs.replace(smtp_settings, base_url=f"http://127.0.0.1:{port}")
     clock = Clock()
-    with serve(create_app(settings, clock=clock), port) as base_url:
+    with serve(app_for(settings, clock=clock), port) as base_url:
         yield Served(base_url=base_url, settings=settings, clock=clock)
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.browser_helpers import (
     chromium_path,
     free_port_for_tests,
@@ -45,7 +45,7 @@ PAGES = {
 def served(smtp_settings: Settings) -> Iterator[tuple[str, Settings]]:
     port = free_port_for_tests()
     settings = msgspec.structs.replace(smtp_settings, base_url=f"http://127.0.0.1:{port}")
-    with serve(create_app(settings, clock=Clock()), port) as base_url:
+    with serve(app_for(settings, clock=Clock()), port) as base_url:
         yield base_url, settings
 
 

@@ -13,12 +13,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.cli import main
 from portal.connectors.store import decrypt_secrets
 from portal.connectors.stripe.client import API_VERSION
 from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.stripe_fake import FakeStripe, fake_stripe
 
 WEBHOOK_SECRET = "whsec_test_secret_for_the_fake"
@@ -37,7 +37,7 @@ def stripe_settings(settings: Settings, fake: FakeStripe) -> Settings:
 
 @pytest.fixture
 def stripe_client(stripe_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(stripe_settings), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(stripe_settings), base_url="http://testserver.local") as test_client:
         yield test_client
 
 

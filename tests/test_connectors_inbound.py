@@ -26,7 +26,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.cli import main
 from portal.mail import MailMessage
 from portal.notifications import emails
@@ -34,6 +33,7 @@ from portal.notifications.outbox import OutboxMessage
 from portal.settings import Settings
 from tests import stripe_events as se
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.stripe_fake import FakeStripe, fake_stripe
 
 WEBHOOK_SECRET = "whsec_inbound_test_secret"
@@ -54,7 +54,7 @@ def stripe_settings(settings: Settings, fake: FakeStripe) -> Settings:
 
 @pytest.fixture
 def client(stripe_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(stripe_settings), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(stripe_settings), base_url="http://testserver.local") as test_client:
         yield test_client
 
 

@@ -15,7 +15,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.connectors import store
 from portal.connectors.base import ApplyContext, NeedObject
@@ -24,6 +23,7 @@ from portal.db import Database
 from portal.settings import Settings
 from tests import stripe_events as se
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.stripe_fake import FakeStripe, fake_stripe
 
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -42,7 +42,7 @@ def stripe_settings(settings: Settings, fake: FakeStripe) -> Settings:
 
 @pytest.fixture
 def client(stripe_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(stripe_settings), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(stripe_settings), base_url="http://testserver.local") as test_client:
         yield test_client
 
 

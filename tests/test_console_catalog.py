@@ -13,10 +13,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from tests.admin_support import api, mint_token
+from tests.apps import app_for
 from tests.console_helpers import Team, audit_actions, console_cookie, make_team, plant_session, sql
 from tests.signin_helpers import csrf, sign_in_browser
 
@@ -426,7 +426,7 @@ def test_files_upload_replace_hide_and_the_customer_downloads_the_new_file(
 
 def test_file_size_limit_is_named_or_refused_before_parsing(settings: Settings, team: Team) -> None:
     small = msgspec.structs.replace(settings, max_body_bytes=256 * 1024)
-    with TestClient(create_app(small, clock=Clock()), base_url="http://testserver.local") as client:
+    with TestClient(app_for(small, clock=Clock()), base_url="http://testserver.local") as client:
         console_cookie(client, small, plant_session(small, team.owner))
         benefit_id = new_benefit(client, "downloadables", {"description": "Downloads"})
         path = f"/catalog/benefits/{benefit_id}/files"

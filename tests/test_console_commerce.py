@@ -16,10 +16,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import iso, new_id
 from portal.connectors import base
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.console_helpers import (
     NOW,
     Commerce,
@@ -425,7 +425,7 @@ def fake() -> Iterator[FakeStripe]:
 @pytest.fixture
 def stripe_web(settings: Settings, fake: FakeStripe) -> Iterator[tuple[TestClient[Litestar], Settings]]:
     stripe_settings = msgspec.structs.replace(settings, stripe_api_base=fake.base_url)
-    with TestClient(create_app(stripe_settings), base_url="http://testserver.local") as web:
+    with TestClient(app_for(stripe_settings), base_url="http://testserver.local") as web:
         yield web, stripe_settings
 
 

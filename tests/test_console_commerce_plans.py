@@ -15,10 +15,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import iso
 from portal.console.store import token_digest
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.test_query_plans import Captured, bench_dir, check, plan_problems
 
 __all__ = ["bench_dir"]  # the module-scoped benchmark database fixture
@@ -58,7 +58,7 @@ def console(bench_dir: Path) -> Iterator[tuple[TestClient[Litestar], Captured, d
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sqlite3, "connect", traced_connect)
-        with TestClient(create_app(settings), base_url="http://testserver.local") as client:
+        with TestClient(app_for(settings), base_url="http://testserver.local") as client:
             client.cookies.set("console_session", token, domain="testserver.local", path="/console")
             yield client, captured, known
 

@@ -16,11 +16,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import iso, new_id
 from portal.console.store import token_digest
 from portal.settings import Settings
 from tests import test_query_plans as plans
+from tests.apps import app_for
 from tests.console_helpers import NOW
 from tests.test_query_plans import Captured, bench_dir
 
@@ -73,7 +73,7 @@ def console(bench_dir: Path) -> Iterator[tuple[TestClient[Litestar], Captured, d
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sqlite3, "connect", traced_connect)
         patch.setattr(plans, "BIG_TABLES", plans.BIG_TABLES | CONSOLE_TABLES)
-        with TestClient(create_app(settings), base_url="http://testserver.local") as client:
+        with TestClient(app_for(settings), base_url="http://testserver.local") as client:
             client.cookies.set("console_session", token, path="/console")
             yield client, captured, known
 

@@ -16,9 +16,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock, iso, new_id
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.browser_helpers import serve
 from tests.conftest import SMTPInbox, free_port
 from tests.console_helpers import NOW, Team, audit_actions, console_cookie, make_team, plant_session, sql
@@ -273,7 +273,7 @@ def test_the_sign_in_link_opens_the_portal_over_http_and_is_shown_once(
     assert entry[:2] == ("customer.sign_in_link", "owner@acme.example") and entry[3] == shop.alex
     # A fresh browser (no cookies) on the served app: the link signs it in as Alex.
     port = free_port()
-    served = create_app(settings, clock=Clock())
+    served = app_for(settings, clock=Clock())
     with serve(served, port) as base, httpx.Client(base_url=base, follow_redirects=True) as browser:
         opened = browser.get(url.replace("http://testserver.local", ""))
         assert opened.status_code == 200
@@ -283,7 +283,7 @@ def test_the_sign_in_link_opens_the_portal_over_http_and_is_shown_once(
 
 @pytest.fixture
 def mail_app(smtp_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(smtp_settings, clock=Clock()), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(smtp_settings, clock=Clock()), base_url="http://testserver.local") as test_client:
         yield test_client
 
 

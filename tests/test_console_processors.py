@@ -15,8 +15,8 @@ from bs4 import BeautifulSoup
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.console_helpers import add_member, audit_actions, console_cookie, insert_seller, plant_session, sql
 from tests.gumroad_fake import ACCESS_TOKEN as GUMROAD_TOKEN
 from tests.gumroad_fake import fake_gumroad
@@ -31,7 +31,7 @@ from tests.stripe_fake import FakeStripe, fake_stripe
 def stripe_client(settings: Settings) -> Iterator[tuple[TestClient[Litestar], Settings, FakeStripe]]:
     with fake_stripe() as fake:
         stripe_settings = msgspec.structs.replace(settings, stripe_api_base=fake.base_url)
-        with TestClient(create_app(stripe_settings), base_url="http://testserver.local") as client:
+        with TestClient(app_for(stripe_settings), base_url="http://testserver.local") as client:
             yield client, stripe_settings, fake
 
 
@@ -89,7 +89,7 @@ def every_fake(settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClient[
             "paddle": paddle.api_key,
             "gumroad": GUMROAD_TOKEN,
         }
-        with TestClient(create_app(fakes_settings), base_url="http://testserver.local") as client:
+        with TestClient(app_for(fakes_settings), base_url="http://testserver.local") as client:
             yield client, fakes_settings, keys
 
 

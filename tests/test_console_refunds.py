@@ -23,7 +23,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import iso, new_id
 from portal.connectors.store import Secrets, encrypt_secrets
 from portal.connectors.stripe.client import API_VERSION
@@ -33,6 +32,7 @@ from portal.settings import Settings
 from tests import lemonsqueezy_fake as ls
 from tests import paddle_fake as pf
 from tests import stripe_events
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.console_helpers import (
     NOW,
@@ -95,7 +95,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Iterat
             paddle_api_base=fakes["paddle"].base_url,
             gumroad_api_base=fakes["gumroad"].base_url,
         )
-        client = stack.enter_context(TestClient(create_app(settings), base_url="http://testserver.local"))
+        client = stack.enter_context(TestClient(app_for(settings), base_url="http://testserver.local"))
         yield World(client, settings, fakes)
 
 
@@ -490,7 +490,7 @@ def test_resend_receipt_reaches_the_customers_mailbox(
     inbox, _ = smtp_server
     settings = fast(smtp_settings)
     team = make_team(settings)
-    with TestClient(create_app(settings), base_url="http://testserver.local") as client:
+    with TestClient(app_for(settings), base_url="http://testserver.local") as client:
         console_cookie(client, settings, plant_session(settings, team.support))  # support may: it is a customer's
         answer = client.post(
             f"/console/acme/orders/{team.order_id}/resend-receipt",

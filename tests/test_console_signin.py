@@ -13,10 +13,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.cli import main
 from portal.clock import Clock
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.console_helpers import add_member, audit_actions, insert_seller, sql
 from tests.signin_helpers import Browser, csrf, insert_org, text_part, with_settings
@@ -24,7 +24,7 @@ from tests.signin_helpers import Browser, csrf, insert_org, text_part, with_sett
 
 @pytest.fixture
 def mail_client(smtp_settings: Settings, clock: Clock) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(smtp_settings, clock=clock), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(smtp_settings, clock=clock), base_url="http://testserver.local") as test_client:
         yield test_client
 
 
@@ -122,7 +122,7 @@ def test_code_requests_and_wrong_codes_are_throttled(client: TestClient[Litestar
 def test_cookies_are_secure_and_prefixed_over_https(settings: Settings, clock: Clock) -> None:
     https = with_settings(settings, base_url="https://portal.example")
     insert_seller(https, "owner@acme.example")
-    with TestClient(create_app(https, clock=clock), base_url="https://portal.example") as client:
+    with TestClient(app_for(https, clock=clock), base_url="https://portal.example") as client:
         response = client.post(
             "/console/request",
             data={"email": "owner@acme.example", "_csrf_token": csrf(client)},

@@ -14,10 +14,10 @@ from bs4 import BeautifulSoup
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock, iso, new_id
 from portal.settings import Settings
 from portal.webhooks import queries as webhook_queries
+from tests.apps import app_for
 from tests.console_helpers import Team, audit_actions, console_cookie, make_team, plant_session, sql
 from tests.notification_support import fast, receiver, wait_until
 from tests.signin_helpers import csrf
@@ -26,7 +26,7 @@ from tests.signin_helpers import csrf
 @pytest.fixture
 def console(settings: Settings, clock: Clock) -> Iterator[tuple[TestClient[Litestar], Settings, Team]]:
     app_settings = fast(settings, retry_backoff_base=0.05, retry_max_attempts=2)
-    with TestClient(create_app(app_settings, clock=clock), base_url="http://testserver.local") as client:
+    with TestClient(app_for(app_settings, clock=clock), base_url="http://testserver.local") as client:
         client.follow_redirects = False
         team = make_team(app_settings)
         console_cookie(client, app_settings, plant_session(app_settings, team.owner))

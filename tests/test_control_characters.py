@@ -17,13 +17,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import connect_sync
 from portal.logging_setup import JsonFormatter, TextFormatter
 from portal.mail import MailMessage, build_email
 from portal.settings import Settings
 from tests.admin_support import api, bearer, mint_token
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.signin_helpers import insert_customer, insert_org, request_code, root_logs_into
 
@@ -172,7 +172,7 @@ def test_a_stored_legacy_name_does_not_break_sign_in_mail(
     conn.execute("UPDATE organizations SET email_sender_name = ? WHERE id = ?", ("Sup\nport", org_id))
     conn.commit()
     conn.close()
-    with TestClient(create_app(smtp_settings, clock=clock)) as client:
+    with TestClient(app_for(smtp_settings, clock=clock)) as client:
         assert request_code(client, "legacy", "ada@example.com").status_code == 303
         [message] = inbox.wait_for(1)
     assert message["Subject"] == "Your sign-in code for Evil Bcc: victim@evil.example X"

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock, iso
 from portal.settings import Settings
 from portal.templating.accent import contrast, light_accent
 from tests.admin_support import api
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.notification_support import fast, make_shop, subscribe
 from tests.signin_helpers import csrf, html_part, request_code, sign_in_browser, text_part
@@ -33,7 +33,7 @@ def test_receipt_has_the_accent_a_raster_logo_and_a_localized_date(
 ) -> None:
     inbox, _ = smtp_server
     settings = fast(smtp_settings)
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, settings)
         org_path = f"/v1/organizations/{shop.org['id']}"
         api(client, shop.token, "PATCH", org_path, 200, json={"accent_color": PALE, "avatar_url": LOGO})
@@ -71,7 +71,7 @@ def test_subscription_emails_show_price_and_interval(
 ) -> None:
     inbox, _ = smtp_server
     settings = fast(smtp_settings)
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, settings)
         yearly = api(
             client,

@@ -11,12 +11,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import connect_sync
 from portal.sessions import rate_limit
 from portal.settings import Settings
 from tests.admin_support import api, mint_token
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.signin_helpers import BASE, Shop, with_settings
 
@@ -34,7 +34,7 @@ def proxied(smtp_settings: Settings, clock: Clock, shop: Shop) -> Iterator[TestC
     conn.commit()
     conn.close()
     settings = with_settings(smtp_settings, trusted_proxies="testclient")
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         yield client
 
 

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock, iso
 from portal.db import Database
 from portal.resources import demo_seed_path
 from portal.seeding.loader import load_seed_file
 from portal.settings import Settings
 from tests.admin_support import api
+from tests.apps import app_for
 from tests.conftest import SMTPInbox, free_port
 from tests.notification_support import fast, link_in, make_shop, rows, subscribe, wait_until
 from tests.signin_helpers import csrf, html_part, request_code, sign_in_browser, text_part
@@ -56,7 +56,7 @@ def test_paying_an_order_sends_one_receipt_with_the_license_key(
 ) -> None:
     inbox, _ = smtp_server
     settings = fast(smtp_settings)
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, settings)
         order = _pay(client, shop)
         [message] = inbox.wait_for(1)
@@ -88,7 +88,7 @@ def test_smtp_down_is_retried_and_delivered_once_it_is_back(
         smtp_security="none",
         smtp_timeout=2,
     )
-    with TestClient(create_app(down, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(down, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, down)
         order = _pay(client, shop)
         failed = wait_until(lambda: [r for r in _outbox(down) if r["attempts"] >= 2 and r["status"] == "pending"])
@@ -96,7 +96,7 @@ def test_smtp_down_is_retried_and_delivered_once_it_is_back(
     assert inbox.messages == []
     # Restart on the same data directory, SMTP reachable again.
     up = msgspec.structs.replace(down, smtp_port=port)
-    with TestClient(create_app(up, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(up, clock=clock), base_url=BASE) as client:
         [message] = inbox.wait_for(1)
         wait_until(lambda: _outbox(up)[0]["status"] == "sent")
         time.sleep(0.3)
@@ -116,7 +116,7 @@ def test_retries_back_off_exponentially(settings: Settings, clock: Clock) -> Non
         retry_backoff_base=60,
         retry_max_attempts=3,
     )
-    with TestClient(create_app(down, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(down, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, down)
         _pay(client, shop)
         first = wait_until(lambda: [r for r in _outbox(down) if r["attempts"] == 1 and r["status"] == "pending"])[0]
@@ -136,7 +136,7 @@ def test_retries_back_off_exponentially(settings: Settings, clock: Clock) -> Non
 @pytest.fixture
 def mail_client(smtp_settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
     settings = fast(smtp_settings)
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         yield client, settings
 
 
@@ -252,7 +252,7 @@ def test_subscription_emails_from_the_portal(mail_client, smtp_server, settings:
 def test_renewal_reminder_once_per_period(smtp_settings: Settings, smtp_server, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     inbox, _ = smtp_server
     settings = fast(smtp_settings, renewal_scan_interval=0.05)
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, settings)
         now = clock.now()
         # Renews in 2 days (month periods: started a month minus 2 days ago) -> due with the default 3 days.

@@ -40,12 +40,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import Database, connect_sync
 from portal.sessions.store import create_session
 from portal.settings import Settings
 from tests.admin_support import free_port, mint_token, serve
+from tests.apps import app_for
 from tests.browser_helpers import seed_demo
 
 POSITIVE_EXAMPLES = 12
@@ -150,7 +150,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> 
     target_ids = _real_ids(settings)
     admin = mint_token(settings)
     customer = _api_session(settings)
-    with serve(create_app(settings), port) as base_url:
+    with serve(app_for(settings), port) as base_url:
         spec = httpx.get(f"{base_url}/docs/openapi.json", timeout=30).json()
         target = FuzzTarget(base_url, spec, admin, customer, target_ids)
         yield target

@@ -16,10 +16,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from portal import limits
-from portal.app import create_app
 from portal.clock import Clock
 from portal.sessions import rate_limit
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.signin_helpers import BASE, Shop, next_code, with_settings
 
@@ -35,7 +35,7 @@ VALIDATE_KEY = "/v1/customer-portal/license-keys/validate"
 def proxied(smtp_settings: Settings, clock: Clock, shop: Shop) -> Iterator[TestClient[Litestar]]:
     """The app behind a trusted proxy: each request says which client address it comes from."""
     settings = with_settings(smtp_settings, trusted_proxies="testclient")
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         yield client
 
 

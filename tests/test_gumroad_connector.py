@@ -18,13 +18,13 @@ from bs4 import BeautifulSoup
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.connectors import store
 from portal.connectors.gumroad import importer, processor
 from portal.db import Database
 from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.gumroad_fake import ACCESS_TOKEN, FakeGumroad, fake_gumroad
 from tests.polar_support import seller_catalog
 from tests.signin_helpers import insert_session, sign_in_browser
@@ -92,7 +92,7 @@ class Shop:
 
 @pytest.fixture
 def shop(gumroad_settings: Settings) -> Iterator[Shop]:
-    with TestClient(create_app(gumroad_settings), base_url="http://testserver.local") as client:
+    with TestClient(app_for(gumroad_settings), base_url="http://testserver.local") as client:
         yield Shop(client, gumroad_settings)
 
 

@@ -26,11 +26,11 @@ from bs4 import BeautifulSoup
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.customer_portal.links import document_url
 from portal.db import connect_sync
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.browser_helpers import copy_seeded, customer_id, new_session, one, org_id
 from tests.signin_helpers import insert_session
 
@@ -54,7 +54,7 @@ def _site(seeded: Path, tmp_path: Path, base_url: str) -> Iterator[Site]:
         secret_key="headers-secret-key-not-for-production",
         argon2_profile="test",
     )
-    app = create_app(settings)
+    app = app_for(settings)
     with TestClient(app, base_url=base_url) as client:
         client.follow_redirects = False
         yield Site(client, settings, app)

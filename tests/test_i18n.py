@@ -13,10 +13,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from portal import i18n
-from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from portal.templating import build_environment
+from tests.apps import app_for
 from tests.browser_helpers import csrf_token, customer_id, login_code, new_session, one
 
 pytestmark = pytest.mark.seeded  # data_dir: a copy of the demo seed (tests/conftest.py)
@@ -174,7 +174,7 @@ def test_money_and_dates_follow_the_page_language(client, settings) -> None:
 
 @pytest.fixture
 def smtp_client(smtp_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(smtp_settings, clock=Clock()), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(smtp_settings, clock=Clock()), base_url="http://testserver.local") as test_client:
         test_client.follow_redirects = False
         yield test_client
 

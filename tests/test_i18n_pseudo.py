@@ -24,6 +24,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from portal import i18n, templating
+from portal.app import create_app
 from portal.clock import Clock
 from portal.db import Database
 from portal.resources import templates_dir
@@ -76,7 +77,9 @@ def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> set[str]:
 
 
 @pytest.fixture
-def client(app: Litestar, rendered_templates: set[str]) -> Iterator[TestClient[Litestar]]:
+def client(settings: Settings, clock: Clock, rendered_templates: set[str]) -> Iterator[TestClient[Litestar]]:
+    # An app of its own (not ``tests.apps.app_for``): its templates are compiled with the pseudo-locale's text.
+    app = create_app(settings, clock=clock)
     with TestClient(app, base_url="http://testserver.local") as test_client:
         test_client.follow_redirects = False
         yield test_client

@@ -17,6 +17,7 @@ from jinja2 import DictLoader
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from portal.templating import build_environment
@@ -60,6 +61,12 @@ class FrozenClock(Clock):
 @pytest.fixture
 def clock() -> Clock:
     return FrozenClock()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: Clock) -> Litestar:
+    """An app of its own (not ``tests.apps.app_for``): these tests count the shells its template engine built."""
+    return create_app(settings, clock=clock)
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.cli import main
 from portal.settings import Settings
 from tests import lemonsqueezy_fake as ls
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.lemonsqueezy_fake import FakeLemonSqueezy, fake_lemonsqueezy
 from tests.signin_helpers import insert_session
 
@@ -44,7 +44,7 @@ def ls_settings(settings: Settings, fake: FakeLemonSqueezy) -> Settings:
 
 @pytest.fixture
 def client(ls_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(ls_settings), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(ls_settings), base_url="http://testserver.local") as test_client:
         yield test_client
 
 

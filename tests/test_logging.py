@@ -121,11 +121,11 @@ def test_text_and_json_lines() -> None:
 def test_client_address_from_trusted_proxies_only(caplog: pytest.LogCaptureFixture, settings: Settings) -> None:
     import msgspec
 
-    from portal.app import create_app
+    from tests.apps import app_for
 
     caplog.set_level(logging.INFO)
     for trusted, expected in (("testclient", "203.0.113.9"), ("", "testclient")):
-        app = create_app(msgspec.structs.replace(settings, trusted_proxies=trusted))
+        app = app_for(msgspec.structs.replace(settings, trusted_proxies=trusted))
         with TestClient(app, base_url="http://testserver.local") as client:
             caplog.clear()
             client.get("/healthz", headers={"X-Forwarded-For": "203.0.113.9"})

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from portal.app import create_app
 from portal.sessions.store import token_digest
 from portal.settings import Settings
+from tests.apps import app_for
 
 pytestmark = pytest.mark.seeded
 
@@ -52,7 +52,7 @@ def _api_session(settings: Settings, email: str) -> str:
 
 def test_a_billing_save_and_a_read_take_no_event_loop_turn(settings: Settings, data_dir: Path) -> None:
     token = _api_session(settings, "alex@example.com")
-    app = create_app(settings)
+    app = app_for(settings)
 
     async def scenario() -> tuple[list[int], list[int], str]:
         turns = [0]

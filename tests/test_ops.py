@@ -13,9 +13,9 @@ from aiosmtpd.smtp import AuthResult
 from litestar.testing import TestClient
 
 from portal import instance_lock
-from portal.app import create_app
 from portal.migrations import LATEST_VERSION
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.conftest import SMTPInbox, free_port
 from tests.serving import portal_env, run_portal
 
@@ -118,7 +118,7 @@ def test_secrets_come_from_files(tmp_path: Path) -> None:
     assert resolved.smtp_password == "pw-from-file"
     assert "key-from-a-file" not in repr(resolved) and "pw-from-file" not in repr(resolved)
     assert not (data_dir / "secret_key").exists()  # nothing generated when a file is given
-    app = create_app(settings)
+    app = app_for(settings)
     assert app.state.portal.settings.secret_key == "key-from-a-file-0123456789"
 
     missing = Settings.from_env({"PORTAL_SECRET_KEY_FILE": str(tmp_path / "nope")})
@@ -141,7 +141,7 @@ def test_generated_secret_key_is_shared_by_processes_starting_together(tmp_path:
 
 
 def test_readyz_is_503_while_migrations_are_pending(settings: Settings) -> None:
-    with TestClient(create_app(settings), base_url="http://testserver.local") as client:
+    with TestClient(app_for(settings), base_url="http://testserver.local") as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/readyz").json() == {"status": "ok", "schema_version": LATEST_VERSION}
         conn = sqlite3.connect(settings.db_path)

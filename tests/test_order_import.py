@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock, iso
 from portal.settings import Settings
 from tests.admin_support import api
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.notification_support import fast, make_shop, rows
 
@@ -28,7 +28,7 @@ def test_backdated_orders_keep_their_date_and_send_no_receipt(
 ) -> None:
     inbox, _ = smtp_server
     settings = fast(smtp_settings)
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, settings)
         body = {"customer_id": shop.customer["id"], "product_id": shop.product["id"]}
         imported = api(
@@ -53,7 +53,7 @@ def test_backdated_orders_keep_their_date_and_send_no_receipt(
 
 
 def test_created_at_in_the_future_or_without_zone_is_refused(settings: Settings, clock: Clock) -> None:
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, settings)
         body = {"customer_id": shop.customer["id"], "product_id": shop.product["id"]}
         future = iso(datetime.now(UTC) + timedelta(days=1))

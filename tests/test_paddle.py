@@ -16,10 +16,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.settings import Settings
 from tests import paddle_fake as pf
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.paddle_fake import FakePaddle, fake_paddle
 from tests.signin_helpers import insert_session
 
@@ -45,7 +45,7 @@ def paddle_settings(settings: Settings, fake: FakePaddle) -> Settings:
 
 @pytest.fixture
 def client(paddle_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(paddle_settings), base_url="http://testserver.local") as test_client:
+    with TestClient(app_for(paddle_settings), base_url="http://testserver.local") as test_client:
         yield test_client
 
 

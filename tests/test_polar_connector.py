@@ -21,13 +21,13 @@ import standardwebhooks
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.connectors import store
 from portal.connectors.polar import importer
 from portal.db import Database
 from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.polar_support import WEBHOOK_SECRET, FakePolar, fake_polar, seller_catalog, signed, stale
 from tests.signin_helpers import insert_session
 
@@ -83,7 +83,7 @@ class Shop:
 
 @pytest.fixture
 def shop(portal_settings: Settings, polar: FakePolar) -> Iterator[Shop]:
-    with TestClient(create_app(portal_settings), base_url="http://testserver.local") as client:
+    with TestClient(app_for(portal_settings), base_url="http://testserver.local") as client:
         yield Shop(client, portal_settings, polar)
 
 
@@ -316,7 +316,7 @@ def test_a_refusal_or_an_unreachable_polar_changes_nothing(shop: Shop, polar: Fa
     assert row["cancel_at_period_end"] == 0
 
     unreachable = msgspec.structs.replace(shop.settings, polar_api_base="http://127.0.0.1:9")
-    with TestClient(create_app(unreachable), base_url="http://testserver.local") as offline:
+    with TestClient(app_for(unreachable), base_url="http://testserver.local") as offline:
         answer = offline.patch(path, json={"cancel_at_period_end": True}, headers=headers)
         assert answer.status_code == 502 and "Polar" in answer.json()["detail"], answer.text
     (row,) = shop.rows("SELECT cancel_at_period_end FROM subscriptions WHERE id = ?", (local,))

@@ -17,10 +17,10 @@ from polar.v2026_10 import outputs
 from polar.v2026_10.client import Polar
 from polar.v2026_10.errors import HTTPValidationError
 
-from portal.app import create_app
 from portal.clock import parse_iso
 from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token, serve
+from tests.apps import app_for
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 
@@ -31,7 +31,7 @@ def served(settings: Settings) -> Any:
     from litestar.testing import TestClient
 
     admin = mint_token(settings)
-    with TestClient(create_app(settings), base_url="http://testserver.local") as client:
+    with TestClient(app_for(settings), base_url="http://testserver.local") as client:
         org = create_org(client, admin, "acme")
         token = mint_token(settings, org["id"])
         customer = api(
@@ -43,7 +43,7 @@ def served(settings: Settings) -> Any:
 
     port = free_port()
     live = msgspec.structs.replace(settings, base_url=f"http://127.0.0.1:{port}")
-    with serve(create_app(live), port=port) as base_url:
+    with serve(app_for(live), port=port) as base_url:
         yield {"base_url": base_url, "token": token, "admin": admin, "customer": customer, "org": org}
 
 

@@ -24,10 +24,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import iso
 from portal.sessions.store import token_digest
 from portal.settings import Settings
+from tests.apps import app_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ def served(bench_dir: Path) -> Iterator[tuple[TestClient[Litestar], Captured, di
         connection.set_trace_callback(captured)
         return connection
 
-    app = create_app(settings)
+    app = app_for(settings)
     # Every connection the app opens (pool, writer, inline reader) reports what it executes.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sqlite3, "connect", traced_connect)

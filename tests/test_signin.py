@@ -9,11 +9,11 @@ import re
 from bs4 import BeautifulSoup
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import connect_sync
 from portal.sessions.auth import cookie_name
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.signin_helpers import (
     BASE,
@@ -201,7 +201,7 @@ def test_absolute_timeout(  # type: ignore[no-untyped-def]
     smtp_settings: Settings, clock: Clock, shop: Shop, inbox: SMTPInbox
 ) -> None:
     settings = with_settings(smtp_settings, session_idle_timeout=600, session_max_age=1800)
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         sign_in(client, inbox, "acme", "ada@example.com")
         for _ in range(3):  # 1500 s of steady activity: never idle, still inside the absolute lifetime
             clock.advance(500)
@@ -269,7 +269,7 @@ def test_cookie_flags_over_http(browser, inbox: SMTPInbox) -> None:  # type: ign
 
 def test_cookie_flags_over_https(smtp_settings: Settings, clock: Clock, shop: Shop, inbox: SMTPInbox) -> None:
     settings = with_settings(smtp_settings, base_url="https://portal.example")
-    with TestClient(create_app(settings, clock=clock), base_url="https://portal.example") as client:
+    with TestClient(app_for(settings, clock=clock), base_url="https://portal.example") as client:
         assert request_code(client, "acme", "ada@example.com").status_code == 303
         code = next_code(inbox, 1)
         assert text_part(inbox.messages[0]).rstrip().splitlines()[-1] == f"@portal.example #{code}"

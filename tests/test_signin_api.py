@@ -9,12 +9,12 @@ import time
 from polar.v2026_10 import outputs
 from polar.v2026_10.client import Polar
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import connect_sync
 from portal.sessions import rate_limit
 from portal.settings import Settings
 from tests.admin_support import serve
+from tests.apps import app_for
 from tests.conftest import SMTPInbox
 from tests.signin_helpers import Shop, next_code, request_code, with_settings
 
@@ -159,7 +159,7 @@ def test_polar_sdk_introspects_a_code_login(smtp_settings: Settings, shop: Shop,
 
     port = free_port()
     live = with_settings(smtp_settings, base_url=f"http://127.0.0.1:{port}")
-    with serve(create_app(live), port=port) as base_url:
+    with serve(app_for(live), port=port) as base_url:
         import httpx
 
         assert (

@@ -12,13 +12,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.db import Database, connect_sync
 from portal.mail import MailMessage
 from portal.organizations import queries as org_queries
 from portal.sessions import codes, rate_limit, service
 from portal.settings import Settings
+from tests.apps import app_for
 from tests.conftest import SMTPInbox, free_port
 from tests.signin_helpers import (
     BASE,
@@ -199,7 +199,7 @@ def test_per_ip_throttle_is_persisted_and_honours_trusted_proxies(  # type: igno
     settings = with_settings(smtp_settings, trusted_proxies="testclient")
     cap = rate_limit.REQUEST_PER_IP.max_hits
     client_a = {"X-Forwarded-For": "203.0.113.7"}
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         for i in range(cap):
             assert request_code(client, "acme", f"user{i}@example.com", **client_a).status_code == 303
         response = request_code(client, "acme", "ada@example.com", **client_a)
@@ -208,7 +208,7 @@ def test_per_ip_throttle_is_persisted_and_honours_trusted_proxies(  # type: igno
         # Another client behind the same proxy is not affected.
         assert request_code(client, "acme", "ada@example.com", **{"X-Forwarded-For": "198.51.100.9"}).status_code == 303
     # A restart (new app, same data directory) keeps the counter: it lives in SQLite.
-    with TestClient(create_app(settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         assert request_code(client, "acme", "bob@example.com", **client_a).status_code == 429
         clock.advance(rate_limit.REQUEST_PER_IP.window_seconds)
         assert request_code(client, "acme", "bob@example.com", **client_a).status_code == 303
@@ -247,7 +247,7 @@ def test_request_answers_at_once_while_the_mail_is_slow(settings: Settings, cloc
             return True
 
     mailer = SlowMailer()
-    with TestClient(create_app(settings, clock=clock, mailer=mailer), base_url=BASE) as client:
+    with TestClient(app_for(settings, clock=clock, mailer=mailer), base_url=BASE) as client:
         timings = {}
         for email in ("ada@example.com", "nobody@example.com"):
             request_code(client, "acme", "warmup@example.com")
@@ -289,7 +289,7 @@ def test_smtp_failure_is_logged_and_harmless(  # type: ignore[no-untyped-def]
         settings, mail_backend="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_security="none", smtp_timeout=3
     )
     try:
-        with TestClient(create_app(smtp, clock=clock), base_url=BASE) as client, root_logs_into(caplog):
+        with TestClient(app_for(smtp, clock=clock), base_url=BASE) as client, root_logs_into(caplog):
             known = request_code(client, "acme", "ada@example.com")
             assert known.status_code == 303 and known.headers["location"] == "/acme/portal/authenticate"
             _wait_for_log(caplog, "mail delivery via 127.0.0.1")

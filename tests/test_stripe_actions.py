@@ -15,12 +15,12 @@ from bs4 import BeautifulSoup
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.connectors import base
 from portal.connectors.stripe.client import API_VERSION
 from portal.db import connect_sync
 from portal.settings import Settings
 from tests.admin_support import api
+from tests.apps import app_for
 from tests.browser_helpers import table_fingerprint
 from tests.signin_helpers import csrf_from, insert_session, sign_in_browser
 from tests.stripe_actions_support import SUPPORT_EMAIL, LedgerProcessor, StripeShop, make_shop
@@ -42,7 +42,7 @@ def stripe_settings(settings: Settings, fake: FakeStripe) -> Settings:
 
 @pytest.fixture
 def web(stripe_settings: Settings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(stripe_settings), base_url=BASE) as test_client:
+    with TestClient(app_for(stripe_settings), base_url=BASE) as test_client:
         yield test_client
 
 

@@ -13,11 +13,11 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.connectors import base
 from portal.settings import Settings
 from tests.admin_support import api, free_port
+from tests.apps import app_for
 from tests.browser_helpers import chromium_path, in_thread, new_session, screenshot, serve
 from tests.stripe_actions_support import SUPPORT_EMAIL, LedgerProcessor, StripeShop, make_shop
 from tests.stripe_fake import FakeStripe, fake_stripe
@@ -42,7 +42,7 @@ def served(settings: Settings) -> Iterator[tuple[str, Settings, FakeStripe, Stri
             live = msgspec.structs.replace(
                 settings, base_url=f"http://127.0.0.1:{port}", stripe_api_base=fake.base_url
             ).resolve_secrets()
-            with TestClient(create_app(live), base_url="http://testserver.local") as client:
+            with TestClient(app_for(live), base_url="http://testserver.local") as client:
                 stripe_shop = make_shop(client, live, fake)
                 ledger_shop = make_shop(client, live, fake, processor="ledger", slug="globex")
                 api(
@@ -53,7 +53,7 @@ def served(settings: Settings) -> Iterator[tuple[str, Settings, FakeStripe, Stri
                     200,
                     json={"payment_method_update": True},
                 )
-            with serve(create_app(live, clock=Clock()), port) as base_url:
+            with serve(app_for(live, clock=Clock()), port) as base_url:
                 yield base_url, live, fake, stripe_shop, ledger_shop
     finally:
         base.unregister(ledger.name)

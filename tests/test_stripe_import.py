@@ -16,7 +16,6 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.cli import main
 from portal.clock import Clock
 from portal.connectors import events, store
@@ -27,6 +26,7 @@ from portal.connectors.stripe.processor import StripeProcessor
 from portal.db import Database
 from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.browser_helpers import table_fingerprint
 from tests.stripe_fake import FakeStripe, fake_stripe
 from tests.stripe_history import START, History, populate
@@ -51,7 +51,7 @@ def shop(stripe_settings: Settings, fake: FakeStripe, monkeypatch: pytest.Monkey
     """An organization connected to the fake Stripe, with a webhook endpoint (to show none is called), served by
     a TestClient for the admin calls; small pages so a few dozen objects make several pages."""
     monkeypatch.setattr(importer, "PAGE_SIZE", PAGE)
-    with TestClient(create_app(stripe_settings), base_url="http://testserver.local") as client:
+    with TestClient(app_for(stripe_settings), base_url="http://testserver.local") as client:
         admin = mint_token(stripe_settings)
         org = create_org(client, admin, "acme")
         token = mint_token(stripe_settings, org["id"])

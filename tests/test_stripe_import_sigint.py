@@ -15,9 +15,9 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token
+from tests.apps import app_for
 from tests.serving import portal_env, run_portal
 from tests.stripe_fake import FakeStripe, fake_stripe
 from tests.stripe_history import populate
@@ -39,7 +39,7 @@ def _count(settings: Settings, sql: str) -> int:
 
 def test_ctrl_c_keeps_the_pages_written_and_the_same_command_resumes(settings: Settings, fake: FakeStripe) -> None:
     live = msgspec.structs.replace(settings, stripe_api_base=fake.base_url).resolve_secrets()
-    with TestClient(create_app(live), base_url="http://testserver.local") as client:
+    with TestClient(app_for(live), base_url="http://testserver.local") as client:
         admin = mint_token(live)
         org = create_org(client, admin, "acme")
         body = {"api_key": fake.api_key, "webhook_secret": "whsec_test"}

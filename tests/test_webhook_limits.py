@@ -14,11 +14,11 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from portal.app import create_app
 from portal.clock import Clock
 from portal.settings import Settings
 from portal.webhooks import worker
 from tests.admin_support import api, bearer, mint_token
+from tests.apps import app_for
 from tests.hostile_endpoints import blackhole, gzip_bomb, hostile
 from tests.notification_support import Shop, fast, make_shop, receiver, rows, wait_until
 from tests.ops_support import admin_token, make_customer, make_org, migrated, served
@@ -35,7 +35,7 @@ def app_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def client(app_settings: Settings, clock: Clock) -> Iterator[Any]:
-    with TestClient(create_app(app_settings, clock=clock), base_url=BASE) as test_client:
+    with TestClient(app_for(app_settings, clock=clock), base_url=BASE) as test_client:
         yield test_client
 
 
@@ -108,7 +108,7 @@ def test_concurrency_is_bounded_per_endpoint_per_organization_and_in_total(
     monkeypatch.setattr(worker, "MAX_IN_FLIGHT", 8)
     app_settings = fast(settings, webhook_timeout=3.0, retry_backoff_base=600)
     with (
-        TestClient(create_app(app_settings, clock=clock), base_url=BASE) as client,
+        TestClient(app_for(app_settings, clock=clock), base_url=BASE) as client,
         hostile("silent") as silent,
         receiver() as hook,
     ):

@@ -19,7 +19,6 @@ from polar.v2026_10 import webhooks as polar_webhooks
 from polar.webhooks import validate_event as validate_polar_event
 from standardwebhooks.webhooks import Webhook
 
-from portal.app import create_app
 from portal.clock import Clock, iso
 from portal.db import Database
 from portal.notifications.mute import muted
@@ -27,6 +26,7 @@ from portal.orders import service as order_service
 from portal.settings import Settings
 from portal.webhooks import signing
 from tests.admin_support import api, bearer, create_org, mint_token
+from tests.apps import app_for
 from tests.notification_support import Received, Shop, fast, make_shop, receiver, rows, subscribe, wait_until
 from tests.signin_helpers import csrf, sign_in_browser
 
@@ -72,7 +72,7 @@ def app_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def fast_client(app_settings: Settings, clock: Clock):  # type: ignore[no-untyped-def]
-    with TestClient(create_app(app_settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(app_settings, clock=clock), base_url=BASE) as client:
         yield client
 
 
@@ -149,7 +149,7 @@ def test_portal_cancel_delivers_a_signed_subscription_canceled(fast_client, app_
 
 def test_failing_receiver_gets_retries_with_backoff(settings: Settings, clock: Clock) -> None:
     app_settings = fast(settings, retry_backoff_base=0.3)
-    with TestClient(create_app(app_settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(app_settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, app_settings)
         with receiver(statuses=[500, 500, 204]) as hook:
             endpoint = _endpoint(client, shop, hook.url, ["order.paid"])
@@ -184,7 +184,7 @@ def test_failing_receiver_gets_retries_with_backoff(settings: Settings, clock: C
 
 def test_gives_up_after_max_attempts_and_can_redeliver(settings: Settings, clock: Clock) -> None:
     app_settings = fast(settings, retry_backoff_base=0.05, retry_max_attempts=2)
-    with TestClient(create_app(app_settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(app_settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, app_settings)
         with receiver(statuses=[503, 503, 200]) as hook:
             _endpoint(client, shop, hook.url, ["customer.updated"])
@@ -207,7 +207,7 @@ def test_gives_up_after_max_attempts_and_can_redeliver(settings: Settings, clock
 def test_restart_in_between_loses_no_delivery(settings: Settings, clock: Clock) -> None:
     app_settings = fast(settings, retry_backoff_base=0.2)
     with receiver(statuses=[500, 500, 500, 200]) as hook:
-        with TestClient(create_app(app_settings, clock=clock), base_url=BASE) as client:
+        with TestClient(app_for(app_settings, clock=clock), base_url=BASE) as client:
             shop = make_shop(client, app_settings)
             sub = subscribe(client, shop, period_start=iso(datetime.now(UTC) - timedelta(days=3)))
             endpoint = _endpoint(client, shop, hook.url, ["subscription.canceled"])
@@ -222,7 +222,7 @@ def test_restart_in_between_loses_no_delivery(settings: Settings, clock: Clock) 
         [event] = rows(app_settings, "SELECT * FROM webhook_events")
         assert event["status"] == "pending" and event["attempts"] >= 1
         hook.statuses = [200]
-        with TestClient(create_app(app_settings, clock=clock), base_url=BASE):
+        with TestClient(app_for(app_settings, clock=clock), base_url=BASE):
             wait_until(lambda: rows(app_settings, "SELECT status FROM webhook_events")[0]["status"] == "succeeded")
             time.sleep(0.2)
     # Exactly one successful delivery, the last request: nothing lost, nothing sent after it.
@@ -286,7 +286,7 @@ def test_order_grant_and_license_key_events_in_polar_shapes(fast_client, app_set
 
 def test_disabled_endpoints_and_seeding_get_nothing(settings: Settings, clock: Clock) -> None:
     app_settings = fast(settings)
-    with TestClient(create_app(app_settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(app_settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, app_settings)
         with receiver() as hook:
             endpoint = _endpoint(client, shop, hook.url, ["order.paid"])
@@ -331,7 +331,7 @@ def test_disabled_endpoints_and_seeding_get_nothing(settings: Settings, clock: C
 
 def test_rolled_back_change_queues_nothing(settings: Settings, clock: Clock) -> None:
     app_settings = fast(settings)
-    with TestClient(create_app(app_settings, clock=clock), base_url=BASE) as client:
+    with TestClient(app_for(app_settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, app_settings)
         _endpoint(client, shop, "http://127.0.0.1:9/never", ["order.paid"])
 
