@@ -7,13 +7,17 @@ mailer) is ``app.state.portal``, read by the lifespan and every request (``tests
 test process keeps the apps it built, one pool per ``baked_settings``, and hands a free one out with a new state
 (``portal.app.new_state``), what ``create_app`` would have put there.
 
-An app handed out is the test's until the test ends (``release_all``, called by an autouse fixture of
+An app handed out is the test's until the test ends (``handed_out_for_one_test``, an autouse fixture of
 ``tests/conftest.py``): a test asking twice for the same settings (two processes sharing a database, say) gets two
-apps. Fixtures of a wider scope than a test build their apps with ``create_app``, and so do tests that change what
-an app compiles (``test_i18n_pseudo``'s pseudo-locale) or look inside it (``test_layout_shell``).
+apps; an app handed to a fixture of a wider scope (a module's served world) stays that fixture's. Tests that change
+what an app compiles (``test_i18n_pseudo``'s pseudo-locale) or look inside it (``test_layout_shell``) build their
+own with ``create_app``.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 from litestar import Litestar
 
@@ -39,8 +43,15 @@ def app_for(settings: Settings, *, clock: Clock | None = None, mailer: object = 
     return app
 
 
-def release_all() -> None:
-    """The test is over: every app it was handed is free again."""
-    for key, app in _HANDED_OUT:
-        _FREE[key].append(app)
-    _HANDED_OUT.clear()
+@contextlib.contextmanager
+def handed_out_for_one_test() -> Iterator[None]:
+    """Around one test (the autouse fixture of ``tests/conftest.py``): apps handed out from here on are free again
+    when it ends. Fixtures of a wider scope are set up before it (pytest sets up wider scopes first), so the apps
+    they were handed stay theirs: they are never handed out again."""
+    first = len(_HANDED_OUT)
+    try:
+        yield
+    finally:
+        for key, app in _HANDED_OUT[first:]:
+            _FREE[key].append(app)
+        del _HANDED_OUT[first:]

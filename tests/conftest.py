@@ -25,7 +25,7 @@ from portal.clock import Clock
 from portal.db import connect_sync
 from portal.migrations import migrate
 from portal.settings import Settings
-from tests.apps import app_for, release_all
+from tests.apps import app_for, handed_out_for_one_test
 
 if TYPE_CHECKING:
     from tests.console_helpers import Team
@@ -175,9 +175,9 @@ def clock() -> Clock:
 
 @pytest.fixture(autouse=True)
 def _apps_back_to_the_pool() -> Iterator[None]:
-    """Apps handed out by ``tests.apps.app_for`` are free again once the test (and its fixtures) ended."""
-    yield
-    release_all()
+    """Apps handed out by ``tests.apps.app_for`` during the test are free again once it (and its fixtures) ended."""
+    with handed_out_for_one_test():
+        yield
 
 
 @pytest.fixture
