@@ -5,8 +5,8 @@ PYTEST_ARGS ?=
 
 .PHONY: test test-fast lint format typecheck check bench routes
 
-test:  ## the whole suite, on two processes (as .ci/run)
-	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
+test:  ## the whole suite, on three processes (as .ci/run)
+	$(VENV)/bin/pytest -n 3 --dist loadgroup $(PYTEST_ARGS)
 
 test-fast:  ## everything but the browser, served-process and slow tests
 	$(VENV)/bin/pytest -n 2 -m "not browser and not served and not slow" $(PYTEST_ARGS)

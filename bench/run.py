@@ -361,7 +361,7 @@ def run_wrk(base: str, scenario: Scenario, args: argparse.Namespace, seconds: fl
             lua,
             base + scenario.path,
         ]
-        completed = subprocess.run(command, capture_output=True, text=True, check=True)
+        completed = subprocess.run(command, capture_output=True, text=True, check=True, preexec_fn=on_cpus(1))
     finally:
         sampler.stop_event.set()
         sampler.join()
@@ -390,6 +390,27 @@ def share(wait: int, cpu: int) -> float:
     return wait / (wait + cpu) if wait + cpu > 0 else 0.0
 
 
+# (server CPUs, wrk CPUs) when the machine has more CPUs than server workers (``--no-pin`` turns it off): each side
+# gets its own, as with a load generator on another machine, so the server's tail is its own and not the time it
+# waited for ``wrk`` to leave its CPU. With as many workers as CPUs they share them all (set by ``main``).
+PINNED: tuple[frozenset[int], frozenset[int]] | None = None
+
+
+def cpu_split(workers: int) -> tuple[frozenset[int], frozenset[int]] | None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) <= workers:
+        return None
+    return frozenset(cpus[:workers]), frozenset(cpus[workers:])
+
+
+def on_cpus(side: int) -> Any:
+    """``preexec_fn`` that moves the child (and its children) to the server's (0) or wrk's (1) CPUs, if pinned."""
+    if PINNED is None:
+        return None
+    cpus = PINNED[side]
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def serve(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -399,7 +420,7 @@ def serve(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     portal = Path(sys.executable).with_name("portal")
     command = [str(portal), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     log = open(data_dir / "serve.log", "ab")  # noqa: SIM115 - handed to the child, closed when the server stops
-    return subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+    return subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True, preexec_fn=on_cpus(0))
 
 
 def wait_healthy(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
@@ -514,7 +535,7 @@ def start_control(args: argparse.Namespace, workers: int) -> Control:
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "control_app:app", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
-    process = subprocess.Popen(command, start_new_session=True)
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=on_cpus(0))
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, process)
     # What the stack alone costs per request (to subtract from Portal's figure): an empty answer.
@@ -661,7 +682,14 @@ def render(report: dict[str, Any]) -> str:
         START_MARK,
         f"Measured {report['date']} on {info['cpu']} ({info['cores']} CPUs), Python {info['python']}; "
         f"`portal serve --workers {report['workers']}`, `wrk -t{report['threads']} -c{report['connections']} "
-        f"-d{report['duration']}s` on loopback after a {report['warmup']}s warm-up per scenario, "
+        f"-d{report['duration']}s` on loopback"
+        + (
+            f" (server on CPU {','.join(map(str, report['pinned'][0]))}, wrk on CPU "
+            f"{','.join(map(str, report['pinned'][1]))})"
+            if report.get("pinned")
+            else " (server and wrk sharing the CPUs)"
+        )
+        + f" after a {report['warmup']}s warm-up per scenario, "
         f"{report.get('rounds', 1)} rounds through all scenarios in turn, the two DBs' servers side by side and "
         "their rounds interleaved: medians of the rounds; each ratio to `/healthz` and each large/small ratio taken "
         "round by round (median; the `/healthz` ratio with the lowest and highest round in brackets). "
@@ -784,8 +812,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="after each scenario, load a bare app of the same cost (bench/control_app.py) to tell the machine's tail",
     )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the server and wrk share every CPU even when there are more CPUs than workers",
+    )
     args = parser.parse_args(argv)
     workers = args.workers or readme_workers()
+    global PINNED
+    PINNED = None if args.no_pin else cpu_split(workers)
     quiet = True
     if args.wait_load:
         _, quiet = wait_for_quiet(args.wait_load, args.wait_max)
@@ -800,6 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "warmup": args.warmup,
         "wait_load": args.wait_load,
         "quiet": quiet,
+        "pinned": None if PINNED is None else [sorted(PINNED[0]), sorted(PINNED[1])],
         "runs": [],
     }
     report["runs"] = bench_dbs(args.dbs.split(","), args, workers)
