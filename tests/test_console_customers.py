@@ -240,6 +240,10 @@ def test_customer_page_shows_profile_orders_subscriptions_grants_keys_sessions_e
     assert "Browser" in sessions and "No active sessions" not in sessions
     emails = html.split('id="emails-title"')[1].split("</section>")[0]
     assert "<code>receipt</code>" in emails
+    # Statuses in the seller's words, not the stored codes (the same labels as the emails and subscription pages).
+    assert '<span class="badge">Sent</span>' in emails and ">sent<" not in emails
+    assert re.search(r'<span class="badge">(Active|Trialing|Past due|Ended)</span>', html)
+    assert not re.search(r'<span class="badge">(active|trialing|granted|revoked|disabled)</span>', html)
     timeline = html.split('id="timeline-title"')[1].split("</section>")[0]
     times = re.findall(r'<time datetime="([^"]+)"', timeline)
     assert len(times) > 10 and times == sorted(times, reverse=True)

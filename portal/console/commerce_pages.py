@@ -100,7 +100,8 @@ async def _record(
 # --- subscription -------------------------------------------------------------------------------------------
 
 
-def _subscription_status_label(status: str) -> str:
+def subscription_status_label(status: str) -> str:
+    """A subscription's status in the seller's words (its page and its customer's page)."""
     _ = i18n.gettext
     labels = {
         "incomplete": _("Incomplete"),
@@ -147,7 +148,7 @@ async def _subscription_page(
         "customers",
         {
             "subscription": subscription,
-            "status_label": _subscription_status_label(subscription.status),
+            "status_label": subscription_status_label(subscription.status),
             "interval_label": _interval_label(subscription.recurring_interval, subscription.recurring_interval_count),
             "reason_label": str(
                 subscription_actions.CANCELLATION_REASON_LABELS.get(subscription.customer_cancellation_reason or "", "")
@@ -267,7 +268,8 @@ async def subscription_uncancel(
 # --- license key --------------------------------------------------------------------------------------------
 
 
-def _status_labels() -> dict[str, str]:
+def license_key_status_labels() -> dict[str, str]:
+    """A license key's status in the seller's words (its page and its customer's page)."""
     _ = i18n.gettext
     return {"granted": _("Granted"), "disabled": _("Disabled"), "revoked": _("Revoked")}
 
@@ -303,7 +305,7 @@ async def _license_key_page(
             "activations": activations,
             "expired": expires_at is not None and expires_at <= iso(now),
             "can_rotate": row["status"] in ROTATABLE_STATUSES,
-            "status_labels": _status_labels(),
+            "status_labels": license_key_status_labels(),
             "changes": await subscription_reads.recent_changes(db, scope, row["id"]),
             "errors": {},
             "values": {

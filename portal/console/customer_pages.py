@@ -24,7 +24,7 @@ from litestar.response import Redirect, Template
 
 from portal import i18n
 from portal.benefits import reads as benefit_reads
-from portal.console import access, audit, customer_search, layout
+from portal.console import access, audit, commerce_pages, customer_search, layout, org_pages
 from portal.console import store as console_store
 from portal.console.access import OrgAccess
 from portal.customers import reads as customer_reads
@@ -258,6 +258,9 @@ async def _customer_page(
         "link_minutes": state.settings.customer_session_ttl // 60,
         "viewing": bool(request.cookies.get(view_as.cookie_name(state.settings, access_.organization.slug))),
         "origin_labels": _origin_labels(),
+        "email_status_labels": org_pages.outbox_status_labels(),
+        "key_status_labels": commerce_pages.license_key_status_labels(),
+        "subscription_status_label": commerce_pages.subscription_status_label,
         "timeline_labels": _timeline_labels(),
         **data,
         **extra,

@@ -356,7 +356,8 @@ async def token_revoke(request: Request[Any, Any, Any], slug: FromPath[str], tok
 _OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "canceled")
 
 
-def _status_labels() -> dict[str, str]:
+def outbox_status_labels() -> dict[str, str]:
+    """An email's outbox status in the seller's words (the emails page and a customer's page)."""
     _ = i18n.gettext
     return {
         "pending": _("Waiting"),
@@ -387,7 +388,7 @@ async def emails(
             "messages": messages,
             "status": chosen or "",
             "statuses": _OUTBOX_STATUSES,
-            "status_labels": _status_labels(),
+            "status_labels": outbox_status_labels(),
             "notice": _notice(done),
         },
     )
