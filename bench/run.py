@@ -821,6 +821,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = args.workers or readme_workers()
     global PINNED
     PINNED = None if args.no_pin else cpu_split(workers)
+    if PINNED is not None:
+        os.sched_setaffinity(0, PINNED[1])  # this script's own sampling stays off the server's CPUs too
     quiet = True
     if args.wait_load:
         _, quiet = wait_for_quiet(args.wait_load, args.wait_max)

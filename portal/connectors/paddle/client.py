@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from paddle_billing import Client, Options
-from paddle_billing.Exceptions.ApiError import ApiError
 
 from portal.connectors.base import ProcessorError
 
@@ -29,17 +27,23 @@ class _Environment:
 @functools.lru_cache(maxsize=64)
 def client(api_key: str, api_base: str) -> Any:
     """The SDK client for a key and API base, kept (its HTTP session is reused)."""
+    # The SDK is imported on first use, as in ``call``: loading it costs every process ~0.3 s and several MB, and
+    # most instances never talk to Paddle.
+    from paddle_billing import Client, Options
+
     options = Options(environment=_Environment(api_base.rstrip("/") + "/"), retries=1)
     return Client(api_key, options=options, retry_count=1, timeout=20.0)
 
 
-def _detail(error: ApiError) -> str:
+def _detail(error: Any) -> str:
     return str(getattr(error, "detail", None) or getattr(error, "error_code", None) or "invalid request")
 
 
 def call(action: Callable[[], Any]) -> dict[str, Any]:
     """Run one SDK call returning an HTTP response; the JSON document answered. Errors become ``ProcessorError``
     (``unavailable`` when Paddle could not be reached or failed on its side)."""
+    from paddle_billing.Exceptions.ApiError import ApiError
+
     try:
         response = action()
     except ApiError as error:

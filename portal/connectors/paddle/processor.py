@@ -17,9 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paddle_billing.Notifications import Secret, Verifier
-from paddle_billing.Notifications.PaddleSignature import PaddleSignature
-
 from portal.connectors.base import (
     Account,
     ActionTarget,
@@ -98,6 +95,10 @@ class PaddleProcessor:
         return Account(id=None, livemode=not sandbox)
 
     def verify_event(self, body: bytes, headers: Mapping[str, str], secrets: Secrets) -> InboundEvent:
+        # The SDK is imported on first use (portal.connectors.paddle.client says why).
+        from paddle_billing.Notifications import Secret, Verifier
+        from paddle_billing.Notifications.PaddleSignature import PaddleSignature
+
         header = headers.get("paddle-signature")
         if not header or not secrets.webhook_secret:
             raise BadSignature("missing Paddle-Signature")
