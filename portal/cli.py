@@ -12,14 +12,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from portal.db import Database, connect_sync
 from portal.migrations import LATEST_VERSION, SchemaTooNewError, check_version, migrate
 from portal.resources import demo_seed_path
-from portal.seeding.models import SeedDemoAccount, SeedDocument
 from portal.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from portal.seeding.models import SeedDemoAccount
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -97,6 +100,10 @@ def _database_is_empty(settings: Settings) -> bool:
 
 def demo_accounts() -> list[SeedDemoAccount]:
     """The accounts seed/demo.json suggests signing in with (its ``demo_accounts``)."""
+    # Imported here, like every subcommand's own modules: the seed models pull in the domain services (and
+    # Litestar), which `portal serve`'s supervisor process and the small commands never need.
+    from portal.seeding.models import SeedDocument
+
     return msgspec.json.decode(demo_seed_path().read_bytes(), type=SeedDocument).demo_accounts
 
 
