@@ -19,7 +19,7 @@ from portal.admin import admin_router
 from portal.api_docs import SwaggerUIFromPackage, docs_router
 from portal.clock import Clock
 from portal.connectors import inbound_api as connector_inbound
-from portal.console import console_router
+from portal.console.router import console_router
 from portal.db import Database, connect_sync
 from portal.limits import BodyLimitMiddleware, ThrottledAnswerHold
 from portal.logging_setup import configure_logging

@@ -131,3 +131,79 @@ def test_what_is_built_into_the_app_is_only_its_baked_settings(tmp_path: Path, t
     assert baked_settings(elsewhere) == baked_settings(acme)
     assert baked_settings(msgspec.structs.replace(acme, base_url="https://shop.example")) != baked_settings(acme)
     assert baked_settings(msgspec.structs.replace(acme, max_body_bytes=1000)) != baked_settings(acme)
+
+
+_PORTAL_TRAFFIC_PROBE = """
+import asyncio, sys
+from portal.app import create_app
+from portal.settings import Settings
+
+app = create_app(Settings.from_env(), freeze_gc=True)
+stopping = asyncio.Event()
+
+
+async def call(scope, messages, sent=None):
+    sent = [] if sent is None else sent
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        if scope["type"] == "lifespan":  # serving until told to stop
+            await stopping.wait()
+            return {"type": "lifespan.shutdown"}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def main():
+    startup = [{"type": "lifespan.startup"}]
+    started = []
+    lifespan = asyncio.create_task(
+        call({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, startup, sent=started)
+    )
+    while not any(m["type"] == "lifespan.startup.complete" for m in started):
+        await asyncio.sleep(0.05)
+    for path in ("/healthz", "/acme/portal", "/docs"):
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+        answer = await call(scope, [{"type": "http.request", "body": b"", "more_body": False}])
+        print(path, answer[0]["status"], file=sys.stderr)
+    stopping.set()
+    await lifespan
+    print(" ".join(sorted(m for m in ("httpx", "cryptography", "stripe", "xhtml2pdf", "reportlab", "paddle_billing")
+                          if m in sys.modules)))
+
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_serving_portal_traffic_loads_no_processor_or_http_client_library(tmp_path: Path) -> None:
+    """What a worker imports stays resident for its lifetime (bench/README.md, "Memory"): the HTTP client (webhook
+    deliveries, processor APIs), cryptography (processor secrets), the processors' SDKs and the PDF renderer are
+    loaded by the first request that needs them, not by serving pages to customers."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.signin_helpers import insert_org
+
+    env = {**os.environ, "PORTAL_DATA_DIR": str(tmp_path), "PORTAL_SECRET_KEY": "s" * 32}
+    settings = Settings(data_dir=tmp_path, secret_key="s" * 32)
+    subprocess.run([sys.executable, "-m", "portal", "migrate"], env=env, check=True, capture_output=True)
+    insert_org(settings, "acme")
+    done = subprocess.run(
+        [sys.executable, "-c", _PORTAL_TRAFFIC_PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "/acme/portal 200" in done.stderr, done.stderr[-2000:]
+    assert "/healthz 200" in done.stderr
+    assert done.stdout.split() == []

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 from bs4 import BeautifulSoup
 
+from portal.cli import build_parser
 from portal.resources import demo_seed_path
 from tests.conftest import free_port
 from tests.serving import portal_env, run_portal, start_portal, stop, wait_until_up
@@ -92,3 +95,26 @@ def test_serve_demo_answers_healthz_and_the_sign_in_page(tmp_path: Path) -> None
     finally:
         stop(process)
     assert table_counts(tmp_path / "data" / "portal.db")["orders"] == counts["orders"]
+
+
+def test_the_command_line_parser_imports_no_web_framework_nor_processor() -> None:
+    # `portal serve --workers N` keeps the process that parsed the command line alive as uvicorn's supervisor:
+    # whatever building the parser imports stays resident beside the workers for the server's lifetime.
+    probe = (
+        "import sys; from portal.cli import build_parser; build_parser(); "
+        "print(' '.join(sorted(m for m in ('litestar', 'httpx', 'jinja2', 'stripe', 'cryptography', 'babel') "
+        "if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []
+
+
+def test_every_built_in_processor_is_on_the_command_line_with_its_label() -> None:
+    from portal.connectors.base import registry
+    from portal.connectors.names import PROCESSOR_LABELS
+
+    assert {name: processor.label for name, processor in registry().items()} == PROCESSOR_LABELS
+    parser = build_parser()
+    for name in registry():
+        assert parser.parse_args(["connect", name, "--org", "acme"]).processor == name
+        assert parser.parse_args(["connect", "status", "--org", "acme", "--processor", name]).processor_name == name

@@ -10,15 +10,18 @@ from typing import Any
 
 from portal.admin.token_cli import _run
 from portal.clock import Clock
-from portal.customers import reads as customer_reads
 from portal.db import Database
 from portal.organizations import queries as org_queries
-from portal.scope import Scope
-from portal.sessions.store import create_session, customer_portal_url
 from portal.settings import Settings
 
 
 def cmd_link(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: they pull in Litestar, which the CLI's other commands (and `portal serve`'s supervisor,
+    # which builds this parser) never need; see portal/cli.py.
+    from portal.customers import reads as customer_reads
+    from portal.scope import Scope
+    from portal.sessions.store import create_session, customer_portal_url
+
     async def work(db: Database) -> tuple[bool, str]:
         org = await org_queries.get_by_slug(db, args.org)
         if org is None:

@@ -1,5 +1,6 @@
-"""The processor interface every connector implements (Stripe now; Polar, Lemon Squeezy, Paddle, Gumroad next,
-issue 20) and the registry ``PROCESSORS`` the CLI, the admin API and the webhook endpoint look processors up in.
+"""The processor interface every connector implements (Stripe, Polar, Lemon Squeezy, Paddle, Gumroad) and
+``registry()``, where the admin API, the console, the CLI commands and the webhook endpoint look processors up
+(their names and labels live in ``portal.connectors.names``).
 
 A processor is stateless: each call gets the connection's decrypted ``Secrets`` and the ``Settings`` (e.g. its
 API base). Calls to the processor's API are blocking (its official SDK) and run in a worker thread; they raise

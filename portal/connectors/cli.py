@@ -16,20 +16,24 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from portal.admin.token_cli import _run
 from portal.clock import Clock
-from portal.connectors import connect as connect_service
-from portal.connectors import events, health, store
-from portal.connectors.base import Processor, ProcessorError, registry
-from portal.connectors.store import Connection, Secrets
+from portal.connectors.names import PROCESSOR_LABELS
 from portal.db import Database
 from portal.errors import DomainError
 from portal.organizations import queries as org_queries
 from portal.settings import Settings
+
+# The connector modules are imported by the commands that use them: they pull in the domain services, Litestar and
+# an HTTP client, and this module's parser is built by every CLI call, `portal serve`'s supervisor included.
+if TYPE_CHECKING:
+    from portal.connectors import events, health
+    from portal.connectors.base import Processor
+    from portal.connectors.store import Connection
 
 
 def _secret(path: str | None, env: str) -> str:
@@ -39,6 +43,10 @@ def _secret(path: str | None, env: str) -> str:
 
 
 def cmd_connect(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.connectors import connect as connect_service
+    from portal.connectors.base import ProcessorError, registry
+    from portal.connectors.store import Secrets
+
     processor = registry()[args.processor]
     prefix = processor.name.upper()
     try:
@@ -105,6 +113,9 @@ class _Missing(Exception):
 def _with_connection(
     args: argparse.Namespace, settings: Settings, work: Callable[[Database, Processor, Connection], Awaitable[T]]
 ) -> T:
+    from portal.connectors import store
+    from portal.connectors.base import registry
+
     processor = registry()[args.processor_name]
 
     async def run(db: Database) -> T:
@@ -138,6 +149,8 @@ def _line(event: health.EventSummary) -> str:
 
 @_guarded
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.connectors import health
+
     async def work(db: Database, processor: Processor, connection: Connection) -> health.Health:
         return await health.health(db, connection)
 
@@ -162,6 +175,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 @_guarded
 def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.connectors import events
+
     async def work(db: Database, processor: Processor, connection: Connection) -> list[events.Received] | None:
         owner = await db.fetchval("SELECT organization_id FROM products WHERE id = ?", (args.product_id,))
         if owner != connection.organization_id:
@@ -184,6 +199,8 @@ def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
 
 @_guarded
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.connectors import events, health
+
     async def work(db: Database, processor: Processor, connection: Connection) -> int:
         if args.action == "list":
             items, total = await health.list_events(
@@ -217,7 +234,7 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 def add_connect_commands(sub: Any) -> None:
     connect = sub.add_parser("connect", help="connect an organization to a payment processor")
     processors = connect.add_subparsers(dest="processor", required=True)
-    names = sorted(registry())
+    names = sorted(PROCESSOR_LABELS)
     status = processors.add_parser("status", help="a connection's health: last event, failures, unmapped prices")
     status.add_argument("--org", required=True, help="organization slug")
     status.add_argument("--processor", dest="processor_name", choices=names, default="stripe")
@@ -237,8 +254,8 @@ def add_connect_commands(sub: Any) -> None:
     inbound.add_argument("--type", help="only events of this type (e.g. invoice.paid)")
     inbound.add_argument("--limit", type=int, default=50)
     inbound.set_defaults(func=cmd_events)
-    for name, processor in registry().items():
-        parser = processors.add_parser(name, help=f"connect an organization to {processor.label}")
+    for name, label in PROCESSOR_LABELS.items():
+        parser = processors.add_parser(name, help=f"connect an organization to {label}")
         parser.add_argument("--org", required=True, help="organization slug")
         parser.add_argument("--api-key-file", help=f"file holding the secret key (else ${name.upper()}_API_KEY)")
         parser.add_argument(

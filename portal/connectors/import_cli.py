@@ -8,17 +8,18 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portal.admin.token_cli import _run
 from portal.clock import Clock
-from portal.connectors import store
-from portal.connectors.lemonsqueezy import importer as lemonsqueezy_importer
-from portal.connectors.paddle import importer as paddle_importer
-from portal.connectors.stripe import importer
+from portal.connectors.names import PROCESSOR_LABELS
 from portal.db import Database
 from portal.organizations import queries as org_queries
 from portal.settings import Settings
+
+# The importers are imported by the commands that run them (see portal/connectors/cli.py for why).
+if TYPE_CHECKING:
+    from portal.connectors.stripe import importer
 
 EXIT_INTERRUPTED = 130
 
@@ -74,6 +75,11 @@ def _summary(report: importer.ImportReport) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.connectors import store
+    from portal.connectors.lemonsqueezy import importer as lemonsqueezy_importer
+    from portal.connectors.paddle import importer as paddle_importer
+    from portal.connectors.stripe import importer
+
     progress = _ProgressLine()
     clock = Clock()
 
@@ -81,7 +87,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         organization = await org_queries.get_by_slug(db, args.org)
         if organization is None:
             return f"no organization with slug {args.org!r}"
-        label = {"stripe": "Stripe", "lemonsqueezy": "Lemon Squeezy", "paddle": "Paddle"}[args.processor]
+        label = PROCESSOR_LABELS[args.processor]
         connection = await store.get_connection(db, organization.id, args.processor)
         if connection is None:
             return (
@@ -150,6 +156,7 @@ def add_import_commands(sub: Any) -> None:
 
 def cmd_import_polar(args: argparse.Namespace, settings: Settings) -> int:
     """``portal import polar --org SLUG``: Polar's downloadables, customers, subscriptions, orders and license keys."""
+    from portal.connectors import store
     from portal.connectors.polar import importer as polar_importer
 
     def progress(report: polar_importer.StreamReport) -> None:
@@ -193,6 +200,7 @@ def cmd_import_polar(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_import_gumroad(args: argparse.Namespace, settings: Settings) -> int:
     """``portal import gumroad --org SLUG``: Gumroad's sales (customers, orders, subscriptions, license keys)."""
+    from portal.connectors import store
     from portal.connectors.gumroad import importer as gumroad_importer
 
     def progress(report: gumroad_importer.ImportReport) -> None:

@@ -17,10 +17,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from portal.clock import iso, new_id
 from portal.db import Database, Transaction
@@ -46,7 +42,12 @@ class Secrets(msgspec.Struct, kw_only=True):
     webhook_secret: str = ""
 
 
+# cryptography is imported where secrets are sealed or opened: a worker that never talks to a processor never loads
+# it (~6 MB per process; bench/README.md, "Memory").
 def _key(instance_secret: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PURPOSE)
     return hkdf.derive(instance_secret.encode())
 
@@ -56,6 +57,8 @@ def _aad(organization_id: str, processor: str) -> bytes:
 
 
 def encrypt_secrets(instance_secret: str, organization_id: str, processor: str, secrets: Secrets) -> str:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(12)
     sealed = AESGCM(_key(instance_secret)).encrypt(
         nonce, msgspec.json.encode(secrets), _aad(organization_id, processor)
@@ -65,6 +68,9 @@ def encrypt_secrets(instance_secret: str, organization_id: str, processor: str, 
 
 def decrypt_secrets(instance_secret: str, organization_id: str, processor: str, stored: str) -> Secrets:
     """The secrets of a row; ``ValueError`` if they do not decrypt (another instance secret, a moved row)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     raw = base64.b64decode(stored)
     try:
         plain = AESGCM(_key(instance_secret)).decrypt(raw[:12], raw[12:], _aad(organization_id, processor))

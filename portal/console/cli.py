@@ -11,18 +11,21 @@ from typing import Any
 
 from portal.admin.token_cli import _run
 from portal.clock import Clock
-from portal.console import audit, mail, store
+from portal.console import store
 from portal.db import Database
 from portal.fields import EMAIL_ADDRESS_PATTERN
-from portal.mail import build_mailer
 from portal.organizations import queries as org_queries
 from portal.settings import Settings
 
 _EMAIL = re.compile(EMAIL_ADDRESS_PATTERN)
-_CLI = audit.Actor(seller_id=None, email="cli", role="cli", client_ip=None)
 
 
 def cmd_seller_invite(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: the invitation email is rendered with the templating package (Jinja2, Babel), which the CLI's
+    # other commands and `portal serve`'s supervisor (it builds this parser) never need.
+    from portal.console import audit, mail
+    from portal.mail import build_mailer
+
     email = args.email.strip()
     if len(email) > 320 or not _EMAIL.match(email):
         print(f"portal: not an email address: {email!r}", file=sys.stderr)
@@ -44,7 +47,7 @@ def cmd_seller_invite(args: argparse.Namespace, settings: Settings) -> int:
                 await store.set_membership(tx, seller.id, organization.id, args.role, now, invited_by=None)
             await audit.record(
                 tx,
-                _CLI,
+                audit.Actor(seller_id=None, email="cli", role="cli", client_ip=None),
                 organization_id=None if organization is None else organization.id,
                 action="team.invite",
                 target=seller.email,

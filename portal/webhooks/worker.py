@@ -22,8 +22,8 @@ import time
 import zlib
 from collections import Counter
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 import msgspec
 
 from portal.clock import Clock
@@ -33,6 +33,11 @@ from portal.settings import Settings
 from portal.webhooks import queries, signing
 from portal.webhooks.queries import DueEvent, EndpointRecord, EventRecord
 from portal.webhooks.service import url_problem
+
+# httpx (with its CLI's rich and pygments, ~5 MB a process) is imported by the first delivery: a worker whose
+# organizations have no endpoint never loads it (bench/README.md, "Memory").
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("portal.webhooks")
 
@@ -202,6 +207,8 @@ class WebhookWorker:
     def _http(self) -> httpx.AsyncClient:
         """One client per worker (connections to an endpoint are reused). Its pool is larger than the number of
         deliveries in flight, so no delivery ever waits for a connection another one holds."""
+        import httpx
+
         if self._client is None:
             budget = self.settings.webhook_timeout
             self._client = httpx.AsyncClient(
@@ -221,6 +228,8 @@ class WebhookWorker:
         budget = self.settings.webhook_timeout
         started = time.monotonic()
         status: int | None = None
+        import httpx
+
         try:
             # One deadline for the whole exchange: httpx's own timeouts are per read, so an answer dripped a byte
             # at a time would never trip them.

@@ -38,6 +38,7 @@ from portal.connectors.base import (
     RefundTarget,
 )
 from portal.connectors.gumroad import client, mapping
+from portal.connectors.names import PROCESSOR_LABELS
 from portal.connectors.store import Secrets
 from portal.db import Transaction
 from portal.settings import Settings
@@ -80,7 +81,7 @@ def _timestamp(value: str | None) -> int:
 
 class GumroadProcessor:
     name = "gumroad"
-    label = "Gumroad"
+    label = PROCESSOR_LABELS[name]
     webhook_events = WEBHOOK_EVENTS
     capabilities: frozenset[str] = frozenset()
     order_kinds: tuple[str, ...] = ("sale",)

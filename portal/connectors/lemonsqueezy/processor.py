@@ -30,6 +30,7 @@ from portal.connectors.base import (
     RefundTarget,
 )
 from portal.connectors.lemonsqueezy import client, mapping
+from portal.connectors.names import PROCESSOR_LABELS
 from portal.connectors.store import Secrets
 from portal.db import Transaction
 from portal.settings import Settings
@@ -60,7 +61,7 @@ ORDER_SUBSCRIPTION = "order_subscription"
 
 class LemonSqueezyProcessor:
     name = "lemonsqueezy"
-    label = "Lemon Squeezy"
+    label = PROCESSOR_LABELS[name]
     webhook_events = WEBHOOK_EVENTS
     order_kinds: tuple[str, ...] = ("order", "invoice")
     capabilities = CAPABILITIES

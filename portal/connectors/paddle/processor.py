@@ -30,6 +30,7 @@ from portal.connectors.base import (
     RefundReason,
     RefundTarget,
 )
+from portal.connectors.names import PROCESSOR_LABELS
 from portal.connectors.paddle import client as paddle_client
 from portal.connectors.paddle import mapping
 from portal.connectors.store import Secrets
@@ -82,7 +83,7 @@ class _Delivery:
 
 class PaddleProcessor:
     name = "paddle"
-    label = "Paddle"
+    label = PROCESSOR_LABELS[name]
     webhook_events = WEBHOOK_EVENTS
     capabilities = CAPABILITIES
     order_kinds: tuple[str, ...] = ("transaction",)

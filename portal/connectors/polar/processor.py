@@ -31,6 +31,7 @@ from portal.connectors.base import (
     RefundReason,
     RefundTarget,
 )
+from portal.connectors.names import PROCESSOR_LABELS
 from portal.connectors.polar import client, mapping
 from portal.connectors.store import Secrets
 from portal.db import Transaction
@@ -86,7 +87,7 @@ def _license_key_id(grant: dict[str, Any]) -> str | None:
 
 class PolarProcessor:
     name = "polar"
-    label = "Polar"
+    label = PROCESSOR_LABELS[name]
     webhook_events = WEBHOOK_EVENTS
     capabilities = CAPABILITIES
     order_kinds: tuple[str, ...] = ("order",)

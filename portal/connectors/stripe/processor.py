@@ -30,6 +30,7 @@ from portal.connectors.base import (
     RefundReason,
     RefundTarget,
 )
+from portal.connectors.names import PROCESSOR_LABELS
 from portal.connectors.store import Secrets
 from portal.connectors.stripe import actions as stripe_actions
 from portal.connectors.stripe import client as stripe_client
@@ -61,7 +62,7 @@ LINE_ITEMS = "checkout/sessions/line_items"
 
 class StripeProcessor:
     name = "stripe"
-    label = "Stripe"
+    label = PROCESSOR_LABELS[name]
     webhook_events = WEBHOOK_EVENTS
     capabilities = stripe_actions.CAPABILITIES
     order_kinds: tuple[str, ...] = ("payment_intent", "charge", "checkout_session", "invoice")
