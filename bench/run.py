@@ -524,7 +524,8 @@ def stop_db(served: Served) -> None:
 
 @dataclass
 class Control:
-    """``bench/control_app.py`` served like Portal (uvicorn, same workers), and its own CPU per request."""
+    """``bench/control_app.py`` served like Portal (uvicorn, same workers and event loop, a socket per worker), and
+    its own CPU per request."""
 
     process: subprocess.Popen[bytes]
     base: str
@@ -533,8 +534,14 @@ class Control:
 
 def start_control(args: argparse.Namespace, workers: int) -> Control:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "control_app:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    # Served the way `portal serve` serves (portal/serve_sockets.py: event loop, a socket per worker).
+    serve = (
+        f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); "
+        "from portal.serve_sockets import EVENT_LOOP, serve_workers; "
+        f"serve_workers('control_app:app', '127.0.0.1', {port}, {workers}, "
+        "dict(loop=EVENT_LOOP, access_log=False, log_level='warning'))"
+    )
+    command = [sys.executable, "-c", serve]
     process = subprocess.Popen(command, start_new_session=True, preexec_fn=on_cpus(0))
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base, process)

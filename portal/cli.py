@@ -150,9 +150,8 @@ def report_problems(problems: Sequence[str]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from portal.serve_guard import GuardedHttpToolsProtocol
+    from portal.serve_sockets import EVENT_LOOP, serve_workers
 
     if args.demo and "PORTAL_BASE_URL" not in os.environ:
         os.environ["PORTAL_BASE_URL"] = f"http://{args.host}:{args.port}"
@@ -176,23 +175,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             if cmd_seed(seed_args, settings):
                 return 1
         _print_demo_banner(settings, args.host, args.port)
-    uvicorn.run(
+    served = serve_workers(
         "portal.asgi:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=False,  # client IPs come from PORTAL_TRUSTED_PROXIES, see portal.web.client_ip
-        server_header=False,
-        access_log=False,
-        http=GuardedHttpToolsProtocol,  # header deadline and connection cap (portal/serve_guard.py)
-        timeout_keep_alive=settings.keepalive_timeout,
-        timeout_graceful_shutdown=20,
-        log_level="info",
-        log_config=uvicorn_log_config(settings.log_format),
+        args.host,
+        args.port,
+        args.workers,
+        dict(
+            proxy_headers=False,  # client IPs come from PORTAL_TRUSTED_PROXIES, see portal.web.client_ip
+            server_header=False,
+            access_log=False,
+            http=GuardedHttpToolsProtocol,  # header deadline and connection cap (portal/serve_guard.py)
+            factory=True,
+            loop=EVENT_LOOP,  # the standard loop, not uvloop (portal/serve_sockets.py)
+            timeout_keep_alive=settings.keepalive_timeout,
+            timeout_graceful_shutdown=20,
+            log_level="info",
+            log_config=uvicorn_log_config(settings.log_format),
+        ),
     )
     lock.release()
-    return 0
+    return served
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
