@@ -14,14 +14,13 @@ from tests.apps import app_for
 from tests.browser_helpers import (
     AXE_PATH,
     allow_email_change,
+    axe_both_schemes,
     axe_context,
-    axe_violations,
     chromium_path,
     free_port_for_tests,
     in_thread,
     new_session,
     one,
-    screenshot,
     serve,
 )
 
@@ -90,31 +89,22 @@ def _paths(settings: Settings) -> tuple[list[str], list[str]]:
     return signed_out, signed_in
 
 
-def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
-    """Kept for the modules that import it (tests/test_console_browser.py): ``axe_violations``."""
-    return axe_violations(page)
-
-
-@pytest.mark.parametrize("scheme", ["light", "dark"])  # dark mode (prefers-color-scheme) keeps its contrast too
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-def test_axe_reports_no_serious_violation(
-    served: tuple[str, Settings], chromium: Any, viewport: str, scheme: str
-) -> None:
+def test_axe_reports_no_serious_violation(served: tuple[str, Settings], chromium: Any, viewport: str) -> None:
+    """Every page, signed out and in, in both colour schemes (dark mode keeps its contrast too): each page is
+    loaded once and checked in light then dark (``prefers-color-scheme`` switched in place)."""
     base_url, settings = served
     signed_out, signed_in = _paths(settings)
     name, token = in_thread(new_session, settings, "acme", "alex@example.com", None, "https://acme.example/account")
     problems: dict[str, list[str]] = {}
-    context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport], color_scheme=scheme)
+    context = axe_context(chromium, base_url=base_url, viewport=VIEWPORTS[viewport])
     page = context.new_page()
     for path in signed_out:
         page.goto(path)
-        if found := _violations(page):
-            problems[f"signed out {path}"] = found
+        axe_both_schemes(page, problems, f"signed out {path}")
     context.add_cookies([{"name": name, "value": token, "url": base_url}])
     for index, path in enumerate(signed_in):
         page.goto(path)
-        if found := _violations(page):
-            problems[f"signed in {path}"] = found
-        if viewport == "phone":
-            screenshot(page, f"phone-{scheme}-{index:02d}")
+        shot = f"phone-{{scheme}}-{index:02d}" if viewport == "phone" else None
+        axe_both_schemes(page, problems, f"signed in {path}", shot)
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
