@@ -197,37 +197,24 @@ _BROWSER = re.compile(r"\bplaywright\b|\bchromium_path\b")
 _SERVED = re.compile(
     r"from tests\.serving import|\bimport subprocess\b|\buvicorn\b|from tests\.(api_server|ops_support) import"
 )
-# Measured at 2 s or more each (``pytest --durations=40``), longest first (``-n 3`` on this 2-core machine, seconds
-# in brackets); the rest of the suite is well under a second a test. The order is the order they are handed out in.
-SLOW_TESTS = (
-    "test_every_operation_answers_as_documented",  # 61
-    "test_dockerfile_commands_build_and_serve_here",  # 41
-    "test_readme_demo_command_works_on_a_fresh_clone",  # 31
-    "test_catalog_forms_and_pages_in_the_browser",  # 21
-    "test_search_and_customer_pages_are_accessible_and_the_actions_work",  # 17
-    "test_every_console_page_is_accessible",  # 2 x 16
-    "test_axe_reports_no_serious_violation",  # 2 x 15
-    "test_flood_of_wrong_codes_is_throttled_without_slowing_other_customers",  # 16
-    "test_no_page_overflows_at_any_size_in_either_scheme",  # 15
-    "test_commerce_pages_are_accessible_and_their_forms_work",  # 15
-    "test_polar_order_flows_to_a_second_portal_and_import_backfills",  # 14
-    "test_customer_journey",  # 14
-    "test_action_area_in_chromium",  # 12
-    "test_portal_in_german_and_french",  # 12
-    "test_backup_during_a_write_burst_then_restore",  # 12
-    "test_sign_in_and_every_action_in_the_browser",  # 10
-    "test_gzip_bomb_answers_do_not_grow_the_served_process",  # 9
-    "test_change_email_in_chromium",  # 8
-    "test_flows",  # 7
-    "test_fifty_concurrent_mixed_writes",  # 7
-    "test_serve_demo_answers_healthz_and_the_sign_in_page",  # 5
+# Measured at 2 s or more each (``pytest --durations=30``); the rest of the suite is well under a second a test.
+SLOW_TESTS = {
+    "test_every_operation_answers_as_documented",
+    "test_dockerfile_commands_build_and_serve_here",
+    "test_flood_of_wrong_codes_is_throttled_without_slowing_other_customers",
+    "test_readme_demo_command_works_on_a_fresh_clone",
+    "test_customer_journey",
+    "test_portal_in_german_and_french",
+    "test_fifty_concurrent_mixed_writes",
+    "test_backup_during_a_write_burst_then_restore",
+    "test_gzip_bomb_answers_do_not_grow_the_served_process",
+    "test_serve_demo_answers_healthz_and_the_sign_in_page",
     "test_request_answers_at_once_while_the_mail_is_slow",
     "test_acknowledged_writes_survive_sigkill",
     "test_silent_and_blackholed_endpoints_end_at_the_deadline",
     "test_sigterm_during_a_write_burst_loses_no_answered_write",
     "test_replicate_to_a_file_replica_and_restore",
-)
-_SLOW_RANK = {name: rank for rank, name in enumerate(SLOW_TESTS)}
+}
 
 
 def _browser_fixtures_last(item: pytest.Item) -> None:
@@ -254,11 +241,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """``browser`` on tests of modules that drive chromium (or tests using the ``chromium`` fixture), ``served``
     on modules that start processes (a served Portal, the CLI, uvicorn), ``slow`` on the measured slow tests.
 
-    Then the order they are handed out in: the slow tests first, longest first (``SLOW_TESTS``), then the rest of
-    the modules holding browser, served or slow tests (each module's tests together, in their order), then the
-    others. xdist hands out the first quarter of the tests round robin and the rest as processes free up, so the
-    longest tests start at once on different processes and the run ends on short tests every process shares out,
-    instead of one process finishing a 60-second test while the others sit idle."""
+    Then the modules holding such tests run first (each module's tests stay together, in their order): xdist
+    hands tests out in collection order, so the long ones start early and the run ends on short tests that both
+    processes share out evenly, instead of one process finishing a 30-second test while the other sits idle."""
     sources: dict[str, str] = {}
     for item in items:
         _browser_fixtures_last(item)
@@ -277,14 +262,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items
         if any(item.get_closest_marker(name) is not None for name in ("browser", "served", "slow"))
     }
-
-    def order(item: pytest.Item) -> tuple[int, int]:
-        rank = _SLOW_RANK.get(getattr(item, "originalname", item.name))
-        if rank is not None:
-            return (0, rank)
-        return (1 if str(item.path) in heavy else 2, 0)
-
-    items.sort(key=order)  # stable: the order within each group is kept
+    items.sort(key=lambda item: str(item.path) not in heavy)  # stable: the order within each group is kept
 
 
 @pytest.fixture
