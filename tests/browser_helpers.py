@@ -226,17 +226,22 @@ def axe_context(browser: Any, **options: Any) -> Any:
     return context
 
 
-def axe_violations(page: Any) -> list[str]:
+# What the dark scheme can change: colours only (the stylesheets' prefers-color-scheme blocks set colours, never
+# display or content), so the dark pass runs axe's colour rules alone; the light pass runs every rule.
+AXE_COLOUR_RULES = ["color-contrast", "link-in-text-block"]
+
+
+def axe_violations(page: Any, rules: list[str] | None = None) -> list[str]:
     """The serious and critical axe-core violations of the page as loaded (WCAG 2.1 A/AA and best practices).
     Pages of an ``axe_context`` have axe already; others get it injected here. Only violations are collected in
     full (``resultTypes``: passes and the rest keep one node each), which halves axe's time and reports the same
-    violations."""
+    violations. ``rules``: only these axe rules (by id) instead of every rule of ``AXE_TAGS``."""
     if not page.evaluate("() => typeof axe === 'object'"):
         page.add_script_tag(content=AXE_PATH.read_text())
+    only = {"type": "rule", "values": rules} if rules else {"type": "tag", "values": AXE_TAGS}
     result = page.evaluate(
-        "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags},"
-        " resultTypes: ['violations']}))",
-        AXE_TAGS,
+        "async (only) => (await axe.run(document, {runOnly: only, resultTypes: ['violations']}))",
+        only,
     )
     assert result["passes"], "axe ran no checks"
     return [
@@ -248,12 +253,12 @@ def axe_violations(page: Any) -> list[str]:
 
 def axe_both_schemes(page: Any, problems: dict[str, list[str]], where: str, shot: str | None = None) -> None:
     """Check the loaded page with axe in the light then the dark colour scheme, switched with ``emulate_media``
-    (the stylesheets follow ``prefers-color-scheme``: no second load), and screenshot each when ``shot`` is given
-    (a name with ``{scheme}`` in it). Violations are added to ``problems`` under ``"<scheme> <where>"``; the page
-    is left in the dark scheme."""
+    (the stylesheets follow ``prefers-color-scheme``: no second load): every rule in light, the colour rules in
+    dark (``AXE_COLOUR_RULES``). Screenshot each when ``shot`` is given (a name with ``{scheme}`` in it).
+    Violations are added to ``problems`` under ``"<scheme> <where>"``; the page is left in the dark scheme."""
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
-        if found := axe_violations(page):
+        if found := axe_violations(page, AXE_COLOUR_RULES if scheme == "dark" else None):
             problems[f"{scheme} {where}"] = found
         if shot is not None:
             screenshot(page, shot.format(scheme=scheme))

@@ -3,6 +3,7 @@ in, desktop and phone widths — reports no serious or critical violation. Phone
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from portal.settings import Settings
 from tests.apps import app_for
 from tests.browser_helpers import (
     AXE_PATH,
+    REPO_ROOT,
     allow_email_change,
     axe_both_schemes,
     axe_context,
@@ -108,3 +110,28 @@ def test_axe_reports_no_serious_violation(served: tuple[str, Settings], chromium
         shot = f"phone-{{scheme}}-{index:02d}" if viewport == "phone" else None
         axe_both_schemes(page, problems, f"signed in {path}", shot)
     assert not problems, "\n".join(f"{where}: {issue}" for where, issues in problems.items() for issue in issues)
+
+
+def _dark_scheme_declarations(css: str) -> list[str]:
+    """Every ``property`` declared inside an ``@media (prefers-color-scheme: dark)`` block."""
+    found = []
+    for start in (m.end() for m in re.finditer(r"@media[^{]*prefers-color-scheme:\s*dark[^{]*\{", css)):
+        depth, index = 1, start
+        while depth:
+            depth += {"{": 1, "}": -1}.get(css[index], 0)
+            index += 1
+        body = re.sub(r"/\*.*?\*/", "", css[start : index - 1], flags=re.S)
+        found += re.findall(r"([-\w]+)\s*:[^;{}]*(?:;|(?=\}))", body)
+    return found
+
+
+def test_the_dark_scheme_changes_colours_only() -> None:
+    """Why the dark pass of ``axe_both_schemes`` runs axe's colour rules alone: what the dark scheme sets is colours
+    (the palette's custom properties and colour properties), never layout, visibility or content."""
+    colour = re.compile(
+        r"^(--[-\w]+|color|color-scheme|background(-color)?|border(-\w+)?-color|outline-color|fill|stroke)$"
+    )
+    for name in ("portal.css", "receipt.css"):
+        declared = _dark_scheme_declarations((REPO_ROOT / "templates" / "static" / name).read_text())
+        assert declared, name
+        assert [prop for prop in declared if not colour.match(prop)] == [], name
