@@ -244,6 +244,9 @@ def test_customer_page_shows_profile_orders_subscriptions_grants_keys_sessions_e
     assert '<span class="badge">Sent</span>' in emails and ">sent<" not in emails
     assert re.search(r'<span class="badge">(Active|Trialing|Past due|Ended)</span>', html)
     assert not re.search(r'<span class="badge">(active|trialing|granted|revoked|disabled)</span>', html)
+    orders = html.split('id="orders-title"')[1].split("</section>")[0]
+    assert re.search(r'<span class="badge[^"]*">(Paid|Refunded|Partially refunded)</span>', orders)
+    assert not re.search(r'<span class="badge[^"]*">(paid|refunded|partially_refunded|pending)</span>', orders)
     timeline = html.split('id="timeline-title"')[1].split("</section>")[0]
     times = re.findall(r'<time datetime="([^"]+)"', timeline)
     assert len(times) > 10 and times == sorted(times, reverse=True)
