@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import sqlite3
 import threading
@@ -264,10 +265,19 @@ def axe_both_schemes(page: Any, problems: dict[str, list[str]], where: str, shot
             screenshot(page, shot.format(scheme=scheme))
 
 
-def screenshot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
+# Screenshots are for people to look at (phone and desktop, light and dark): written to test-artifacts/ only when
+# asked (``make screenshots``), since encoding ~300 full-page PNGs costs CI ~40 s of CPU for files nobody opens.
+SCREENSHOTS = os.environ.get("PORTAL_TEST_SCREENSHOTS", "") not in ("", "0")
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path | None:
+    """``test-artifacts/<name>.png`` of the page (``name`` may hold a subfolder), when ``PORTAL_TEST_SCREENSHOTS``
+    is set; else nothing. The path written, or None."""
+    if not SCREENSHOTS:
+        return None
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -14,7 +14,7 @@ from portal.api_docs import DOCS_CSP
 from portal.clock import Clock
 from portal.settings import Settings
 from tests.apps import app_for
-from tests.browser_helpers import ARTIFACTS, chromium_path, free_port_for_tests, serve
+from tests.browser_helpers import chromium_path, free_port_for_tests, screenshot, serve
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
 
@@ -45,8 +45,7 @@ def test_docs_render_operations_without_csp_errors(served: str, chromium: Any) -
     expect(page.locator(".opblock-summary-path", has_text="/v1/customer-portal/orders/").first).to_be_visible()
     link = page.locator('a[href="/docs/openapi.json"]').first
     expect(link).to_be_visible()
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
+    screenshot(page, "api-docs", full_page=False)
     schema = page.request.get("/docs/openapi.json")
     assert schema.ok and "paths" in schema.json()
     assert not errors, errors

@@ -16,13 +16,13 @@ from portal.clock import Clock
 from portal.settings import Settings
 from tests.apps import app_for
 from tests.browser_helpers import (
-    ARTIFACTS,
     allow_email_change,
     chromium_path,
     free_port_for_tests,
     in_thread,
     new_session,
     one,
+    screenshot,
     serve,
 )
 
@@ -116,12 +116,11 @@ def signed_in_pages(settings: Settings) -> dict[str, str]:
 def check(page: Any, name: str, size: str, problems: dict[str, list[str]]) -> None:
     """The loaded page in each scheme: the colour scheme is switched on the loaded page (the stylesheets follow
     ``prefers-color-scheme``; no script reads it), which saves a page load and keeps the check per scheme."""
-    (ARTIFACTS / "layout").mkdir(parents=True, exist_ok=True)
     for scheme in SCHEMES:
         page.emulate_media(color_scheme=scheme)
         tag = f"{name}-{size}-{scheme}"
         found = page.evaluate(OVERFLOW_JS)
-        page.screenshot(path=str(ARTIFACTS / "layout" / f"{tag}.png"), full_page=True)
+        screenshot(page, f"layout/{tag}")
         if found:
             problems[tag] = found
 
