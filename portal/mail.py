@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import smtplib
-import ssl
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ import msgspec
 from portal.clock import new_id
 from portal.fields import fold_header
 from portal.settings import Settings
+from portal.tls import smtp_context
 
 log = logging.getLogger("portal.mail")
 
@@ -111,15 +111,14 @@ class SMTPMailer:
         await asyncio.to_thread(self._deliver, build_email(message, self.mail_from))
 
     def _deliver(self, email: EmailMessage) -> None:
-        context = ssl.create_default_context()
         smtp: smtplib.SMTP
         if self.security == "tls":
-            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=smtp_context())
         else:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         with smtp:
             if self.security == "starttls":
-                smtp.starttls(context=context)
+                smtp.starttls(context=smtp_context())
             if self.username:
                 smtp.login(self.username, self.password)
             # The envelope names the one To address: no header of the message can add a recipient.

@@ -11,6 +11,7 @@ import smtplib
 import ssl
 
 from portal.settings import Settings
+from portal.tls import smtp_context
 
 
 def check_smtp(settings: Settings) -> list[str]:
@@ -18,11 +19,10 @@ def check_smtp(settings: Settings) -> list[str]:
     where = f"SMTP {settings.smtp_host}:{settings.smtp_port}"
     step = "connect"
     try:
-        context = ssl.create_default_context()
         smtp: smtplib.SMTP
         if settings.smtp_security == "tls":
             smtp = smtplib.SMTP_SSL(
-                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout, context=context
+                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout, context=smtp_context()
             )
         else:
             smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout)
@@ -38,7 +38,7 @@ def check_smtp(settings: Settings) -> list[str]:
                         f"{where}: the server does not offer STARTTLS "
                         "(set PORTAL_SMTP_SECURITY=tls for port 465, or none for a loopback relay)"
                     ]
-                smtp.starttls(context=context)
+                smtp.starttls(context=smtp_context())
                 smtp.ehlo()
             if settings.smtp_username:
                 step = "login"

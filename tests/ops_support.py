@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from portal.settings import Settings
+from portal.tls import https_context
 from tests.admin_support import bearer, mint_token
 from tests.conftest import free_port
 from tests.serving import portal_env, run_portal, start_portal, stop, wait_until_up
@@ -57,6 +58,7 @@ def make_org(base: str, token: str, slug: str) -> dict[str, object]:
         f"{base}/v1/organizations/",
         json={"name": slug.title(), "slug": slug, "receipt_prefix": slug.upper()},
         headers=bearer(token),
+        verify=https_context(),
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -67,6 +69,7 @@ def make_customer(base: str, token: str, org_id: object, email: str) -> dict[str
         f"{base}/v1/customers/",
         json={"organization_id": org_id, "email": email, "name": email.split("@")[0].title()},
         headers=bearer(token),
+        verify=https_context(),
     )
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]

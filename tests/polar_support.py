@@ -18,6 +18,7 @@ import httpx
 import standardwebhooks
 
 from portal.settings import Settings
+from portal.tls import https_context
 from tests.admin_support import create_org, free_port, mint_token, serve
 from tests.apps import app_for
 
@@ -59,7 +60,12 @@ class FakePolar:
 
     def call(self, method: str, path: str, expect: int | None = None, **kwargs: Any) -> Any:
         answer = httpx.request(
-            method, self.base_url + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=10, **kwargs
+            method,
+            self.base_url + path,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+            verify=https_context(),
+            **kwargs,
         )
         if expect is not None:
             assert answer.status_code == expect, f"{method} {path}: {answer.status_code} {answer.text}"
@@ -135,7 +141,7 @@ def fake_polar(data_dir: Path) -> Iterator[FakePolar]:
     )
     with serve(app_for(settings), port) as base_url:
         admin = mint_token(settings)
-        with httpx.Client(base_url=base_url, timeout=10) as client:
+        with httpx.Client(base_url=base_url, timeout=10, verify=https_context()) as client:
             org = create_org(client, admin, "seller")
         token = mint_token(settings, org["id"])
         polar = FakePolar(base_url=base_url, token=token, org=org, products={})

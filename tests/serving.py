@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from portal.tls import https_context
+
 
 def portal_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
@@ -40,15 +42,16 @@ def start_portal(args: list[str], env: Mapping[str, str], log_path: Path) -> sub
 def wait_until_up(base_url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"server exited early with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError as exc:
-            last_error = exc
-        time.sleep(0.2)
+    with httpx.Client(timeout=1, verify=https_context()) as probe:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"server exited early with {process.returncode}")
+            try:
+                if probe.get(f"{base_url}/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError as exc:
+                last_error = exc
+            time.sleep(0.2)
     raise AssertionError(f"server at {base_url} did not come up: {last_error}")
 
 

@@ -23,6 +23,7 @@ import httpx
 
 from portal.db import connect_sync
 from portal.settings import Settings
+from portal.tls import https_context
 from tests.admin_support import bearer, mint_token
 from tests.ops_support import make_customer, make_org, migrated, served
 from tests.signin_helpers import insert_session
@@ -31,7 +32,7 @@ ACTIVATION_LIMIT = 3
 
 
 def _post(base: str, token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(f"{base}{path}", json=body, headers=bearer(token), timeout=30)
+    response = httpx.post(f"{base}{path}", json=body, headers=bearer(token), timeout=30, verify=https_context())
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -181,7 +182,7 @@ def test_fifty_concurrent_mixed_writes(tmp_path: Path) -> None:
 
         def run(call: tuple[str, Callable[[httpx.Client], httpx.Response]]) -> tuple[str, httpx.Response]:
             kind, send = call
-            with httpx.Client(base_url=base, timeout=60) as client:
+            with httpx.Client(base_url=base, timeout=60, verify=https_context()) as client:
                 start.wait(timeout=30)
                 return kind, send(client)
 

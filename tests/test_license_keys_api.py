@@ -14,6 +14,7 @@ from polar.v2026_10.client import Polar
 from polar.v2026_10.errors import BadRequest, NotPermitted, ResourceNotFound, RotateNotPermitted
 
 from portal.settings import Settings
+from portal.tls import https_context
 from tests.api_server import api_token, execute, served_portal
 from tests.browser_helpers import one, org_id, query
 
@@ -145,7 +146,8 @@ def test_concurrent_activations_never_exceed_the_limit(portal: tuple[str, Settin
 
     def attempt(n: int) -> int:
         body = {"key": key["key"], "organization_id": org, "label": f"device {n}"}
-        return httpx.post(f"{base_url}/v1/customer-portal/license-keys/activate", json=body, timeout=30).status_code
+        url = f"{base_url}/v1/customer-portal/license-keys/activate"
+        return httpx.post(url, json=body, timeout=30, verify=https_context()).status_code
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(attempt, range(12)))

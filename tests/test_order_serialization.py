@@ -16,6 +16,7 @@ from portal.pagination import ListResource
 from portal.polar.convert import build_order
 from portal.polar.models import CustomerOrder, CustomerOrderWire, OrderItem, SubscriptionBase
 from portal.settings import Settings
+from portal.tls import https_context
 from tests.admin_support import bearer
 from tests.api_server import api_token, served_portal
 from tests.browser_helpers import query
@@ -158,13 +159,17 @@ def test_the_list_answers_what_each_order_answers(settings: Settings) -> None:
     with served_portal(settings) as (base_url, _):
         for customer in customers:
             headers = bearer(api_token(settings, customer["slug"], customer["email"]))
-            listed = httpx.get(f"{base_url}/v1/customer-portal/orders/", params={"limit": 100}, headers=headers)
+            listed = httpx.get(
+                f"{base_url}/v1/customer-portal/orders/", params={"limit": 100}, headers=headers, verify=https_context()
+            )
             assert listed.status_code == 200, listed.text
             assert listed.headers["content-type"] == "application/json"
             page = msgspec.json.decode(listed.content, type=ListResource[CustomerOrder])  # the documented shape
             assert page.pagination.total_count == customer["orders"] == len(page.items)
             for order in listed.json()["items"]:
-                single = httpx.get(f"{base_url}/v1/customer-portal/orders/{order['id']}", headers=headers)
+                single = httpx.get(
+                    f"{base_url}/v1/customer-portal/orders/{order['id']}", headers=headers, verify=https_context()
+                )
                 assert single.status_code == 200, single.text
                 assert order == single.json()
                 seen += 1

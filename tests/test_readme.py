@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from portal.tls import https_context
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,12 +58,13 @@ def test_readme_demo_command_works_on_a_fresh_clone(tmp_path: Path) -> None:
         start_new_session=True,
     )
     log.close()
+    probe = httpx.Client(timeout=1, verify=https_context())  # one TLS context for every poll (portal/tls.py)
     try:
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
             assert process.poll() is None, (tmp_path / "readme-run.log").read_text()[-3000:]
             try:
-                if httpx.get("http://127.0.0.1:8000/healthz", timeout=1).status_code == 200:
+                if probe.get("http://127.0.0.1:8000/healthz").status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -75,6 +78,7 @@ def test_readme_demo_command_works_on_a_fresh_clone(tmp_path: Path) -> None:
         assert page.status_code == 200 and 'type="email"' in page.text
         assert (clone / "portal-data" / "portal.db").is_file()
     finally:
+        probe.close()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:

@@ -14,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from portal.db import connect_sync
+from portal.tls import https_context
 from tests.admin_support import bearer
 from tests.conftest import SMTPInbox, free_port
 from tests.ops_support import Served, admin_token, make_customer, make_org, migrated, served
@@ -120,6 +121,7 @@ def test_receipt_numbers_stay_gap_free_when_two_processes_pay_at_once(
         server = (a, b)[index % 2]
         response = httpx.post(
             f"{server.base}/v1/orders/",
+            verify=https_context(),
             json={
                 "customer_id": customer["id"],
                 "currency": "usd",

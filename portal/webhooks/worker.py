@@ -30,6 +30,7 @@ from portal.clock import Clock
 from portal.db import Database
 from portal.notifications.backoff import CLAIM_LEASE_SECONDS, next_attempt
 from portal.settings import Settings
+from portal.tls import https_context
 from portal.webhooks import queries, signing
 from portal.webhooks.queries import DueEvent, EndpointRecord, EventRecord
 from portal.webhooks.service import url_problem
@@ -216,6 +217,7 @@ class WebhookWorker:
                 follow_redirects=False,
                 headers={"user-agent": USER_AGENT, "accept-encoding": "identity"},
                 limits=httpx.Limits(max_connections=self.limits.total + 1, max_keepalive_connections=16),
+                verify=https_context(),
             )
         return self._client
 

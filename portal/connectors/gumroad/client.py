@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from portal.connectors.base import ProcessorError
+from portal.tls import https_context
 
 GUMROAD_API_BASE = "https://api.gumroad.com"
 TIMEOUT = 20.0
@@ -33,7 +34,7 @@ def request(
     form: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     try:
-        with httpx.Client(base_url=api_base.rstrip("/"), timeout=TIMEOUT) as client:
+        with httpx.Client(base_url=api_base.rstrip("/"), timeout=TIMEOUT, verify=https_context()) as client:
             response = client.request(
                 method, path, params=params or {}, data=form, headers={"Authorization": f"Bearer {access_token}"}
             )

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from portal.connectors.base import ProcessorError
+from portal.tls import https_context
 
 JSON_API = "application/vnd.api+json"
 TIMEOUT = 20.0
@@ -40,7 +41,9 @@ def request(
     """One call (blocking); the JSON:API document answered (``{}`` for 204)."""
     url = api_base.rstrip("/") + path
     try:
-        response = httpx.request(method, url, headers=_headers(api_key), params=params, json=body, timeout=TIMEOUT)
+        response = httpx.request(
+            method, url, headers=_headers(api_key), params=params, json=body, timeout=TIMEOUT, verify=https_context()
+        )
     except httpx.HTTPError:
         raise ProcessorError("Lemon Squeezy could not be reached", unavailable=True) from None
     if response.status_code == 401:

@@ -28,6 +28,7 @@ from portal.db import Database
 from portal.notifications.mute import muted
 from portal.products import service as product_service
 from portal.settings import Settings
+from portal.tls import https_context
 
 PAGE_SIZE = 100
 DOWNLOAD_TIMEOUT = 120.0
@@ -52,7 +53,7 @@ def _list_files(api_key: str, api_base: str, variant_id: str) -> list[dict[str, 
 def _fetch_bytes(url: str) -> bytes:
     """A file's bytes from its signed ``download_url`` (no API key: the URL carries its own signature)."""
     try:
-        response = httpx.get(url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=True)
+        response = httpx.get(url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=True, verify=https_context())
     except httpx.HTTPError:
         raise ProcessorError("a file's download_url could not be reached", unavailable=True) from None
     if response.status_code != 200:

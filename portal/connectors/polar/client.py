@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from portal.connectors.base import ProcessorError
+from portal.tls import https_context
 
 POLAR_API_BASE = "https://api.polar.sh"
 TIMEOUT = 20.0
@@ -23,6 +24,7 @@ def _client(api_key: str, api_base: str) -> httpx.Client:
         base_url=api_base.rstrip("/"),
         headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
         timeout=TIMEOUT,
+        verify=https_context(),
     )
 
 
