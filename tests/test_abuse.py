@@ -319,8 +319,10 @@ def test_flood_of_wrong_codes_is_throttled_without_slowing_other_customers(tmp_p
     assert not [s for s in statuses if s >= 500], statuses
     assert set(statuses) <= {400, 401, 429}, statuses  # 400: the HTML form shown again with "wrong code"
     assert "database is locked" not in log and "Traceback" not in log, log[-3000:]
+    # No stall: a request queued behind the flood's writes took seconds. The margin is wide because the served
+    # process shares two cores with the rest of the suite here; the ratio on a quiet machine is bench/floods.py's.
     for name, base, during in (("healthz", base_health, flood_health), ("page", base_page, flood_page)):
-        assert _p95(during) <= 3 * _p95(base) + 0.050, (
+        assert _p95(during) <= 3 * _p95(base) + 0.250, (
             f"{name}: p95 {1000 * _p95(base):.1f} ms -> {1000 * _p95(during):.1f} ms under the flood"
         )
     assert re.search(r"authenticate 429", log), "the flood was logged as 429s"
