@@ -186,6 +186,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "float",
     ),
     SettingSpec(
+        "PORTAL_WEBHOOK_PRIVATE_ADDRESSES",
+        "webhook_private_addresses",
+        "false",
+        "`true` lets webhook endpoints point to loopback, private-network, link-local and other non-public "
+        "addresses (a receiver on this machine or its LAN). Off, such URLs are refused when saved, and a delivery "
+        "whose host name resolves to one is refused, so no organization can make Portal reach what only the "
+        "server can.",
+        "bool",
+    ),
+    SettingSpec(
         "PORTAL_RENEWAL_SCAN_INTERVAL",
         "renewal_scan_interval",
         "3600",
@@ -277,6 +287,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_backoff_base: float = 30.0
     retry_max_attempts: int = 12
     webhook_timeout: float = 10.0
+    webhook_private_addresses: bool = False
     renewal_scan_interval: float = 3600.0
     header_timeout: float = 10.0
     keepalive_timeout: int = 5

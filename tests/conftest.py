@@ -155,6 +155,8 @@ def settings(data_dir: Path) -> Settings:
         base_url="http://testserver.local",
         secret_key="test-secret-key-not-for-production",
         argon2_profile="test",
+        # The tests' webhook receivers listen on loopback (the default, refused: test_webhook_destinations.py).
+        webhook_private_addresses=True,
     )
 
 

@@ -16,7 +16,8 @@ from portal.tls import https_context
 
 def portal_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
-    env.update({"PORTAL_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    # The tests' webhook receivers listen on loopback (the default, refused, is tests/test_webhook_destinations.py's).
+    env.update({"PORTAL_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", "PORTAL_WEBHOOK_PRIVATE_ADDRESSES": "true"})
     env.update(extra)
     return env
 

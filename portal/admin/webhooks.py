@@ -16,6 +16,7 @@ from portal.clock import Clock
 from portal.db import Database
 from portal.errors import Conflict
 from portal.pagination import LimitParam, ListResource, PageParam, list_resource
+from portal.settings import Settings
 from portal.webhooks import queries, service
 from portal.webhooks.models import (
     WebhookDeliveryOut,
@@ -68,6 +69,7 @@ class WebhookController(Controller):
         db: NamedDependency[Database],
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
         data: JSONBody[WebhookEndpointCreate],
     ) -> WebhookEndpointOut:
         async with db.write() as tx:
@@ -79,6 +81,7 @@ class WebhookController(Controller):
                 events=list(data.events),
                 name=data.name,
                 enabled=data.enabled,
+                private_allowed=settings.webhook_private_addresses,
                 now=clock.now(),
             )
         return endpoint_out(await _endpoint(db, principal, endpoint_id))
@@ -96,6 +99,7 @@ class WebhookController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
         id: FromPath[str],
+        settings: NamedDependency[Settings],
         data: JSONBody[WebhookEndpointUpdate],
     ) -> WebhookEndpointOut:
         await _endpoint(db, principal, id)
@@ -108,6 +112,7 @@ class WebhookController(Controller):
                 name=data.name,
                 events=None if data.events is None else list(data.events),
                 enabled=data.enabled,
+                private_allowed=settings.webhook_private_addresses,
                 now=clock.now(),
             )
         return endpoint_out(await _endpoint(db, principal, id))

@@ -67,13 +67,18 @@ async def _read_form(request: Request[Any, Any, Any]) -> EndpointForm:
     )
 
 
-def _problems(form: EndpointForm) -> dict[str, str]:
+def _problems(form: EndpointForm, private_allowed: bool) -> dict[str, str]:
     """The form's refused fields, each named with a translated sentence (the service's rules, checked first)."""
     _ = i18n.gettext
     errors: dict[str, str] = {}
-    if webhook_service.url_problem(form.url) is not None:
+    if webhook_service.url_problem(form.url, private_allowed=True) is not None:
         errors["url"] = _(
             "Enter an absolute http:// or https:// address without spaces or credentials, at most 2048 characters."
+        )
+    elif webhook_service.url_problem(form.url, private_allowed=private_allowed) is not None:
+        errors["url"] = _(
+            "This address is on this server or a private network. Use a public address, or ask whoever runs "
+            "Portal to set PORTAL_WEBHOOK_PRIVATE_ADDRESSES=true."
         )
     if len(form.name) > 100 or (form.name and single_line_problem(form.name) is not None):
         errors["name"] = _("Give the endpoint a name of at most 100 characters on one line, or none.")
@@ -129,7 +134,7 @@ async def webhook_create(request: Request[Any, Any, Any], slug: FromPath[str]) -
     """Add an endpoint; the page shows its signing secret this once."""
     access_ = await access.require_org(request, slug, manage=True)
     form = await _read_form(request)
-    if errors := _problems(form):
+    if errors := _problems(form, portal_state(request.app.state).settings.webhook_private_addresses):
         return await _webhooks_page(request, access_, 400, form=form, errors=errors)
     state = portal_state(request.app.state)
     now = state.clock.now()
@@ -141,6 +146,7 @@ async def webhook_create(request: Request[Any, Any, Any], slug: FromPath[str]) -
             events=form.events,
             name=form.name or None,
             enabled=form.enabled,
+            private_allowed=state.settings.webhook_private_addresses,
             now=now,
         )
         record = await webhook_service.get_endpoint(tx, endpoint_id, organization_id=access_.organization.id)
@@ -227,14 +233,21 @@ async def webhook_update(
     access_ = await access.require_org(request, slug, manage=True)
     record = await _own_endpoint(request, access_, endpoint_id)
     form = await _read_form(request)
-    if errors := _problems(form):
+    if errors := _problems(form, portal_state(request.app.state).settings.webhook_private_addresses):
         return await _endpoint_page(request, access_, record, status_code=400, form=form, errors=errors)
     state = portal_state(request.app.state)
     now = state.clock.now()
     async with state.db.write() as tx:
         current = await webhook_service.get_endpoint(tx, endpoint_id, organization_id=access_.organization.id)
         await webhook_service.update_endpoint(
-            tx, current, url=form.url, name=form.name or None, events=form.events, enabled=form.enabled, now=now
+            tx,
+            current,
+            url=form.url,
+            name=form.name or None,
+            events=form.events,
+            enabled=form.enabled,
+            private_allowed=state.settings.webhook_private_addresses,
+            now=now,
         )
         before = {
             "url": current.url,

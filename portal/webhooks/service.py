@@ -13,7 +13,7 @@ import msgspec
 from portal.clock import iso
 from portal.db import Transaction
 from portal.errors import InvalidInput, NotFound
-from portal.webhooks import queries, signing
+from portal.webhooks import destinations, queries, signing
 from portal.webhooks.events import EVENT_TYPES
 from portal.webhooks.queries import EndpointRecord
 
@@ -22,8 +22,10 @@ MAX_URL_LENGTH = 2048
 API_VERSION = "2026-10"
 
 
-def url_problem(url: str) -> str | None:
-    """Only absolute ``http://`` or ``https://`` URLs (no credentials in them) are accepted."""
+def url_problem(url: str, *, private_allowed: bool) -> str | None:
+    """Only absolute ``http://`` or ``https://`` URLs (no credentials in them) are accepted, and unless
+    ``private_allowed`` (``PORTAL_WEBHOOK_PRIVATE_ADDRESSES``) none whose host is a non-public address literal or
+    a ``localhost`` name (``portal.webhooks.destinations``; names are checked again when a delivery resolves them)."""
     if len(url) > MAX_URL_LENGTH:
         return f"at most {MAX_URL_LENGTH} characters"
     try:
@@ -36,6 +38,8 @@ def url_problem(url: str) -> str | None:
         return "credentials in the URL are not allowed"
     if any(ch.isspace() for ch in url):
         return "expected an http(s) URL without spaces"
+    if not private_allowed:
+        return destinations.host_problem(parts.hostname)
     return None
 
 
@@ -46,9 +50,9 @@ def check_events(events: list[str]) -> list[str]:
     return list(dict.fromkeys(events))
 
 
-def _check_url(url: str) -> str:
+def _check_url(url: str, private_allowed: bool) -> str:
     url = url.strip()
-    if (problem := url_problem(url)) is not None:
+    if (problem := url_problem(url, private_allowed=private_allowed)) is not None:
         raise InvalidInput(problem, "url")
     return url
 
@@ -61,13 +65,15 @@ async def create_endpoint(
     events: list[str],
     name: str | None = None,
     enabled: bool = True,
+    private_allowed: bool,
     now: datetime,
 ) -> str:
-    """A new endpoint with a generated ``whsec_`` secret; returns its id."""
+    """A new endpoint with a generated ``whsec_`` secret; returns its id. ``private_allowed``: the instance's
+    ``webhook_private_addresses``."""
     return await queries.insert_endpoint(
         tx,
         organization_id=organization_id,
-        url=_check_url(url),
+        url=_check_url(url, private_allowed),
         name=name,
         secret=signing.new_secret(),
         events=check_events(events),
@@ -91,13 +97,14 @@ async def update_endpoint(
     name: str | msgspec.UnsetType | None,
     events: list[str] | None,
     enabled: bool | None,
+    private_allowed: bool,
     now: datetime,
 ) -> None:
-    """Change the given fields (None/UNSET: keep)."""
+    """Change the given fields (None/UNSET: keep). ``private_allowed``: as for ``create_endpoint``."""
     await queries.update_endpoint(
         tx,
         record.id,
-        url=record.url if url is None else _check_url(url),
+        url=record.url if url is None else _check_url(url, private_allowed),
         name=record.name if name is msgspec.UNSET else name,
         events=msgspec.json.decode(record.events) if events is None else check_events(events),
         enabled=record.enabled if enabled is None else enabled,

@@ -31,7 +31,7 @@ from portal.db import Database
 from portal.notifications.backoff import CLAIM_LEASE_SECONDS, next_attempt
 from portal.settings import Settings
 from portal.tls import https_context
-from portal.webhooks import queries, signing
+from portal.webhooks import destinations, queries, signing
 from portal.webhooks.queries import DueEvent, EndpointRecord, EventRecord
 from portal.webhooks.service import url_problem
 
@@ -222,7 +222,7 @@ class WebhookWorker:
         return self._client
 
     async def _deliver(self, event: EventRecord, endpoint: EndpointRecord | None) -> Outcome:
-        if endpoint is None or not endpoint.enabled or url_problem(endpoint.url) is not None:
+        if endpoint is None or not endpoint.enabled or url_problem(endpoint.url, private_allowed=True) is not None:
             return Outcome(succeeded=False, http_code=None, response="endpoint disabled", duration_ms=0, skipped=True)
         body = event.payload.encode()
         headers = {"content-type": "application/json"}
@@ -236,10 +236,24 @@ class WebhookWorker:
             # One deadline for the whole exchange: httpx's own timeouts are per read, so an answer dripped a byte
             # at a time would never trip them.
             async with asyncio.timeout(budget):
-                async with self._http().stream("POST", endpoint.url, content=body, headers=headers) as answer:
+                target, extensions = endpoint.url, dict[str, str]()
+                if not self.settings.webhook_private_addresses:
+                    target, host_header, extensions = await destinations.pinned(endpoint.url)
+                    headers.update(host_header)
+                async with self._http().stream(
+                    "POST", target, content=body, headers=headers, extensions=extensions
+                ) as answer:
                     status = answer.status_code
                     head = await _read_head(answer)
                     encoding = answer.headers.get("content-encoding", "identity")
+        except destinations.NonPublicDestination as exc:
+            log.info("webhook %s to %s refused: %s is not a public address", event.id, endpoint.url, exc)
+            return Outcome(
+                succeeded=False,
+                http_code=None,
+                response=f"Refused: {exc} resolves to a non-public address (PORTAL_WEBHOOK_PRIVATE_ADDRESSES)",
+                duration_ms=_ms_since(started),
+            )
         except TimeoutError:
             elapsed = _ms_since(started)
             log.info("webhook %s to %s: no complete answer within %ss", event.id, endpoint.url, budget)
