@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.serving import SERVER_POLL
+
 ACCESS_TOKEN = "gumroad-access-token-for-tests"
 
 
@@ -166,7 +168,7 @@ def fake_gumroad() -> Iterator[FakeGumroad]:
     fake = FakeGumroad()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SERVER_POLL}, daemon=True)
     thread.start()
     try:
         yield fake

@@ -18,6 +18,7 @@ import msgspec
 from portal.db import connect_sync
 from portal.settings import Settings
 from tests.admin_support import api, create_org, mint_token
+from tests.serving import SERVER_POLL
 from tests.signin_helpers import text_part
 
 
@@ -170,7 +171,7 @@ def receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/polar"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SERVER_POLL}, daemon=True)
     thread.start()
     try:
         yield state

@@ -21,6 +21,7 @@ from portal.settings import Settings
 from portal.tls import https_context
 from tests.admin_support import create_org, free_port, mint_token, serve
 from tests.apps import app_for
+from tests.serving import SERVER_POLL
 
 WEBHOOK_SECRET = "whsec_" + "cG9sYXItY29ubmVjdG9yLXRlc3Qtc2VjcmV0LTMyYnl0ZXMh"
 
@@ -279,7 +280,7 @@ def fake_polar_refunds() -> Iterator[FakePolarRefunds]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SERVER_POLL}, daemon=True)
     thread.start()
     try:
         yield fake

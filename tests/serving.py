@@ -13,6 +13,10 @@ import httpx
 
 from portal.tls import https_context
 
+# How often a fake's ``http.server`` loop looks for ``shutdown()``: its default, half a second, was most of the
+# teardown of every test with a fake processor or webhook receiver.
+SERVER_POLL = 0.05
+
 
 def portal_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}

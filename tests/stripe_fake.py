@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.serving import SERVER_POLL
+
 _LISTS = {
     "customers": "customer",
     "products": "product",
@@ -388,7 +390,7 @@ def fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SERVER_POLL}, daemon=True)
     thread.start()
     try:
         yield fake

@@ -19,6 +19,7 @@ from portal.connectors.polar import client as polar
 from portal.mail import MailMessage, SMTPMailer
 from portal.settings import Settings
 from tests.conftest import SMTPInbox
+from tests.serving import SERVER_POLL
 
 
 class _JSON(BaseHTTPRequestHandler):
@@ -37,7 +38,7 @@ class _JSON(BaseHTTPRequestHandler):
 @pytest.fixture
 def api_base() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _JSON)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SERVER_POLL}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
