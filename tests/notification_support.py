@@ -88,6 +88,18 @@ def make_shop(client: Any, settings: Settings, slug: str = "acme") -> Shop:
     return Shop(admin, token, org, customer, benefit, toolkit, plan, bigger)
 
 
+def pay(client: Any, shop: Shop) -> dict[str, Any]:
+    """An order of the shop's license-key product by its customer, through the admin API."""
+    return api(  # type: ignore[no-any-return]
+        client,
+        shop.token,
+        "POST",
+        "/v1/orders/",
+        201,
+        json={"customer_id": shop.customer["id"], "product_id": shop.product["id"]},
+    )
+
+
 def subscribe(client: Any, shop: Shop, *, period_start: str, product: dict[str, Any] | None = None) -> dict[str, Any]:
     return api(  # type: ignore[no-any-return]
         client,

@@ -20,21 +20,10 @@ from portal.settings import Settings
 from tests.admin_support import api
 from tests.apps import app_for
 from tests.conftest import SMTPInbox, free_port
-from tests.notification_support import fast, link_in, make_shop, rows, subscribe, wait_until
+from tests.notification_support import fast, link_in, make_shop, pay, rows, subscribe, wait_until
 from tests.signin_helpers import csrf, html_part, request_code, sign_in_browser, text_part
 
 BASE = "http://testserver.local"
-
-
-def _pay(client, shop) -> dict:  # type: ignore[no-untyped-def]
-    return api(  # type: ignore[no-any-return]
-        client,
-        shop.token,
-        "POST",
-        "/v1/orders/",
-        201,
-        json={"customer_id": shop.customer["id"], "product_id": shop.product["id"]},
-    )
 
 
 def _license_key(settings: Settings, order_id: str) -> str:
@@ -58,7 +47,7 @@ def test_paying_an_order_sends_one_receipt_with_the_license_key(
     settings = fast(smtp_settings)
     with TestClient(app_for(settings, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, settings)
-        order = _pay(client, shop)
+        order = pay(client, shop)
         [message] = inbox.wait_for(1)
         key = _license_key(settings, order["id"])
         assert message["To"] == "ada@example.com"
@@ -90,7 +79,7 @@ def test_smtp_down_is_retried_and_delivered_once_it_is_back(
     )
     with TestClient(app_for(down, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, down)
-        order = _pay(client, shop)
+        order = pay(client, shop)
         failed = wait_until(lambda: [r for r in _outbox(down) if r["attempts"] >= 2 and r["status"] == "pending"])
     assert "ConnectionRefusedError" in failed[0]["last_error"]
     assert inbox.messages == []
@@ -118,7 +107,7 @@ def test_retries_back_off_exponentially(settings: Settings, clock: Clock) -> Non
     )
     with TestClient(app_for(down, clock=clock), base_url=BASE) as client:
         shop = make_shop(client, down)
-        _pay(client, shop)
+        pay(client, shop)
         first = wait_until(lambda: [r for r in _outbox(down) if r["attempts"] == 1 and r["status"] == "pending"])[0]
         waited = datetime.fromisoformat(first["next_attempt_at"]) - datetime.fromisoformat(first["modified_at"])
         assert timedelta(seconds=59) < waited <= timedelta(seconds=61)
@@ -144,7 +133,7 @@ def test_email_link_is_prefetch_safe_single_use_and_signs_in(mail_client, smtp_s
     client, settings = mail_client
     inbox, _ = smtp_server
     shop = make_shop(client, settings)
-    order = _pay(client, shop)
+    order = pay(client, shop)
     link = link_in(inbox.wait_for(1)[0])
     # A mail scanner (or the customer) opens it: a Continue page, nobody signed in, nothing spent.
     for _ in range(2):
@@ -182,7 +171,7 @@ def test_email_link_expires_after_24_hours(mail_client, smtp_server, clock: Cloc
     client, settings = mail_client
     inbox, _ = smtp_server
     shop = make_shop(client, settings)
-    _pay(client, shop)
+    pay(client, shop)
     link = link_in(inbox.wait_for(1)[0])
     token = link.split("token=")[1]
     clock.advance(23 * 3600)
@@ -212,7 +201,7 @@ def test_switches_per_organization(mail_client, smtp_server) -> None:  # type: i
     assert updated["settings"]["emails"] == {"order_receipt": False}
     assert updated["customer_email_settings"]["order_confirmation"] is False  # Polar's name for the same switch
     assert updated["customer_email_settings"]["subscription_cancellation"] is True
-    order = _pay(client, shop)
+    order = pay(client, shop)
     assert _outbox(settings) == []
     # Refund emails are still on.
     api(client, shop.token, "PATCH", f"/v1/orders/{order['id']}", 200, json={"status": "refunded"})
@@ -314,7 +303,7 @@ def test_sender_name_and_reply_to_per_organization(mail_client, smtp_server) -> 
     bad = api(client, shop.token, "PATCH", org_path, 422, json={"email_reply_to": "not-an-address"})
     assert bad["detail"][0]["loc"] == ["body", "email_reply_to"]
     # Default: the PORTAL_MAIL_FROM line, replies to the support email.
-    _pay(client, shop)
+    pay(client, shop)
     [first] = inbox.wait_for(1)
     assert first["From"] == settings.mail_from
     assert first["Reply-To"] == "support@acme.example"
@@ -329,7 +318,7 @@ def test_sender_name_and_reply_to_per_organization(mail_client, smtp_server) -> 
     )
     assert updated["email_sender_name"] == "Acme Support Team" and updated["email_reply_to"] == "help@acme.example"
     assert api(client, shop.token, "GET", org_path)["email_reply_to"] == "help@acme.example"
-    _pay(client, shop)
+    pay(client, shop)
     [second] = inbox.wait_for(1)
     address = settings.mail_from.rpartition("<")[2].rstrip(">")
     assert second["From"] == f"Acme Support Team <{address}>"

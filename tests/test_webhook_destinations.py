@@ -20,7 +20,7 @@ from portal.webhooks import destinations
 from tests.admin_support import api
 from tests.apps import app_for
 from tests.console_helpers import console_cookie, make_team, plant_session, sql
-from tests.notification_support import fast, make_shop, receiver, wait_until
+from tests.notification_support import fast, make_shop, pay, receiver, wait_until
 from tests.signin_helpers import csrf
 
 BASE = "http://testserver.local"
@@ -130,14 +130,7 @@ def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
             port = hook.url.split(":")[2].split("/")[0]
             url = f"http://{host}:{port}/hooks/polar"
             api(client, shop.token, "POST", "/v1/webhooks/endpoints", 201, json={"url": url, "events": ["order.paid"]})
-            api(
-                client,
-                shop.token,
-                "POST",
-                "/v1/orders/",
-                201,
-                json={"customer_id": shop.customer["id"], "product_id": shop.product["id"]},
-            )
+            pay(client, shop)
             delivered = wait_until(lambda: _deliveries(app_settings))
             time.sleep(0.2)
             received = list(hook.requests)

@@ -27,7 +27,7 @@ from portal.settings import Settings
 from portal.webhooks import signing
 from tests.admin_support import api, bearer, create_org, mint_token
 from tests.apps import app_for
-from tests.notification_support import Received, Shop, fast, make_shop, receiver, rows, subscribe, wait_until
+from tests.notification_support import Received, Shop, fast, make_shop, pay, receiver, rows, subscribe, wait_until
 from tests.signin_helpers import csrf, sign_in_browser
 
 BASE = "http://testserver.local"
@@ -153,14 +153,7 @@ def test_failing_receiver_gets_retries_with_backoff(settings: Settings, clock: C
         shop = make_shop(client, app_settings)
         with receiver(statuses=[500, 500, 204]) as hook:
             endpoint = _endpoint(client, shop, hook.url, ["order.paid"])
-            api(
-                client,
-                shop.token,
-                "POST",
-                "/v1/orders/",
-                201,
-                json={"customer_id": shop.customer["id"], "product_id": shop.product["id"]},
-            )
+            pay(client, shop)
             first, second, third = hook.wait_for(3)
             time.sleep(0.3)
             assert len(hook.requests) == 3
@@ -239,14 +232,7 @@ def test_order_grant_and_license_key_events_in_polar_shapes(fast_client, app_set
     shop = make_shop(client, app_settings)
     with receiver() as hook:
         endpoint = _endpoint(client, shop, hook.url, ALL_EVENTS)
-        order = api(
-            client,
-            shop.token,
-            "POST",
-            "/v1/orders/",
-            201,
-            json={"customer_id": shop.customer["id"], "product_id": shop.product["id"]},
-        )
+        order = pay(client, shop)
         key = rows(app_settings, "SELECT key FROM license_keys")[0]["key"]
         activated = client.post(
             "/v1/customer-portal/license-keys/activate",
@@ -291,14 +277,7 @@ def test_disabled_endpoints_and_seeding_get_nothing(settings: Settings, clock: C
         with receiver() as hook:
             endpoint = _endpoint(client, shop, hook.url, ["order.paid"])
             api(client, shop.token, "PATCH", f"/v1/webhooks/endpoints/{endpoint['id']}", 200, json={"enabled": False})
-            api(
-                client,
-                shop.token,
-                "POST",
-                "/v1/orders/",
-                201,
-                json={"customer_id": shop.customer["id"], "product_id": shop.product["id"]},
-            )
+            pay(client, shop)
             time.sleep(0.3)
             assert hook.requests == []
     assert rows(app_settings, "SELECT COUNT(*) AS n FROM webhook_events")[0]["n"] == 0
