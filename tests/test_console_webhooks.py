@@ -218,3 +218,15 @@ def test_the_log_keeps_the_newest_attempts_per_endpoint(
         (team.endpoint_id,),
     )
     assert [row[0] for row in kept] == [3, 4, 5]
+
+
+def test_event_statuses_read_as_words_in_every_table(console: tuple[TestClient[Litestar], Settings, Team]) -> None:
+    """The Webhooks and Processors pages show an event's status as the portal's labelled badge, not its code."""
+    client, settings, team = console
+    sql(settings, "UPDATE webhook_events SET status = 'succeeded' WHERE endpoint_id = ?", (team.endpoint_id,))
+    sql(settings, "UPDATE connector_events SET status = 'unmapped'")
+    codes = {"pending", "sending", "succeeded", "failed", "skipped", "applied", "ignored", "unmapped"}
+    for path, label in (("/console/acme/webhooks", "Delivered"), ("/console/acme/processors", "Not mapped")):
+        page = BeautifulSoup(client.get(path).text, "html.parser")
+        badges = {badge.get_text() for badge in page.select("table.console-table td .badge")}
+        assert label in badges and not badges & codes, (path, badges)

@@ -116,6 +116,15 @@ STATUS_LABELS = {
     "granted": (_l("Active"), "ok"),
     "revoked": (_l("Revoked"), "bad"),
     "disabled": (_l("Disabled"), "bad"),
+    # Outgoing webhook events (the console's Webhooks pages).
+    "sending": (_l("Sending"), "warn"),
+    "succeeded": (_l("Delivered"), "ok"),
+    "failed": (_l("Failed"), "bad"),
+    "skipped": (_l("Skipped"), ""),
+    # A processor's incoming events (the console's Processors page).
+    "applied": (_l("Applied"), "ok"),
+    "ignored": (_l("Ignored"), ""),
+    "unmapped": (_l("Not mapped"), "warn"),
 }
 
 
