@@ -4,10 +4,14 @@ SQL, as ``signin_helpers`` does for customers), and the rows the console's actio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from portal.benefits import license_keys
@@ -27,13 +31,43 @@ from tests.signin_helpers import insert_customer, insert_org
 NOW = datetime.now(UTC)
 
 
+# The connection of the ``batch`` under way, per database file: its ``sql`` calls share it.
+_BATCHES: dict[Path, sqlite3.Connection] = {}
+
+
 def sql(settings: Settings, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """``statement``'s rows, committed: on its own connection, or inside the ``batch`` under way on its one."""
+    shared = _BATCHES.get(settings.db_path)
+    if shared is not None:
+        return shared.execute(statement, params).fetchall()
     conn = connect_sync(settings.db_path)
     try:
         rows = conn.execute(statement, params).fetchall()
         conn.commit()
         return rows
     finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def batch(settings: Settings) -> Iterator[None]:
+    """Every ``sql`` call inside runs on one connection in one transaction, committed at the end (rolled back on an
+    error): the matrix's reset of some twenty rows before each case opens one connection instead of twenty, each
+    with its pragmas. Re-entrant: a batch inside a batch joins it."""
+    if settings.db_path in _BATCHES:
+        yield
+        return
+    conn = connect_sync(settings.db_path)
+    conn.execute("BEGIN IMMEDIATE")
+    _BATCHES[settings.db_path] = conn
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        del _BATCHES[settings.db_path]
         conn.close()
 
 
@@ -267,6 +301,11 @@ def insert_paid_order(
 
 def reset_targets(settings: Settings, team: Team) -> None:
     """Put back what the previous case's action changed (the matrix runs every action as every role)."""
+    with batch(settings):
+        _reset_targets(settings, team)
+
+
+def _reset_targets(settings: Settings, team: Team) -> None:
     add_member(settings, team.target, team.acme_id, "support")
     sql(settings, "UPDATE api_tokens SET revoked_at = NULL WHERE id = ?", (team.token_id,))
     sql(settings, "UPDATE email_outbox SET status = 'failed' WHERE id = ?", (team.message_id,))
@@ -366,6 +405,11 @@ def make_commerce(settings: Settings, org_id: str) -> Commerce:
 def reset_commerce(settings: Settings, commerce: Commerce, route: str | None = None) -> None:
     """Put the commerce objects back as ``make_commerce`` left them (``route``: the state that route's action needs,
     e.g. a subscription scheduled to cancel for un-cancel)."""
+    with batch(settings):
+        _reset_commerce(settings, commerce, route)
+
+
+def _reset_commerce(settings: Settings, commerce: Commerce, route: str | None) -> None:
     if not commerce.subscription_id:
         return
     canceling = route == "console.subscription_uncancel"
