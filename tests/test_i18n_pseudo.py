@@ -59,8 +59,12 @@ class PseudoTranslations:
 
 
 @pytest.fixture
-def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Pseudo-locale on, money and dates marked, and the name of every template loaded (also includes/imports)."""
+def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """Pseudo-locale on, money and dates marked, and the name of every template loaded (also includes/imports).
+
+    Translations and filters are compiled into templates, and an app renders through the process's shared
+    environments (``portal/templating/environment.py``): the app made after this fixture gets new ones, compiled
+    with the pseudo-locale, and they are dropped again afterwards, so no later test renders the pseudo text."""
     names: set[str] = set()
     original = jinja2.Environment._load_template
 
@@ -73,7 +77,9 @@ def rendered_templates(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     for name in ("money_filter", "date_filter", "datetime_filter"):
         real = getattr(template_filters, name)
         monkeypatch.setattr(template_filters, name, lambda *a, _real=real, **k: f"{DOPEN}{_real(*a, **k)}{DCLOSE}")
-    return names
+    templating.shared_environments.cache_clear()
+    yield names
+    templating.shared_environments.cache_clear()
 
 
 @pytest.fixture

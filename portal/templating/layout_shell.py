@@ -185,21 +185,30 @@ def _layout_chain(env: Environment) -> tuple[set[str], set[str]]:
     return names, blocks
 
 
+def parts_overlay(full: Environment) -> Environment:
+    """``full`` with the layout replaced by the two-block stand-in: a page compiled here renders its blocks only."""
+    if full.loader is None:
+        raise ValueError("layout shells need an environment that loads templates")
+    return full.overlay(loader=_PartsLoader(full.loader), cache_size=400)
+
+
 class LayoutShells:
     """The shells of one template engine (one full and one parts environment per locale)."""
 
-    def __init__(self, environment_for: Any) -> None:
+    def __init__(self, environment_for: Any, parts_for: Any = None) -> None:
         self._environment_for = environment_for  # locale -> the full (localized) environment
+        self._parts_for = parts_for  # locale -> its parts overlay, when shared (else made here, per locale)
         self._parts: dict[str, Environment] = {}
         self._shells: OrderedDict[tuple[Any, ...], str] = OrderedDict()
         self._disabled: set[str] = set()
         self._checked: set[tuple[str, str]] = set()  # (locale, template) whose templates passed the static check
 
     def _parts_environment(self, locale: str) -> Environment:
+        if self._parts_for is not None:
+            return self._parts_for(locale)
         env = self._parts.get(locale)
         if env is None:
-            full = self._environment_for(locale)
-            env = full.overlay(loader=_PartsLoader(full.loader), cache_size=400)
+            env = parts_overlay(self._environment_for(locale))
             self._parts[locale] = env
         return env
 
