@@ -246,16 +246,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Then the modules holding such tests run first (each module's tests stay together, in their order): xdist
     hands tests out in collection order, so the long ones start early and the run ends on short tests that both
     processes share out evenly, instead of one process finishing a 30-second test while the other sits idle."""
-    sources: dict[str, str] = {}
+    kinds: dict[str, tuple[bool, bool]] = {}  # module path -> (drives chromium, starts processes): read once each
     for item in items:
         _browser_fixtures_last(item)
         path = str(item.path)
-        if path not in sources:
-            sources[path] = item.path.read_text(encoding="utf-8")
-        source = sources[path]
-        if _BROWSER.search(source) or "chromium" in getattr(item, "fixturenames", ()):
+        if path not in kinds:
+            source = item.path.read_text(encoding="utf-8")
+            kinds[path] = (_BROWSER.search(source) is not None, _SERVED.search(source) is not None)
+        browser, served = kinds[path]
+        if browser or "chromium" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
-        if _SERVED.search(source):
+        if served:
             item.add_marker(pytest.mark.served)
         if getattr(item, "originalname", item.name) in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
