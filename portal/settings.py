@@ -203,6 +203,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "float",
     ),
     SettingSpec(
+        "PORTAL_CONNECTOR_EVENT_RETENTION_DAYS",
+        "connector_event_retention_days",
+        "90",
+        "Days a processor's event that Portal applied or ignored stays stored (its payload included, shown on the "
+        "console's Processors page), then it is deleted; `0` keeps them all. Events still waiting (a price not "
+        "mapped yet, a failure) stay until they are applied. At least 7: a redelivered event is known as a "
+        "duplicate only while it is stored, and processors retry for up to a few days.",
+        "int",
+    ),
+    SettingSpec(
         "PORTAL_HEADER_TIMEOUT",
         "header_timeout",
         "10",
@@ -289,6 +299,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_timeout: float = 10.0
     webhook_private_addresses: bool = False
     renewal_scan_interval: float = 3600.0
+    connector_event_retention_days: int = 90
     header_timeout: float = 10.0
     keepalive_timeout: int = 5
     max_connections: int = 0
@@ -360,6 +371,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             problems.append("PORTAL_DB_READERS: expected at least 1")
         if self.worker_poll_interval <= 0 or self.retry_backoff_base <= 0 or self.renewal_scan_interval <= 0:
             problems.append("PORTAL_WORKER_POLL_INTERVAL, _RETRY_BACKOFF_BASE, _RENEWAL_SCAN_INTERVAL: expected > 0")
+        if self.connector_event_retention_days != 0 and self.connector_event_retention_days < 7:
+            problems.append("PORTAL_CONNECTOR_EVENT_RETENTION_DAYS: expected 0 (keep every event) or at least 7 days")
         if not 0 < self.header_timeout <= 300:
             problems.append("PORTAL_HEADER_TIMEOUT: expected more than 0 and at most 300 seconds")
         if not 1 <= self.keepalive_timeout <= 300:

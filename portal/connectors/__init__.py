@@ -6,6 +6,7 @@ customers' subscription actions back. One module per part, shared by every proce
 * ``events``: inbound events, stored once by the processor's id in the transaction that applies them;
 * ``links``: processor price -> Portal product, and processor object -> Portal row links (with versions);
 * ``health``: what an operator (CLI, admin API, seller console) sees of a connection;
+* ``retention``: applied and ignored events deleted after ``PORTAL_CONNECTOR_EVENT_RETENTION_DAYS``;
 * ``inbound_api``: ``POST /v1/integrations/{processor}/{organization_slug}/webhook``;
 * ``stripe/``: the Stripe processor (``mapping``: each Stripe object kind applied onto Portal).
 """

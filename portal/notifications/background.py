@@ -1,7 +1,8 @@
 """The background tasks of a running app, started and stopped by the lifespan in ``portal.app``: the email
 outbox worker and the webhook worker (every ``PORTAL_WORKER_POLL_INTERVAL`` seconds) and the renewal-reminder
 scan (every ``PORTAL_RENEWAL_SCAN_INTERVAL`` seconds), and a WAL checkpoint every ``CHECKPOINT_INTERVAL`` seconds
-(``Database.checkpoint``: inline transactions leave it to this). Every process runs them; claims are atomic, so several
+(``Database.checkpoint``: inline transactions leave it to this), and the hourly pruning of processors' old events
+(``portal.connectors.retention``). Every process runs them; claims are atomic, so several
 processes on one data dir share the work without sending anything twice.
 
 ``stop()`` lets a pass in progress finish (an email being handed to SMTP is not cut off) and the webhook deliveries
@@ -16,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from portal.clock import Clock
+from portal.connectors.retention import PRUNE_INTERVAL, prune_events
 from portal.db import Database
 from portal.mail import Mailer
 from portal.notifications.reminders import queue_due_reminders
@@ -50,6 +52,7 @@ class BackgroundTasks:
             ("renewal-reminders", self._reminders, self.settings.renewal_scan_interval),
             # Inline transactions never checkpoint (portal.db): the WAL is copied back here, in the writer thread.
             ("wal-checkpoint", self._checkpoint, CHECKPOINT_INTERVAL),
+            ("connector-event-retention", self._prune_connector_events, PRUNE_INTERVAL),
         ]
         self._tasks = [
             asyncio.get_running_loop().create_task(self._loop(name, step, interval), name=f"portal-{name}")
@@ -59,6 +62,10 @@ class BackgroundTasks:
     async def _checkpoint(self) -> int:
         await self._db.checkpoint()
         return 0
+
+    async def _prune_connector_events(self) -> int:
+        days = self.settings.connector_event_retention_days
+        return await prune_events(self._db, now=self._clock.now(), days=days)
 
     async def _reminders(self) -> int:
         return await queue_due_reminders(self._db, self._clock.now())
