@@ -92,6 +92,7 @@ def test_sign_in_and_every_action_in_the_browser(served_console: tuple[str, Sett
     page.get_by_role("row", name=re.compile("target@acme.example")).get_by_role("button", name="Change role").click()
     expect(page.get_by_role("status")).to_have_text("Role changed.")
     page.get_by_role("button", name="Remove new@acme.example").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove new@acme.example").click()  # it asks first
     expect(page.get_by_role("status")).to_have_text("Removed from the team.")
     # Tokens: create (shown once), revoke.
     page.get_by_role("link", name="API tokens").click()
@@ -99,6 +100,7 @@ def test_sign_in_and_every_action_in_the_browser(served_console: tuple[str, Sett
     page.get_by_role("button", name="Create token").click()
     expect(page.locator("#new-token")).to_contain_text("portal_oat_")
     page.get_by_role("button", name="Revoke deploy").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke deploy").click()
     expect(page.get_by_role("status")).to_have_text("Token revoked.")
     # Emails: send again; webhooks: redeliver.
     page.get_by_role("link", name="Emails").click()
