@@ -49,6 +49,10 @@ def test_revoking_a_token_asks_first_and_cancel_keeps_it(
     page.set_viewport_size({"width": 1440, "height": 900})
     assert axe_violations(page, ["color-contrast"]) == []
     screenshot(page, "console-desktop-light-confirm", full_page=False)
+    for viewport, scheme in (("desktop", "dark"), ("phone", "light")):  # the other two looks, for people to check
+        page.emulate_media(color_scheme=scheme)
+        page.set_viewport_size(PHONE if viewport == "phone" else {"width": 1440, "height": 900})
+        screenshot(page, f"console-{viewport}-{scheme}-confirm", full_page=False)
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     assert not _revoked(settings, team)
