@@ -265,6 +265,15 @@ def axe_both_schemes(page: Any, problems: dict[str, list[str]], where: str, shot
             screenshot(page, shot.format(scheme=scheme))
 
 
+def confirm_destructive(page: Any, button: str) -> None:
+    """Click the console button named ``button`` and confirm in the dialog it opens. Waits for the page's deferred
+    script first: a click before portal.js has run acts at once, as it does without JavaScript, so a test that clicks
+    right after a navigation would otherwise race the script (on a slow host it loses)."""
+    page.wait_for_load_state("domcontentloaded")  # deferred scripts have run by then
+    page.get_by_role("button", name=button).click()
+    page.get_by_role("dialog").get_by_role("button", name=button).click()
+
+
 # Screenshots are for people to look at (phone and desktop, light and dark): written to test-artifacts/ only when
 # asked (``make screenshots``), since encoding ~300 full-page PNGs costs CI ~40 s of CPU for files nobody opens.
 SCREENSHOTS = os.environ.get("PORTAL_TEST_SCREENSHOTS", "") not in ("", "0")

@@ -17,6 +17,7 @@ from tests.browser_helpers import (
     axe_both_schemes,
     axe_context,
     chromium_path,
+    confirm_destructive,
     in_thread,
     screenshot,
 )
@@ -91,16 +92,14 @@ def test_sign_in_and_every_action_in_the_browser(served_console: tuple[str, Sett
     page.get_by_label("Role of target@acme.example").select_option("owner")
     page.get_by_role("row", name=re.compile("target@acme.example")).get_by_role("button", name="Change role").click()
     expect(page.get_by_role("status")).to_have_text("Role changed.")
-    page.get_by_role("button", name="Remove new@acme.example").click()
-    page.get_by_role("dialog").get_by_role("button", name="Remove new@acme.example").click()  # it asks first
+    confirm_destructive(page, "Remove new@acme.example")  # it asks first
     expect(page.get_by_role("status")).to_have_text("Removed from the team.")
     # Tokens: create (shown once), revoke.
     page.get_by_role("link", name="API tokens").click()
     page.get_by_label("Name").fill("deploy")
     page.get_by_role("button", name="Create token").click()
     expect(page.locator("#new-token")).to_contain_text("portal_oat_")
-    page.get_by_role("button", name="Revoke deploy").click()
-    page.get_by_role("dialog").get_by_role("button", name="Revoke deploy").click()
+    confirm_destructive(page, "Revoke deploy")  # it asks first
     expect(page.get_by_role("status")).to_have_text("Token revoked.")
     # Emails: send again; webhooks: redeliver.
     page.get_by_role("link", name="Emails").click()

@@ -15,6 +15,7 @@ from tests.browser_helpers import (
     axe_both_schemes,
     axe_context,
     chromium_path,
+    confirm_destructive,
     in_thread,
     screenshot,
 )
@@ -78,8 +79,7 @@ def test_commerce_pages_are_accessible_and_their_forms_work(
     page.get_by_label("Benefit", exact=True).select_option(label="Priority support")
     page.get_by_role("button", name="Grant", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Benefit granted.")
-    page.get_by_role("button", name="Revoke Priority support").click()
-    page.get_by_role("dialog").get_by_role("button", name="Revoke Priority support").click()  # it asks first
+    confirm_destructive(page, "Revoke Priority support")  # it asks first
     expect(page.get_by_role("status")).to_have_text("Grant revoked.")
     screenshot(page, "console-commerce-desktop-light-benefits-revoked")
     context.close()
