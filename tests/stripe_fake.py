@@ -9,6 +9,7 @@ import html
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,8 +52,11 @@ class FakeStripe:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Imports: answer this many list calls, then fail every call with a 500 (None: never).
     lists_before_failing: int | None = None
-    # Imports: seconds every list call takes (a slow API, to interrupt an import part-way).
-    list_delay: float = 0.0
+    # Imports: a list (e.g. "subscriptions") whose calls after its first page wait until ``lists_released`` is set
+    # (30 s at most), so a test interrupts an import at a known point: one page of that list written, no more.
+    hold_after_first_page_of: str | None = None
+    lists_released: threading.Event = field(default_factory=threading.Event)
+    list_calls: Counter[str] = field(default_factory=Counter)
     # Each list's objects in Stripe's order, by kind, with the object count it was computed for.
     list_order: dict[str, tuple[int, list[dict[str, Any]], dict[str, int]]] = field(default_factory=dict)
     # Inbound (events in): a checkout session's line items by session id, and the invoice a PaymentIntent paid.
@@ -140,8 +144,10 @@ def list_page(fake: FakeStripe, kind: str, query: dict[str, str], limit: int) ->
 
 
 def _import_failure(fake: FakeStripe, method: str, rest: str) -> tuple[int, Any] | None:
-    if method == "GET" and rest in _LISTS and fake.list_delay:
-        time.sleep(fake.list_delay)
+    if method == "GET" and rest in _LISTS:
+        fake.list_calls[rest] += 1
+        if rest == fake.hold_after_first_page_of and fake.list_calls[rest] > 1:
+            fake.lists_released.wait(30)
     if fake.lists_before_failing is None or method != "GET" or rest not in _LISTS:
         return None
     if fake.lists_before_failing <= 0:

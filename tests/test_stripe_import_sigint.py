@@ -1,5 +1,5 @@
 """Ctrl-C during ``portal import stripe`` (issue 19, history in): the real command in a subprocess, interrupted by
-SIGINT while Stripe (the loopback fake, slowed down) is being paged through: it exits 130 saying how to resume,
+SIGINT while Stripe (the loopback fake) holds the second page of subscriptions: it exits 130 saying how to resume,
 keeps the pages it wrote (their checkpoint), and the same command then finishes the import without doubles."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_ctrl_c_keeps_the_pages_written_and_the_same_command_resumes(settings: S
         body = {"api_key": fake.api_key, "webhook_secret": "whsec_test"}
         api(client, admin, "PUT", f"/v1/connectors/stripe?organization_id={org['id']}", 200, json=body)
     history = populate(fake, customers=250, invoices_per_subscription=1)
-    fake.list_delay = 0.4
+    fake.hold_after_first_page_of = "subscriptions"  # the second page waits for the test
     env = portal_env(
         live.data_dir, PORTAL_SECRET_KEY=live.secret_key, PORTAL_STRIPE_API_BASE=fake.base_url, PYTHONUNBUFFERED="1"
     )
@@ -53,11 +53,13 @@ def test_ctrl_c_keeps_the_pages_written_and_the_same_command_resumes(settings: S
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        # Interrupt once the subscriptions stream has written a page (customers and catalog are done by then).
+        # Interrupt once the subscriptions stream has written a page (customers and catalog are done by then) while
+        # its next page is held, then let that page answer: the import stops there, whatever the host's speed.
         while _count(live, "SELECT COUNT(*) FROM connector_checkpoints WHERE stream = 'subscriptions'") == 0:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
+        fake.lists_released.set()
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -68,7 +70,7 @@ def test_ctrl_c_keeps_the_pages_written_and_the_same_command_resumes(settings: S
     assert 100 <= written < history.subscriptions
     assert _count(live, "SELECT COUNT(*) FROM orders") == 0
 
-    fake.list_delay = 0.0
+    fake.hold_after_first_page_of = None
     resumed = run_portal(["import", "stripe", "--org", "acme", "--catalog"], env)
     assert resumed.returncode == 0, resumed.stderr
     assert "(resumed)" in resumed.stdout and "done in an earlier run" in resumed.stdout
