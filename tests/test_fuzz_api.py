@@ -48,8 +48,8 @@ from tests.admin_support import free_port, mint_token, serve
 from tests.apps import app_for
 from tests.browser_helpers import seed_demo
 
-POSITIVE_EXAMPLES = 12
-NEGATIVE_EXAMPLES = 6
+POSITIVE_EXAMPLES = 8
+NEGATIVE_EXAMPLES = 4
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 OWNER = "alex@example.com"
 
