@@ -29,6 +29,14 @@ def fake() -> Iterator[FakeStripe]:
         yield running
 
 
+# `portal …` as a terminal starts it, with Ctrl-C's default meaning: a command started in the background by a
+# non-interactive shell (a CI runner's, say) inherits SIGINT ignored, and so would the command under test.
+AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('portal', run_name='__main__', alter_sys=True)"
+)
+
+
 def _count(settings: Settings, sql: str) -> int:
     conn = sqlite3.connect(settings.db_path)
     try:
@@ -49,7 +57,7 @@ def test_ctrl_c_keeps_the_pages_written_and_the_same_command_resumes(settings: S
     env = portal_env(
         live.data_dir, PORTAL_SECRET_KEY=live.secret_key, PORTAL_STRIPE_API_BASE=fake.base_url, PYTHONUNBUFFERED="1"
     )
-    command = [sys.executable, "-m", "portal", "import", "stripe", "--org", "acme", "--catalog"]
+    command = [sys.executable, "-c", AS_IN_A_TERMINAL, "import", "stripe", "--org", "acme", "--catalog"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
