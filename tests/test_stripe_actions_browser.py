@@ -59,9 +59,9 @@ def served(settings: Settings) -> Iterator[tuple[str, Settings, FakeStripe, Stri
         base.unregister(ledger.name)
 
 
-def _page(browser: Any, base_url: str, cookie: tuple[str, str], view: dict[str, Any]) -> Any:
+def _page(browser: Any, base_url: str, cookies: list[tuple[str, str]], view: dict[str, Any]) -> Any:
     context = browser.new_context(base_url=base_url, **view)
-    context.add_cookies([{"name": cookie[0], "value": cookie[1], "url": base_url}])
+    context.add_cookies([{"name": name, "value": value, "url": base_url} for name, value in cookies])
     return context.new_page()
 
 
@@ -73,14 +73,14 @@ def test_action_area_in_chromium(
     ledger_path = f"/globex/portal/subscriptions/{ledger_shop.subscription_id}"
     acme = in_thread(new_session, settings, "acme", "ada@example.com")
     globex = in_thread(new_session, settings, "globex", "ada@example.com")
+    pages = {}
     for label, view in VIEWS.items():
-        page = _page(chromium, base_url, acme, view)
+        page = pages[label] = _page(chromium, base_url, [acme, globex], view)  # one session per organization
         page.goto(stripe_path)
         assert page.get_by_role("button", name="Update payment method").is_visible()
         assert page.get_by_role("link", name="Cancel subscription…").is_visible()
         screenshot(page, f"stripe-actions-stripe-{label}")
 
-        page = _page(chromium, base_url, globex, view)
         page.goto(ledger_path)
         managed = page.locator('[data-field="managed-by"]')
         assert managed.is_visible() and SUPPORT_EMAIL in managed.inner_text()
@@ -89,7 +89,7 @@ def test_action_area_in_chromium(
         screenshot(page, f"stripe-actions-ledger-{label}")
 
     # The payment-method button: off to the billing portal (a redirect the CSP allows), and back.
-    page = _page(chromium, base_url, acme, VIEWS["desktop-light"])
+    page = pages["desktop-light"]
     page.goto(stripe_path)
     page.get_by_role("button", name="Update payment method").click()
     page.wait_for_url(f"{fake.base_url}/p/session/**")
