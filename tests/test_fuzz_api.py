@@ -7,6 +7,10 @@ Every answer must be: not a 5xx (``not_a_server_error``), a status the schema do
 ``content_type_conformance``). Both generation modes run: positive (schema-valid data) and negative (data the
 schema forbids, which must be refused with a documented 4xx). Bounded and deterministic: ``max_examples`` per
 operation and mode, derandomized, no shrinking, no example database, so CI sees the same requests every run.
+Hypothesis also mixes in literal constants from the project's modules loaded at the time (test files are skipped)
+and rescans when more are loaded. The fixture imports every ``portal`` module first: the requests then hardly
+depend on which tests ran before in the process (only a bench script one of them loaded adds a few constants),
+and nothing the server imports mid-run changes them, so a failing example replays as the same request.
 
 Each operation's strategy is driven with ``@given`` here rather than through ``schema.parametrize()``: the lazy
 fixture-based loader of schemathesis 4.x reads a private pytest attribute that pytest 9 no longer has. Every
@@ -18,6 +22,8 @@ success paths, and ``_assert_exercised`` checks that it did.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import pkgutil
 import re
 import shutil
 from collections import Counter, defaultdict
@@ -40,6 +46,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+import portal
 from portal.clock import Clock
 from portal.db import Database, connect_sync
 from portal.sessions.store import create_session
@@ -47,6 +54,12 @@ from portal.settings import Settings
 from tests.admin_support import free_port, mint_token, serve
 from tests.apps import app_for
 from tests.browser_helpers import seed_demo
+
+# The served app runs in this process: after a 202 it builds a mail in a background task, and the stdlib's
+# `email.utils.make_msgid` draws from the global `random` module. When that lands while Hypothesis draws the next
+# case, Hypothesis takes it for the strategy using `random`, and its deprecation warning becomes an error here.
+# The strategies here are schemathesis's and use no `random`: the warning is a false alarm in this setup only.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 
 POSITIVE_EXAMPLES = 8
 NEGATIVE_EXAMPLES = 4
@@ -65,6 +78,15 @@ class FuzzTarget:
     real_ids: dict[str, str] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
     statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+
+
+def _import_every_portal_module() -> None:
+    """Load all of ``portal`` (its ``__main__`` runs the CLI, so not that): Hypothesis draws some values from the
+    constants of the loaded project modules, and rescans when ``sys.modules`` grows, so without this the generated
+    requests (and the replay of a failing one) would change with what earlier tests or the server imported."""
+    for module in pkgutil.walk_packages(portal.__path__, "portal."):
+        if not module.name.endswith(".__main__"):
+            importlib.import_module(module.name)
 
 
 def _one(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> str:
@@ -134,6 +156,7 @@ def _api_session(settings: Settings) -> str:
 
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Iterator[FuzzTarget]:
+    _import_every_portal_module()
     data_dir = tmp_path_factory.mktemp("fuzz") / "data"
     data_dir.mkdir()
     shutil.copy(template_db, data_dir / "portal.db")
@@ -235,9 +258,25 @@ def test_every_operation_answers_as_documented(fuzz_target: FuzzTarget) -> None:
             except Unsatisfiable:
                 pass  # nothing to negate (an operation without parameters or body)
             except (Exception, BaseExceptionGroup) as exc:  # every operation's failure, not only the first
-                failures.append(f"{operation.label} [{mode}]: {exc}")
+                failures.append(f"{operation.label} [{mode}]: {_describe(exc)}")
     assert not failures, "\n\n".join(failures)
     _assert_exercised(fuzz_target, api_schema)
+
+
+def _describe(exc: BaseException) -> str:
+    """The failure and, for a group (Hypothesis reports a flaky example as one), each exception inside it."""
+    text = f"{type(exc).__name__}: {exc}"
+    for inner in getattr(exc, "exceptions", ()):
+        text += "\n  " + _describe(inner).replace("\n", "\n  ")
+    return text
+
+
+def _describe(exc: BaseException) -> str:
+    """The failure and, for a group (Hypothesis reports a flaky example as one), each exception inside it."""
+    text = f"{type(exc).__name__}: {exc}"
+    for inner in getattr(exc, "exceptions", ()):
+        text += "\n  " + _describe(inner).replace("\n", "\n  ")
+    return text
 
 
 def _assert_exercised(target: FuzzTarget, api_schema: Any) -> None:
