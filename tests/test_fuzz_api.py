@@ -55,12 +55,6 @@ from tests.admin_support import free_port, mint_token, serve
 from tests.apps import app_for
 from tests.browser_helpers import seed_demo
 
-# The served app runs in this process: after a 202 it builds a mail in a background task, and the stdlib's
-# `email.utils.make_msgid` draws from the global `random` module. When that lands while Hypothesis draws the next
-# case, Hypothesis takes it for the strategy using `random`, and its deprecation warning becomes an error here.
-# The strategies here are schemathesis's and use no `random`: the warning is a false alarm in this setup only.
-pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
-
 POSITIVE_EXAMPLES = 8
 NEGATIVE_EXAMPLES = 4
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
